@@ -1,0 +1,3 @@
+"""The analysts' web view of findings."""
+
+__all__: list[str] = []

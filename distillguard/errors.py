@@ -1,0 +1,106 @@
+"""All distillguard errors, in one tree.
+
+Callers catch at the level they need::
+
+    DistillguardError
+    ├── InputError              input that cannot be read as exchanges
+    │   ├── RecordError         one bad record (file, line, reason); becomes a quarantine row
+    │   └── SchemaError         a whole file or column of the wrong shape
+    ├── RuleError               a policy/rule file that cannot be used
+    │   ├── RuleValidationError
+    │   └── UnknownSignalError
+    ├── EngineError             the storage/compute engine failed
+    │   └── StoreLockedError    another process holds the database
+    ├── UpstreamError           the gateway's upstream model API failed
+    │   ├── UpstreamTimeout
+    │   └── UpstreamStatusError
+    ├── StateStoreError         shared gateway state (Redis) failed
+    └── IntelError              threat-intel export or exchange failed
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DistillguardError",
+    "EngineError",
+    "InputError",
+    "IntelError",
+    "RecordError",
+    "RuleError",
+    "RuleValidationError",
+    "SchemaError",
+    "StateStoreError",
+    "StoreLockedError",
+    "UnknownSignalError",
+    "UpstreamError",
+    "UpstreamStatusError",
+    "UpstreamTimeout",
+]
+
+
+class DistillguardError(Exception):
+    """Root of every error distillguard raises on purpose."""
+
+
+class InputError(DistillguardError):
+    """Input that cannot be read as exchanges."""
+
+
+class RecordError(InputError):
+    """One record that breaks the exchange-log format.
+
+    ``code`` is a short stable category (``invalid_json``, ``wrong_type`` ...),
+    ``reason`` the sentence an analyst reads. ``logs`` turns it into a
+    quarantine row and never lets it escape.
+    """
+
+    def __init__(self, code: str, reason: str, *, file: str = "", line: int = 0) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+        self.file = file
+        self.line = line
+
+
+class SchemaError(InputError):
+    """A whole file, or a column of it, has the wrong shape."""
+
+
+class RuleError(DistillguardError):
+    """A policy or rule file that cannot be used."""
+
+
+class RuleValidationError(RuleError):
+    """A rule file does not match the rule schema."""
+
+
+class UnknownSignalError(RuleError):
+    """A rule names a signal that is not registered."""
+
+
+class EngineError(DistillguardError):
+    """The storage or compute engine failed."""
+
+
+class StoreLockedError(EngineError):
+    """Another process holds the database file."""
+
+
+class UpstreamError(DistillguardError):
+    """The gateway's upstream model API failed."""
+
+
+class UpstreamTimeout(UpstreamError):
+    """The upstream did not answer in time."""
+
+
+class UpstreamStatusError(UpstreamError):
+    """The upstream answered with an error status."""
+
+
+class StateStoreError(DistillguardError):
+    """The shared gateway state store failed."""
+
+
+class IntelError(DistillguardError):
+    """Threat-intel export or exchange failed."""

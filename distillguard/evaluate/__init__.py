@@ -1,0 +1,3 @@
+"""Measure findings against ground-truth labels."""
+
+__all__: list[str] = []

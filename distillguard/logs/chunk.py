@@ -1,0 +1,28 @@
+"""What every log reader yields: a batch of valid exchanges plus the rejects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+from distillguard.logs.quarantine import QuarantineRow
+
+__all__ = ["ReadChunk"]
+
+
+@dataclass(slots=True)
+class ReadChunk:
+    """A slice of one input file.
+
+    ``batch`` has ``EXCHANGE_SCHEMA``. ``last_line`` is the number of the last
+    line (JSON Lines) or row (Parquet) this chunk covers, so a reader can resume
+    right after it. ``position`` is how far into the file, in bytes on disk,
+    reading has gone (for progress bars).
+    """
+
+    source_file: str
+    batch: pa.RecordBatch
+    quarantined: list[QuarantineRow] = field(default_factory=list)
+    last_line: int = 0
+    position: int = 0

@@ -1,0 +1,65 @@
+"""Find exchange-log files and read them, whatever their format."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from distillguard.errors import InputError
+from distillguard.logs.chunk import ReadChunk
+from distillguard.logs.jsonl import read_jsonl
+from distillguard.logs.parquet import read_parquet
+
+__all__ = ["LOG_SUFFIXES", "discover_log_files", "is_log_file", "read_exchanges", "read_file"]
+
+LOG_SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.zst", ".ndjson", ".parquet")
+# Files distillguard itself writes next to logs; never read back as input.
+_OWN_OUTPUTS = (".quarantine.jsonl",)
+
+
+def is_log_file(path: Path) -> bool:
+    name = path.name.lower()
+    if name.startswith(".") or name.endswith(_OWN_OUTPUTS):
+        return False
+    return name.endswith(LOG_SUFFIXES)
+
+
+def discover_log_files(paths: Iterable[str | Path]) -> list[Path]:
+    """Expand files and directories into the sorted list of log files to read.
+
+    A path named on the command line is read whatever its suffix says (its
+    format is then guessed from the suffix, JSON Lines by default); inside a
+    directory only files with a log suffix are taken. Raises ``InputError`` for
+    a path that does not exist.
+    """
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found.extend(sorted(p for p in path.rglob("*") if p.is_file() and is_log_file(p)))
+        elif path.is_file():
+            found.append(path)
+        else:
+            msg = f"no such file or directory: {path}"
+            raise InputError(msg)
+    seen: set[Path] = set()
+    unique = []
+    for p in found:
+        key = p.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(p)
+    return unique
+
+
+def read_file(path: Path, *, start_line: int = 0) -> Iterator[ReadChunk]:
+    """Read one log file; Parquet by suffix, JSON Lines otherwise."""
+    if path.name.lower().endswith(".parquet"):
+        return read_parquet(path, start_line=start_line)
+    return read_jsonl(path, start_line=start_line)
+
+
+def read_exchanges(paths: Iterable[str | Path]) -> Iterator[ReadChunk]:
+    """Stream every exchange of every log file under ``paths``, in bounded batches."""
+    for path in discover_log_files(paths):
+        yield from read_file(path)

@@ -1,0 +1,35 @@
+"""Progress bars on stderr, shown only for work that lasts more than a moment."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from tqdm import tqdm
+
+__all__ = ["byte_progress"]
+
+SHOW_AFTER_SECONDS = 2.0
+
+
+def byte_progress(files: list[Path], *, desc: str) -> tuple[tqdm, Callable[[Path, int], None]]:
+    """A bar over the on-disk bytes of ``files`` and the callback that advances it.
+
+    The callback takes ``(file, bytes_read_so_far_in_that_file)``. The bar stays
+    hidden for the first two seconds and when stderr is not a terminal.
+    """
+    sizes = {p: p.stat().st_size for p in files}
+    bar = tqdm(total=sum(sizes.values()), desc=desc, unit="B", unit_scale=True,
+               unit_divisor=1024, file=sys.stderr, delay=SHOW_AFTER_SECONDS, disable=None,
+               leave=False)
+    done: dict[Path, int] = {}
+
+    def advance(path: Path, position: int) -> None:
+        position = min(position, sizes.get(path, position))
+        step = position - done.get(path, 0)
+        if step > 0:
+            done[path] = position
+            bar.update(step)
+
+    return bar, advance
