@@ -1,15 +1,24 @@
-"""The embedded exchange store: a DuckDB database file.
+"""The embedded exchange store: DuckDB over Parquet.
+
+``--db store.duckdb`` is a DuckDB file (the catalog: parts, request ids,
+quarantine, ingest progress) and a folder ``store.duckdb.parts/`` of Parquet
+parts holding the exchanges. Every connection sees them as the view
+``exchanges``. Writing parts with pyarrow (zstd) is several times faster than
+inserting long prompt text into DuckDB's own compressed storage, and the parts
+are what the scan engines (DuckDB, Spark) read best.
 
 Ingest is resumable and idempotent:
 
-- every commit holds one slice of one file together with the file's progress
-  row (``ingested_files.lines_done``), so a run killed at any point leaves the
-  database as of its last commit, and the next run resumes after that line;
+- one commit holds one slice of one file: its part, its request ids, its
+  quarantined records and the file's progress row (``lines_done``). A run
+  killed at any point leaves the store as of its last commit (a part written
+  but not committed is an orphan, deleted on the next open); the next run
+  resumes after ``lines_done``;
 - a file already ingested whole, unchanged (size and mtime), is skipped;
 - a ``request_id`` already stored is never stored twice. When the stored copy
-  came from the same file and line (a file re-read after it grew) it is simply
-  counted as already present; otherwise the newcomer is quarantined as a
-  duplicate naming where the first copy came from.
+  came from the same file and line (a file re-read after it grew) it is counted
+  as already present; otherwise the newcomer is quarantined as a duplicate,
+  naming where the first copy came from.
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,21 +37,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from distillguard.engines.duckdb_errors import map_duckdb_errors
+from distillguard.engines.parts import PartWriter, write_schema_part
+from distillguard.engines.prefetch import prefetch
 from distillguard.engines.store_sql import CREATE_TABLES
-from distillguard.logs import EXCHANGE_SCHEMA, QuarantineRow, ReadChunk, quarantine_row, read_file
-from distillguard.logs.schema import TS_TYPE
+from distillguard.logs import QuarantineRow, ReadChunk, quarantine_row, read_file
 
-__all__ = ["DEFAULT_MEMORY_LIMIT", "ExchangeStore", "IngestReport"]
+__all__ = ["COMMIT_ROWS", "DEFAULT_MEMORY_LIMIT", "ExchangeStore", "IngestReport"]
 
 DEFAULT_MEMORY_LIMIT = "1GB"
-# Rows gathered before one commit: bigger commits amortize the duplicate check
-# (one scan of the stored request_ids per commit); smaller ones lose less work
-# to a crash and hold less memory.
-COMMIT_ROWS = 65_536
+# Rows per commit (and per part file): bigger commits mean fewer, larger parts;
+# smaller ones lose less work to a crash.
+COMMIT_ROWS = 131_072
 
-_STORE_SCHEMA = pa.schema([
-    f.with_type(pa.timestamp("ms")) if f.type == TS_TYPE else f for f in EXCHANGE_SCHEMA
-])
 _QUARANTINE_COLUMNS = ("source_file", "source_line", "code", "reason", "raw", "raw_encoding",
                        "raw_bytes")
 
@@ -61,23 +68,42 @@ class IngestReport:
         return sum(self.quarantined.values())
 
 
+@dataclass
+class _Slice:
+    """One commit in the making: a part, the ids it adds, its rejects, its progress."""
+
+    part: PartWriter
+    quarantined: list[QuarantineRow] = field(default_factory=list)
+    last_line: int = 0
+    rows: int = 0
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
 class ExchangeStore:
-    """A DuckDB database holding exchanges, quarantined records and ingest progress."""
+    """A DuckDB catalog plus Parquet parts holding exchanges, quarantine and progress."""
 
     def __init__(self, path: str | Path, *, memory_limit: str = DEFAULT_MEMORY_LIMIT,
                  threads: int | None = None, read_only: bool = False) -> None:
         self.path = Path(path)
+        self.parts_dir = self.path.with_name(self.path.name + ".parts")
         config: dict[str, Any] = {"memory_limit": memory_limit,
                                   "preserve_insertion_order": False}
         if threads:
             config["threads"] = threads
         with map_duckdb_errors(f"cannot open database {self.path}"):
             if not read_only:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self.parts_dir.mkdir(parents=True, exist_ok=True)
             self.con = duckdb.connect(str(self.path), read_only=read_only, config=config)
             self.con.execute("SET enable_progress_bar = false")
             if not read_only:
                 self.con.execute(CREATE_TABLES)
+                write_schema_part(self.parts_dir)
+                self._remove_orphan_parts()
+                self._rehash_if_engine_changed()
+            self._refresh_view()
 
     def close(self) -> None:
         self.con.close()
@@ -88,7 +114,42 @@ class ExchangeStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- ingest ---------------------------------------------------------------
+    # -- layout -----------------------------------------------------------------
+
+    def part_files(self) -> list[Path]:
+        """The committed part files, oldest first."""
+        with map_duckdb_errors("cannot list parts"):
+            names = self.con.execute("SELECT part FROM parts ORDER BY created_at, part").fetchall()
+        return [self.parts_dir / n for (n,) in names]
+
+    def _refresh_view(self) -> None:
+        files = [str(self.parts_dir / "_schema.parquet"), *map(str, self.part_files())]
+        listing = ", ".join(_sql_string(f) for f in files)
+        with map_duckdb_errors("cannot build the exchanges view"):
+            self.con.execute(
+                f"CREATE OR REPLACE TEMP VIEW exchanges AS SELECT * FROM read_parquet([{listing}])")
+
+    def _remove_orphan_parts(self) -> None:
+        """Delete parts written by a run that died before committing them."""
+        committed = {p.name for p in self.part_files()}
+        for path in self.parts_dir.glob("part-*.parquet*"):
+            if path.name not in committed:
+                path.unlink(missing_ok=True)
+
+    def _rehash_if_engine_changed(self) -> None:
+        """Stored id hashes come from DuckDB's ``hash()``; recompute them if DuckDB changed."""
+        version = duckdb.__version__
+        with map_duckdb_errors("cannot check the id hashes"):
+            row = self.con.execute(
+                "SELECT value FROM store_meta WHERE key = 'hash_engine'").fetchone()
+            if row is None or row[0] != version:
+                self.con.begin()
+                self.con.execute("UPDATE exchange_ids SET id_hash = hash(request_id)")
+                self.con.execute("INSERT OR REPLACE INTO store_meta VALUES ('hash_engine', ?)",
+                                 [version])
+                self.con.commit()
+
+    # -- ingest -------------------------------------------------------------------
 
     def ingest(self, files: Iterable[Path], *,
                on_progress: Callable[[Path, int], None] | None = None) -> IngestReport:
@@ -101,137 +162,152 @@ class ExchangeStore:
             if state and state["done"] and (state["size"], state["mtime_ns"]) == (
                     stat.st_size, stat.st_mtime_ns):
                 report.files_skipped.append(str(path))
-                if on_progress:
-                    on_progress(path, stat.st_size)
-                continue
-            start = state["lines_done"] if state and not state["done"] else 0
-            report.files_read += 1
-            pending: list[ReadChunk] = []
-            pending_rows = 0
-            last_line = start
-            for chunk in read_file(path.resolve(), start_line=start):
-                pending.append(chunk)
-                pending_rows += chunk.batch.num_rows + len(chunk.quarantined)
-                last_line = chunk.last_line
-                if pending_rows >= COMMIT_ROWS:
-                    self._commit(key, stat, pending, last_line, done=False, report=report)
-                    pending, pending_rows = [], 0
-                if on_progress:
-                    on_progress(path, chunk.position)
-            self._commit(key, stat, pending, last_line, done=True, report=report)
+            else:
+                start = state["lines_done"] if state and not state["done"] else 0
+                report.files_read += 1
+                self._ingest_file(path, key, stat, start, report, on_progress)
             if on_progress:
                 on_progress(path, stat.st_size)
         return report
 
-    def _file_state(self, key: str) -> dict[str, Any] | None:
-        with map_duckdb_errors("cannot read ingest progress"):
-            rows = self.con.execute(
-                "SELECT size, mtime_ns, lines_done, done FROM ingested_files WHERE path = ?",
-                [key]).fetchall()
-        if not rows:
-            return None
-        size, mtime_ns, lines_done, done = rows[0]
-        return {"size": size, "mtime_ns": mtime_ns, "lines_done": lines_done, "done": done}
-
-    def _commit(self, key: str, stat: Any, chunks: list[ReadChunk], last_line: int, *,
-                done: bool, report: IngestReport) -> None:
-        batches = [c.batch for c in chunks if c.batch.num_rows]
-        quarantined = [q for c in chunks for q in c.quarantined]
-        with map_duckdb_errors(f"cannot store exchanges from {key}"):
-            self.con.begin()
-            try:
-                if batches:
-                    table = pa.Table.from_batches(batches).cast(_STORE_SCHEMA)
-                    table, dup_rows, present = self._split_duplicates(table)
-                    quarantined += dup_rows
-                    report.already_present += present
-                    if table.num_rows:
-                        self.con.register("_incoming", table)
-                        self.con.execute("INSERT INTO exchanges SELECT * FROM _incoming")
-                        self.con.unregister("_incoming")
-                        report.inserted += table.num_rows
-                if quarantined:
-                    self._insert_quarantine(quarantined)
-                self.con.execute(
-                    "INSERT OR REPLACE INTO ingested_files VALUES (?, ?, ?, ?, ?, now()::TIMESTAMP)",
-                    [key, stat.st_size, stat.st_mtime_ns, last_line, done])
-                self.con.commit()
-            except BaseException:
+    def _ingest_file(self, path: Path, key: str, stat: Any, start: int, report: IngestReport,
+                     on_progress: Callable[[Path, int], None] | None) -> None:
+        current: _Slice | None = None
+        try:
+            for chunk in prefetch(read_file(path.resolve(), start_line=start)):
+                if current is None:
+                    current = self._begin_slice(start)
+                self._add_chunk(current, chunk, report)
+                if current.rows >= COMMIT_ROWS:
+                    self._commit_slice(current, key, stat, done=False, report=report)
+                    start, current = current.last_line, None
+                if on_progress:
+                    on_progress(path, chunk.position)
+            if current is None:
+                current = self._begin_slice(start)
+            self._commit_slice(current, key, stat, done=True, report=report)
+        except BaseException:
+            if current is not None:
+                current.part.discard()
                 self.con.rollback()
-                raise
-        report.quarantined.update(q.code for q in quarantined)
+            raise
 
-    def _split_duplicates(self, table: pa.Table) -> tuple[pa.Table, list[QuarantineRow], int]:
-        """Drop rows whose request_id is already stored or repeats inside ``table``."""
-        keep = np.ones(table.num_rows, dtype=bool)
-        dup_rows: list[QuarantineRow] = []
+    def _begin_slice(self, start: int) -> _Slice:
+        with map_duckdb_errors("cannot start a transaction"):
+            self.con.begin()
+        return _Slice(part=PartWriter(self.parts_dir), last_line=start)
+
+    def _add_chunk(self, current: _Slice, chunk: ReadChunk, report: IngestReport) -> None:
+        current.quarantined += chunk.quarantined
+        current.last_line = chunk.last_line
+        current.rows += chunk.batch.num_rows + len(chunk.quarantined)
+        batch = chunk.batch
+        if not batch.num_rows:
+            return
+        with map_duckdb_errors(f"cannot check request ids of {chunk.source_file}"):
+            batch, duplicates, present = self._drop_duplicates(batch)
+            current.quarantined += duplicates
+            report.already_present += present
+            if batch.num_rows:
+                ids = batch.select(["request_id", "source_file", "source_line"])  # noqa: F841
+                self.con.execute("INSERT INTO exchange_ids SELECT hash(request_id), request_id, "
+                                 "source_file, source_line FROM ids")
+        current.part.write(batch)
+
+    def _commit_slice(self, current: _Slice, key: str, stat: Any, *, done: bool,
+                      report: IngestReport) -> None:
+        now = _now()
+        with map_duckdb_errors(f"cannot commit exchanges from {key}"):
+            if current.part.finish():
+                self.con.execute("INSERT INTO parts VALUES (?, ?, ?, ?)",
+                                 [current.part.name, current.part.rows, key, now])
+            if current.quarantined:
+                self._insert_quarantine(current.quarantined, now)
+            self.con.execute(
+                "INSERT OR REPLACE INTO ingested_files VALUES (?, ?, ?, ?, ?, ?)",
+                [key, stat.st_size, stat.st_mtime_ns, current.last_line, done, now])
+            self.con.commit()
+        report.inserted += current.part.rows
+        report.quarantined.update(q.code for q in current.quarantined)
+        self._refresh_view()
+
+    def _drop_duplicates(self, batch: pa.RecordBatch
+                         ) -> tuple[pa.RecordBatch, list[QuarantineRow], int]:
+        """Drop rows whose request_id is already stored or repeats inside ``batch``."""
+        keep = np.ones(batch.num_rows, dtype=bool)
+        duplicates: list[QuarantineRow] = []
         present = 0
-        ids = table.column("request_id")
-        if pc.count_distinct(ids).as_py() != table.num_rows:
+        ids = batch.column("request_id")
+        lines = batch.column("source_line")
+        if pc.count_distinct(ids).as_py() != batch.num_rows:
             first_seen: dict[str, int] = {}
-            lines = table.column("source_line").to_pylist()
             for i, rid in enumerate(ids.to_pylist()):
                 if rid in first_seen:
                     keep[i] = False
-                    j = first_seen[rid]
-                    dup_rows.append(self._duplicate_row(table, i, f"line {lines[j]}"))
+                    where = f"line {lines[first_seen[rid]].as_py()}"
+                    duplicates.append(_duplicate_row(batch, i, where))
                 else:
                     first_seen[rid] = i
-        self.con.register("_incoming_ids", table.select(["request_id", "source_file",
-                                                          "source_line"]))
+        incoming = pa.table({"request_id": ids, "row": np.arange(batch.num_rows)})  # noqa: F841
         clashes = self.con.execute(
-            "SELECT i.request_id, i.source_file, i.source_line, e.source_file, e.source_line "
-            "FROM _incoming_ids i JOIN exchanges e USING (request_id)").fetchall()
-        self.con.unregister("_incoming_ids")
-        if clashes:
-            index = {(f, ln): i for i, (f, ln) in enumerate(zip(
-                table.column("source_file").to_pylist(), table.column("source_line").to_pylist(),
-                strict=True))}
-            for _rid, new_file, new_line, old_file, old_line in clashes:
-                i = index[(new_file, new_line)]
-                if not keep[i]:
-                    continue
-                keep[i] = False
-                if (new_file, new_line) == (old_file, old_line):
-                    present += 1
-                else:
-                    dup_rows.append(self._duplicate_row(table, i, f"{old_file}:{old_line}"))
+            "WITH hit AS (SELECT n.row, n.request_id, hash(n.request_id) AS h FROM incoming n "
+            "SEMI JOIN exchange_ids e ON hash(n.request_id) = e.id_hash) "
+            "SELECT hit.row, e.source_file, e.source_line FROM hit JOIN exchange_ids e "
+            "ON e.id_hash = hit.h AND e.request_id = hit.request_id "
+            "WHERE e.id_hash IN (SELECT h FROM hit)").fetchall()
+        source = batch.column("source_file")
+        for row, old_file, old_line in clashes:
+            if not keep[row]:
+                continue
+            keep[row] = False
+            if (source[row].as_py(), lines[row].as_py()) == (old_file, old_line):
+                present += 1
+            else:
+                duplicates.append(_duplicate_row(batch, row, f"{old_file}:{old_line}"))
         if keep.all():
-            return table, dup_rows, present
-        return table.filter(pa.array(keep)), dup_rows, present
+            return batch, duplicates, present
+        return batch.filter(pa.array(keep)), duplicates, present
 
-    @staticmethod
-    def _duplicate_row(table: pa.Table, i: int, first: str) -> QuarantineRow:
-        row = table.slice(i, 1).to_pylist()[0]
-        source, line = row.pop("source_file"), row.pop("source_line")
-        reason = f"duplicate request_id '{row['request_id']}': first stored from {first}"
-        raw = orjson.dumps({k: v for k, v in row.items() if v is not None}, default=str)
-        return quarantine_row(source, line, "duplicate_request_id", reason, raw)
-
-    def _insert_quarantine(self, rows: list[QuarantineRow]) -> None:
-        columns = {name: [getattr(r, name) for r in rows] for name in _QUARANTINE_COLUMNS}
-        table = pa.table(columns)
+    def _insert_quarantine(self, rows: list[QuarantineRow], now: datetime) -> None:
+        table = pa.table({name: [getattr(r, name) for r in rows] for name in _QUARANTINE_COLUMNS})
         self.con.register("_quarantine", table)
         # A file re-read from the start meets its bad lines again: keep one row each.
         self.con.execute(
-            f"INSERT INTO quarantine ({', '.join(_QUARANTINE_COLUMNS)}) "
-            f"SELECT {', '.join(_QUARANTINE_COLUMNS)} FROM _quarantine n WHERE NOT EXISTS ("
-            "SELECT 1 FROM quarantine q WHERE q.source_file = n.source_file "
-            "AND q.source_line = n.source_line AND q.code = n.code)")
+            f"INSERT INTO quarantine SELECT {', '.join(_QUARANTINE_COLUMNS)}, ? "
+            "FROM _quarantine n WHERE NOT EXISTS (SELECT 1 FROM quarantine q "
+            "WHERE q.source_file = n.source_file AND q.source_line = n.source_line "
+            "AND q.code = n.code)", [now])
         self.con.unregister("_quarantine")
 
-    # -- reading back -----------------------------------------------------------
+    def _file_state(self, key: str) -> dict[str, Any] | None:
+        with map_duckdb_errors("cannot read ingest progress"):
+            row = self.con.execute(
+                "SELECT size, mtime_ns, lines_done, done FROM ingested_files WHERE path = ?",
+                [key]).fetchone()
+        if row is None:
+            return None
+        return dict(zip(("size", "mtime_ns", "lines_done", "done"), row, strict=True))
+
+    # -- reading back ---------------------------------------------------------------
 
     def export_quarantine(self, out: Path) -> int:
         """Write every quarantined record to ``out`` as JSON Lines; return how many."""
+        tmp = out.with_name(out.name + ".tmp")
         with map_duckdb_errors("cannot export quarantine"):
             n = self.con.execute("SELECT count(*) FROM quarantine").fetchone()[0]
-            tmp = out.with_name(out.name + ".tmp")
             self.con.execute(
                 f"COPY (SELECT {', '.join(_QUARANTINE_COLUMNS)} FROM quarantine "
                 f"ORDER BY source_file, source_line) TO {_sql_string(str(tmp))} (FORMAT json)")
         tmp.replace(out)
         return int(n)
+
+
+def _duplicate_row(batch: pa.RecordBatch, i: int, first: str) -> QuarantineRow:
+    row = batch.slice(i, 1).to_pylist()[0]
+    source, line = row.pop("source_file"), row.pop("source_line")
+    reason = f"duplicate request_id '{row['request_id']}': first stored from {first}"
+    raw = orjson.dumps({k: v for k, v in row.items() if v is not None}, default=str)
+    return quarantine_row(source, line, "duplicate_request_id", reason, raw)
 
 
 def _sql_string(text: str) -> str:

@@ -1,39 +1,28 @@
-"""DDL of the exchange store: the log format v1 as DuckDB tables."""
+"""DDL of the exchange store's catalog (the DuckDB file).
+
+Exchanges themselves live in Parquet parts beside the database file (see
+``engines.store``); the catalog records which parts exist, the request ids
+already stored (for dedupe), quarantined records and per-file progress.
+"""
 
 from __future__ import annotations
 
 __all__ = ["CREATE_TABLES"]
 
-# Timestamps are stored as TIMESTAMP holding UTC (DuckDB's TIMESTAMPTZ would
-# make reads depend on the session time zone).
 CREATE_TABLES = """
-CREATE TABLE IF NOT EXISTS exchanges (
+CREATE TABLE IF NOT EXISTS store_meta (
+    key VARCHAR PRIMARY KEY,
+    value VARCHAR NOT NULL
+);
+CREATE TABLE IF NOT EXISTS parts (
+    part VARCHAR PRIMARY KEY,
+    rows BIGINT NOT NULL,
+    source_file VARCHAR NOT NULL,
+    created_at TIMESTAMP NOT NULL
+);
+CREATE TABLE IF NOT EXISTS exchange_ids (
+    id_hash UBIGINT NOT NULL,
     request_id VARCHAR NOT NULL,
-    ts TIMESTAMP NOT NULL,
-    account_id VARCHAR NOT NULL,
-    model VARCHAR NOT NULL,
-    messages STRUCT(role VARCHAR, content VARCHAR)[] NOT NULL,
-    system VARCHAR,
-    org_id VARCHAR,
-    api_key_id VARCHAR,
-    account_created TIMESTAMP,
-    account_tier VARCHAR,
-    verified BOOLEAN,
-    payment_fingerprint VARCHAR,
-    ip VARCHAR,
-    asn BIGINT,
-    country VARCHAR,
-    user_agent VARCHAR,
-    client_fingerprint VARCHAR,
-    tools VARCHAR[],
-    has_image BOOLEAN,
-    conversation_id VARCHAR,
-    response VARCHAR,
-    reasoning VARCHAR,
-    input_tokens BIGINT,
-    output_tokens BIGINT,
-    status BIGINT,
-    extra JSON,
     source_file VARCHAR NOT NULL,
     source_line BIGINT NOT NULL
 );
@@ -45,7 +34,7 @@ CREATE TABLE IF NOT EXISTS quarantine (
     raw VARCHAR NOT NULL,
     raw_encoding VARCHAR NOT NULL,
     raw_bytes BIGINT NOT NULL,
-    quarantined_at TIMESTAMP NOT NULL DEFAULT now()::TIMESTAMP
+    quarantined_at TIMESTAMP NOT NULL
 );
 CREATE TABLE IF NOT EXISTS ingested_files (
     path VARCHAR PRIMARY KEY,
@@ -53,6 +42,6 @@ CREATE TABLE IF NOT EXISTS ingested_files (
     mtime_ns BIGINT NOT NULL,
     lines_done BIGINT NOT NULL,
     done BOOLEAN NOT NULL,
-    updated_at TIMESTAMP NOT NULL DEFAULT now()::TIMESTAMP
+    updated_at TIMESTAMP NOT NULL
 );
 """

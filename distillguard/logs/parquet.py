@@ -25,16 +25,18 @@ from distillguard.logs.schema import (
     EXCHANGE_SCHEMA,
     MESSAGE_ROLES,
     SPEC_FIELDS,
+    TS_MAX_MS,
+    TS_MIN_MS,
     TS_TYPE,
     empty_batch,
 )
 
 __all__ = ["read_parquet"]
 
-DEFAULT_BATCH_ROWS = 65_536
+DEFAULT_BATCH_ROWS = 16_384
 _ROLE_SET = pa.array(sorted(MESSAGE_ROLES))
-_MIN_TS = pa.scalar(0, TS_TYPE)
-_MAX_TS = pa.scalar(7_258_118_400_000, TS_TYPE)
+_MIN_TS = pa.scalar(TS_MIN_MS, TS_TYPE)
+_MAX_TS = pa.scalar(TS_MAX_MS, TS_TYPE)
 _KIND_WORDS = {
     "str": "a string",
     "ts": "a timestamp, RFC 3339 string or epoch milliseconds",
@@ -89,7 +91,7 @@ def _timestamps(arr: pa.Array, name: str, rejects: _Rejects) -> pa.Array:
         return pa.nulls(len(arr), TS_TYPE)
     out_of_range = pc.or_(pc.less(out, _MIN_TS), pc.greater_equal(out, _MAX_TS))
     rejects.add(_as_mask(out_of_range), "bad_timestamp",
-                f"field '{name}' is outside 1970..2200 (seconds instead of milliseconds?)")
+                f"field '{name}' is outside 2000..2200 (seconds instead of milliseconds?)")
     return out
 
 

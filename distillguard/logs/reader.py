@@ -13,8 +13,9 @@ from distillguard.logs.parquet import read_parquet
 __all__ = ["LOG_SUFFIXES", "discover_log_files", "is_log_file", "read_exchanges", "read_file"]
 
 LOG_SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.zst", ".ndjson", ".parquet")
-# Files distillguard itself writes next to logs; never read back as input.
+# Files and folders distillguard itself writes next to logs; never read back as input.
 _OWN_OUTPUTS = (".quarantine.jsonl",)
+_OWN_FOLDERS = (".duckdb.parts",)
 
 
 def is_log_file(path: Path) -> bool:
@@ -36,7 +37,10 @@ def discover_log_files(paths: Iterable[str | Path]) -> list[Path]:
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            found.extend(sorted(p for p in path.rglob("*") if p.is_file() and is_log_file(p)))
+            found.extend(sorted(
+                p for p in path.rglob("*")
+                if p.is_file() and is_log_file(p)
+                and not any(part.endswith(_OWN_FOLDERS) for part in p.relative_to(path).parts)))
         elif path.is_file():
             found.append(path)
         else:

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from distillguard.errors import RecordError
-from distillguard.logs.schema import MESSAGE_ROLES, SPEC_FIELDS
+from distillguard.logs.schema import MESSAGE_ROLES, SPEC_FIELDS, TS_MAX_MS, TS_MIN_MS
 
 __all__ = ["FIELD_KINDS", "KNOWN_FIELDS", "parse_timestamp_ms", "validate_record"]
 
@@ -50,9 +50,6 @@ assert tuple(FIELD_KINDS) == tuple(f.name for f in SPEC_FIELDS)
 KNOWN_FIELDS = frozenset(FIELD_KINDS)
 _REQUIRED = frozenset(f.name for f in SPEC_FIELDS if not f.nullable)
 _FIELD_ITEMS = tuple(FIELD_KINDS.items())
-# Timestamps outside this range are typos or seconds-vs-milliseconds mix-ups.
-_MIN_MS = 0  # 1970-01-01
-_MAX_MS = 7_258_118_400_000  # 2200-01-01
 _INT64_MAX = 2**63 - 1
 _TYPE_WORDS = {
     "str": "a string",
@@ -68,7 +65,7 @@ def parse_timestamp_ms(value: Any) -> int:
     """Return epoch milliseconds for an RFC 3339 string or an epoch-ms integer.
 
     A string without an offset is read as UTC. Raises ``ValueError`` for
-    anything else, or for an instant outside 1970..2200.
+    anything else, or for an instant outside 2000..2200.
 
     >>> parse_timestamp_ms("2026-03-02T16:00:00Z")
     1772467200000
@@ -86,8 +83,8 @@ def parse_timestamp_ms(value: Any) -> int:
         ms = round(dt.timestamp() * 1000)
     else:
         raise ValueError(f"{type(value).__name__} is not a timestamp")
-    if not _MIN_MS <= ms < _MAX_MS:
-        raise ValueError(f"{value!r} is outside 1970..2200 (seconds instead of milliseconds?)")
+    if not TS_MIN_MS <= ms < TS_MAX_MS:
+        raise ValueError(f"{value!r} is outside 2000..2200 (seconds instead of milliseconds?)")
     return ms
 
 

@@ -19,11 +19,17 @@ __all__ = [
     "PROVENANCE_FIELDS",
     "REQUIRED_FIELDS",
     "SPEC_FIELDS",
+    "TS_MAX_MS",
+    "TS_MIN_MS",
     "TS_TYPE",
     "empty_batch",
 ]
 
 TS_TYPE = pa.timestamp("ms", tz="UTC")
+# Timestamps outside 2000..2200 are typos or seconds-vs-milliseconds mix-ups:
+# no LLM API exchange happened before 2000.
+TS_MIN_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
+TS_MAX_MS = 7_258_118_400_000  # 2200-01-01T00:00:00Z
 MESSAGE_TYPE = pa.struct([("role", pa.string()), ("content", pa.string())])
 MESSAGE_ROLES = frozenset({"user", "assistant", "tool"})
 ACCOUNT_TIERS = frozenset({"free", "pro", "team", "enterprise", "startup", "edu", "research"})

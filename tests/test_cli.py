@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+from typer.main import get_command
+from typer.testing import CliRunner
+
+from distillguard.cli import app
+from tests.conftest import make_record, write_jsonl
+
+runner = CliRunner()
+COMMANDS = sorted(get_command(app).commands)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_subcommand_has_help(command: str) -> None:
+    result = runner.invoke(app, [command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output
+
+
+def test_ingest_prints_summary_and_writes_json(tmp_path: Path) -> None:
+    log = write_jsonl(tmp_path / "a.jsonl", [make_record(i) for i in range(5)] + [b"nope\n"])
+    db = tmp_path / "s.duckdb"
+    result = runner.invoke(app, ["ingest", str(log), "--db", str(db),
+                                 "--json", str(tmp_path / "sum.json")])
+    assert result.exit_code == 0, result.output
+    assert "5 exchanges added" in result.output
+    summary = orjson.loads((tmp_path / "sum.json").read_bytes())
+    assert summary["exchanges"] == 5 and summary["quarantined"] == 1
+    assert summary["quarantine_reasons"][0]["code"] == "invalid_json"
+    assert Path(summary["quarantine_file"]).is_file()
+
+
+def test_ingest_json_to_stdout(tmp_path: Path) -> None:
+    log = write_jsonl(tmp_path / "a.jsonl", [make_record(1)])
+    result = runner.invoke(app, ["ingest", str(log), "--db", str(tmp_path / "s.duckdb"),
+                                 "--json", "-"])
+    assert result.exit_code == 0
+    assert orjson.loads(result.stdout)["run"]["inserted"] == 1
+
+
+def test_ingest_of_missing_path_fails_clearly(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["ingest", str(tmp_path / "missing"), "--db",
+                                 str(tmp_path / "s.duckdb")])
+    assert result.exit_code == 2
+    assert "no such file or directory" in result.output
+
+
+def test_ingest_of_empty_directory_warns_and_succeeds(tmp_path: Path) -> None:
+    (tmp_path / "logs").mkdir()
+    result = runner.invoke(app, ["ingest", str(tmp_path / "logs"), "--db",
+                                 str(tmp_path / "s.duckdb")])
+    assert result.exit_code == 0
+    assert "no exchange-log files found" in result.output
