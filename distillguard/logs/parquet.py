@@ -213,7 +213,9 @@ def read_parquet(path: Path, *, batch_rows: int = DEFAULT_BATCH_ROWS,
     size = path.stat().st_size
     row = 0
     try:
-        pf = pq.ParquetFile(path)
+        # pre_buffer (the default) keeps every column chunk read so far: memory would grow
+        # with the file. Buffered streaming keeps it bounded.
+        pf = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
         for batch in pf.iter_batches(batch_size=batch_rows):
             first, row = row, row + batch.num_rows
             if row <= start_line:
