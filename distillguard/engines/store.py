@@ -44,7 +44,7 @@ from distillguard.logs import QuarantineRow, ReadChunk, quarantine_row, read_fil
 
 __all__ = ["COMMIT_ROWS", "DEFAULT_MEMORY_LIMIT", "ExchangeStore", "IngestReport"]
 
-DEFAULT_MEMORY_LIMIT = "1GB"
+DEFAULT_MEMORY_LIMIT = "512MB"
 # Rows per commit (and per part file): bigger commits mean fewer, larger parts;
 # smaller ones lose less work to a crash.
 COMMIT_ROWS = 131_072
