@@ -1,0 +1,129 @@
+"""Turn a slice's events into an exchange-log record batch (the spec's 25 fields).
+
+Per session: the model (old, small or new, by the account's adoption of the
+new model), the address (per request for rotating proxies), the API key and,
+for browser clients, a conversation id. Per request: a random request id,
+the status (429 beyond the tier's per-minute limit, a few 5xx), token counts
+(about four characters a token) and the reference answer where the corpus
+has one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from distillguard.logs.schema import SPEC_FIELDS, TS_TYPE
+from distillguard.sim.content import ContentStore
+from distillguard.sim.identity import hex_ids
+from distillguard.sim.population import TIERS, Population
+from distillguard.sim.sessions import Events
+from distillguard.sim.timing import HOUR_MS, adoption_share
+
+__all__ = ["RATE_LIMITS", "WRITE_SCHEMA", "assemble_batch"]
+
+WRITE_SCHEMA = pa.schema(SPEC_FIELDS)
+# requests per minute per account, by tier (beyond: 429)
+RATE_LIMITS = {"free": 5, "pro": 50, "team": 200, "enterprise": 2000, "startup": 300,
+               "edu": 30, "research": 300}
+_LIMITS = np.array([RATE_LIMITS[t] for t in TIERS])
+_TIER_NAMES = pa.array(TIERS)
+_SERVER_ERRORS = np.array([500, 503, 529])
+SERVER_ERROR_SHARE = 0.003
+
+
+def _models(pop: Population, ev: Events, models: dict[str, str], start_ms: int,
+            rng: np.random.Generator) -> pa.Array:
+    a = ev.s_acct
+    t_h = (ev.s_start - start_ms) / HOUR_MS
+    new = rng.random(len(a)) < adoption_share(t_h, pop.adopt_at[a], pop.adopt_share[a],
+                                              pop.adopt_ramp[a])
+    small = ~new & (rng.random(len(a)) < pop.small_share[a])
+    code = np.where(new, 2, np.where(small, 1, 0))
+    names = pa.array([models["old"], models["small"], models["new"]])
+    return names.take(pa.array(code[ev.session]))
+
+
+def _status(pop: Population, acct: np.ndarray, ts: np.ndarray,
+            rng: np.random.Generator) -> np.ndarray:
+    minute = ts // 60_000
+    order = np.lexsort((ts, minute, acct))
+    key_a, key_m = acct[order], minute[order]
+    new_group = np.ones(len(order), bool)
+    new_group[1:] = (key_a[1:] != key_a[:-1]) | (key_m[1:] != key_m[:-1])
+    starts = np.maximum.accumulate(np.where(new_group, np.arange(len(order)), 0))
+    rank = np.empty(len(order), np.int64)
+    rank[order] = np.arange(len(order)) - starts
+    status = np.full(len(acct), 200, np.int64)
+    status[rank >= _LIMITS[pop.tier[acct]]] = 429
+    broken = rng.random(len(acct)) < SERVER_ERROR_SHARE
+    status[broken] = rng.choice(_SERVER_ERRORS, int(broken.sum()))
+    return status
+
+
+def _tokens(store: ContentStore, pop: Population, ev: Events, ok: np.ndarray,
+            rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    noise = rng.uniform(0.9, 1.1, (2, len(ev)))
+    inp = np.ceil(store.in_chars[ev.entry] / 4 * noise[0]).astype(np.int64) + 8
+    typical = np.array([store.pools[p].out_tokens for p, _ in pop.stream_keys])[ev.stream]
+    drawn = typical * np.exp(0.5 * rng.standard_normal(len(ev)))
+    known = store.out_chars[ev.entry]
+    out = np.where(known >= 0, known / 4 * noise[1], drawn)
+    return inp, np.where(ok, np.ceil(np.maximum(out, 1)), 0).astype(np.int64)
+
+
+def _session_pick(rng: np.random.Generator, start: np.ndarray, length: np.ndarray) -> np.ndarray:
+    return start + (rng.random(len(start)) * length).astype(np.int64)
+
+
+def assemble_batch(pop: Population, store: ContentStore, ev: Events, models: dict[str, str],
+                   start_ms: int, rng: np.random.Generator) -> pa.RecordBatch:
+    n = len(ev)
+    acct = ev.acct
+    s_acct = ev.s_acct
+    ip = _session_pick(rng, pop.ip_start[s_acct], pop.ip_len[s_acct])[ev.session]
+    rotate = pop.ip_rotates[acct]
+    ip[rotate] = _session_pick(rng, pop.ip_start[acct[rotate]], pop.ip_len[acct[rotate]])
+    key = _session_pick(rng, pop.key_start[s_acct], pop.key_len[s_acct])[ev.session]
+    client = pop.client[acct]
+    browser_sessions = pop.clients.browser[pop.client[s_acct]]
+    conv_ids = hex_ids(rng, int(browser_sessions.sum()), "conversation")
+    conv_index = np.cumsum(browser_sessions) - 1
+    s_conv = np.where(browser_sessions, conv_index, -1)[ev.session]
+    status = _status(pop, acct, ev.ts, rng)
+    ok = status == 200
+    input_tokens, output_tokens = _tokens(store, pop, ev, ok, rng)
+    pool_image = np.array([store.pools[p].image for p, _ in pop.stream_keys])[ev.stream]
+    single = store.msg_len[ev.entry] == 1
+    has_image = pool_image | (single & (rng.random(n) < pop.image_share[acct]))
+    acct_idx = pa.array(acct)
+    columns = {
+        "request_id": hex_ids(rng, n, "request"),
+        "ts": pa.array(ev.ts, TS_TYPE),
+        "account_id": pop.account_id.take(acct_idx),
+        "model": _models(pop, ev, models, start_ms, rng),
+        "messages": store.messages(ev.entry),
+        "system": store.system(ev.entry),
+        "org_id": pop.org_id.take(acct_idx),
+        "api_key_id": pop.keys.take(pa.array(key)),
+        "account_created": pa.array(pop.created_ms[acct], TS_TYPE),
+        "account_tier": _TIER_NAMES.take(pa.array(pop.tier[acct])),
+        "verified": pa.array(pop.verified[acct]),
+        "payment_fingerprint": pop.payment.take(acct_idx),
+        "ip": pop.ips.ip.take(pa.array(ip)),
+        "asn": pa.array(pop.ips.asn[ip]),
+        "country": pop.ips.country.take(pa.array(ip)),
+        "user_agent": pop.clients.user_agent.take(pa.array(client)),
+        "client_fingerprint": pop.clients.fingerprint.take(pa.array(client)),
+        "tools": store.tools(ev.entry),
+        "has_image": pa.array(has_image),
+        "conversation_id": conv_ids.take(pa.array(np.maximum(s_conv, 0), mask=s_conv < 0))
+        if len(conv_ids) else pa.nulls(n, pa.string()),
+        "response": store.response(ev.entry, ok),
+        "reasoning": pa.nulls(n, pa.string()),
+        "input_tokens": pa.array(input_tokens),
+        "output_tokens": pa.array(output_tokens),
+        "status": pa.array(status),
+    }
+    return pa.RecordBatch.from_arrays([columns[f.name] for f in WRITE_SCHEMA],
+                                      schema=WRITE_SCHEMA)

@@ -1,0 +1,90 @@
+"""Pools of attack requests: what real distillation pipelines sent to teacher models.
+
+One pool per distillation corpus, named after it (``orca_style``,
+``ultrafeedback`` ...), verbatim. With the ``templates`` evasion knob each pool
+also gets re-worded variants ``<corpus>~<style>`` (see ``rewording``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from distillguard.errors import InputError
+from distillguard.sim.content import StoreBuilder, tool_schema_chars
+from distillguard.sim.corpora import corpus_files, iter_corpus
+from distillguard.sim.rewording import reword
+
+__all__ = ["ATTACK_CORPORA", "add_attack_pools", "style_pool"]
+
+# corpus -> typical answer length in tokens (none of these corpora carries the teacher's answer)
+ATTACK_CORPORA: dict[str, float] = {
+    "orca_style": 260,
+    "ultrafeedback": 380,
+    "alpaca_eval_judge": 20,
+    "alpaca_selfinstruct": 1_100,
+    "codealpaca_selfinstruct": 1_200,
+    "self_instruct": 420,
+    "toolbench": 150,
+    "magpie": 450,
+}
+
+
+def style_pool(corpus: str, style: int) -> str:
+    return f"{corpus}~{style}"
+
+
+def _unit(item: dict[str, Any]) -> tuple[list[tuple[str, str]], str | None]:
+    """An item as messages (tool calls and results kept as turns) and its system prompt."""
+    system = item.get("system")
+    raw = item.get("messages")
+    if not raw:
+        return [("user", item["prompt"])], system
+    messages: list[tuple[str, str]] = []
+    for m in raw:
+        role = m.get("role")
+        if role == "system":
+            system = system or m.get("content")
+            continue
+        content = m.get("content")
+        if role == "assistant" and not content and m.get("function_call"):
+            content = orjson.dumps(m["function_call"]).decode()
+        if content:
+            messages.append(("tool" if role in ("function", "tool") else role, content))
+    return messages, system
+
+
+def add_attack_pools(builder: StoreBuilder, corpora_dir: Path, names: list[str], *,
+                     styles: int, rng: np.random.Generator) -> None:
+    """Add one pool per corpus in ``names``, and ``styles`` re-worded variants of each."""
+    files = corpus_files(corpora_dir)
+    for name in names:
+        if name not in ATTACK_CORPORA:
+            msg = (f"unknown attack corpus {name!r} (known: {', '.join(ATTACK_CORPORA)})")
+            raise InputError(msg)
+        if name not in files:
+            msg = f"attack corpus {name!r} is missing from {corpora_dir}"
+            raise InputError(msg)
+        singles: list[tuple[str, str | None, list[str] | None, int]] = []
+        for item in iter_corpus(files[name]):
+            tools = [t["name"] for t in item.get("tools") or [] if isinstance(t, dict)] or None
+            schema = tool_schema_chars(item["tools"]) if tools else 0
+            messages, system = _unit(item)
+            if len(messages) == 1:
+                singles.append((messages[0][1], system, tools, schema))
+            builder.add_conversation(name, messages, system=system, tools=tools,
+                                     tool_schema_chars=schema)
+        builder.describe(name, out_tokens=ATTACK_CORPORA[name])
+        if not styles:
+            continue
+        variants = reword([(p, s) for p, s, _, _ in singles], styles, rng)
+        for style, items in enumerate(variants):
+            pool = style_pool(name, style)
+            for (prompt, system), i in items:
+                _, _, tools, schema = singles[i]
+                builder.add_single(pool, prompt, system=system, tools=tools,
+                                   tool_schema_chars=schema)
+            builder.describe(pool, out_tokens=ATTACK_CORPORA[name])
