@@ -88,6 +88,7 @@ class ExchangeStore:
     def __init__(self, path: str | Path, *, memory_limit: str = DEFAULT_MEMORY_LIMIT,
                  threads: int | None = None, read_only: bool = False) -> None:
         self.path = Path(path)
+        self.read_only = read_only
         self.parts_dir = self.path.with_name(self.path.name + ".parts")
         config: dict[str, Any] = {"memory_limit": memory_limit,
                                   "preserve_insertion_order": False}
@@ -125,9 +126,12 @@ class ExchangeStore:
     def _refresh_view(self) -> None:
         files = [str(self.parts_dir / "_schema.parquet"), *map(str, self.part_files())]
         listing = ", ".join(_sql_string(f) for f in files)
+        # A stored view is seen by every cursor; a read-only connection can only make a
+        # temporary one. Either is rebuilt at each open, so the store can be moved.
+        kind = "TEMP VIEW" if self.read_only else "VIEW"
         with map_duckdb_errors("cannot build the exchanges view"):
             self.con.execute(
-                f"CREATE OR REPLACE TEMP VIEW exchanges AS SELECT * FROM read_parquet([{listing}])")
+                f"CREATE OR REPLACE {kind} exchanges AS SELECT * FROM read_parquet([{listing}])")
 
     def _remove_orphan_parts(self) -> None:
         """Delete parts written by a run that died before committing them."""
