@@ -1,3 +1,9 @@
 """Per-account behavioral features, as SQL text that an engine runs."""
 
-__all__: list[str] = []
+from distillguard.behavior.account_sql import (
+    ACCOUNT_BEHAVIOR_SQL,
+    ACCOUNT_CONTENT_SQL,
+    ACCOUNT_RELEASE_SQL,
+)
+
+__all__ = ["ACCOUNT_BEHAVIOR_SQL", "ACCOUNT_CONTENT_SQL", "ACCOUNT_RELEASE_SQL"]

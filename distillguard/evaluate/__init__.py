@@ -1,3 +1,6 @@
 """Measure findings against ground-truth labels."""
 
-__all__: list[str] = []
+from distillguard.evaluate.labels import exchanges_per_account, read_labels
+from distillguard.evaluate.metrics import evaluate_findings
+
+__all__ = ["evaluate_findings", "exchanges_per_account", "read_labels"]

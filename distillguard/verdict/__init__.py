@@ -1,3 +1,20 @@
 """Scores, campaigns, pivots and plain-word reasons: findings.json."""
 
-__all__: list[str] = []
+from distillguard.verdict.campaigns import AccountVerdict, CampaignVerdict, judge
+from distillguard.verdict.evidence import TECHNIQUES, AccountEvidence
+from distillguard.verdict.findings import FINDINGS_FORMAT, build_findings
+from distillguard.verdict.policy import Policy, load_policy
+from distillguard.verdict.report import findings_markdown
+
+__all__ = [
+    "FINDINGS_FORMAT",
+    "TECHNIQUES",
+    "AccountEvidence",
+    "AccountVerdict",
+    "CampaignVerdict",
+    "Policy",
+    "build_findings",
+    "findings_markdown",
+    "judge",
+    "load_policy",
+]

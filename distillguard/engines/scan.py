@@ -1,0 +1,207 @@
+"""The batch scan on the embedded engine: store -> signals -> behavior -> linkage -> verdict.
+
+Every exchange feeds behavior (SQL over the store's Parquet parts); a stable
+per-account sample feeds content signals; candidate accounts are linked by
+shared templates and infrastructure; communities are judged as campaigns.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from distillguard.behavior.account_sql import (
+    ACCOUNT_BEHAVIOR_SQL,
+    ACCOUNT_CONTENT_SQL,
+    ACCOUNT_RELEASE_SQL,
+)
+from distillguard.engines.duckdb_errors import map_duckdb_errors
+from distillguard.engines.scan_signals import compute_signals_table
+from distillguard.engines.store import ExchangeStore
+from distillguard.linkage.account_graph import GraphParams, build_account_graph
+from distillguard.linkage.template_sql import (
+    ACCOUNT_TEMPLATE_SQL,
+    ACCOUNT_UNITS_SQL,
+    UNIT_STATS_SQL,
+)
+from distillguard.signals.lexicon import Lexicon, load_lexicon
+from distillguard.signals.sampling import sampling_rates
+from distillguard.verdict.campaign_sql import (
+    BASELINE_PIVOTS_SQL,
+    CAMPAIGN_CAPABILITIES_SQL,
+    CAMPAIGN_INDICATORS_SQL,
+    CAMPAIGN_PIVOTS_SQL,
+    CAMPAIGN_SPAN_SQL,
+    CAMPAIGN_TEMPLATES_SQL,
+)
+from distillguard.verdict.campaigns import AccountVerdict, CampaignVerdict, judge
+from distillguard.verdict.evidence import TECHNIQUES, AccountEvidence
+from distillguard.verdict.policy import Policy
+
+__all__ = ["ScanResult", "run_scan"]
+
+
+@dataclass
+class ScanResult:
+    verdicts: list[AccountVerdict]
+    campaigns: list[CampaignVerdict]
+    campaign_profiles: dict[str, dict[str, Any]]
+    input: dict[str, Any]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _load_releases(store: ExchangeStore, releases: list[dict[str, str]]) -> None:
+    incoming_releases = pa.table({  # noqa: F841 - read by DuckDB
+        "model": pa.array([r["model"] for r in releases], pa.string()),
+        "released_at": pa.array([datetime.fromisoformat(r["released_at"].replace("Z", "+00:00"))
+                                 .replace(tzinfo=None) for r in releases], pa.timestamp("ms")),
+    })
+    store.con.execute("CREATE OR REPLACE TABLE releases AS SELECT * FROM incoming_releases")
+
+
+def _evidence(store: ExchangeStore) -> list[AccountEvidence]:
+    rows = store.con.execute("""
+        SELECT b.account_id, coalesce(b.org_id, b.payment_fingerprint, b.account_id) AS owner,
+               b.exchanges, b.first_seen, b.last_seen, len(b.hours) AS hours_active,
+               coalesce(c.sampled, 0), coalesce(t.template_share, 0),
+               coalesce(c.cot_elicitation, 0), coalesce(c.grading, 0),
+               coalesce(c.data_generation, 0), coalesce(c.safe_rewrite, 0),
+               coalesce(c.tool_use, 0), coalesce(c.any_technique, 0), coalesce(c.multi_turn, 0),
+               b.payment_fingerprint, b.main_ip, b.main_asn, b.main_client_fingerprint,
+               b.account_tier, b.verified
+        FROM account_behavior b
+        LEFT JOIN account_content c USING (account_id)
+        LEFT JOIN account_template t USING (account_id)
+        ORDER BY b.account_id
+    """).fetchall()
+    out = []
+    for r in rows:
+        out.append(AccountEvidence(
+            account_id=r[0], owner=r[1], exchanges=r[2], first_seen=r[3], last_seen=r[4],
+            hours_active=r[5], sampled=r[6], template_share=float(r[7]),
+            technique_shares=dict(zip(TECHNIQUES, map(float, r[8:13]), strict=True)),
+            any_technique=float(r[13]), multi_turn=float(r[14]), payment_fingerprint=r[15],
+            main_ip=r[16], main_asn=r[17], main_client_fingerprint=r[18], account_tier=r[19],
+            verified=bool(r[20])))
+    return out
+
+
+def _communities(store: ExchangeStore, evidence: list[AccountEvidence],
+                 policy: Policy) -> dict[str, tuple[int, float]]:
+    candidates = [e for e in evidence
+                  if e.template_share_low >= policy.candidate_min_template_share]
+    if not candidates:
+        return {}
+    position = {e.account_id: i for i, e in enumerate(candidates)}
+    pairs = store.con.sql(ACCOUNT_UNITS_SQL).to_arrow_table()
+    accounts = pairs.column("account_id").to_pylist()
+    keep = np.array([a in position for a in accounts], dtype=bool)
+    account_pos = np.array([position[a] for a, k in zip(accounts, keep, strict=True) if k],
+                           dtype=np.int64)
+    units = pairs.column("unit").to_numpy()[keep]
+    _, unit_pos = np.unique(units, return_inverse=True)
+    counts = pairs.column("n").to_numpy()[keep]
+    sampled = np.array([max(e.sampled, 1) for e in candidates], dtype=np.float32)
+    shared = {
+        "payment_fingerprint": [e.payment_fingerprint for e in candidates],
+        "main_client_fingerprint": [e.main_client_fingerprint for e in candidates],
+        "main_ip": [e.main_ip for e in candidates],
+    }
+    params = GraphParams(policy.content_neighbors, policy.content_min_cosine,
+                         policy.shared_value_max_group, policy.infra_edge_weight,
+                         policy.leiden_resolution)
+    graph = build_account_graph([e.account_id for e in candidates], sampled,
+                                (account_pos, unit_pos.astype(np.int64), counts), shared, params)
+    return {a: (int(c), float(f)) for a, c, f in
+            zip(graph.accounts, graph.community, graph.affinity, strict=True)}
+
+
+def _profiles(store: ExchangeStore, campaigns: list[CampaignVerdict]) -> dict[str, dict[str, Any]]:
+    con = store.con
+    members = pa.table({  # noqa: F841 - read by DuckDB
+        "account_id": [m.account_id for c in campaigns for m in c.members],
+        "campaign_id": [c.campaign_id for c in campaigns for _ in c.members],
+    })
+    con.execute("CREATE OR REPLACE TABLE campaign_members AS SELECT * FROM members")
+    profiles: dict[str, dict[str, Any]] = {
+        c.campaign_id: {"capabilities": {}, "indicators": {"ips": [], "asns": [],
+                        "payment_fingerprints": [], "client_fingerprints": [], "templates": []},
+                        "pivots": []} for c in campaigns}
+    for cid, exchanges, first, last in con.execute(CAMPAIGN_SPAN_SQL).fetchall():
+        profiles[cid].update(exchanges=int(exchanges), first_seen=first, last_seen=last)
+    totals: dict[str, int] = {}
+    caps = con.execute(CAMPAIGN_CAPABILITIES_SQL).fetchall()
+    for cid, _cap, n in caps:
+        totals[cid] = totals.get(cid, 0) + n
+    for cid, cap, n in caps:
+        profiles[cid]["capabilities"][cap] = round(n / totals[cid], 4)
+    for cid, kind, value, _n in con.execute(CAMPAIGN_INDICATORS_SQL).fetchall():
+        bucket = profiles[cid]["indicators"][kind]
+        if len(bucket) < 50:
+            bucket.append(int(value) if kind == "asns" else value)
+    for cid, unit, _accounts, _uses in con.execute(CAMPAIGN_TEMPLATES_SQL).fetchall():
+        bucket = profiles[cid]["indicators"]["templates"]
+        if len(bucket) < 20:
+            bucket.append(f"unit:{int(unit):016x}")
+    baseline = {m: (n, k) for m, n, k in con.execute(BASELINE_PIVOTS_SQL).fetchall()}
+    for cid, model, released, n, k in con.execute(CAMPAIGN_PIVOTS_SQL).fetchall():
+        base_n, base_k = baseline.get(model, (0, 0))
+        profiles[cid]["pivots"].append({
+            "model": model, "released_at": released,
+            "share_within_24h": round(k / n, 4) if n else 0.0,
+            "exchanges_within_24h": int(n),
+            "baseline_share_within_24h": round(base_k / base_n, 4) if base_n else None,
+        })
+    return profiles
+
+
+def run_scan(store: ExchangeStore, *, policy: Policy, releases: list[dict[str, str]],
+             lexicon: Lexicon | None = None,
+             on_step: Callable[[str], None] | None = None) -> ScanResult:
+    """Scan everything in ``store``; return verdicts, campaigns and their profiles."""
+    lexicon = lexicon or load_lexicon()
+    timings: dict[str, float] = {}
+    con = store.con
+
+    def step(name: str, started: float) -> float:
+        now = time.perf_counter()
+        timings[name] = round(now - started, 3)
+        if on_step:
+            on_step(name)
+        return now
+
+    t = time.perf_counter()
+    with map_duckdb_errors("scan failed"):
+        _load_releases(store, releases)
+        con.execute(ACCOUNT_BEHAVIOR_SQL)
+        con.execute(ACCOUNT_RELEASE_SQL)
+        t = step("behavior", t)
+        counts = dict(con.execute("SELECT account_id, exchanges FROM account_behavior")
+                      .fetchall())
+        compute_signals_table(con, sampling_rates(counts, policy.sampling_per_account), lexicon)
+        t = step("signals", t)
+        con.execute(ACCOUNT_CONTENT_SQL)
+        con.execute(UNIT_STATS_SQL, {"min_owners": policy.template_min_owners,
+                                     "min_texts": policy.template_min_texts,
+                                     "min_texts_per_owner": policy.template_min_texts_per_owner})
+        con.execute(ACCOUNT_TEMPLATE_SQL)
+        evidence = _evidence(store)
+        t = step("templates", t)
+        community = _communities(store, evidence, policy)
+        t = step("linkage", t)
+        verdicts, campaigns = judge(evidence, community, policy)
+        profiles = _profiles(store, campaigns)
+        t = step("verdict", t)
+        n, accounts, first, last = con.execute(
+            "SELECT count(*), count(DISTINCT account_id), min(ts), max(ts) FROM exchanges"
+        ).fetchone()
+        quarantined = con.execute("SELECT count(*) FROM quarantine").fetchone()[0]
+    summary = {"exchanges": n, "accounts": accounts, "quarantined": quarantined,
+               "from": first, "to": last}
+    return ScanResult(verdicts, campaigns, profiles, summary, timings)

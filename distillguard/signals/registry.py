@@ -1,0 +1,41 @@
+"""Every per-exchange signal, by name: what it is, its Arrow type, its version.
+
+``exchange_signals`` computes them all for a batch; the batch scan, the Spark
+engine and the gateway call it, so all three score a request the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+__all__ = ["SIGNALS", "SIGNAL_SCHEMA", "SignalSpec"]
+
+
+@dataclass(frozen=True)
+class SignalSpec:
+    name: str
+    type: pa.DataType
+    version: int
+    description: str
+
+
+SIGNALS: tuple[SignalSpec, ...] = (
+    SignalSpec("cot_elicitation", pa.float32(), 1,
+               "asks for reasoning written out (1 strong pattern, 0.5 weak, 0 none)"),
+    SignalSpec("grading", pa.float32(), 1, "asks to score, rank or compare answers"),
+    SignalSpec("data_generation", pa.float32(), 1,
+               "asks for new tasks, questions, prompts or dialogues (training data)"),
+    SignalSpec("safe_rewrite", pa.float32(), 1,
+               "asks to rewrite a sensitive question in a censorship-safe way"),
+    SignalSpec("tool_use", pa.float32(), 1, "carries tools or tool-use steps"),
+    SignalSpec("capability", pa.dictionary(pa.int8(), pa.string()), 1,
+               "capability exercised (signals/capabilities.py)"),
+    SignalSpec("prior_turns", pa.int32(), 1, "messages before the new turn"),
+    SignalSpec("prompt_chars", pa.int32(), 1, "characters in the new turn"),
+    SignalSpec("text_hash", pa.uint64(), 1, "hash of the whole normalized request"),
+    SignalSpec("units", pa.list_(pa.uint64()), 1, "hashes of the request's text units"),
+)
+
+SIGNAL_SCHEMA = pa.schema([(s.name, s.type) for s in SIGNALS])

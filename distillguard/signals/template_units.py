@@ -1,0 +1,78 @@
+"""Template fingerprints: the hashed text units a request is built from.
+
+A pipeline's prompts share long fixed pieces (system prompts, instruction
+wrappers, rubric text) around varying fill-ins. Cutting each request into
+units (lines and sentences, lowercased, digits folded to ``0``, whitespace
+collapsed) and hashing each unit lets the scan count, across the whole
+traffic, how many accounts and how many *different* requests share a unit: a
+unit shared by many accounts with many different fill-ins is a template; a
+whole prompt repeated verbatim (a benchmark question, a popular copy-paste)
+is not. Short units ("Options:", "Thank you.") are dropped: they are common
+to everyone.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from distillguard.signals.hashing import hash_strings
+from distillguard.signals.text import last_message_text, window
+
+__all__ = ["TemplateUnits", "template_units"]
+
+_SPLIT = r"\n+|[.!?;]\s+"
+
+
+class TemplateUnits:
+    """Per request: its unit hashes (``units``, a list<uint64> array) and ``text_hash``,
+    the hash of the whole normalized request (equal for verbatim repeats)."""
+
+    def __init__(self, units: pa.ListArray, text_hash: np.ndarray) -> None:
+        self.units = units
+        self.text_hash = text_hash
+
+
+def _normalize(text: pa.Array) -> pa.Array:
+    text = pc.utf8_lower(text)
+    text = pc.replace_substring_regex(text, r"\d+", "0")
+    return text
+
+
+def template_units(batch: pa.RecordBatch | pa.Table, *, min_chars: int = 40,
+                   max_units: int = 32, head: int = 3000, tail: int = 1000) -> TemplateUnits:
+    """Cut each request (system prompt + new turn) into hashed units.
+
+    Only the first ``head`` and last ``tail`` characters of the new turn are
+    read, and at most ``max_units`` units are kept per request (the first
+    ones), so the cost per request is bounded.
+    """
+    system = batch.column("system")
+    if isinstance(system, pa.ChunkedArray):
+        system = system.combine_chunks()
+    last = window(last_message_text(batch), head, tail)
+    text = _normalize(pc.binary_join_element_wise(system.fill_null(""), last, "\n"))
+    text_hash = hash_strings(pc.utf8_trim_whitespace(
+        pc.replace_substring_regex(text, r"\s+", " ")))
+    pieces = pc.split_pattern_regex(text, _SPLIT)
+    flat = pc.utf8_trim_whitespace(pc.replace_substring_regex(pc.list_flatten(pieces),
+                                                              r"\s+", " "))
+    parents = np.asarray(pc.list_parent_indices(pieces))
+    keep = np.asarray(pc.greater_equal(pc.utf8_length(flat), min_chars).to_numpy(
+        zero_copy_only=False), dtype=bool)
+    flat = flat.filter(pa.array(keep))
+    parents = parents[keep]
+    n = len(text)
+    if len(parents):
+        # rank of each unit within its request, to cap units per request
+        starts = np.searchsorted(parents, np.arange(n))
+        rank = np.arange(len(parents)) - starts[parents]
+        capped = rank < max_units
+        flat = flat.filter(pa.array(capped))
+        parents = parents[capped]
+    hashes = hash_strings(flat)
+    counts = np.bincount(parents, minlength=n) if len(parents) else np.zeros(n, dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
+    units = pa.ListArray.from_arrays(pa.array(offsets), pa.array(hashes, pa.uint64()))
+    return TemplateUnits(units, text_hash)

@@ -1,0 +1,79 @@
+"""Pull the texts a signal reads out of an exchange batch, vectorized.
+
+A request carries its whole conversation; what it *asks for* is the system
+prompt and the last message (the new turn). Earlier turns tell whether a
+conversation really continues.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+__all__ = ["last_message_text", "prior_turns", "request_text", "window"]
+
+
+def _messages(batch: pa.RecordBatch | pa.Table) -> pa.ListArray:
+    column = batch.column("messages")
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    return column
+
+
+def last_message_text(batch: pa.RecordBatch | pa.Table) -> pa.Array:
+    """The content of each request's last message ("" when there is none).
+
+    >>> import pyarrow as pa
+    >>> from distillguard.logs.schema import MESSAGE_TYPE
+    >>> b = pa.table({"messages": pa.array([[{"role": "user", "content": "a"},
+    ...     {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"}]],
+    ...     pa.list_(MESSAGE_TYPE))})
+    >>> last_message_text(b).to_pylist()
+    ['c']
+    """
+    messages = _messages(batch)
+    if len(messages) == 0:
+        return pa.array([], pa.string())
+    lengths = pc.list_value_length(messages).fill_null(0).to_numpy(zero_copy_only=False)
+    flat = pc.list_flatten(messages)
+    starts = np.asarray(messages.offsets)[:-1] - messages.offsets[0].as_py()
+    has_last = lengths > 0
+    idx = np.where(has_last, starts + lengths - 1, 0)
+    contents = flat.field("content")
+    if len(contents) == 0:
+        return pa.array([""] * len(messages), pa.string())
+    taken = contents.take(pa.array(idx))
+    return pc.if_else(pa.array(has_last), taken, "").fill_null("")
+
+
+def prior_turns(batch: pa.RecordBatch | pa.Table) -> np.ndarray:
+    """How many messages came before the new turn (0 for a fresh request)."""
+    lengths = pc.list_value_length(_messages(batch)).fill_null(0).to_numpy(zero_copy_only=False)
+    return np.maximum(lengths - 1, 0).astype(np.int32)
+
+
+def window(text: pa.Array, head: int, tail: int) -> pa.Array:
+    """The first ``head`` and last ``tail`` characters of each text, joined by a newline.
+
+    Signals read this window rather than whole prompts: instructions sit at the
+    start or end of a prompt, and a bounded window keeps the cost per exchange
+    bounded whatever the prompt's length.
+    """
+    lengths = pc.utf8_length(text)
+    short = pc.less_equal(lengths, head + tail)
+    first = pc.utf8_slice_codeunits(text, 0, head)
+    last = pc.utf8_slice_codeunits(text, -tail) if tail else pa.array([""] * len(text))
+    joined = pc.binary_join_element_wise(first, last, "\n")
+    return pc.if_else(short, text, joined)
+
+
+def request_text(batch: pa.RecordBatch | pa.Table, *, head: int = 600,
+                 tail: int = 400) -> pa.Array:
+    """System prompt and the window of the last message, lowercased: what a lexicon reads."""
+    system = batch.column("system")
+    if isinstance(system, pa.ChunkedArray):
+        system = system.combine_chunks()
+    system = pc.utf8_slice_codeunits(system.fill_null(""), 0, head)
+    last = window(last_message_text(batch), head, tail)
+    return pc.utf8_lower(pc.binary_join_element_wise(system, last, "\n"))

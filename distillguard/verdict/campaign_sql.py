@@ -1,0 +1,71 @@
+"""Campaign profiles, as SQL an engine runs over ``campaign_members(account_id, campaign_id)``."""
+
+from __future__ import annotations
+
+__all__ = [
+           "BASELINE_PIVOTS_SQL",
+           "CAMPAIGN_CAPABILITIES_SQL",
+           "CAMPAIGN_INDICATORS_SQL",
+           "CAMPAIGN_PIVOTS_SQL",
+           "CAMPAIGN_SPAN_SQL",
+           "CAMPAIGN_TEMPLATES_SQL",
+]
+
+CAMPAIGN_SPAN_SQL = """
+SELECT m.campaign_id, sum(b.exchanges) AS exchanges, min(b.first_seen) AS first_seen,
+       max(b.last_seen) AS last_seen
+FROM campaign_members m JOIN account_behavior b USING (account_id)
+GROUP BY m.campaign_id
+"""
+
+CAMPAIGN_CAPABILITIES_SQL = """
+SELECT m.campaign_id, CAST(s.capability AS VARCHAR) AS capability, count(*) AS n
+FROM campaign_members m JOIN signals s USING (account_id)
+GROUP BY ALL
+"""
+
+# Values used by at least two accounts of the campaign, most shared first.
+CAMPAIGN_INDICATORS_SQL = """
+WITH used AS (
+    SELECT DISTINCT m.campaign_id, e.account_id, 'ips' AS kind, e.ip AS value
+    FROM campaign_members m JOIN exchanges e USING (account_id) WHERE e.ip IS NOT NULL
+    UNION ALL
+    SELECT DISTINCT m.campaign_id, e.account_id, 'asns', CAST(e.asn AS VARCHAR)
+    FROM campaign_members m JOIN exchanges e USING (account_id) WHERE e.asn IS NOT NULL
+    UNION ALL
+    SELECT DISTINCT m.campaign_id, e.account_id, 'payment_fingerprints', e.payment_fingerprint
+    FROM campaign_members m JOIN exchanges e USING (account_id)
+    WHERE e.payment_fingerprint IS NOT NULL
+    UNION ALL
+    SELECT DISTINCT m.campaign_id, e.account_id, 'client_fingerprints', e.client_fingerprint
+    FROM campaign_members m JOIN exchanges e USING (account_id)
+    WHERE e.client_fingerprint IS NOT NULL
+)
+SELECT campaign_id, kind, value, count(DISTINCT account_id) AS accounts
+FROM used GROUP BY ALL HAVING count(DISTINCT account_id) >= 2
+ORDER BY campaign_id, kind, accounts DESC, value
+"""
+
+CAMPAIGN_TEMPLATES_SQL = """
+WITH uses AS (
+    SELECT m.campaign_id, s.account_id, unnest(list_distinct(s.units)) AS unit
+    FROM campaign_members m JOIN signals s USING (account_id)
+)
+SELECT campaign_id, unit, count(DISTINCT account_id) AS accounts, count(*) AS uses
+FROM uses SEMI JOIN unit_stats USING (unit)
+GROUP BY ALL ORDER BY campaign_id, uses DESC, unit
+"""
+
+CAMPAIGN_PIVOTS_SQL = """
+SELECT m.campaign_id, r.release_model AS model, r.released_at,
+       sum(r.window_exchanges) AS window_exchanges, sum(r.window_new_model) AS window_new_model
+FROM campaign_members m JOIN account_release r USING (account_id)
+GROUP BY ALL
+"""
+
+BASELINE_PIVOTS_SQL = """
+SELECT r.release_model AS model, sum(r.window_exchanges) AS window_exchanges,
+       sum(r.window_new_model) AS window_new_model
+FROM account_release r ANTI JOIN campaign_members m USING (account_id)
+GROUP BY ALL
+"""

@@ -1,0 +1,96 @@
+"""Communities of the account graph judged as wholes: campaigns, scores, verdicts.
+
+A community is a campaign when several owners share it and most of its
+traffic is built on shared templates. An account in a campaign whose own
+traffic is mostly campaign templates is ``extraction``; one with less is
+``review``. Outside campaigns, an account with both template and technique
+traffic is ``review``. Scores are in [0, 1] and only order findings: the
+verdict comes from the thresholds of the policy.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from distillguard.verdict.evidence import AccountEvidence
+from distillguard.verdict.policy import Policy
+
+__all__ = ["AccountVerdict", "CampaignVerdict", "judge"]
+
+_OWNER_SATURATION = 20  # owners at which breadth of coordination counts in full
+
+
+@dataclass
+class CampaignVerdict:
+    campaign_id: str
+    members: list[AccountEvidence]
+    owners: int
+    template_share: float
+    technique_shares: dict[str, float]
+    score: float
+
+
+@dataclass
+class AccountVerdict:
+    evidence: AccountEvidence
+    verdict: str
+    score: float
+    campaign: CampaignVerdict | None
+
+
+def _weighted(members: list[AccountEvidence], values: list[float]) -> float:
+    weights = np.array([m.sampled for m in members], dtype=float)
+    return float(np.dot(weights, values) / weights.sum()) if weights.sum() else 0.0
+
+
+def _campaign(members: list[AccountEvidence]) -> CampaignVerdict:
+    owners = len({m.owner for m in members})
+    template = _weighted(members, [m.template_share for m in members])
+    techniques = {t: _weighted(members, [m.technique_shares.get(t, 0.0) for m in members])
+                  for t in members[0].technique_shares}
+    breadth = min(1.0, math.log(max(owners, 1)) / math.log(_OWNER_SATURATION))
+    score = round(template * (0.5 + 0.5 * breadth), 6)
+    return CampaignVerdict("", members, owners, template, techniques, score)
+
+
+def judge(evidence: list[AccountEvidence], community: dict[str, tuple[int, float]],
+          policy: Policy) -> tuple[list[AccountVerdict], list[CampaignVerdict]]:
+    """Verdicts for accounts worth listing, and the campaigns they form.
+
+    ``community`` maps candidate accounts to their community number and their
+    affinity with it (cosine with the rest of the community's template use).
+    """
+    groups: dict[int, list[AccountEvidence]] = {}
+    by_id = {e.account_id: e for e in evidence}
+    for account_id, (number, affinity) in community.items():
+        by_id[account_id].campaign_affinity = affinity
+        groups.setdefault(number, []).append(by_id[account_id])
+    campaigns: list[CampaignVerdict] = []
+    member_of: dict[str, CampaignVerdict] = {}
+    for members in groups.values():
+        candidate = _campaign(members)
+        if (candidate.owners >= policy.campaign_min_owners
+                and candidate.template_share >= policy.campaign_min_template_share):
+            campaigns.append(candidate)
+    campaigns.sort(key=lambda c: (-c.score, -sum(m.exchanges for m in c.members)))
+    for i, c in enumerate(campaigns, start=1):
+        c.campaign_id = f"C{i}"
+        for m in c.members:
+            member_of[m.account_id] = c
+    verdicts: list[AccountVerdict] = []
+    for e in evidence:
+        c = member_of.get(e.account_id)
+        if c is not None:
+            strong = e.template_share_low >= policy.extraction_min_template_share
+            verdict = "extraction" if strong else "review"
+            own = min(1.0, e.template_share / max(policy.extraction_min_template_share, 1e-9))
+            verdicts.append(AccountVerdict(e, verdict, round(c.score * own, 6), c))
+        elif (e.template_share_low >= policy.review_min_template_share
+              and e.any_technique >= policy.review_min_technique_share):
+            verdicts.append(AccountVerdict(e, "review",
+                                           round(0.5 * e.template_share, 6), None))
+    verdicts.sort(key=lambda v: (-v.score, v.evidence.account_id))
+    return verdicts, campaigns

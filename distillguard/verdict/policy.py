@@ -1,0 +1,80 @@
+"""The detection policy (``verdict/data/policy.yaml``) as typed values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from distillguard.errors import RuleValidationError
+
+__all__ = ["Policy", "load_policy"]
+
+
+@dataclass(frozen=True)
+class Policy:
+    sampling_per_account: int
+    template_min_owners: int
+    template_min_texts: int
+    template_min_texts_per_owner: float
+    candidate_min_template_share: float
+    content_neighbors: int
+    content_min_cosine: float
+    shared_value_max_group: dict[str, int]
+    infra_edge_weight: float
+    leiden_resolution: float
+    campaign_min_owners: int
+    campaign_min_template_share: float
+    extraction_min_template_share: float
+    review_min_template_share: float
+    review_min_technique_share: float
+    technique_min_share: float
+
+
+def _flatten(data: dict[str, Any]) -> dict[str, Any]:
+    g, c, v = data["graph"], data["campaign"], data["verdict"]
+    return {
+        "sampling_per_account": data["sampling"]["per_account"],
+        "template_min_owners": data["templates"]["min_owners"],
+        "template_min_texts": data["templates"]["min_texts"],
+        "template_min_texts_per_owner": data["templates"]["min_texts_per_owner"],
+        "candidate_min_template_share": g["candidate_min_template_share"],
+        "content_neighbors": g["content_neighbors"],
+        "content_min_cosine": g["content_min_cosine"],
+        "shared_value_max_group": dict(g["shared_value_max_group"]),
+        "infra_edge_weight": g["infra_edge_weight"],
+        "leiden_resolution": g["leiden_resolution"],
+        "campaign_min_owners": c["min_owners"],
+        "campaign_min_template_share": c["min_template_share"],
+        "extraction_min_template_share": v["extraction_min_template_share"],
+        "review_min_template_share": v["review_min_template_share"],
+        "review_min_technique_share": v["review_min_technique_share"],
+        "technique_min_share": v["technique_min_share"],
+    }
+
+
+def load_policy(path: str | Path | None = None) -> Policy:
+    """Load a policy file (the packaged default when ``path`` is None).
+
+    Raises ``RuleValidationError`` naming what is missing or of the wrong type.
+    """
+    if path is None:
+        text = resources.files("distillguard.verdict").joinpath("data/policy.yaml").read_text()
+        origin = "(packaged default)"
+    else:
+        text = Path(path).read_text(encoding="utf-8")
+        origin = str(path)
+    try:
+        values = _flatten(yaml.safe_load(text))
+    except (KeyError, TypeError, yaml.YAMLError) as exc:
+        msg = f"policy {origin} does not match the policy schema: {exc!r}"
+        raise RuleValidationError(msg) from exc
+    for f in fields(Policy):
+        expected = {"int": int, "float": (int, float), "dict[str, int]": dict}[str(f.type)]
+        if not isinstance(values[f.name], expected) or isinstance(values[f.name], bool):
+            msg = f"policy {origin}: '{f.name}' must be {f.type}, got {values[f.name]!r}"
+            raise RuleValidationError(msg)
+    return Policy(**values)
