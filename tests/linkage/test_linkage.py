@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import numpy as np
+
+from distillguard.linkage import (
+    GraphParams,
+    account_unit_matrix,
+    build_account_graph,
+    content_neighbors,
+    leiden_communities,
+    shared_value_edges,
+)
+
+PARAMS = GraphParams(content_neighbors=5, content_min_cosine=0.2,
+                     shared_value_max_group={"payment_fingerprint": 3},
+                     infra_edge_weight=0.5, leiden_resolution=0.5)
+
+
+def test_accounts_using_the_same_units_are_neighbours() -> None:
+    # accounts 0 and 1 use units 0 and 1; account 2 uses unit 2 only
+    matrix = account_unit_matrix(np.array([0, 0, 1, 1, 2]), np.array([0, 1, 0, 1, 2]),
+                                 np.array([5.0, 5.0, 4.0, 6.0, 3.0]),
+                                 np.array([10.0, 10.0, 3.0]), 3)
+    src, dst, cos = content_neighbors(matrix, k=2, min_cosine=0.5)
+    assert (src.tolist(), dst.tolist()) == ([0], [1])
+    assert cos[0] > 0.9
+
+
+def test_shared_values_chain_groups_and_skip_crowds() -> None:
+    src, dst = shared_value_edges(["p1", "p1", "p1", None, "p2", "crowd", "crowd", "crowd",
+                                   "crowd"], max_group=3)
+    assert sorted(zip(src.tolist(), dst.tolist(), strict=True)) == [(0, 1), (1, 2)]
+
+
+def test_leiden_separates_two_cliques() -> None:
+    edges = [(0, 1), (1, 2), (0, 2), (3, 4), (4, 5), (3, 5), (2, 3)]
+    src, dst = np.array(edges).T
+    membership = leiden_communities(6, src, dst, np.array([1, 1, 1, 1, 1, 1, 0.1]),
+                                    resolution=1.0, seed=1)
+    assert len(set(membership[:3])) == 1 and len(set(membership[3:])) == 1
+    assert membership[0] != membership[3]
+
+
+def test_graph_links_content_and_payment_and_scores_affinity() -> None:
+    graph = build_account_graph(
+        ["a", "b", "c", "d"], np.array([10.0, 10.0, 10.0, 10.0]),
+        (np.array([0, 1, 2]), np.array([0, 0, 1]), np.array([8, 9, 7])),
+        {"payment_fingerprint": [None, None, "p", "p"]}, PARAMS)
+    assert graph.community[0] == graph.community[1]
+    assert graph.community[2] == graph.community[3]
+    assert graph.community[0] != graph.community[2]
+    assert graph.affinity[0] > 0.9

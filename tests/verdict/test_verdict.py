@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from distillguard.errors import RuleValidationError
+from distillguard.verdict import AccountEvidence, build_findings, judge, load_policy
+from distillguard.verdict.report import findings_markdown
+
+POLICY = load_policy()
+T0 = datetime(2026, 3, 1)
+
+
+def _evidence(account: str, owner: str, *, template: float, sampled: int = 200,
+              technique: float = 0.5) -> AccountEvidence:
+    return AccountEvidence(
+        account_id=account, owner=owner, exchanges=sampled * 2, first_seen=T0, last_seen=T0,
+        hours_active=24, sampled=sampled, template_share=template,
+        technique_shares={"cot_elicitation": technique, "grading": 0.0, "data_generation": 0.0,
+                          "safe_rewrite": 0.0, "tool_use": 0.0},
+        any_technique=technique, multi_turn=0.0, payment_fingerprint=f"pay-{owner}")
+
+
+def test_many_owners_on_shared_templates_make_a_campaign() -> None:
+    members = [_evidence(f"a{i}", f"o{i}", template=0.8) for i in range(5)]
+    verdicts, campaigns = judge(members, {m.account_id: (7, 0.9) for m in members}, POLICY)
+    assert len(campaigns) == 1 and campaigns[0].campaign_id == "C1"
+    assert {v.verdict for v in verdicts} == {"extraction"}
+
+
+def test_one_owner_with_many_accounts_is_not_a_campaign() -> None:
+    members = [_evidence(f"a{i}", "same-company", template=0.9) for i in range(6)]
+    verdicts, campaigns = judge(members, {m.account_id: (1, 0.9) for m in members}, POLICY)
+    assert campaigns == []
+    assert all(v.verdict == "review" for v in verdicts)
+
+
+def test_a_handful_of_requests_is_never_enough_for_extraction() -> None:
+    members = [_evidence(f"a{i}", f"o{i}", template=0.8) for i in range(5)]
+    tiny = _evidence("tiny", "o-tiny", template=0.67, sampled=3)
+    verdicts, _ = judge([*members, tiny], {e.account_id: (3, 0.9) for e in [*members, tiny]},
+                        POLICY)
+    assert {v.evidence.account_id: v.verdict for v in verdicts}["tiny"] == "review"
+
+
+def test_accounts_outside_campaigns_without_templates_are_not_listed() -> None:
+    verdicts, campaigns = judge([_evidence("chat", "me", template=0.0, technique=0.9)], {},
+                                POLICY)
+    assert verdicts == [] and campaigns == []
+
+
+def test_findings_follow_the_format_and_carry_reasons() -> None:
+    members = [_evidence(f"a{i}", f"o{i}", template=0.8) for i in range(4)]
+    verdicts, campaigns = judge(members, {m.account_id: (0, 0.9) for m in members}, POLICY)
+    profiles = {"C1": {"capabilities": {"coding": 1.0}, "pivots": [], "exchanges": 1600,
+                       "first_seen": T0, "last_seen": T0,
+                       "indicators": {"ips": [], "asns": [], "payment_fingerprints": [],
+                                      "client_fingerprints": [], "templates": []}}}
+    findings = build_findings(verdicts, campaigns, profiles,
+                              {"exchanges": 1600, "accounts": 4, "quarantined": 0,
+                               "from": T0, "to": T0}, POLICY)
+    assert findings["format"] == "distillguard-findings/1"
+    account = findings["accounts"][0]
+    assert set(account) >= {"account_id", "verdict", "score", "campaign_id", "signals",
+                            "reasons"}
+    assert "80% of a sample of 200 of its 400 requests" in account["reasons"][0]
+    assert findings["campaigns"][0]["accounts"] == ["a0", "a1", "a2", "a3"]
+    assert "Campaign C1" in findings_markdown(findings)
+
+
+def test_policy_with_a_missing_key_is_rejected(tmp_path: Path) -> None:
+    bad = tmp_path / "policy.yaml"
+    bad.write_text("version: 1\nsampling: {per_account: 10}\n")
+    with pytest.raises(RuleValidationError, match="does not match"):
+        load_policy(bad)
+
+
+def test_policy_with_a_wrong_type_is_rejected(tmp_path: Path) -> None:
+    from importlib import resources
+    text = resources.files("distillguard.verdict").joinpath("data/policy.yaml").read_text()
+    bad = tmp_path / "policy.yaml"
+    bad.write_text(text.replace("per_account: 200", "per_account: lots"))
+    with pytest.raises(RuleValidationError, match="sampling_per_account"):
+        load_policy(bad)
+
+
+def test_evidence_bound_shrinks_with_sample() -> None:
+    big = _evidence("a", "o", template=0.5, sampled=1000)
+    small = replace(big, sampled=10)
+    assert small.template_share_low < big.template_share_low < 0.5
