@@ -16,7 +16,13 @@ from distillguard.engines import ExchangeStore, IngestReport, store_summary
 from distillguard.errors import DistillguardError
 from distillguard.logs import discover_log_files
 from distillguard.progress import byte_progress
-from distillguard.sim import find_corpora_dir, write_sample_log
+from distillguard.sim import (
+    DEFAULT_SCENARIO,
+    SimOptions,
+    SimReport,
+    parse_evasion,
+    simulate,
+)
 
 app = typer.Typer(
     name="distillguard",
@@ -132,6 +138,59 @@ def ingest(
         json_out.write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
 
 
+def _print_simulation(report: SimReport) -> None:
+    rate = report.exchanges / report.seconds if report.seconds else 0.0
+    out.print(f"[bold]Simulated[/] scenario {report.scenario} at scale {report.scale:g}, seed "
+              f"{report.seed}, evasion {', '.join(report.evasion) or 'none'}, split "
+              f"{report.split}: {report.exchanges:,} exchanges from {report.accounts:,} accounts "
+              f"in {report.seconds:.1f} s ({rate:,.0f}/s) -> {report.out}", highlight=False)
+    table = Table(title="Accounts and exchanges by archetype and actor", title_justify="left")
+    for column in ("archetype", "actor", "accounts", "exchanges"):
+        table.add_column(column, justify="right" if column in ("accounts", "exchanges") else "left")
+    for row in report.by_kind:
+        table.add_row(row["kind"], row["actor"] or "-", f"{row['accounts']:,}",
+                      f"{row['exchanges']:,}")
+    out.print(table)
+
+
+@app.command("simulate")
+def simulate_command(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder to write exchanges/, "
+                                          "releases.json and labels.jsonl into.")],
+    scenario: Annotated[str, typer.Option(help="Scenario name (feb2026, quiet, evasive) or a "
+                                          "scenario .yaml file.")] = DEFAULT_SCENARIO,
+    scale: Annotated[float, typer.Option(help="1 is the report's volumes and account "
+                                         "counts.")] = 0.01,
+    seed: Annotated[int, typer.Option(help="Same seed, same output.")] = 1,
+    evasion: Annotated[str | None, typer.Option(
+        help="Evasion knobs: all, none, or a list of infra,timing,volume,mixing,templates "
+             "(default: the scenario's).")] = None,
+    split: Annotated[str, typer.Option(help="Attack pipelines and legit items: all, train or "
+                                       "test (held-out halves).")] = "all",
+    attack_corpora: Annotated[str | None, typer.Option(
+        help="Comma-separated distillation corpora feeding the campaigns (overrides "
+             "--split for attacks).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="parquet, jsonl or both.")] = "parquet",
+    workers: Annotated[int, typer.Option(help="Processes writing parts.")] = 2,
+    corpora: Annotated[Path | None, typer.Option(
+        help="The prompt corpora (default: ../shared/corpora).")] = None,
+) -> None:
+    """Write simulated API traffic with campaigns and ground truth labels."""
+    try:
+        report = simulate(SimOptions(
+            out=out_dir, scenario=scenario, scale=scale, seed=seed,
+            evasion=None if evasion is None else parse_evasion(evasion), split=split,
+            attack_corpora=tuple(c.strip() for c in attack_corpora.split(",") if c.strip())
+            if attack_corpora else None, fmt=fmt, workers=workers, corpora=corpora))
+    except DistillguardError as exc:
+        fail(str(exc))
+        return
+    _print_simulation(report)
+
+
+DEMO_SCALE = 0.002
+
+
 @app.command()
 def demo(
     workdir: Annotated[Path, typer.Option(help="Where the demo writes its files.")] = Path(
@@ -139,12 +198,12 @@ def demo(
     corpora: Annotated[Path | None, typer.Option(
         help="The prompt corpora (default: ../shared/corpora).")] = None,
 ) -> None:
-    """Build a small sample log from the corpora, ingest it and print the summary."""
+    """Simulate a small scenario with campaigns, ingest it and print the summary."""
     try:
-        corpora_dir = find_corpora_dir(corpora)
-        log = write_sample_log(corpora_dir, workdir / "logs" / "sample.jsonl")
-        out.print(f"Sample log from {corpora_dir}: {log}", highlight=False)
-        summary = run_ingest([log.parent], workdir / "demo.duckdb")
+        report = simulate(SimOptions(out=workdir / "sim", scale=DEMO_SCALE, seed=1,
+                                     corpora=corpora))
+        _print_simulation(report)
+        summary = run_ingest([workdir / "sim" / "exchanges"], workdir / "demo.duckdb")
     except DistillguardError as exc:
         fail(str(exc))
         return

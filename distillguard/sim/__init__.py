@@ -2,11 +2,31 @@
 
 from distillguard.sim.corpora import find_corpora_dir, iter_corpus, load_corpus
 from distillguard.sim.sample_log import sample_exchanges, write_sample_log
+from distillguard.sim.scenario import (
+    DEFAULT_SCENARIO,
+    EVASION_KNOBS,
+    SPLITS,
+    list_scenarios,
+    load_scenario,
+    parse_evasion,
+)
+from distillguard.sim.simulator import SimOptions, SimReport, simulate
+from distillguard.sim.writer import FORMATS
 
 __all__ = [
+    "DEFAULT_SCENARIO",
+    "EVASION_KNOBS",
+    "FORMATS",
+    "SPLITS",
+    "SimOptions",
+    "SimReport",
     "find_corpora_dir",
     "iter_corpus",
+    "list_scenarios",
     "load_corpus",
+    "load_scenario",
+    "parse_evasion",
     "sample_exchanges",
+    "simulate",
     "write_sample_log",
 ]

@@ -72,7 +72,7 @@ def created(ctx: BuildContext, new_share: float, first_active_h: np.ndarray) -> 
     first_ms = ctx.start_ms + first_active_h.astype(np.int64) * HOUR_MS
     fresh = ctx.rng.random(n) < new_share
     young = (ctx.rng.random(n) * 45 * DAY_MS).astype(np.int64)
-    old = (np.minimum(lognormal(ctx.rng, 400, 0.8, n), 2500) * DAY_MS).astype(np.int64)
+    old = (np.minimum(lognormal(ctx.rng, 400, 0.8, n), 1100) * DAY_MS).astype(np.int64)
     return first_ms - np.where(fresh, young, old) - ctx.rng.integers(0, HOUR_MS, n)
 
 

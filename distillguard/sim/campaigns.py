@@ -42,6 +42,19 @@ _MIX_WEIGHTS = {"chat_hh": 0.45, "chat_sharegpt": 0.45, "dolly": 0.1}
 _FREE = TIERS.index("free")
 
 
+def _attack_streams(ctx: BuildContext, spec: Campaign) -> list[Stream]:
+    """The campaign's streams whose corpus was selected; if none was, every selected corpus."""
+    streams = [s for s in available(ctx, spec.streams) if s.pool not in CHAT_POOLS]
+    if any(s.pool in ATTACK_CORPORA for s in streams):
+        return streams
+    selected = [p for p in ATTACK_CORPORA if p in ctx.store.pools]
+    if not selected:
+        msg = f"campaign {spec.name!r} has nothing to send: no attack corpus was selected"
+        raise InputError(msg)
+    ctx.notes.append(f"{spec.name}: none of its corpora selected; sends {', '.join(selected)}")
+    return streams + [Stream(p, 1.0 / len(selected)) for p in selected]
+
+
 def _split(rng: np.random.Generator, n: int, shares: list[float]) -> np.ndarray:
     """Group index per account, sizes proportional to ``shares`` (each at least 1 if n allows)."""
     s = np.asarray(shares, float) / sum(shares)
@@ -62,21 +75,36 @@ def _pool(stream: Stream, style: int) -> str:
     return stream.pool
 
 
-def _rows(rng: np.random.Generator, attack: list[Stream], n: int, *, specialize: int,
-          mix: float, styles: np.ndarray) -> list[list[tuple[str, int, float]]]:
-    """Per account: its few attack streams (narrow targeting) and its share of ordinary chat."""
+def _rows(ctx: BuildContext, attack: list[Stream], n: int, *, specialize: int, mix: float,
+          styles: np.ndarray) -> list[list[tuple[str, int, float]]]:
+    """Per account: its few attack streams (narrow targeting) and its share of ordinary chat.
+
+    ``mix`` is a share of exchanges; stream weights are shares of sessions, so each
+    weight is divided by its session length (a chat conversation is several exchanges).
+    """
+    rng = ctx.rng
     rows = []
     for i in range(n):
         picks = _pick_streams(rng, attack, specialize) if specialize else range(len(attack))
         w = rng.dirichlet(np.ones(len(picks)) * 2.0) if specialize else \
             np.array([attack[j].weight for j in picks])
-        w = w / w.sum() * (1 - mix)
-        row = [(_pool(attack[j], int(styles[i])), attack[j].run, float(wj))
+        row = [(_pool(attack[j], int(styles[i])), attack[j].run, float(wj) / w.sum() * (1 - mix))
                for j, wj in zip(picks, w, strict=True)]
         if mix > 0:
-            row += [(pool, 0, mix * share) for pool, share in _MIX_WEIGHTS.items()]
-        rows.append(row[:MAX_STREAMS])
+            row += _chat_rows(mix)
+        rows.append(_per_session(ctx, row)[:MAX_STREAMS])
     return rows
+
+
+def _chat_rows(share: float) -> list[tuple[str, int, float]]:
+    return [(pool, 0, share * w) for pool, w in _MIX_WEIGHTS.items()]
+
+
+def _per_session(ctx: BuildContext, row: list[tuple[str, int, float]]
+                 ) -> list[tuple[str, int, float]]:
+    """Exchange shares to session weights."""
+    return [(pool, run, w / (ctx.store.pools[pool].mean_turns * max(run, 1)))
+            for pool, run, w in row]
 
 
 def _lifetimes(ctx: BuildContext, spec: Campaign, n: int,
@@ -114,11 +142,7 @@ def campaign_block(spec: Campaign, kind: int, scale: float, evasion: frozenset[s
                    evasion_mix: float, styles: int,
                    ctx: BuildContext) -> tuple[AccountBlock, list[Lockstep]]:
     rng = ctx.rng
-    attack = [s for s in available(ctx, spec.streams) if s.pool not in CHAT_POOLS]
-    if not attack:
-        msg = (f"campaign {spec.name!r} has nothing to send: none of its corpora "
-               f"({', '.join(s.pool for s in spec.streams)}) is in the selected attack corpora")
-        raise InputError(msg)
+    attack = _attack_streams(ctx, spec)
     n = max(spec.min_accounts, round(spec.accounts * scale))
     total = spec.exchanges * scale
     low_and_slow = "volume" in evasion
@@ -166,7 +190,7 @@ def campaign_block(spec: Campaign, kind: int, scale: float, evasion: frozenset[s
 
     groups_out: list[Lockstep] = []
     if lockstep:
-        chat = [(pool, 0, share) for pool, share in _MIX_WEIGHTS.items()]
+        chat = _per_session(ctx, _chat_rows(1.0))
         stream_rows = [chat if mix else [] for _ in range(n)]
         own_volume = volume * mix
         for g in range(n_groups):
@@ -183,7 +207,7 @@ def campaign_block(spec: Campaign, kind: int, scale: float, evasion: frozenset[s
                 tick_volume=float(tick_v.max()), member_streams=member_streams[:, :len(attack)],
                 stream_weights=np.array([s.weight for s in attack])))
     else:
-        stream_rows = _rows(rng, attack, n, specialize=spec.specialize, mix=mix, styles=style)
+        stream_rows = _rows(ctx, attack, n, specialize=spec.specialize, mix=mix, styles=style)
         own_volume = volume
     streams, weights = stream_matrix(ctx, [r or [("chat_hh", 0, 0.0)] for r in stream_rows])
     adopt_at, adopt_share, ramp = adoption(ctx, spec.adoption, n)

@@ -5,7 +5,8 @@ dolly, fastchat_bench). Only the task templates of apps and evaluation teams
 (``data/legit_templates.yaml``) were written for the simulator.
 
 Held-out split: with ``split`` "train" or "test", each legitimate corpus
-contributes only one fixed half of its items (by a hash of the item's position),
+contributes only one fixed half of its items (by a hash of the item's first
+user message, so an opening line that recurs in a corpus stays on one side),
 so the two sides see different people and different questions.
 """
 
@@ -45,11 +46,11 @@ class LegitCorpora:
     sensitive: list[tuple[str, str | None]] = field(default_factory=list)
 
 
-def in_split(corpus: str, index: int, split: str) -> bool:
-    """Whether item ``index`` of ``corpus`` belongs to ``split`` ("all", "train" or "test")."""
+def in_split(corpus: str, first_turn: str, split: str) -> bool:
+    """Whether an item opening with ``first_turn`` belongs to ``split`` (all, train, test)."""
     if split == "all":
         return True
-    half = zlib.crc32(f"{corpus}:{index}".encode()) & 1
+    half = zlib.crc32(f"{corpus}:{first_turn}".encode()) & 1
     return half == (0 if split == "train" else 1)
 
 
@@ -81,20 +82,20 @@ def load_legit_corpora(corpora_dir: Path, split: str) -> LegitCorpora:
     out = LegitCorpora()
     for name in ("hh_rlhf", "sharegpt"):
         convs, systems = out.conversations.setdefault(name, []), out.systems.setdefault(name, [])
-        for i, item in enumerate(iter_corpus(files[name])):
+        for item in iter_corpus(files[name]):
             msgs = _messages(item)
-            if not msgs or not in_split(name, i, split):
+            if not msgs or not in_split(name, msgs[0][1], split):
                 continue
             convs.append(msgs)
             systems.append(item.get("system"))
             if item.get("family") == "hh-rlhf-harmless-base":
                 answer = msgs[1][1] if len(msgs) > 1 else None
                 out.sensitive.append((msgs[0][1], answer))
-    for i, item in enumerate(iter_corpus(files["dolly"])):
-        if in_split("dolly", i, split):
+    for item in iter_corpus(files["dolly"]):
+        if in_split("dolly", item["prompt"], split):
             out.dolly.append((item["prompt"], item.get("response") or "", item.get("context")))
-    for i, item in enumerate(iter_corpus(files["fastchat_bench"])):
-        if in_split("fastchat_bench", i, split):
+    for item in iter_corpus(files["fastchat_bench"]):
+        if in_split("fastchat_bench", item["prompt"], split):
             msgs = item.get("messages") or []
             answer = msgs[1]["content"] if len(msgs) > 1 and msgs[1]["role"] == "assistant" \
                 else item.get("response") if item.get("turns") == 1 else None
