@@ -26,8 +26,10 @@ from distillguard.engines.scan_signals import compute_signals_table
 from distillguard.engines.store import ExchangeStore
 from distillguard.linkage.account_graph import GraphParams, build_account_graph
 from distillguard.linkage.template_sql import (
+    ACCOUNT_CAMPAIGN_TEMPLATE_SQL,
     ACCOUNT_TEMPLATE_SQL,
     ACCOUNT_UNITS_SQL,
+    COMMUNITY_UNITS_SQL,
     UNIT_STATS_SQL,
 )
 from distillguard.signals.lexicon import Lexicon, load_lexicon
@@ -118,6 +120,14 @@ def _communities(store: ExchangeStore, evidence: list[AccountEvidence],
                          policy.leiden_resolution)
     graph = build_account_graph([e.account_id for e in candidates], sampled,
                                 (account_pos, unit_pos.astype(np.int64), counts), shared, params)
+    membership = pa.table({"account_id": graph.accounts,  # noqa: F841 - read by DuckDB
+                           "community": pa.array(graph.community, pa.int64())})
+    con = store.con
+    con.execute("CREATE OR REPLACE TABLE account_community AS SELECT * FROM membership")
+    con.execute(COMMUNITY_UNITS_SQL, {"min_inside_share": policy.community_unit_min_inside_share})
+    on_campaign = dict(con.execute(ACCOUNT_CAMPAIGN_TEMPLATE_SQL).fetchall())
+    for e in candidates:
+        e.campaign_template_share = on_campaign.get(e.account_id, 0) / max(e.sampled, 1)
     return {a: (int(c), float(f)) for a, c, f in
             zip(graph.accounts, graph.community, graph.affinity, strict=True)}
 

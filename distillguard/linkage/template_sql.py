@@ -12,7 +12,8 @@ benchmark question, is shared by more owners than it has variants).
 
 from __future__ import annotations
 
-__all__ = ["ACCOUNT_TEMPLATE_SQL", "ACCOUNT_UNITS_SQL", "UNIT_STATS_SQL"]
+__all__ = ["ACCOUNT_CAMPAIGN_TEMPLATE_SQL", "ACCOUNT_TEMPLATE_SQL", "ACCOUNT_UNITS_SQL",
+           "COMMUNITY_UNITS_SQL", "UNIT_STATS_SQL"]
 
 UNIT_STATS_SQL = """
 CREATE OR REPLACE TABLE unit_stats AS
@@ -50,4 +51,33 @@ SELECT account_id, unit, count(*) AS n
 FROM (SELECT account_id, unnest(list_distinct(units)) AS unit FROM signals)
 SEMI JOIN unit_stats USING (unit)
 GROUP BY account_id, unit
+"""
+
+# The shared units characteristic of the linked accounts (table
+# account_community: account_id, community): at least $min_inside_share of the
+# unit's sampled uses come from accounts in the graph. A popular prompt that
+# ordinary users also send is not a campaign's template, even when a campaign
+# forwards some of it.
+COMMUNITY_UNITS_SQL = """
+CREATE OR REPLACE TABLE community_units AS
+WITH uses AS (
+    SELECT s.account_id, unnest(list_distinct(s.units)) AS unit FROM signals s
+)
+SELECT u.unit
+FROM uses u SEMI JOIN unit_stats USING (unit)
+LEFT JOIN account_community ac USING (account_id)
+GROUP BY u.unit
+HAVING count(ac.community) >= $min_inside_share * count(*)
+"""
+
+# Per linked account: how many of its sampled requests carry a unit
+# characteristic of the linked accounts.
+ACCOUNT_CAMPAIGN_TEMPLATE_SQL = """
+WITH uses AS (
+    SELECT s.account_id, s.row_id, unnest(list_distinct(s.units)) AS unit FROM signals s
+    SEMI JOIN account_community USING (account_id)
+)
+SELECT u.account_id, count(DISTINCT u.row_id) AS requests
+FROM uses u SEMI JOIN community_units USING (unit)
+GROUP BY u.account_id
 """

@@ -1,10 +1,11 @@
 """Communities of the account graph judged as wholes: campaigns, scores, verdicts.
 
 A community is a campaign when several owners share it and most of its
-traffic is built on shared templates. An account in a campaign whose own
-traffic is mostly campaign templates is ``extraction``; one with less is
-``review``. Outside campaigns, an account with both template and technique
-traffic is ``review``. Scores are in [0, 1] and only order findings: the
+traffic carries the templates characteristic of linked accounts. An account
+in a campaign with enough of that traffic of its own (lower confidence bound)
+is ``extraction``; one with less is ``review``. Accounts outside campaigns are
+not listed: templates and techniques alone are what eval teams, tutoring apps
+and graders send every day. Scores are in [0, 1] and only order findings: the
 verdict comes from the thresholds of the policy.
 """
 
@@ -48,7 +49,7 @@ def _weighted(members: list[AccountEvidence], values: list[float]) -> float:
 
 def _campaign(members: list[AccountEvidence]) -> CampaignVerdict:
     owners = len({m.owner for m in members})
-    template = _weighted(members, [m.template_share for m in members])
+    template = _weighted(members, [m.campaign_template_share for m in members])
     techniques = {t: _weighted(members, [m.technique_shares.get(t, 0.0) for m in members])
                   for t in members[0].technique_shares}
     breadth = min(1.0, math.log(max(owners, 1)) / math.log(_OWNER_SATURATION))
@@ -66,8 +67,12 @@ def judge(evidence: list[AccountEvidence], community: dict[str, tuple[int, float
     groups: dict[int, list[AccountEvidence]] = {}
     by_id = {e.account_id: e for e in evidence}
     for account_id, (number, affinity) in community.items():
-        by_id[account_id].campaign_affinity = affinity
-        groups.setdefault(number, []).append(by_id[account_id])
+        e = by_id[account_id]
+        e.campaign_affinity = affinity
+        # Linked only through popular prompts that ordinary users send as well:
+        # none of its traffic is what campaigns ask for, so it is no member.
+        if e.campaign_template_share > 0:
+            groups.setdefault(number, []).append(e)
     campaigns: list[CampaignVerdict] = []
     member_of: dict[str, CampaignVerdict] = {}
     for members in groups.values():
@@ -83,14 +88,13 @@ def judge(evidence: list[AccountEvidence], community: dict[str, tuple[int, float
     verdicts: list[AccountVerdict] = []
     for e in evidence:
         c = member_of.get(e.account_id)
-        if c is not None:
-            strong = e.template_share_low >= policy.extraction_min_template_share
-            verdict = "extraction" if strong else "review"
-            own = min(1.0, e.template_share / max(policy.extraction_min_template_share, 1e-9))
-            verdicts.append(AccountVerdict(e, verdict, round(c.score * own, 6), c))
-        elif (e.template_share_low >= policy.review_min_template_share
-              and e.any_technique >= policy.review_min_technique_share):
-            verdicts.append(AccountVerdict(e, "review",
-                                           round(0.5 * e.template_share, 6), None))
+        if c is None:
+            continue
+        strong = (e.campaign_template_share_low
+                  >= policy.extraction_min_campaign_template_share)
+        own = min(1.0, e.campaign_template_share
+                  / max(policy.extraction_min_campaign_template_share, 1e-9))
+        verdicts.append(AccountVerdict(e, "extraction" if strong else "review",
+                                       round(c.score * min(own, 1.0), 6), c))
     verdicts.sort(key=lambda v: (-v.score, v.evidence.account_id))
     return verdicts, campaigns

@@ -35,11 +35,17 @@ class AccountEvidence:
     account_tier: str | None = None
     verified: bool = False
     campaign_affinity: float = 0.0
+    campaign_template_share: float = 0.0
 
     @property
     def template_share_low(self) -> float:
         """Lower 95% bound of ``template_share`` given the sample size."""
         return wilson_lower_bound(self.template_share, self.sampled)
+
+    @property
+    def campaign_template_share_low(self) -> float:
+        """Lower 95% bound of ``campaign_template_share`` given the sample size."""
+        return wilson_lower_bound(self.campaign_template_share, self.sampled)
 
     @property
     def sampled_all(self) -> bool:

@@ -27,10 +27,9 @@ class Policy:
     infra_edge_weight: float
     leiden_resolution: float
     campaign_min_owners: int
+    community_unit_min_inside_share: float
     campaign_min_template_share: float
-    extraction_min_template_share: float
-    review_min_template_share: float
-    review_min_technique_share: float
+    extraction_min_campaign_template_share: float
     technique_min_share: float
 
 
@@ -48,10 +47,9 @@ def _flatten(data: dict[str, Any]) -> dict[str, Any]:
         "infra_edge_weight": g["infra_edge_weight"],
         "leiden_resolution": g["leiden_resolution"],
         "campaign_min_owners": c["min_owners"],
+        "community_unit_min_inside_share": c["unit_min_inside_share"],
         "campaign_min_template_share": c["min_template_share"],
-        "extraction_min_template_share": v["extraction_min_template_share"],
-        "review_min_template_share": v["review_min_template_share"],
-        "review_min_technique_share": v["review_min_technique_share"],
+        "extraction_min_campaign_template_share": v["extraction_min_campaign_template_share"],
         "technique_min_share": v["technique_min_share"],
     }
 

@@ -21,7 +21,8 @@ def _evidence(account: str, owner: str, *, template: float, sampled: int = 200,
         hours_active=24, sampled=sampled, template_share=template,
         technique_shares={"cot_elicitation": technique, "grading": 0.0, "data_generation": 0.0,
                           "safe_rewrite": 0.0, "tool_use": 0.0},
-        any_technique=technique, multi_turn=0.0, payment_fingerprint=f"pay-{owner}")
+        any_technique=technique, multi_turn=0.0, payment_fingerprint=f"pay-{owner}",
+        campaign_template_share=template)
 
 
 def test_many_owners_on_shared_templates_make_a_campaign() -> None:
@@ -34,22 +35,31 @@ def test_many_owners_on_shared_templates_make_a_campaign() -> None:
 def test_one_owner_with_many_accounts_is_not_a_campaign() -> None:
     members = [_evidence(f"a{i}", "same-company", template=0.9) for i in range(6)]
     verdicts, campaigns = judge(members, {m.account_id: (1, 0.9) for m in members}, POLICY)
-    assert campaigns == []
-    assert all(v.verdict == "review" for v in verdicts)
+    assert campaigns == [] and verdicts == []
 
 
 def test_a_handful_of_requests_is_never_enough_for_extraction() -> None:
     members = [_evidence(f"a{i}", f"o{i}", template=0.8) for i in range(5)]
-    tiny = _evidence("tiny", "o-tiny", template=0.67, sampled=3)
+    tiny = _evidence("tiny", "o-tiny", template=0.34, sampled=3)
     verdicts, _ = judge([*members, tiny], {e.account_id: (3, 0.9) for e in [*members, tiny]},
                         POLICY)
     assert {v.evidence.account_id: v.verdict for v in verdicts}["tiny"] == "review"
 
 
-def test_accounts_outside_campaigns_without_templates_are_not_listed() -> None:
-    verdicts, campaigns = judge([_evidence("chat", "me", template=0.0, technique=0.9)], {},
+def test_accounts_outside_campaigns_are_not_listed() -> None:
+    verdicts, campaigns = judge([_evidence("eval", "me", template=0.3, technique=0.9)], {},
                                 POLICY)
     assert verdicts == [] and campaigns == []
+
+
+def test_linked_account_without_campaign_templates_is_no_member() -> None:
+    members = [_evidence(f"a{i}", f"o{i}", template=0.8) for i in range(4)]
+    popular_only = replace(_evidence("chat", "me", template=0.3), campaign_template_share=0.0)
+    verdicts, campaigns = judge([*members, popular_only],
+                                {e.account_id: (0, 0.5) for e in [*members, popular_only]},
+                                POLICY)
+    assert "chat" not in {v.evidence.account_id for v in verdicts}
+    assert len(campaigns[0].members) == 4
 
 
 def test_findings_follow_the_format_and_carry_reasons() -> None:
