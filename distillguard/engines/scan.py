@@ -42,7 +42,12 @@ from distillguard.verdict.campaign_sql import (
     CAMPAIGN_SPAN_SQL,
     CAMPAIGN_TEMPLATES_SQL,
 )
-from distillguard.verdict.campaigns import AccountVerdict, CampaignVerdict, judge
+from distillguard.verdict.campaigns import (
+    AccountVerdict,
+    CampaignVerdict,
+    campaign_communities,
+    judge,
+)
 from distillguard.verdict.evidence import TECHNIQUES, AccountEvidence
 from distillguard.verdict.policy import Policy
 
@@ -97,7 +102,7 @@ def _evidence(store: ExchangeStore) -> list[AccountEvidence]:
 def _communities(store: ExchangeStore, evidence: list[AccountEvidence],
                  policy: Policy) -> dict[str, tuple[int, float]]:
     candidates = [e for e in evidence
-                  if e.template_share_low >= policy.candidate_min_template_share]
+                  if round(e.template_share * e.sampled) >= policy.candidate_min_template_requests]
     if not candidates:
         return {}
     position = {e.account_id: i for i, e in enumerate(candidates)}
@@ -120,11 +125,16 @@ def _communities(store: ExchangeStore, evidence: list[AccountEvidence],
                          policy.leiden_resolution)
     graph = build_account_graph([e.account_id for e in candidates], sampled,
                                 (account_pos, unit_pos.astype(np.int64), counts), shared, params)
-    membership = pa.table({"account_id": graph.accounts,  # noqa: F841 - read by DuckDB
-                           "community": pa.array(graph.community, pa.int64())})
+    provisional = campaign_communities(
+        candidates, dict(zip(graph.accounts, graph.community.tolist(), strict=True)), policy)
+    in_campaign = np.isin(graph.community, list(provisional))
+    membership = pa.table({  # noqa: F841 - read by DuckDB
+        "account_id": pa.array(graph.accounts).filter(pa.array(in_campaign)),
+        "community": pa.array(graph.community[in_campaign], pa.int64())})
     con = store.con
     con.execute("CREATE OR REPLACE TABLE account_community AS SELECT * FROM membership")
-    con.execute(COMMUNITY_UNITS_SQL, {"min_inside_share": policy.community_unit_min_inside_share})
+    con.execute(COMMUNITY_UNITS_SQL, {"min_inside_share": policy.community_unit_min_inside_share,
+                                      "min_owners": policy.template_min_owners})
     on_campaign = dict(con.execute(ACCOUNT_CAMPAIGN_TEMPLATE_SQL).fetchall())
     for e in candidates:
         e.campaign_template_share = on_campaign.get(e.account_id, 0) / max(e.sampled, 1)
@@ -199,7 +209,8 @@ def run_scan(store: ExchangeStore, *, policy: Policy, releases: list[dict[str, s
         con.execute(ACCOUNT_CONTENT_SQL)
         con.execute(UNIT_STATS_SQL, {"min_owners": policy.template_min_owners,
                                      "min_texts": policy.template_min_texts,
-                                     "min_texts_per_owner": policy.template_min_texts_per_owner})
+                                     "min_texts_per_owner": policy.template_min_texts_per_owner,
+                                     "min_fresh_share": policy.template_min_fresh_share})
         con.execute(ACCOUNT_TEMPLATE_SQL)
         evidence = _evidence(store)
         t = step("templates", t)

@@ -7,7 +7,10 @@ payment method, else the account: one company's many accounts count once)
 with at least ``min_texts`` different requests around it, and at least
 ``min_texts_per_owner`` different requests per owner (its fill-ins vary, as a
 generator's do; a popular prompt that many people paste nearly verbatim, or a
-benchmark question, is shared by more owners than it has variants).
+benchmark question, is shared by more owners than it has variants), mostly in
+requests that open a conversation (``min_fresh_share``: a pipeline sends each
+templated request on its own, while a chat client's system prompt rides on
+every turn of conversations that go on).
 """
 
 from __future__ import annotations
@@ -18,16 +21,20 @@ __all__ = ["ACCOUNT_CAMPAIGN_TEMPLATE_SQL", "ACCOUNT_TEMPLATE_SQL", "ACCOUNT_UNI
 UNIT_STATS_SQL = """
 CREATE OR REPLACE TABLE unit_stats AS
 WITH uses AS (
-    SELECT account_id, owner, text_hash, unnest(list_distinct(units)) AS unit FROM signals
+    SELECT account_id, owner, text_hash, prior_turns,
+           unnest(list_distinct(units)) AS unit
+    FROM signals
 )
 SELECT unit,
        count(DISTINCT owner) AS owners,
        count(DISTINCT account_id) AS accounts,
        count(DISTINCT text_hash) AS texts,
-       count(*) AS uses
+       count(*) AS uses,
+       avg(CASE WHEN prior_turns = 0 THEN 1 ELSE 0 END) AS fresh_share
 FROM uses GROUP BY unit
 HAVING count(DISTINCT owner) >= $min_owners AND count(DISTINCT text_hash) >= $min_texts
    AND count(DISTINCT text_hash) >= $min_texts_per_owner * count(DISTINCT owner)
+   AND avg(CASE WHEN prior_turns = 0 THEN 1 ELSE 0 END) >= $min_fresh_share
 """
 
 # Per account: the share of its sampled requests built on a shared template.
@@ -53,25 +60,28 @@ SEMI JOIN unit_stats USING (unit)
 GROUP BY account_id, unit
 """
 
-# The shared units characteristic of the linked accounts (table
-# account_community: account_id, community): at least $min_inside_share of the
-# unit's sampled uses come from accounts in the graph. A popular prompt that
-# ordinary users also send is not a campaign's template, even when a campaign
-# forwards some of it.
+# The shared units characteristic of campaigns (table account_community:
+# account_id, community, for the accounts of communities that look like
+# campaigns): at least $min_inside_share of the unit's sampled uses come from
+# those accounts, and fewer than $min_owners owners outside them use it (it is
+# no shared template outside campaigns). A popular prompt, or a popular
+# client's system prompt, that ordinary users also send is not a campaign's
+# template, even when a campaign forwards much of it.
 COMMUNITY_UNITS_SQL = """
 CREATE OR REPLACE TABLE community_units AS
 WITH uses AS (
-    SELECT s.account_id, unnest(list_distinct(s.units)) AS unit FROM signals s
+    SELECT s.account_id, s.owner, unnest(list_distinct(s.units)) AS unit FROM signals s
 )
 SELECT u.unit
 FROM uses u SEMI JOIN unit_stats USING (unit)
 LEFT JOIN account_community ac USING (account_id)
 GROUP BY u.unit
 HAVING count(ac.community) >= $min_inside_share * count(*)
+   AND count(DISTINCT u.owner) FILTER (WHERE ac.community IS NULL) < $min_owners
 """
 
-# Per linked account: how many of its sampled requests carry a unit
-# characteristic of the linked accounts.
+# Per campaign account: how many of its sampled requests carry a unit
+# characteristic of campaigns.
 ACCOUNT_CAMPAIGN_TEMPLATE_SQL = """
 WITH uses AS (
     SELECT s.account_id, s.row_id, unnest(list_distinct(s.units)) AS unit FROM signals s

@@ -19,7 +19,7 @@ import numpy as np
 from distillguard.verdict.evidence import AccountEvidence
 from distillguard.verdict.policy import Policy
 
-__all__ = ["AccountVerdict", "CampaignVerdict", "judge"]
+__all__ = ["AccountVerdict", "CampaignVerdict", "campaign_communities", "judge"]
 
 _OWNER_SATURATION = 20  # owners at which breadth of coordination counts in full
 
@@ -55,6 +55,24 @@ def _campaign(members: list[AccountEvidence]) -> CampaignVerdict:
     breadth = min(1.0, math.log(max(owners, 1)) / math.log(_OWNER_SATURATION))
     score = round(template * (0.5 + 0.5 * breadth), 6)
     return CampaignVerdict("", members, owners, template, techniques, score)
+
+
+def campaign_communities(evidence: list[AccountEvidence], community: dict[str, int],
+                         policy: Policy) -> set[int]:
+    """Communities that look like campaigns on their shared-template traffic alone.
+
+    Their accounts define which template units are characteristic of campaigns
+    (see ``linkage.template_sql.COMMUNITY_UNITS_SQL``); ``judge`` then decides
+    on those units only.
+    """
+    groups: dict[int, list[AccountEvidence]] = {}
+    by_id = {e.account_id: e for e in evidence}
+    for account_id, number in community.items():
+        groups.setdefault(number, []).append(by_id[account_id])
+    return {number for number, members in groups.items()
+            if len({m.owner for m in members}) >= policy.campaign_min_owners
+            and _weighted(members, [m.template_share for m in members])
+            >= policy.campaign_min_template_share}
 
 
 def judge(evidence: list[AccountEvidence], community: dict[str, tuple[int, float]],

@@ -20,7 +20,8 @@ class Policy:
     template_min_owners: int
     template_min_texts: int
     template_min_texts_per_owner: float
-    candidate_min_template_share: float
+    template_min_fresh_share: float
+    candidate_min_template_requests: int
     content_neighbors: int
     content_min_cosine: float
     shared_value_max_group: dict[str, int]
@@ -40,7 +41,8 @@ def _flatten(data: dict[str, Any]) -> dict[str, Any]:
         "template_min_owners": data["templates"]["min_owners"],
         "template_min_texts": data["templates"]["min_texts"],
         "template_min_texts_per_owner": data["templates"]["min_texts_per_owner"],
-        "candidate_min_template_share": g["candidate_min_template_share"],
+        "template_min_fresh_share": data["templates"]["min_fresh_share"],
+        "candidate_min_template_requests": g["candidate_min_template_requests"],
         "content_neighbors": g["content_neighbors"],
         "content_min_cosine": g["content_min_cosine"],
         "shared_value_max_group": dict(g["shared_value_max_group"]),
