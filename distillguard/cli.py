@@ -210,5 +210,119 @@ def demo(
     print_summary(summary)
 
 
+def print_scan(findings: dict[str, Any], out_path: Path, timings: dict[str, float]) -> None:
+    accounts = findings["accounts"]
+    extraction = sum(a["verdict"] == "extraction" for a in accounts)
+    review = len(accounts) - extraction
+    inp = findings["input"]
+    out.print(f"[bold]Scan[/] of {inp['exchanges']:,} exchanges from {inp['accounts']:,} "
+              f"accounts: {len(findings['campaigns'])} campaign(s), {extraction:,} account(s) "
+              f"judged extraction, {review:,} for review -> {out_path}", highlight=False)
+    table = Table(title="Campaigns", title_justify="left")
+    for column in ("campaign", "accounts", "exchanges", "score", "techniques", "new-model pivot"):
+        table.add_column(column)
+    for c in findings["campaigns"]:
+        pivot = max(c["pivots"], key=lambda p: p["exchanges_within_24h"], default=None)
+        pivot_words = (f"{pivot['share_within_24h']:.0%} on {pivot['model']} within 24 h "
+                       f"(others {pivot['baseline_share_within_24h'] or 0:.0%})") if pivot else "-"
+        table.add_row(c["campaign_id"], f"{len(c['accounts']):,}", f"{c['exchanges']:,}",
+                      f"{c['score']:.2f}", ", ".join(c["techniques"]) or "-", pivot_words)
+    out.print(table)
+    out.print("time by stage: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()),
+              highlight=False)
+
+
+@app.command()
+def scan(
+    logs: Annotated[list[Path] | None, typer.Argument(
+        help="Exchange-log files or directories; omit to scan what --db holds.")] = None,
+    out_path: Annotated[Path, typer.Option("--out", help="Findings file to write.")] = Path(
+        "findings.json"),
+    db: Annotated[Path | None, typer.Option(
+        help="Store to ingest into and scan (default: a temporary one).")] = None,
+    releases: Annotated[Path | None, typer.Option(
+        help="Model releases JSON (default: releases.json beside the logs).")] = None,
+    policy: Annotated[Path | None, typer.Option(
+        help="Detection policy YAML (default: the packaged one).")] = None,
+    report: Annotated[Path | None, typer.Option(
+        help="Also write a Markdown report for analysts.")] = None,
+) -> None:
+    """Find extraction accounts and campaigns; write findings.json (and a report)."""
+    from distillguard.engines.scan_job import ScanJob, run_scan_job
+
+    files = discover_log_files(logs) if logs else []
+    bar, advance = byte_progress(files, desc="ingest")
+    try:
+        with bar:
+            findings, result = run_scan_job(
+                ScanJob(list(logs or []), db, out_path, releases, policy, report),
+                on_progress=advance)
+    except DistillguardError as exc:
+        fail(str(exc))
+        return
+    print_scan(findings, out_path, result.timings)
+    if report is not None:
+        out.print(f"Report: {report}", highlight=False)
+
+
+@app.command("eval")
+def eval_command(
+    findings_path: Annotated[Path, typer.Option("--findings", help="findings.json to score.")],
+    labels_path: Annotated[Path, typer.Option("--labels", help="Ground-truth labels.jsonl.")],
+    logs: Annotated[list[Path] | None, typer.Option(
+        "--logs", help="The scanned logs, for exchange-weighted recall.")] = None,
+    json_out: Annotated[Path | None, typer.Option(
+        "--json", help="Also write the metrics as JSON.")] = None,
+) -> None:
+    """Score findings against ground-truth labels (simulated traffic)."""
+    from distillguard.evaluate import evaluate_findings, exchanges_per_account, read_labels
+
+    try:
+        findings = orjson.loads(findings_path.read_bytes())
+        labels, archetypes = read_labels(labels_path)
+        exchanges = exchanges_per_account(logs) if logs else None
+    except (OSError, orjson.JSONDecodeError) as exc:
+        fail(f"cannot read findings or labels: {exc}")
+        return
+    except DistillguardError as exc:
+        fail(str(exc))
+        return
+    metrics = evaluate_findings(findings, labels, archetypes=archetypes or None,
+                                exchanges=exchanges)
+    print_metrics(metrics)
+    if json_out is not None:
+        json_out.write_bytes(orjson.dumps(metrics, option=orjson.OPT_INDENT_2))
+
+
+def print_metrics(m: dict[str, Any]) -> None:
+    table = Table(title="Accounts", title_justify="left")
+    for column in ("level", "flagged", "precision", "recall", "legit FP rate",
+                   "exchange recall"):
+        table.add_column(column)
+    for level in ("extraction", "extraction_or_review"):
+        r = m[level]
+        table.add_row(level, f"{r['flagged']:,}", _num(r["precision"]), _num(r["recall"]),
+                      _num(r["legit_false_positive_rate"]), _num(r.get("exchange_recall")))
+    out.print(table)
+    actors = Table(title="Campaign actors", title_justify="left")
+    for column in ("actor", "accounts", "extraction", "recall", "groups", "largest group"):
+        actors.add_column(column)
+    for name, a in m["actors"].items():
+        actors.add_row(name, f"{a['accounts']:,}", f"{a['extraction']:,}", _num(a["recall"]),
+                       str(a["groups"]), _num(a["largest_group_share"]))
+    out.print(actors)
+    per = m["extraction"].get("legit_by_archetype")
+    if per:
+        out.print("legitimate accounts given extraction, by archetype: " + ", ".join(
+            f"{k} {v['flagged']}/{v['accounts']}" for k, v in per.items()), highlight=False)
+    for gid, g in m["campaign_groups"].items():
+        out.print(f"group {gid}: {g['accounts']:,} accounts, purity {_num(g['purity'])} "
+                  f"({g['majority']})", highlight=False)
+
+
+def _num(x: float | None) -> str:
+    return "-" if x is None else f"{x:.4f}"
+
+
 if __name__ == "__main__":
     app()
