@@ -188,7 +188,7 @@ def simulate_command(
     _print_simulation(report)
 
 
-DEMO_SCALE = 0.002
+DEMO_SCALE = 0.005
 
 
 @app.command()
@@ -198,16 +198,29 @@ def demo(
     corpora: Annotated[Path | None, typer.Option(
         help="The prompt corpora (default: ../shared/corpora).")] = None,
 ) -> None:
-    """Simulate a small scenario with campaigns, ingest it and print the summary."""
+    """Simulate traffic with campaigns, ingest it, scan it and score the findings."""
+    from distillguard.engines.scan_job import ScanJob, run_scan_job
+    from distillguard.evaluate import evaluate_findings, exchanges_per_account, read_labels
+
+    sim_dir, db = workdir / "sim", workdir / "demo.duckdb"
+    findings_path, report_path = workdir / "findings.json", workdir / "report.md"
     try:
-        report = simulate(SimOptions(out=workdir / "sim", scale=DEMO_SCALE, seed=1,
-                                     corpora=corpora))
+        report = simulate(SimOptions(out=sim_dir, scale=DEMO_SCALE, seed=1, corpora=corpora))
         _print_simulation(report)
-        summary = run_ingest([workdir / "sim" / "exchanges"], workdir / "demo.duckdb")
+        summary = run_ingest([sim_dir / "exchanges"], db)
+        print_summary(summary)
+        findings, result = run_scan_job(ScanJob([], db, findings_path,
+                                                releases=sim_dir / "releases.json",
+                                                report=report_path))
+        labels, archetypes = read_labels(sim_dir / "labels.jsonl")
     except DistillguardError as exc:
         fail(str(exc))
         return
-    print_summary(summary)
+    print_scan(findings, findings_path, result.timings)
+    out.print(f"Report for analysts: {report_path}", highlight=False)
+    out.print("[bold]Against the simulator's ground truth[/]:")
+    print_metrics(evaluate_findings(findings, labels, archetypes=archetypes or None,
+                                    exchanges=exchanges_per_account([sim_dir / "exchanges"])))
 
 
 def print_scan(findings: dict[str, Any], out_path: Path, timings: dict[str, float]) -> None:
