@@ -1,4 +1,4 @@
-"""Turn a slice's events into an exchange-log record batch (the spec's 25 fields).
+"""Turn a slice's events into exchange-log record batches (the spec's 25 fields).
 
 Per session: the model (old, small or new, by the account's adoption of the
 new model), the address (per request for rotating proxies), the API key and,
@@ -10,6 +10,8 @@ has one.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pyarrow as pa
 
@@ -20,7 +22,7 @@ from distillguard.sim.population import TIERS, Population
 from distillguard.sim.sessions import Events
 from distillguard.sim.timing import HOUR_MS, adoption_share
 
-__all__ = ["RATE_LIMITS", "WRITE_SCHEMA", "assemble_batch"]
+__all__ = ["RATE_LIMITS", "WRITE_SCHEMA", "Rows", "plan_rows", "rows_batch"]
 
 WRITE_SCHEMA = pa.schema(SPEC_FIELDS)
 # requests per minute per account, by tier (beyond: 429)
@@ -32,16 +34,14 @@ _SERVER_ERRORS = np.array([500, 503, 529])
 SERVER_ERROR_SHARE = 0.003
 
 
-def _models(pop: Population, ev: Events, models: dict[str, str], start_ms: int,
-            rng: np.random.Generator) -> pa.Array:
+def _models(pop: Population, ev: Events, start_ms: int, rng: np.random.Generator) -> np.ndarray:
+    """Per session: 0 the old model, 1 the small one, 2 the new one."""
     a = ev.s_acct
     t_h = (ev.s_start - start_ms) / HOUR_MS
     new = rng.random(len(a)) < adoption_share(t_h, pop.adopt_at[a], pop.adopt_share[a],
                                               pop.adopt_ramp[a])
     small = ~new & (rng.random(len(a)) < pop.small_share[a])
-    code = np.where(new, 2, np.where(small, 1, 0))
-    names = pa.array([models["old"], models["small"], models["new"]])
-    return names.take(pa.array(code[ev.session]))
+    return np.where(new, 2, np.where(small, 1, 0)).astype(np.int8)
 
 
 def _status(pop: Population, acct: np.ndarray, ts: np.ndarray,
@@ -76,8 +76,30 @@ def _session_pick(rng: np.random.Generator, start: np.ndarray, length: np.ndarra
     return start + (rng.random(len(start)) * length).astype(np.int64)
 
 
-def assemble_batch(pop: Population, store: ContentStore, ev: Events, models: dict[str, str],
-                   start_ms: int, rng: np.random.Generator) -> pa.RecordBatch:
+@dataclass(frozen=True)
+class Rows:
+    """A slice's exchanges as integers, every random draw made once for the whole slice
+    (so a conversation keeps its model and id across row groups); text comes later."""
+
+    ts: np.ndarray
+    entry: np.ndarray
+    acct: np.ndarray
+    ip: np.ndarray
+    key: np.ndarray
+    conv: np.ndarray          # index into ``conv_ids``, -1 none
+    model: np.ndarray
+    status: np.ndarray
+    input_tokens: np.ndarray
+    output_tokens: np.ndarray
+    has_image: np.ndarray
+    conv_ids: pa.StringArray
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+
+def plan_rows(pop: Population, store: ContentStore, ev: Events, start_ms: int,
+              rng: np.random.Generator) -> Rows:
     n = len(ev)
     acct = ev.acct
     s_acct = ev.s_acct
@@ -85,27 +107,38 @@ def assemble_batch(pop: Population, store: ContentStore, ev: Events, models: dic
     rotate = pop.ip_rotates[acct]
     ip[rotate] = _session_pick(rng, pop.ip_start[acct[rotate]], pop.ip_len[acct[rotate]])
     key = _session_pick(rng, pop.key_start[s_acct], pop.key_len[s_acct])[ev.session]
-    client = pop.client[acct]
     browser_sessions = pop.clients.browser[pop.client[s_acct]]
     conv_ids = hex_ids(rng, int(browser_sessions.sum()), "conversation")
-    conv_index = np.cumsum(browser_sessions) - 1
-    s_conv = np.where(browser_sessions, conv_index, -1)[ev.session]
+    conv = np.where(browser_sessions, np.cumsum(browser_sessions) - 1, -1)[ev.session]
     status = _status(pop, acct, ev.ts, rng)
-    ok = status == 200
-    input_tokens, output_tokens = _tokens(store, pop, ev, ok, rng)
+    input_tokens, output_tokens = _tokens(store, pop, ev, status == 200, rng)
     pool_image = np.array([store.pools[p].image for p, _ in pop.stream_keys])[ev.stream]
     single = store.msg_len[ev.entry] == 1
     has_image = pool_image | (single & (rng.random(n) < pop.image_share[acct]))
+    return Rows(ts=ev.ts, entry=ev.entry, acct=acct, ip=ip, key=key, conv=conv,
+                model=_models(pop, ev, start_ms, rng)[ev.session], status=status,
+                input_tokens=input_tokens, output_tokens=output_tokens, has_image=has_image,
+                conv_ids=conv_ids)
+
+
+def rows_batch(pop: Population, store: ContentStore, rows: Rows, models: dict[str, str],
+               lo: int, hi: int, rng: np.random.Generator) -> pa.RecordBatch:
+    """The record batch of ``rows[lo:hi]``: the only place text is materialized."""
+    n = hi - lo
+    acct, entry, ip = rows.acct[lo:hi], rows.entry[lo:hi], rows.ip[lo:hi]
+    status, conv = rows.status[lo:hi], rows.conv[lo:hi]
+    client = pop.client[acct]
     acct_idx = pa.array(acct)
+    names = pa.array([models["old"], models["small"], models["new"]])
     columns = {
         "request_id": hex_ids(rng, n, "request"),
-        "ts": pa.array(ev.ts, TS_TYPE),
+        "ts": pa.array(rows.ts[lo:hi], TS_TYPE),
         "account_id": pop.account_id.take(acct_idx),
-        "model": _models(pop, ev, models, start_ms, rng),
-        "messages": store.messages(ev.entry),
-        "system": store.system(ev.entry),
+        "model": names.take(pa.array(rows.model[lo:hi])),
+        "messages": store.messages(entry),
+        "system": store.system(entry),
         "org_id": pop.org_id.take(acct_idx),
-        "api_key_id": pop.keys.take(pa.array(key)),
+        "api_key_id": pop.keys.take(pa.array(rows.key[lo:hi])),
         "account_created": pa.array(pop.created_ms[acct], TS_TYPE),
         "account_tier": _TIER_NAMES.take(pa.array(pop.tier[acct])),
         "verified": pa.array(pop.verified[acct]),
@@ -115,14 +148,14 @@ def assemble_batch(pop: Population, store: ContentStore, ev: Events, models: dic
         "country": pop.ips.country.take(pa.array(ip)),
         "user_agent": pop.clients.user_agent.take(pa.array(client)),
         "client_fingerprint": pop.clients.fingerprint.take(pa.array(client)),
-        "tools": store.tools(ev.entry),
-        "has_image": pa.array(has_image),
-        "conversation_id": conv_ids.take(pa.array(np.maximum(s_conv, 0), mask=s_conv < 0))
-        if len(conv_ids) else pa.nulls(n, pa.string()),
-        "response": store.response(ev.entry, ok),
+        "tools": store.tools(entry),
+        "has_image": pa.array(rows.has_image[lo:hi]),
+        "conversation_id": rows.conv_ids.take(pa.array(np.maximum(conv, 0), mask=conv < 0))
+        if len(rows.conv_ids) else pa.nulls(n, pa.string()),
+        "response": store.response(entry, status == 200),
         "reasoning": pa.nulls(n, pa.string()),
-        "input_tokens": pa.array(input_tokens),
-        "output_tokens": pa.array(output_tokens),
+        "input_tokens": pa.array(rows.input_tokens[lo:hi]),
+        "output_tokens": pa.array(rows.output_tokens[lo:hi]),
         "status": pa.array(status),
     }
     return pa.RecordBatch.from_arrays([columns[f.name] for f in WRITE_SCHEMA],

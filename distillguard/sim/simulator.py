@@ -1,15 +1,20 @@
 """``simulate``: build the content and the population once, then write the window in parts.
 
-The window is cut into time slices (1 to 24 hours, so that a slice holds at
-most ``TARGET_SLICE_ROWS`` exchanges) and the slices into one part per day.
-Every slice draws from its own generator, seeded by (seed, slice), so the
-output is the same whatever the number of workers; workers are forked
-processes that share the frozen content store and population and each write
-their own part files. Memory is bounded by one slice per worker.
+The window is cut into time slices (1 to 24 hours, so that a slice holds about
+``TARGET_SLICE_ROWS`` exchanges) and the slices into one part per day. Every
+slice draws from its own generator, seeded by (seed, slice), so the output is
+the same whatever the number of workers; workers are forked processes that
+share the frozen content store and population and each write their own part
+files. A slice is planned as integers, and its text is materialized and
+written ``ROW_GROUP_ROWS`` rows at a time, so memory stays bounded at any scale.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import gc
+import itertools
 import multiprocessing as mp
 import queue
 import shutil
@@ -21,11 +26,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 from tqdm import tqdm
 
 from distillguard.errors import InputError
 from distillguard.sim.accounts import BuildContext
-from distillguard.sim.assemble import assemble_batch
+from distillguard.sim.assemble import plan_rows, rows_batch
 from distillguard.sim.attack_content import add_attack_pools
 from distillguard.sim.campaigns import campaign_block
 from distillguard.sim.clients import Clients
@@ -43,7 +49,8 @@ from distillguard.sim.writer import FORMATS, PartWriter, write_json, write_label
 
 __all__ = ["SimOptions", "SimReport", "simulate"]
 
-TARGET_SLICE_ROWS = 40_000
+TARGET_SLICE_ROWS = 150_000
+ROW_GROUP_ROWS = 32_000       # text is materialized at most this many rows at a time
 SLICE_HOURS = (24, 12, 6, 4, 2, 1)
 STYLES = 16
 SHOW_AFTER_SECONDS = 2.0
@@ -188,20 +195,25 @@ def _run_part(part: int) -> tuple[int, np.ndarray, int]:
     shapes = weekly_shapes()
     how0 = hour_of_week_offset(world.scenario.start_ms)
     counts = np.zeros(pop.n, np.int64)
-    rows = 0
+    total = 0
     with PartWriter(opts.out, part, opts.fmt) as writer:
         for s in world.parts[part]:
             rng = np.random.default_rng([opts.seed, 1000, s])
             events = slice_events(pop, world.store, shapes, how0, world.scenario.start_ms,
                                   world.slices[s], rng)
-            batch = assemble_batch(pop, world.store, events, world.scenario.models,
-                                   world.scenario.start_ms, rng)
-            writer.write(batch)
+            rows = plan_rows(pop, world.store, events, world.scenario.start_ms, rng)
+            groups = max(1, -(-len(rows) // ROW_GROUP_ROWS))
+            bounds = np.linspace(0, len(rows), groups + 1).astype(int)
+            for lo, hi in itertools.pairwise(bounds):
+                writer.write(rows_batch(pop, world.store, rows, world.scenario.models, lo, hi,
+                                        rng))
+                pa.default_memory_pool().release_unused()
+            _release_memory()
             counts += np.bincount(events.acct, minlength=pop.n)
-            rows += len(events)
+            total += len(rows)
             if _PROGRESS is not None:
-                _PROGRESS.put(len(events))
-    return part, counts, rows
+                _PROGRESS.put(len(rows))
+    return part, counts, total
 
 
 def _init_worker(progress: Any) -> None:
@@ -246,10 +258,21 @@ def _drain(progress: Any, update: Callable[[int], Any], timeout: float) -> None:
         return
 
 
+def _release_memory() -> None:
+    """Hand freed memory back to the OS: after corpus loading (before workers fork,
+    or every worker would carry those pages) and after each slice. Python and Arrow
+    have freed it already, but glibc and Arrow's allocator keep the pages."""
+    pa.default_memory_pool().release_unused()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
 def simulate(options: SimOptions, *, show_progress: bool = True) -> SimReport:
     """Write a simulated exchange log, its releases and its ground truth to ``options.out``."""
     t0 = time.perf_counter()
     world = build_world(options)
+    gc.collect()
+    _release_memory()
     opts = world.options
     out = opts.out
     for folder in ("exchanges", "exchanges-jsonl"):
@@ -264,7 +287,8 @@ def simulate(options: SimOptions, *, show_progress: bool = True) -> SimReport:
         counts, rows = _run_parts(world, bar)
     actors = [pop.actors[k] for k in pop.kind]
     write_releases(out / "releases.json", world.scenario.releases)
-    accounts = write_labels(out / "labels.jsonl", pop.account_id, actors, counts > 0)
+    accounts = write_labels(out / "labels.jsonl", pop.account_id, actors,
+                            [pop.kinds[k] for k in pop.kind], counts > 0)
     report = SimReport(out=out, scenario=world.scenario.name, scale=opts.scale, seed=opts.seed,
                        evasion=sorted(opts.evasion or ()), split=opts.split,
                        attack_corpora=list(opts.attack_corpora or ()), exchanges=rows,

@@ -7,7 +7,7 @@ Layout of ``DIR``::
     exchanges/ + exchanges-jsonl/        (--format both: one copy each, never mixed,
                                           so reading exchanges/ counts every exchange once)
     releases.json   [{"model", "released_at"}]
-    labels.jsonl    one line per account seen: {"account_id", "actor"}
+    labels.jsonl    one line per account seen: {"account_id", "actor", "archetype"}
     simulation.json scenario, options and counts (no per-account truth)
 
 Parquet parts are zstd-compressed with large dictionaries: the same prompts
@@ -110,10 +110,16 @@ def write_releases(path: Path, releases: dict[str, int]) -> None:
 
 
 def write_labels(path: Path, account_ids: pa.StringArray, actors: list[str | None],
-                 seen: np.ndarray) -> int:
-    """One line per account that sent at least one exchange; returns the line count."""
+                 archetypes: list[str], seen: np.ndarray) -> int:
+    """One line per account that sent at least one exchange; returns the line count.
+
+    Besides the spec's ``account_id`` and ``actor``, each line names the account's
+    ``archetype`` (chat, app, eval, edu, corp, or the campaign), so an evaluation can
+    break false positives down by the kind of customer they hit.
+    """
     ids = account_ids.to_pylist()
     with open(path, "wb") as f:
         for i in sorted(np.flatnonzero(seen), key=lambda i: ids[i]):
-            f.write(orjson.dumps({"account_id": ids[i], "actor": actors[i]}) + b"\n")
+            row = {"account_id": ids[i], "actor": actors[i], "archetype": archetypes[i]}
+            f.write(orjson.dumps(row) + b"\n")
     return int(seen.sum())

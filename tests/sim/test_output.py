@@ -14,7 +14,8 @@ from tests.sim.conftest import TINY, Simulated
 
 
 def _digest(folder: Path) -> dict[str, str]:
-    files = [*sorted(folder.glob("exchanges*/*")), folder / "labels.jsonl", folder / "releases.json", folder / "simulation.json"]
+    files = [*sorted(folder.glob("exchanges*/*")),
+             *(folder / name for name in ("labels.jsonl", "releases.json", "simulation.json"))]
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 
@@ -29,7 +30,10 @@ def test_exchanges_read_back_with_no_quarantined_row(baseline: Simulated) -> Non
 
 def test_labels_name_every_account_in_the_exchanges_once(baseline: Simulated) -> None:
     lines = [orjson.loads(line) for line in (baseline.out / "labels.jsonl").read_bytes().splitlines()]
-    assert all(set(line) == {"account_id", "actor"} for line in lines)
+    assert all(set(line) == {"account_id", "actor", "archetype"} for line in lines)
+    assert all(line["archetype"] == line["actor"] for line in lines if line["actor"])
+    assert {line["archetype"] for line in lines if not line["actor"]} == {
+        "chat", "app", "eval", "edu", "corp"}
     labelled = [line["account_id"] for line in lines]
     assert len(labelled) == len(set(labelled))
     seen = {r[0] for r in baseline.rows(
