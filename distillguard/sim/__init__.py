@@ -10,7 +10,8 @@ from distillguard.sim.scenario import (
     load_scenario,
     parse_evasion,
 )
-from distillguard.sim.simulator import SimOptions, SimReport, simulate
+from distillguard.sim.simulator import SimReport, simulate
+from distillguard.sim.world import SimOptions
 from distillguard.sim.writer import FORMATS
 
 __all__ = [

@@ -1,12 +1,11 @@
-"""``simulate``: build the content and the population once, then write the window in parts.
+"""``simulate``: build the world once (``world``), then write the window in parts.
 
-The window is cut into time slices (1 to 24 hours, so that a slice holds about
-``TARGET_SLICE_ROWS`` exchanges) and the slices into one part per day. Every
-slice draws from its own generator, seeded by (seed, slice), so the output is
-the same whatever the number of workers; workers are forked processes that
-share the frozen content store and population and each write their own part
-files. A slice is planned as integers, and its text is materialized and
-written ``ROW_GROUP_ROWS`` rows at a time, so memory stays bounded at any scale.
+Each part is one day of time slices (``world.plan_slices``). Every slice draws
+from its own generator, seeded by (seed, slice), so the output is the same
+whatever the number of workers; workers are forked processes that share the
+frozen content store and population and each write their own part files. A
+slice is planned as integers, and its text is materialized and written
+``ROW_GROUP_ROWS`` rows at a time, so memory stays bounded at any scale.
 """
 
 from __future__ import annotations
@@ -29,45 +28,17 @@ import numpy as np
 import pyarrow as pa
 from tqdm import tqdm
 
-from distillguard.errors import InputError
-from distillguard.sim.accounts import BuildContext
 from distillguard.sim.assemble import plan_rows, rows_batch
-from distillguard.sim.attack_content import add_attack_pools
-from distillguard.sim.campaigns import campaign_block
-from distillguard.sim.clients import Clients
-from distillguard.sim.content import ContentStore, StoreBuilder
-from distillguard.sim.corpora import find_corpora_dir
-from distillguard.sim.legit_content import add_legit_pools, load_legit_corpora
-from distillguard.sim.legit_population import legit_block
-from distillguard.sim.networks import Networks
-from distillguard.sim.population import AccountBlock, Lockstep, Population, StreamTable, assemble_population
-from distillguard.sim.scenario import DEFAULT_SCENARIO, SPLITS, Scenario, load_scenario
+from distillguard.sim.population import Population
 from distillguard.sim.sessions import slice_events
-from distillguard.sim.templates import load_templates
-from distillguard.sim.timing import HOUR_MS, hour_of_week_offset, weekly_shapes
-from distillguard.sim.writer import FORMATS, PartWriter, write_json, write_labels, write_releases
+from distillguard.sim.timing import hour_of_week_offset, weekly_shapes
+from distillguard.sim.world import SimOptions, World, build_world
+from distillguard.sim.writer import PartWriter, write_json, write_labels, write_releases
 
 __all__ = ["SimOptions", "SimReport", "simulate"]
 
-TARGET_SLICE_ROWS = 150_000
 ROW_GROUP_ROWS = 32_000       # text is materialized at most this many rows at a time
-SLICE_HOURS = (24, 12, 6, 4, 2, 1)
-STYLES = 16
 SHOW_AFTER_SECONDS = 2.0
-
-
-@dataclass(frozen=True)
-class SimOptions:
-    out: Path
-    scenario: str = DEFAULT_SCENARIO
-    scale: float = 0.01
-    seed: int = 1
-    evasion: frozenset[str] | None = None     # None: the scenario's default
-    split: str = "all"
-    attack_corpora: tuple[str, ...] | None = None
-    fmt: str = "parquet"
-    workers: int = 2
-    corpora: Path | None = None
 
 
 @dataclass
@@ -89,102 +60,8 @@ class SimReport:
         return {k: v for k, v in self.__dict__.items() if k not in ("out", "seconds")}
 
 
-@dataclass
-class _World:
-    scenario: Scenario
-    store: ContentStore
-    population: Population
-    options: SimOptions
-    slices: list[np.ndarray]
-    parts: list[list[int]]
-
-
-_WORLD: _World | None = None
+_WORLD: World | None = None
 _PROGRESS: Any = None
-
-
-def _check(options: SimOptions) -> None:
-    if not options.scale > 0:
-        msg = f"--scale must be greater than 0, got {options.scale}"
-        raise InputError(msg)
-    if options.split not in SPLITS:
-        msg = f"--split must be one of {', '.join(SPLITS)}, got {options.split!r}"
-        raise InputError(msg)
-    if options.fmt not in FORMATS:
-        msg = f"--format must be one of {', '.join(FORMATS)}, got {options.fmt!r}"
-        raise InputError(msg)
-    if options.workers < 1:
-        msg = f"--workers must be at least 1, got {options.workers}"
-        raise InputError(msg)
-
-
-def attack_corpora_for(scenario: Scenario, split: str,
-                       explicit: tuple[str, ...] | None) -> list[str]:
-    if explicit:
-        return list(dict.fromkeys(explicit))
-    if split == "all":
-        return list(dict.fromkeys(scenario.attack_corpora["train"]
-                                  + scenario.attack_corpora["test"]))
-    return list(scenario.attack_corpora[split])
-
-
-def build_world(options: SimOptions) -> _World:
-    """Load the scenario and corpora, build the content store and the population."""
-    _check(options)
-    scenario = load_scenario(options.scenario)
-    evasion = scenario.evasion if options.evasion is None else options.evasion
-    corpora_dir = find_corpora_dir(options.corpora)
-    rng = np.random.default_rng([options.seed, 1])
-    templates = load_templates()
-    builder = StoreBuilder()
-    add_legit_pools(builder, load_legit_corpora(corpora_dir, options.split), templates, rng)
-    names = attack_corpora_for(scenario, options.split, options.attack_corpora)
-    styles = STYLES if "templates" in evasion else 0
-    if scenario.campaigns:
-        add_attack_pools(builder, corpora_dir, names, styles=styles, rng=rng)
-    store = builder.build()
-    del builder
-
-    how0 = hour_of_week_offset(scenario.start_ms)
-    ctx = BuildContext(rng=np.random.default_rng([options.seed, 2]),
-                       networks=Networks(np.random.default_rng([options.seed, 3])),
-                       clients=Clients(np.random.default_rng([options.seed, 4])),
-                       streams=StreamTable(), store=store, start_ms=scenario.start_ms,
-                       days=scenario.days,
-                       release_hour=(scenario.release_ms - scenario.start_ms) / HOUR_MS)
-    blocks: list[AccountBlock] = []
-    lockstep: list[list[Lockstep]] = []
-    kinds: list[str] = []
-    actors: list[str | None] = []
-    for spec in scenario.legit:
-        blocks.append(legit_block(spec, len(kinds), options.scale, ctx, templates))
-        lockstep.append([])
-        kinds.append(spec.name)
-        actors.append(None)
-    for camp in scenario.campaigns:
-        block, groups = campaign_block(camp, len(kinds), options.scale, evasion,
-                                       scenario.evasion_mix, styles, ctx)
-        blocks.append(block)
-        lockstep.append(groups)
-        kinds.append(camp.name)
-        actors.append(camp.name)
-    population = assemble_population(blocks, lockstep, kinds, actors, ctx.streams, store,
-                                     ctx.networks.table(), ctx.clients.table(), how0,
-                                     np.random.default_rng([options.seed, 5]))
-    slices, parts = plan_slices(scenario.days, float(population.expected.sum()))
-    options = SimOptions(**{**options.__dict__, "evasion": evasion,
-                            "attack_corpora": tuple(names) if scenario.campaigns else ()})
-    return _World(scenario, store, population, options, slices, parts)
-
-
-def plan_slices(days: int, expected_rows: float) -> tuple[list[np.ndarray], list[list[int]]]:
-    """Window hours per slice, and slice indices per part (one part per day)."""
-    per_hour = expected_rows / (days * 24)
-    hours = next((h for h in SLICE_HOURS if per_hour * h * 1.5 <= TARGET_SLICE_ROWS), 1)
-    slices = [np.arange(s, s + hours) for s in range(0, days * 24, hours)]
-    per_day = 24 // hours
-    parts = [list(range(d * per_day, (d + 1) * per_day)) for d in range(days)]
-    return slices, parts
 
 
 def _run_part(part: int) -> tuple[int, np.ndarray, int]:
@@ -221,7 +98,7 @@ def _init_worker(progress: Any) -> None:
     _PROGRESS = progress
 
 
-def _run_parts(world: _World, bar: tqdm) -> tuple[np.ndarray, int]:
+def _run_parts(world: World, bar: tqdm) -> tuple[np.ndarray, int]:
     global _WORLD
     _WORLD = world
     n_parts = len(world.parts)

@@ -9,7 +9,7 @@ import pytest
 
 from distillguard.sim import SimOptions, load_scenario
 from distillguard.sim.attack_content import ATTACK_CORPORA
-from distillguard.sim.simulator import build_world
+from distillguard.sim.world import build_world
 from tests.sim.conftest import Simulated
 
 RELEASE = "TIMESTAMPTZ '2026-03-02 16:00:00+00'"

@@ -17,7 +17,7 @@ from distillguard.sim import (
     simulate,
 )
 from distillguard.sim.attack_content import ATTACK_CORPORA
-from distillguard.sim.simulator import build_world
+from distillguard.sim.world import build_world
 
 
 def test_the_packaged_scenarios_load() -> None:
