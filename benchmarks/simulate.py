@@ -1,6 +1,7 @@
 """Simulator throughput to Parquet and peak memory, against plain pyarrow writing.
 
-    .venv/bin/python benchmarks/simulate.py [--scale 0.1] [--workers 2] [--corpora DIR]
+    .venv/bin/python benchmarks/simulate.py [--scale 0.1] [--workers 2] [--evasion all]
+                                            [--corpora DIR]
 
 The simulation runs in a fresh process; a sampler adds up the resident memory
 of that process and its workers every 0.1 s (RSS counts the content store the
@@ -33,9 +34,10 @@ OUT = Path(__file__).resolve().parent / "out"
 SIMULATE = textwrap.dedent("""
     import json, sys
     from pathlib import Path
-    from distillguard.sim import SimOptions, simulate
+    from distillguard.sim import SimOptions, parse_evasion, simulate
     scale, workers, out, corpora = float(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
     r = simulate(SimOptions(out=Path(out), scale=scale, seed=1, workers=workers,
+                            evasion=parse_evasion(sys.argv[5]),
                             corpora=Path(corpora) if corpora else None), show_progress=False)
     print(json.dumps({"exchanges": r.exchanges, "accounts": r.accounts, "seconds": r.seconds,
                       "by_kind": r.by_kind}))
@@ -89,19 +91,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=0.1)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--evasion", default="none")
     parser.add_argument("--corpora", default="")
     args = parser.parse_args()
-    out = OUT / f"sim-{args.scale:g}"
+    out = OUT / f"sim-{args.scale:g}-{args.evasion.replace(',', '+')}"
     stdout, wall, peak_rss, peak_pss = run_sampled(
         [sys.executable, "-c", SIMULATE, str(args.scale), str(args.workers), str(out),
-         args.corpora])
+         args.corpora, args.evasion])
     result = json.loads(stdout.strip().splitlines()[-1])
     parts = sorted((out / "exchanges").glob("*.parquet"), key=lambda p: p.stat().st_size)
     base = baseline(parts[-1], args.workers)
     rate = result["exchanges"] / result["seconds"]
     size = sum(p.stat().st_size for p in parts)
     rows = pq.ParquetFile(parts[-1]).metadata.num_rows
-    print(f"simulate --scale {args.scale:g} --workers {args.workers}: {result['exchanges']:,} "
+    print(f"simulate --scale {args.scale:g} --workers {args.workers} --evasion {args.evasion}: "
+          f"{result['exchanges']:,} "
           f"exchanges, {result['accounts']:,} accounts in {result['seconds']:.1f} s "
           f"({wall:.1f} s with interpreter start)")
     print(f"  {rate:,.0f} exchanges/s to Parquet ({size / result['exchanges']:.0f} B/exchange, "
