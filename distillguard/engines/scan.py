@@ -106,7 +106,10 @@ def _communities(store: ExchangeStore, evidence: list[AccountEvidence],
     if not candidates:
         return {}
     position = {e.account_id: i for i, e in enumerate(candidates)}
-    pairs = store.con.sql(ACCOUNT_UNITS_SQL).to_arrow_table()
+    candidate_ids = pa.table({"account_id": list(position)})  # noqa: F841 - read by DuckDB
+    store.con.execute("CREATE OR REPLACE TABLE graph_candidates AS SELECT * FROM candidate_ids")
+    pairs = store.con.sql(ACCOUNT_UNITS_SQL,
+                          params={"min_owners": policy.template_min_owners}).to_arrow_table()
     accounts = pairs.column("account_id").to_pylist()
     keep = np.array([a in position for a in accounts], dtype=bool)
     account_pos = np.array([position[a] for a, k in zip(accounts, keep, strict=True) if k],
@@ -209,7 +212,6 @@ def run_scan(store: ExchangeStore, *, policy: Policy, releases: list[dict[str, s
         con.execute(ACCOUNT_CONTENT_SQL)
         con.execute(UNIT_STATS_SQL, {"min_owners": policy.template_min_owners,
                                      "min_texts": policy.template_min_texts,
-                                     "min_texts_per_owner": policy.template_min_texts_per_owner,
                                      "min_fresh_share": policy.template_min_fresh_share})
         con.execute(ACCOUNT_TEMPLATE_SQL)
         evidence = _evidence(store)

@@ -4,11 +4,9 @@ Reads ``signals`` (sampled exchanges: account_id, owner, text_hash, units).
 A unit is a *shared template unit* when it appears in the requests of at
 least ``min_owners`` different owners (an owner is an organization, else a
 payment method, else the account: one company's many accounts count once)
-with at least ``min_texts`` different requests around it, and at least
-``min_texts_per_owner`` different requests per owner (its fill-ins vary, as a
-generator's do; a popular prompt that many people paste nearly verbatim, or a
-benchmark question, is shared by more owners than it has variants), mostly in
-requests that open a conversation (``min_fresh_share``: a pipeline sends each
+with at least ``min_texts`` different requests around it (its fill-ins vary,
+as a generator's do; a benchmark question repeated verbatim does not), mostly
+in requests that open a conversation (``min_fresh_share``: a pipeline sends each
 templated request on its own, while a chat client's system prompt rides on
 every turn of conversations that go on).
 """
@@ -33,7 +31,6 @@ SELECT unit,
        avg(CASE WHEN prior_turns = 0 THEN 1 ELSE 0 END) AS fresh_share
 FROM uses GROUP BY unit
 HAVING count(DISTINCT owner) >= $min_owners AND count(DISTINCT text_hash) >= $min_texts
-   AND count(DISTINCT text_hash) >= $min_texts_per_owner * count(DISTINCT owner)
    AND avg(CASE WHEN prior_turns = 0 THEN 1 ELSE 0 END) >= $min_fresh_share
 """
 
@@ -52,12 +49,27 @@ FROM signals s LEFT JOIN hits h USING (row_id)
 GROUP BY s.account_id
 """
 
-# Per account and shared unit: how many of its sampled requests use the unit.
+# Per candidate account (table graph_candidates) and shared unit: how many of
+# its sampled requests use the unit. Units that a crowd of other owners (at
+# least $min_owners outside the candidates) also sends, such as benchmark
+# questions with a step-by-step suffix, link nobody: they are what ordinary
+# users ask too.
 ACCOUNT_UNITS_SQL = """
-SELECT account_id, unit, count(*) AS n
-FROM (SELECT account_id, unnest(list_distinct(units)) AS unit FROM signals)
+WITH uses AS (
+    SELECT account_id, owner, unnest(list_distinct(units)) AS unit FROM signals
+),
+crowd AS (
+    SELECT u.unit FROM uses u
+    SEMI JOIN unit_stats USING (unit)
+    ANTI JOIN graph_candidates USING (account_id)
+    GROUP BY u.unit HAVING count(DISTINCT u.owner) >= $min_owners
+)
+SELECT u.account_id, u.unit, count(*) AS n
+FROM uses u
+SEMI JOIN graph_candidates USING (account_id)
 SEMI JOIN unit_stats USING (unit)
-GROUP BY account_id, unit
+ANTI JOIN crowd USING (unit)
+GROUP BY u.account_id, u.unit
 """
 
 # The shared units characteristic of campaigns (table account_community:

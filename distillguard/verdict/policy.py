@@ -19,7 +19,6 @@ class Policy:
     sampling_per_account: int
     template_min_owners: int
     template_min_texts: int
-    template_min_texts_per_owner: float
     template_min_fresh_share: float
     candidate_min_template_requests: int
     content_neighbors: int
@@ -40,7 +39,6 @@ def _flatten(data: dict[str, Any]) -> dict[str, Any]:
         "sampling_per_account": data["sampling"]["per_account"],
         "template_min_owners": data["templates"]["min_owners"],
         "template_min_texts": data["templates"]["min_texts"],
-        "template_min_texts_per_owner": data["templates"]["min_texts_per_owner"],
         "template_min_fresh_share": data["templates"]["min_fresh_share"],
         "candidate_min_template_requests": g["candidate_min_template_requests"],
         "content_neighbors": g["content_neighbors"],
