@@ -8,6 +8,7 @@ shared templates and infrastructure; communities are judged as campaigns.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -35,12 +36,12 @@ from distillguard.linkage.template_sql import (
 from distillguard.signals.lexicon import Lexicon, load_lexicon
 from distillguard.signals.sampling import sampling_rates
 from distillguard.verdict.campaign_sql import (
+    ACCOUNT_TEMPLATE_USES_SQL,
     BASELINE_PIVOTS_SQL,
     CAMPAIGN_CAPABILITIES_SQL,
     CAMPAIGN_INDICATORS_SQL,
     CAMPAIGN_PIVOTS_SQL,
     CAMPAIGN_SPAN_SQL,
-    CAMPAIGN_TEMPLATES_SQL,
 )
 from distillguard.verdict.campaigns import (
     AccountVerdict,
@@ -168,10 +169,15 @@ def _profiles(store: ExchangeStore, campaigns: list[CampaignVerdict]) -> dict[st
         bucket = profiles[cid]["indicators"][kind]
         if len(bucket) < 50:
             bucket.append(int(value) if kind == "asns" else value)
-    for cid, unit, _accounts, _uses in con.execute(CAMPAIGN_TEMPLATES_SQL).fetchall():
-        bucket = profiles[cid]["indicators"]["templates"]
-        if len(bucket) < 20:
-            bucket.append(f"unit:{int(unit):016x}")
+    campaign_of = {m.account_id: c.campaign_id for c in campaigns for m in c.members}
+    unit_uses: dict[str, Counter[int]] = {c.campaign_id: Counter() for c in campaigns}
+    for account_id, unit, uses in con.execute(ACCOUNT_TEMPLATE_USES_SQL).fetchall():
+        if account_id in campaign_of:
+            unit_uses[campaign_of[account_id]][int(unit)] += uses
+    for cid, counter in unit_uses.items():
+        profiles[cid]["indicators"]["templates"] = [
+            f"unit:{unit:016x}" for unit, _ in sorted(counter.items(), key=lambda kv: (-kv[1],
+                                                                                      kv[0]))[:20]]
     baseline = {m: (n, k) for m, n, k in con.execute(BASELINE_PIVOTS_SQL).fetchall()}
     for cid, model, released, n, k in con.execute(CAMPAIGN_PIVOTS_SQL).fetchall():
         base_n, base_k = baseline.get(model, (0, 0))

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 __all__ = [
+           "ACCOUNT_TEMPLATE_USES_SQL",
            "BASELINE_PIVOTS_SQL",
            "CAMPAIGN_CAPABILITIES_SQL",
            "CAMPAIGN_INDICATORS_SQL",
            "CAMPAIGN_PIVOTS_SQL",
            "CAMPAIGN_SPAN_SQL",
-           "CAMPAIGN_TEMPLATES_SQL",
 ]
 
 CAMPAIGN_SPAN_SQL = """
@@ -46,14 +46,14 @@ FROM used GROUP BY ALL HAVING count(DISTINCT account_id) >= 2
 ORDER BY campaign_id, kind, accounts DESC, value
 """
 
-CAMPAIGN_TEMPLATES_SQL = """
-WITH uses AS (
-    SELECT m.campaign_id, s.account_id, unnest(list_distinct(s.units)) AS unit
-    FROM campaign_members m JOIN signals s USING (account_id)
-)
-SELECT campaign_id, unit, count(DISTINCT account_id) AS accounts, count(*) AS uses
-FROM uses SEMI JOIN unit_stats USING (unit)
-GROUP BY ALL ORDER BY campaign_id, uses DESC, unit
+# Per account: its sampled uses of campaign-characteristic units (campaigns are
+# summed from these in Python, which keeps the join with campaign_members off
+# DuckDB 2.0's dictionary-caching hash join, seen failing here).
+ACCOUNT_TEMPLATE_USES_SQL = """
+SELECT account_id, unit, count(*) AS uses
+FROM (SELECT account_id, unnest(list_distinct(units)) AS unit FROM signals)
+SEMI JOIN community_units USING (unit)
+GROUP BY ALL
 """
 
 CAMPAIGN_PIVOTS_SQL = """
