@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 __all__ = [
-           "ACCOUNT_TEMPLATE_USES_SQL",
-           "BASELINE_PIVOTS_SQL",
-           "CAMPAIGN_CAPABILITIES_SQL",
-           "CAMPAIGN_INDICATORS_SQL",
-           "CAMPAIGN_PIVOTS_SQL",
-           "CAMPAIGN_SPAN_SQL",
+    "ACCOUNT_TEMPLATE_USES_SQL",
+    "BASELINE_PIVOTS_SQL",
+    "CAMPAIGN_CAPABILITIES_SQL",
+    "CAMPAIGN_INDICATORS_SQL",
+    "CAMPAIGN_PIVOTS_SQL",
+    "CAMPAIGN_SPAN_SQL",
 ]
 
 CAMPAIGN_SPAN_SQL = """
