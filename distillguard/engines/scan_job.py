@@ -21,7 +21,7 @@ from distillguard.verdict.report import findings_markdown
 
 __all__ = ["ScanJob", "find_releases", "load_releases", "run_scan_job"]
 
-SCAN_MEMORY_LIMIT = "1500MB"
+SCAN_MEMORY_LIMIT = "768MB"
 
 
 @dataclass

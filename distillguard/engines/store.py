@@ -99,6 +99,9 @@ class ExchangeStore:
                 self.parts_dir.mkdir(parents=True, exist_ok=True)
             self.con = duckdb.connect(str(self.path), read_only=read_only, config=config)
             self.con.execute("SET enable_progress_bar = false")
+            # DuckDB would otherwise keep the Parquet parts it reads in memory, outside
+            # its memory limit: memory would grow with the store.
+            self.con.execute("SET enable_external_file_cache = false")
             if not read_only:
                 self.con.execute(CREATE_TABLES)
                 write_schema_part(self.parts_dir)
