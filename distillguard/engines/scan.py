@@ -126,7 +126,7 @@ def _communities(store: ExchangeStore, evidence: list[AccountEvidence],
     }
     params = GraphParams(policy.content_neighbors, policy.content_min_cosine,
                          policy.shared_value_max_group, policy.infra_edge_weight,
-                         policy.leiden_resolution)
+                         policy.leiden_resolution, policy.merge_min_cosine)
     graph = build_account_graph([e.account_id for e in candidates], sampled,
                                 (account_pos, unit_pos.astype(np.int64), counts), shared, params)
     provisional = campaign_communities(

@@ -22,6 +22,7 @@ class GraphParams:
     shared_value_max_group: dict[str, int]
     infra_edge_weight: float
     leiden_resolution: float
+    merge_min_cosine: float
 
 
 @dataclass
@@ -79,9 +80,46 @@ def build_account_graph(accounts: list[str], sampled: np.ndarray,
     w = np.concatenate(weights) if weights else np.zeros(0, dtype=np.float32)
     community = leiden_communities(n, src, dst, w, resolution=params.leiden_resolution,
                                    seed=seed)
+    if matrix is not None:
+        community = merge_similar_communities(matrix, community, params.merge_min_cosine)
     affinity = (community_affinity(matrix, community) if matrix is not None
                 else np.zeros(n, dtype=np.float32))
     return AccountGraph(accounts, src, dst, w, kinds, community, affinity)
+
+
+def merge_similar_communities(matrix: sp.csr_matrix, community: np.ndarray,
+                              min_cosine: float) -> np.ndarray:
+    """Join communities whose template use points the same way (centroid cosine).
+
+    Nearest-neighbour edges stay inside tight clusters: a campaign whose accounts
+    each send their own re-worded variant of the same pipelines falls apart into
+    one community per variant. Their centroids still share most units.
+    """
+    n_groups = int(community.max()) + 1 if len(community) else 0
+    groups = sp.csr_matrix((np.ones(len(community), dtype=np.float32),
+                            (community, np.arange(len(community)))),
+                           shape=(n_groups, len(community)))
+    centroids = (groups @ matrix).tocsr()
+    norms = np.sqrt(np.asarray(centroids.multiply(centroids).sum(axis=1)).ravel())
+    scale = sp.diags(np.where(norms > 0, 1.0 / np.maximum(norms, 1e-12), 0.0)
+                     .astype(np.float32))
+    centroids = (scale @ centroids).tocsr()
+    sims = (centroids @ centroids.T).tocoo()
+    parent = np.arange(n_groups)
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, b, cos in zip(sims.row, sims.col, sims.data, strict=True):
+        if a < b and cos >= min_cosine:
+            ra, rb = find(int(a)), find(int(b))
+            if ra != rb:
+                parent[max(ra, rb)] = min(ra, rb)
+    roots = np.array([find(g) for g in range(n_groups)], dtype=np.int64)
+    return roots[community]
 
 
 def community_affinity(matrix: sp.csr_matrix, community: np.ndarray) -> np.ndarray:

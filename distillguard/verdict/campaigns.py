@@ -31,6 +31,7 @@ class CampaignVerdict:
     owners: int
     template_share: float
     technique_shares: dict[str, float]
+    technique_share: float
     score: float
 
 
@@ -52,9 +53,10 @@ def _campaign(members: list[AccountEvidence]) -> CampaignVerdict:
     template = _weighted(members, [m.campaign_template_share for m in members])
     techniques = {t: _weighted(members, [m.technique_shares.get(t, 0.0) for m in members])
                   for t in members[0].technique_shares}
+    any_technique = _weighted(members, [m.any_technique for m in members])
     breadth = min(1.0, math.log(max(owners, 1)) / math.log(_OWNER_SATURATION))
     score = round(template * (0.5 + 0.5 * breadth), 6)
-    return CampaignVerdict("", members, owners, template, techniques, score)
+    return CampaignVerdict("", members, owners, template, techniques, any_technique, score)
 
 
 def campaign_communities(evidence: list[AccountEvidence], community: dict[str, int],
@@ -96,7 +98,8 @@ def judge(evidence: list[AccountEvidence], community: dict[str, tuple[int, float
     for members in groups.values():
         candidate = _campaign(members)
         if (candidate.owners >= policy.campaign_min_owners
-                and candidate.template_share >= policy.campaign_min_template_share):
+                and candidate.template_share >= policy.campaign_min_template_share
+                and candidate.technique_share >= policy.campaign_min_technique_share):
             campaigns.append(candidate)
     campaigns.sort(key=lambda c: (-c.score, -sum(m.exchanges for m in c.members)))
     for i, c in enumerate(campaigns, start=1):

@@ -26,9 +26,11 @@ class Policy:
     shared_value_max_group: dict[str, int]
     infra_edge_weight: float
     leiden_resolution: float
+    merge_min_cosine: float
     campaign_min_owners: int
     community_unit_min_inside_share: float
     campaign_min_template_share: float
+    campaign_min_technique_share: float
     extraction_min_campaign_template_share: float
     technique_min_share: float
 
@@ -46,9 +48,11 @@ def _flatten(data: dict[str, Any]) -> dict[str, Any]:
         "shared_value_max_group": dict(g["shared_value_max_group"]),
         "infra_edge_weight": g["infra_edge_weight"],
         "leiden_resolution": g["leiden_resolution"],
+        "merge_min_cosine": g["merge_min_cosine"],
         "campaign_min_owners": c["min_owners"],
         "community_unit_min_inside_share": c["unit_min_inside_share"],
         "campaign_min_template_share": c["min_template_share"],
+        "campaign_min_technique_share": c["min_technique_share"],
         "extraction_min_campaign_template_share": v["extraction_min_campaign_template_share"],
         "technique_min_share": v["technique_min_share"],
     }

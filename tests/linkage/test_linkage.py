@@ -13,7 +13,7 @@ from distillguard.linkage import (
 
 PARAMS = GraphParams(content_neighbors=5, content_min_cosine=0.2,
                      shared_value_max_group={"payment_fingerprint": 3},
-                     infra_edge_weight=0.5, leiden_resolution=0.5)
+                     infra_edge_weight=0.5, leiden_resolution=0.5, merge_min_cosine=0.9)
 
 
 def test_accounts_using_the_same_units_are_neighbours() -> None:
@@ -50,3 +50,14 @@ def test_graph_links_content_and_payment_and_scores_affinity() -> None:
     assert graph.community[2] == graph.community[3]
     assert graph.community[0] != graph.community[2]
     assert graph.affinity[0] > 0.9
+
+
+def test_communities_with_the_same_template_mix_are_merged() -> None:
+    from distillguard.linkage.account_graph import merge_similar_communities
+
+    # a cluster over units {0, 1}, a variant over {0, 1, 2}, and an unrelated one over {5}
+    matrix = account_unit_matrix(np.array([0, 0, 1, 1, 2, 2, 2, 3]),
+                                 np.array([0, 1, 0, 1, 0, 1, 2, 5]),
+                                 np.full(8, 5.0), np.full(4, 10.0), 6)
+    merged = merge_similar_communities(matrix, np.array([0, 0, 1, 2]), 0.3)
+    assert merged[0] == merged[2] and merged[3] != merged[0]
