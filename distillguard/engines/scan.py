@@ -218,7 +218,9 @@ def run_scan(store: ExchangeStore, *, policy: Policy, releases: list[dict[str, s
         con.execute(ACCOUNT_CONTENT_SQL)
         con.execute(UNIT_STATS_SQL, {"min_owners": policy.template_min_owners,
                                      "min_texts": policy.template_min_texts,
-                                     "min_fresh_share": policy.template_min_fresh_share})
+                                     "min_fresh_share": policy.template_min_fresh_share,
+                                     "min_repeats_per_owner":
+                                         policy.template_min_repeats_per_owner})
         con.execute(ACCOUNT_TEMPLATE_SQL)
         evidence = _evidence(store)
         t = step("templates", t)

@@ -5,8 +5,9 @@ A unit is a *shared template unit* when it appears in the requests of at
 least ``min_owners`` different owners (an owner is an organization, else a
 payment method, else the account: one company's many accounts count once)
 with at least ``min_texts`` different requests around it (its fill-ins vary,
-as a generator's do; a benchmark question repeated verbatim does not), mostly
-in requests that open a conversation (``min_fresh_share``: a pipeline sends each
+as a generator's do) or resent at least ``min_repeats_per_owner`` times per
+owner (many samples of one prompt: best-of-n harvesting), mostly in requests
+that open a conversation (``min_fresh_share``: a pipeline sends each
 templated request on its own, while a chat client's system prompt rides on
 every turn of conversations that go on).
 """
@@ -30,7 +31,9 @@ SELECT unit,
        count(*) AS uses,
        avg(CASE WHEN prior_turns = 0 THEN 1 ELSE 0 END) AS fresh_share
 FROM uses GROUP BY unit
-HAVING count(DISTINCT owner) >= $min_owners AND count(DISTINCT text_hash) >= $min_texts
+HAVING count(DISTINCT owner) >= $min_owners
+   AND (count(DISTINCT text_hash) >= $min_texts
+        OR count(*) >= $min_repeats_per_owner * count(DISTINCT owner))
    AND avg(CASE WHEN prior_turns = 0 THEN 1 ELSE 0 END) >= $min_fresh_share
 """
 

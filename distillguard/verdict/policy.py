@@ -20,6 +20,7 @@ class Policy:
     template_min_owners: int
     template_min_texts: int
     template_min_fresh_share: float
+    template_min_repeats_per_owner: float
     candidate_min_template_requests: int
     content_neighbors: int
     content_min_cosine: float
@@ -42,6 +43,7 @@ def _flatten(data: dict[str, Any]) -> dict[str, Any]:
         "template_min_owners": data["templates"]["min_owners"],
         "template_min_texts": data["templates"]["min_texts"],
         "template_min_fresh_share": data["templates"]["min_fresh_share"],
+        "template_min_repeats_per_owner": data["templates"]["min_repeats_per_owner"],
         "candidate_min_template_requests": g["candidate_min_template_requests"],
         "content_neighbors": g["content_neighbors"],
         "content_min_cosine": g["content_min_cosine"],
