@@ -26,6 +26,8 @@ def iso(value: Any) -> Any:
 def _account(v: AccountVerdict, policy: Policy) -> dict[str, Any]:
     e = v.evidence
     signals = {"template_share": round(e.template_share, 4),
+               "campaign_template_share": round(e.campaign_template_share, 4),
+               "campaign_affinity": round(e.campaign_affinity, 4),
                **{k: round(s, 4) for k, s in e.technique_shares.items()},
                "multi_turn_share": round(e.multi_turn, 4),
                "hours_active": e.hours_active,

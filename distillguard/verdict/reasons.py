@@ -32,8 +32,13 @@ def account_reasons(v: AccountVerdict, policy: Policy) -> list[str]:
     if v.campaign is not None:
         c = v.campaign
         reasons.append(
+            f"{e.campaign_template_share:.0%} of sampled requests carry templates that hardly "
+            f"anyone outside campaigns sends (at least {e.campaign_template_share_low:.0%} with "
+            f"95% confidence; `extraction` needs "
+            f"{policy.extraction_min_campaign_template_share:.0%})")
+        reasons.append(
             f"one of {len(c.members):,} accounts ({c.owners:,} distinct owners) linked into "
-            f"campaign {c.campaign_id} by shared templates and infrastructure; "
+            f"campaign {c.campaign_id} by the templates they share (and payment methods); "
             f"{c.template_share:.0%} of the campaign's sampled requests are shared templates")
     for technique, share in sorted(e.technique_shares.items(), key=lambda kv: -kv[1]):
         if share >= policy.technique_min_share:
