@@ -39,8 +39,10 @@ from distillguard.verdict.campaign_sql import (
     ACCOUNT_TEMPLATE_USES_SQL,
     BASELINE_PIVOTS_SQL,
     CAMPAIGN_CAPABILITIES_SQL,
+    CAMPAIGN_CREATION_BATCHES_SQL,
     CAMPAIGN_INDICATORS_SQL,
     CAMPAIGN_PIVOTS_SQL,
+    CAMPAIGN_SAMPLE_PROMPTS_SQL,
     CAMPAIGN_SPAN_SQL,
 )
 from distillguard.verdict.campaigns import (
@@ -178,6 +180,10 @@ def _profiles(store: ExchangeStore, campaigns: list[CampaignVerdict]) -> dict[st
         profiles[cid]["indicators"]["templates"] = [
             f"unit:{unit:016x}" for unit, _ in sorted(counter.items(), key=lambda kv: (-kv[1],
                                                                                       kv[0]))[:20]]
+    for cid, with_created, in_batches in con.execute(CAMPAIGN_CREATION_BATCHES_SQL).fetchall():
+        profiles[cid]["created_in_batches"] = {"accounts_with_creation_time": int(with_created),
+                                               "created_within_10_min_of_another": int(in_batches)}
+    _sample_prompts(con, campaign_of, profiles)
     baseline = {m: (n, k) for m, n, k in con.execute(BASELINE_PIVOTS_SQL).fetchall()}
     for cid, model, released, n, k in con.execute(CAMPAIGN_PIVOTS_SQL).fetchall():
         base_n, base_k = baseline.get(model, (0, 0))
@@ -188,6 +194,30 @@ def _profiles(store: ExchangeStore, campaigns: list[CampaignVerdict]) -> dict[st
             "baseline_share_within_24h": round(base_k / base_n, 4) if base_n else None,
         })
     return profiles
+
+
+SAMPLE_PROMPTS_PER_CAMPAIGN = 3
+
+
+def _sample_prompts(con: Any, campaign_of: dict[str, str],
+                    profiles: dict[str, dict[str, Any]]) -> None:
+    """A few requests carrying each campaign's templates, from different accounts."""
+    chosen: dict[str, list[str]] = {cid: [] for cid in profiles}
+    seen: set[str] = set()
+    for account_id, request_id in con.execute(CAMPAIGN_SAMPLE_PROMPTS_SQL).fetchall():
+        cid = campaign_of.get(account_id)
+        if cid and account_id not in seen and len(chosen[cid]) < SAMPLE_PROMPTS_PER_CAMPAIGN:
+            chosen[cid].append(request_id)
+            seen.add(account_id)
+    wanted = [r for ids in chosen.values() for r in ids]
+    texts: dict[str, str] = {}
+    if wanted:
+        rows = con.execute(
+            "SELECT request_id, coalesce(system || chr(10), '') || messages[-1].content "
+            "FROM exchanges WHERE request_id IN (SELECT unnest(?))", [wanted]).fetchall()
+        texts = {r: t[:600] for r, t in rows}
+    for cid, ids in chosen.items():
+        profiles[cid]["sample_prompts"] = [texts[r] for r in ids if r in texts]
 
 
 def run_scan(store: ExchangeStore, *, policy: Policy, releases: list[dict[str, str]],

@@ -36,9 +36,10 @@ def _signal_rows(batch: pa.RecordBatch, rates: dict[str, float], lexicon: Lexico
     org = sampled.column("org_id")
     payment = sampled.column("payment_fingerprint")
     owner = pa.compute.coalesce(org, payment, sampled.column("account_id"))
-    columns = [row_id, sampled.column("account_id"), owner, sampled.column("ts"),
-               sampled.column("model"), *signals.columns]
-    names = ["row_id", "account_id", "owner", "ts", "model", *signals.schema.names]
+    columns = [row_id, sampled.column("request_id"), sampled.column("account_id"), owner,
+               sampled.column("ts"), sampled.column("model"), *signals.columns]
+    names = ["row_id", "request_id", "account_id", "owner", "ts", "model",
+             *signals.schema.names]
     return pa.RecordBatch.from_arrays(columns, names=names)
 
 

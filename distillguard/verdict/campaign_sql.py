@@ -6,8 +6,10 @@ __all__ = [
     "ACCOUNT_TEMPLATE_USES_SQL",
     "BASELINE_PIVOTS_SQL",
     "CAMPAIGN_CAPABILITIES_SQL",
+    "CAMPAIGN_CREATION_BATCHES_SQL",
     "CAMPAIGN_INDICATORS_SQL",
     "CAMPAIGN_PIVOTS_SQL",
+    "CAMPAIGN_SAMPLE_PROMPTS_SQL",
     "CAMPAIGN_SPAN_SQL",
 ]
 
@@ -68,4 +70,30 @@ SELECT r.release_model AS model, sum(r.window_exchanges) AS window_exchanges,
        sum(r.window_new_model) AS window_new_model
 FROM account_release r ANTI JOIN campaign_members m USING (account_id)
 GROUP BY ALL
+"""
+
+# Members created within 10 minutes of another member: accounts opened in batches.
+CAMPAIGN_CREATION_BATCHES_SQL = """
+WITH created AS (
+    SELECT m.campaign_id, b.account_created AS t
+    FROM campaign_members m JOIN account_behavior b USING (account_id)
+    WHERE b.account_created IS NOT NULL
+),
+gaps AS (
+    SELECT campaign_id,
+           least(coalesce(t - lag(t) OVER w, INTERVAL 1 DAY),
+                 coalesce(lead(t) OVER w - t, INTERVAL 1 DAY)) AS nearest
+    FROM created WINDOW w AS (PARTITION BY campaign_id ORDER BY t)
+)
+SELECT campaign_id, count(*) AS with_created,
+       count(*) FILTER (WHERE nearest <= INTERVAL 10 MINUTE) AS in_batches
+FROM gaps GROUP BY campaign_id
+"""
+
+# A few requests per campaign that carry its characteristic templates, for the report.
+CAMPAIGN_SAMPLE_PROMPTS_SQL = """
+SELECT DISTINCT s.account_id, s.request_id
+FROM (SELECT account_id, request_id, unnest(units) AS unit FROM signals) s
+SEMI JOIN community_units USING (unit)
+ORDER BY s.request_id
 """

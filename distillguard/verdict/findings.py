@@ -53,6 +53,8 @@ def _campaign(c: CampaignVerdict, profile: dict[str, Any], policy: Policy) -> di
         "reasons": campaign_reasons(c, policy),
         "owners": c.owners,
         "template_share": round(c.template_share, 4),
+        "created_in_batches": profile.get("created_in_batches"),
+        "sample_prompts": profile.get("sample_prompts", []),
     }
 
 

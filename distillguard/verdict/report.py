@@ -11,8 +11,7 @@ def _pct(x: float) -> str:
     return f"{x:.0%}"
 
 
-def findings_markdown(findings: dict[str, Any], *, max_accounts: int = 25,
-                      sample_prompts: dict[str, list[str]] | None = None) -> str:
+def findings_markdown(findings: dict[str, Any], *, max_accounts: int = 25) -> str:
     """A Markdown report of ``findings`` (format v1), campaigns first."""
     inp = findings["input"]
     accounts = findings["accounts"]
@@ -45,8 +44,15 @@ def findings_markdown(findings: dict[str, Any], *, max_accounts: int = 25,
                 shown = ", ".join(map(str, ind[key][:8]))
                 more = f" (+{len(ind[key]) - 8} more)" if len(ind[key]) > 8 else ""
                 lines.append(f"- shared {key.replace('_', ' ')}: {shown}{more}")
-        for prompt in (sample_prompts or {}).get(c["campaign_id"], []):
-            lines += ["", "  > " + prompt.replace("\n", " ")[:300]]
+        batches = c.get("created_in_batches")
+        if batches and batches["accounts_with_creation_time"]:
+            lines.append(f"- accounts opened in batches: {batches['created_within_10_min_of_another']:,}"
+                         f" of {batches['accounts_with_creation_time']:,} were created within 10 "
+                         "minutes of another account of the campaign")
+        if c.get("sample_prompts"):
+            lines += ["", "Sample requests carrying the campaign's templates:"]
+            for prompt in c["sample_prompts"]:
+                lines += ["", "> " + prompt.replace("\n", " ")[:300]]
         lines.append("")
     if accounts:
         lines += ["## Accounts", "", "| account | verdict | score | campaign | first reason |",
