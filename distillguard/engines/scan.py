@@ -202,22 +202,23 @@ SAMPLE_PROMPTS_PER_CAMPAIGN = 3
 def _sample_prompts(con: Any, campaign_of: dict[str, str],
                     profiles: dict[str, dict[str, Any]]) -> None:
     """A few requests carrying each campaign's templates, from different accounts."""
-    chosen: dict[str, list[str]] = {cid: [] for cid in profiles}
+    chosen: dict[str, list[tuple[str, Any]]] = {cid: [] for cid in profiles}
     seen: set[str] = set()
-    for account_id, request_id in con.execute(CAMPAIGN_SAMPLE_PROMPTS_SQL).fetchall():
+    for account_id, request_id, ts in con.execute(CAMPAIGN_SAMPLE_PROMPTS_SQL).fetchall():
         cid = campaign_of.get(account_id)
         if cid and account_id not in seen and len(chosen[cid]) < SAMPLE_PROMPTS_PER_CAMPAIGN:
-            chosen[cid].append(request_id)
+            chosen[cid].append((request_id, ts))
             seen.add(account_id)
-    wanted = [r for ids in chosen.values() for r in ids]
-    texts: dict[str, str] = {}
-    if wanted:
-        rows = con.execute(
-            "SELECT request_id, coalesce(system || chr(10), '') || messages[-1].content "
-            "FROM exchanges WHERE request_id IN (SELECT unnest(?))", [wanted]).fetchall()
-        texts = {r: t[:600] for r, t in rows}
-    for cid, ids in chosen.items():
-        profiles[cid]["sample_prompts"] = [texts[r] for r in ids if r in texts]
+    for cid, picks in chosen.items():
+        texts = []
+        for request_id, ts in picks:
+            # the time lets the Parquet reader skip every row group but one or two
+            row = con.execute(
+                "SELECT coalesce(system || chr(10), '') || messages[-1].content FROM exchanges "
+                "WHERE ts = ? AND request_id = ?", [ts, request_id]).fetchone()
+            if row:
+                texts.append(row[0][:600])
+        profiles[cid]["sample_prompts"] = texts
 
 
 def run_scan(store: ExchangeStore, *, policy: Policy, releases: list[dict[str, str]],

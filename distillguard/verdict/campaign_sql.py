@@ -92,8 +92,8 @@ FROM gaps GROUP BY campaign_id
 
 # A few requests per campaign that carry its characteristic templates, for the report.
 CAMPAIGN_SAMPLE_PROMPTS_SQL = """
-SELECT DISTINCT s.account_id, s.request_id
-FROM (SELECT account_id, request_id, unnest(units) AS unit FROM signals) s
+SELECT DISTINCT s.account_id, s.request_id, s.ts
+FROM (SELECT account_id, request_id, ts, unnest(units) AS unit FROM signals) s
 SEMI JOIN community_units USING (unit)
 ORDER BY s.request_id
 """
