@@ -106,6 +106,9 @@ def _communities(store: ExchangeStore, evidence: list[AccountEvidence],
                  policy: Policy) -> dict[str, tuple[int, float]]:
     candidates = [e for e in evidence
                   if round(e.template_share * e.sampled) >= policy.candidate_min_template_requests]
+    store.con.execute("CREATE OR REPLACE TABLE account_community "
+                      "(account_id VARCHAR, community BIGINT)")
+    store.con.execute("CREATE OR REPLACE TABLE community_units (unit UBIGINT)")
     if not candidates:
         return {}
     position = {e.account_id: i for i, e in enumerate(candidates)}
@@ -151,8 +154,9 @@ def _communities(store: ExchangeStore, evidence: list[AccountEvidence],
 def _profiles(store: ExchangeStore, campaigns: list[CampaignVerdict]) -> dict[str, dict[str, Any]]:
     con = store.con
     members = pa.table({  # noqa: F841 - read by DuckDB
-        "account_id": [m.account_id for c in campaigns for m in c.members],
-        "campaign_id": [c.campaign_id for c in campaigns for _ in c.members],
+        "account_id": pa.array([m.account_id for c in campaigns for m in c.members], pa.string()),
+        "campaign_id": pa.array([c.campaign_id for c in campaigns for _ in c.members],
+                                pa.string()),
     })
     con.execute("CREATE OR REPLACE TABLE campaign_members AS SELECT * FROM members")
     profiles: dict[str, dict[str, Any]] = {

@@ -12,16 +12,24 @@ from concurrent.futures import ThreadPoolExecutor
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from distillguard.engines.duckdb_errors import map_duckdb_errors
 from distillguard.signals.exchange_signals import exchange_signals
 from distillguard.signals.lexicon import Lexicon
+from distillguard.signals.registry import SIGNAL_SCHEMA
 from distillguard.signals.sampling import sample_mask
 
-__all__ = ["SIGNAL_INPUT_COLUMNS", "compute_signals_table"]
+__all__ = ["SIGNAL_INPUT_COLUMNS", "SIGNAL_ROW_SCHEMA", "compute_signals_table"]
 
 SIGNAL_INPUT_COLUMNS = ("request_id", "account_id", "ts", "model", "org_id",
                         "payment_fingerprint", "messages", "system", "tools", "has_image")
+# One row of table ``signals``: which exchange, whose, when, then every signal.
+SIGNAL_ROW_SCHEMA = pa.schema([
+    ("row_id", pa.int64()), ("request_id", pa.string()), ("account_id", pa.string()),
+    ("owner", pa.string()), ("ts", pa.timestamp("us")), ("model", pa.string()),
+    *SIGNAL_SCHEMA,
+])
 _BATCH_ROWS = 8192
 
 
@@ -33,14 +41,12 @@ def _signal_rows(batch: pa.RecordBatch, rates: dict[str, float], lexicon: Lexico
     sampled = batch.filter(pa.array(mask))
     signals = exchange_signals(sampled, lexicon=lexicon)
     row_id = pa.array(first_row + np.flatnonzero(mask), pa.int64())
-    org = sampled.column("org_id")
-    payment = sampled.column("payment_fingerprint")
-    owner = pa.compute.coalesce(org, payment, sampled.column("account_id"))
+    owner = pc.coalesce(sampled.column("org_id"), sampled.column("payment_fingerprint"),
+                        sampled.column("account_id"))
     columns = [row_id, sampled.column("request_id"), sampled.column("account_id"), owner,
-               sampled.column("ts"), sampled.column("model"), *signals.columns]
-    names = ["row_id", "request_id", "account_id", "owner", "ts", "model",
-             *signals.schema.names]
-    return pa.RecordBatch.from_arrays(columns, names=names)
+               sampled.column("ts").cast(pa.timestamp("us")), sampled.column("model"),
+               *signals.columns]
+    return pa.RecordBatch.from_arrays(columns, schema=SIGNAL_ROW_SCHEMA)
 
 
 def _batches(reader: pa.RecordBatchReader) -> Iterator[tuple[pa.RecordBatch, int]]:
@@ -71,9 +77,9 @@ def compute_signals_table(con: duckdb.DuckDBPyConnection, rates: dict[str, float
         for future in pending:
             written, created = _store(con, future.result(), written, created)
     if not created:
+        empty = SIGNAL_ROW_SCHEMA.empty_table()  # noqa: F841 - read by DuckDB
         with map_duckdb_errors("cannot create signals"):
-            con.execute("CREATE OR REPLACE TABLE signals AS SELECT NULL::BIGINT AS row_id "
-                        "WHERE false")
+            con.execute("CREATE OR REPLACE TABLE signals AS SELECT * FROM empty")
     return written
 
 

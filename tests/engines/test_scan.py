@@ -67,3 +67,26 @@ def test_scan_without_input_fails_clearly(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["scan", "--out", str(tmp_path / "f.json")])
     assert result.exit_code == 2
     assert "give exchange logs to scan" in result.output
+
+
+def test_scan_of_an_empty_directory_writes_empty_findings(tmp_path: Path) -> None:
+    (tmp_path / "logs").mkdir()
+    findings, _ = run_scan_job(ScanJob([tmp_path / "logs"], None, tmp_path / "f.json"))
+    assert findings["input"]["exchanges"] == 0
+    assert findings["accounts"] == [] and findings["campaigns"] == []
+
+
+def test_traffic_without_campaigns_lists_nobody(tmp_path: Path) -> None:
+    simulate(SimOptions(out=tmp_path, scenario="quiet", scale=0.005, seed=12, corpora=SHARED),
+             show_progress=False)
+    findings, _ = run_scan_job(ScanJob([tmp_path / "exchanges"], None, tmp_path / "f.json"))
+    assert findings["input"]["exchanges"] > 10_000
+    assert findings["accounts"] == [] and findings["campaigns"] == []
+
+
+def test_bad_records_are_quarantined_beside_the_findings(tmp_path: Path) -> None:
+    log = tmp_path / "bad.jsonl"
+    log.write_bytes(b'{"request_id": "x"}\nnot json\n')
+    findings, _ = run_scan_job(ScanJob([log], None, tmp_path / "f.json"))
+    assert findings["input"]["quarantined"] == 2
+    assert len((tmp_path / "f.json.quarantine.jsonl").read_text().splitlines()) == 2
