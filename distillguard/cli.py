@@ -15,7 +15,7 @@ from distillguard import __version__
 from distillguard.engines import ExchangeStore, IngestReport, store_summary
 from distillguard.errors import DistillguardError
 from distillguard.logs import discover_log_files
-from distillguard.progress import byte_progress
+from distillguard.progress import byte_progress, row_progress
 from distillguard.sim import (
     DEFAULT_SCENARIO,
     SimOptions,
@@ -263,13 +263,13 @@ def scan(
     """Find extraction accounts and campaigns; write findings.json (and a report)."""
     from distillguard.engines.scan_job import ScanJob, run_scan_job
 
-    files = discover_log_files(logs) if logs else []
-    bar, advance = byte_progress(files, desc="ingest")
     try:
-        with bar:
+        files = discover_log_files(logs) if logs else []
+        bar, advance = byte_progress(files, desc="ingest")
+        with bar, row_progress(desc="signals") as signal_bar:
             findings, result = run_scan_job(
                 ScanJob(list(logs or []), db, out_path, releases, policy, report),
-                on_progress=advance)
+                on_progress=advance, on_signal_rows=signal_bar.update)
     except DistillguardError as exc:
         fail(str(exc))
         return

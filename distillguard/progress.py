@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-__all__ = ["byte_progress"]
+__all__ = ["byte_progress", "row_progress"]
 
 SHOW_AFTER_SECONDS = 2.0
 
@@ -33,3 +33,9 @@ def byte_progress(files: list[Path], *, desc: str) -> tuple[tqdm, Callable[[Path
             bar.update(step)
 
     return bar, advance
+
+
+def row_progress(*, desc: str) -> tqdm:
+    """A bar counting exchanges (total unknown), hidden for the first two seconds."""
+    return tqdm(desc=desc, unit=" exchanges", unit_scale=True, file=sys.stderr,
+                delay=SHOW_AFTER_SECONDS, disable=None, leave=False)

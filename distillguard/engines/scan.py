@@ -227,7 +227,8 @@ def _sample_prompts(con: Any, campaign_of: dict[str, str],
 
 def run_scan(store: ExchangeStore, *, policy: Policy, releases: list[dict[str, str]],
              lexicon: Lexicon | None = None,
-             on_step: Callable[[str], None] | None = None) -> ScanResult:
+             on_step: Callable[[str], None] | None = None,
+             on_signal_rows: Callable[[int], None] | None = None) -> ScanResult:
     """Scan everything in ``store``; return verdicts, campaigns and their profiles."""
     lexicon = lexicon or load_lexicon()
     timings: dict[str, float] = {}
@@ -248,7 +249,8 @@ def run_scan(store: ExchangeStore, *, policy: Policy, releases: list[dict[str, s
         t = step("behavior", t)
         counts = dict(con.execute("SELECT account_id, exchanges FROM account_behavior")
                       .fetchall())
-        compute_signals_table(con, sampling_rates(counts, policy.sampling_per_account), lexicon)
+        compute_signals_table(con, sampling_rates(counts, policy.sampling_per_account), lexicon,
+                              on_rows=on_signal_rows)
         t = step("signals", t)
         con.execute(ACCOUNT_CONTENT_SQL)
         con.execute(UNIT_STATS_SQL, {"min_owners": policy.template_min_owners,

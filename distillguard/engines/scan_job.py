@@ -55,8 +55,9 @@ def load_releases(path: Path | None) -> list[dict[str, str]]:
 
 
 def run_scan_job(job: ScanJob, *, on_progress: Callable[[Path, int], None] | None = None,
-                 on_step: Callable[[str], None] | None = None) -> tuple[dict[str, Any],
-                                                                       ScanResult]:
+                 on_step: Callable[[str], None] | None = None,
+                 on_signal_rows: Callable[[int], None] | None = None,
+                 ) -> tuple[dict[str, Any], ScanResult]:
     """Run ``job``; write findings (and the report); return the findings and the raw result."""
     if not job.logs and job.db is None:
         msg = "give exchange logs to scan, or --db with a store already ingested"
@@ -72,7 +73,8 @@ def run_scan_job(job: ScanJob, *, on_progress: Callable[[Path, int], None] | Non
         with ExchangeStore(db, memory_limit=SCAN_MEMORY_LIMIT) as store:
             if job.logs:
                 store.ingest(discover_log_files(job.logs), on_progress=on_progress)
-            result = run_scan(store, policy=policy, releases=releases, on_step=on_step)
+            result = run_scan(store, policy=policy, releases=releases, on_step=on_step,
+                              on_signal_rows=on_signal_rows)
             if store.con.execute("SELECT count(*) FROM quarantine").fetchone()[0]:
                 store.export_quarantine(job.out.with_name(job.out.name + ".quarantine.jsonl"))
     finally:
