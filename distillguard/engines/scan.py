@@ -102,8 +102,15 @@ def _evidence(store: ExchangeStore) -> list[AccountEvidence]:
     return out
 
 
-def _communities(store: ExchangeStore, evidence: list[AccountEvidence],
-                 policy: Policy) -> dict[str, tuple[int, float]]:
+def _link_accounts(store: ExchangeStore, evidence: list[AccountEvidence],
+                   policy: Policy) -> dict[str, tuple[int, float]]:
+    """Build the account graph of template users and find their communities.
+
+    Also measures, for accounts of communities that look like campaigns, the
+    share of their requests carrying campaign-characteristic templates
+    (``AccountEvidence.campaign_template_share``). Returns each candidate's
+    community and its affinity with it.
+    """
     candidates = [e for e in evidence
                   if round(e.template_share * e.sampled) >= policy.candidate_min_template_requests]
     store.con.execute("CREATE OR REPLACE TABLE account_community "
@@ -116,13 +123,10 @@ def _communities(store: ExchangeStore, evidence: list[AccountEvidence],
     store.con.execute("CREATE OR REPLACE TABLE graph_candidates AS SELECT * FROM candidate_ids")
     pairs = store.con.sql(ACCOUNT_UNITS_SQL,
                           params={"min_owners": policy.template_min_owners}).to_arrow_table()
-    accounts = pairs.column("account_id").to_pylist()
-    keep = np.array([a in position for a in accounts], dtype=bool)
-    account_pos = np.array([position[a] for a, k in zip(accounts, keep, strict=True) if k],
+    account_pos = np.array([position[a] for a in pairs.column("account_id").to_pylist()],
                            dtype=np.int64)
-    units = pairs.column("unit").to_numpy()[keep]
-    _, unit_pos = np.unique(units, return_inverse=True)
-    counts = pairs.column("n").to_numpy()[keep]
+    _, unit_pos = np.unique(pairs.column("unit").to_numpy(), return_inverse=True)
+    counts = pairs.column("n").to_numpy()
     sampled = np.array([max(e.sampled, 1) for e in candidates], dtype=np.float32)
     shared = {
         "payment_fingerprint": [e.payment_fingerprint for e in candidates],
@@ -261,7 +265,7 @@ def run_scan(store: ExchangeStore, *, policy: Policy, releases: list[dict[str, s
         con.execute(ACCOUNT_TEMPLATE_SQL)
         evidence = _evidence(store)
         t = step("templates", t)
-        community = _communities(store, evidence, policy)
+        community = _link_accounts(store, evidence, policy)
         t = step("linkage", t)
         verdicts, campaigns = judge(evidence, community, policy)
         profiles = _profiles(store, campaigns)
