@@ -13,14 +13,16 @@ from distillguard.logs.parquet import read_parquet
 __all__ = ["LOG_SUFFIXES", "discover_log_files", "is_log_file", "read_exchanges", "read_file"]
 
 LOG_SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.zst", ".ndjson", ".parquet")
-# Files and folders distillguard itself writes next to logs; never read back as input.
+# Files and folders distillguard itself writes next to logs (quarantine, the
+# simulator's ground truth); never read back as input from a directory.
 _OWN_OUTPUTS = (".quarantine.jsonl",)
+_OWN_NAMES = frozenset({"labels.jsonl"})
 _OWN_FOLDERS = (".duckdb.parts",)
 
 
 def is_log_file(path: Path) -> bool:
     name = path.name.lower()
-    if name.startswith(".") or name.endswith(_OWN_OUTPUTS):
+    if name.startswith(".") or name.endswith(_OWN_OUTPUTS) or name in _OWN_NAMES:
         return False
     return name.endswith(LOG_SUFFIXES)
 
@@ -30,7 +32,8 @@ def discover_log_files(paths: Iterable[str | Path]) -> list[Path]:
 
     A path named on the command line is read whatever its suffix says (its
     format is then guessed from the suffix, JSON Lines by default); inside a
-    directory only files with a log suffix are taken. Raises ``InputError`` for
+    directory only files with a log suffix are taken, and never distillguard's
+    own outputs (quarantine files, store parts, ``labels.jsonl``). Raises ``InputError`` for
     a path that does not exist.
     """
     found: list[Path] = []

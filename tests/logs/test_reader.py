@@ -24,6 +24,7 @@ def test_directory_takes_log_files_only_and_skips_own_outputs(tmp_path: Path) ->
     write_jsonl(tmp_path / "a.jsonl", [make_record(1)])
     write_jsonl(tmp_path / "sub" / "b.jsonl", [make_record(2)])
     write_jsonl(tmp_path / "store.duckdb.quarantine.jsonl", [make_record(3)])
+    (tmp_path / "labels.jsonl").write_text('{"account_id": "a", "actor": null}\n')
     (tmp_path / "store.duckdb.parts").mkdir()
     write_jsonl(tmp_path / "store.duckdb.parts" / "c.jsonl", [make_record(4)])
     (tmp_path / "notes.txt").write_text("hello")
