@@ -23,11 +23,12 @@ def exchange_signals(batch: pa.RecordBatch | pa.Table, *,
     and ``has_image``.
     """
     lexicon = lexicon or load_lexicon()
-    text = request_text(batch)
+    last = last_message_text(batch)
+    text = request_text(batch, last=last)
     scores = technique_scores(batch, text, lexicon=lexicon)
     capability = capability_labels(batch, text, scores["tool_use"], lexicon=lexicon)
-    units = template_units(batch)
-    prompt_chars = pc.utf8_length(last_message_text(batch)).cast(pa.int32())
+    units = template_units(batch, last=last)
+    prompt_chars = pc.utf8_length(last).cast(pa.int32())
     columns = [pa.array(scores[name], pa.float32()) for name in
                ("cot_elicitation", "grading", "data_generation", "safe_rewrite", "tool_use")]
     columns += [capability, pa.array(prior_turns(batch), pa.int32()), prompt_chars,

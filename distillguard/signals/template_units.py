@@ -2,8 +2,8 @@
 
 A pipeline's prompts share long fixed pieces (system prompts, instruction
 wrappers, rubric text) around varying fill-ins. Cutting each request into
-units (lines and sentences, lowercased, digits folded to ``0``, whitespace
-collapsed) and hashing each unit lets the scan count, across the whole
+units (lines and sentences, lowercased, digits folded to ``0``, trimmed) and
+hashing each unit lets the scan count, across the whole
 traffic, how many accounts and how many *different* requests share a unit: a
 unit shared by many accounts with many different fill-ins is a template; a
 whole prompt repeated verbatim (a benchmark question, a popular copy-paste)
@@ -40,24 +40,26 @@ def _normalize(text: pa.Array) -> pa.Array:
     return text
 
 
-def template_units(batch: pa.RecordBatch | pa.Table, *, min_chars: int = 40,
-                   max_units: int = 32, head: int = 3000, tail: int = 1000) -> TemplateUnits:
+def template_units(batch: pa.RecordBatch | pa.Table, *, last: pa.Array | None = None,
+                   min_chars: int = 40, max_units: int = 32, head: int = 3000,
+                   tail: int = 1000) -> TemplateUnits:
     """Cut each request (system prompt + new turn) into hashed units.
 
     Only the first ``head`` and last ``tail`` characters of the new turn are
     read, and at most ``max_units`` units are kept per request (the first
-    ones), so the cost per request is bounded.
+    ones), so the cost per request is bounded. ``last`` is the new turn's
+    text when the caller has it already (``last_message_text``).
     """
     system = batch.column("system")
     if isinstance(system, pa.ChunkedArray):
         system = system.combine_chunks()
-    last = window(last_message_text(batch), head, tail)
-    text = _normalize(pc.binary_join_element_wise(system.fill_null(""), last, "\n"))
-    text_hash = hash_strings(pc.utf8_trim_whitespace(
-        pc.replace_substring_regex(text, r"\s+", " ")))
+    if last is None:
+        last = last_message_text(batch)
+    text = _normalize(pc.binary_join_element_wise(system.fill_null(""),
+                                                  window(last, head, tail), "\n"))
+    text_hash = hash_strings(text)
     pieces = pc.split_pattern_regex(text, _SPLIT)
-    flat = pc.utf8_trim_whitespace(pc.replace_substring_regex(pc.list_flatten(pieces),
-                                                              r"\s+", " "))
+    flat = pc.utf8_trim_whitespace(pc.list_flatten(pieces))
     parents = np.asarray(pc.list_parent_indices(pieces))
     keep = np.asarray(pc.greater_equal(pc.utf8_length(flat), min_chars).to_numpy(
         zero_copy_only=False), dtype=bool)

@@ -68,12 +68,15 @@ def window(text: pa.Array, head: int, tail: int) -> pa.Array:
     return pc.if_else(short, text, joined)
 
 
-def request_text(batch: pa.RecordBatch | pa.Table, *, head: int = 600,
-                 tail: int = 400) -> pa.Array:
-    """System prompt and the window of the last message, lowercased: what a lexicon reads."""
+def request_text(batch: pa.RecordBatch | pa.Table, *, last: pa.Array | None = None,
+                 head: int = 600, tail: int = 400) -> pa.Array:
+    """System prompt and the window of the last message, lowercased: what a lexicon reads.
+
+    ``last`` is the new turn's text when the caller has it already.
+    """
     system = batch.column("system")
     if isinstance(system, pa.ChunkedArray):
         system = system.combine_chunks()
     system = pc.utf8_slice_codeunits(system.fill_null(""), 0, head)
-    last = window(last_message_text(batch), head, tail)
+    last = window(last if last is not None else last_message_text(batch), head, tail)
     return pc.utf8_lower(pc.binary_join_element_wise(system, last, "\n"))
