@@ -175,6 +175,8 @@ class ExchangeStore:
                 self._ingest_file(path, key, stat, start, report, on_progress)
             if on_progress:
                 on_progress(path, stat.st_size)
+        # Once per run, not per commit: the view reads every part's footer.
+        self._refresh_view()
         return report
 
     def _ingest_file(self, path: Path, key: str, stat: Any, start: int, report: IngestReport,
@@ -236,7 +238,6 @@ class ExchangeStore:
             self.con.commit()
         report.inserted += current.part.rows
         report.quarantined.update(q.code for q in current.quarantined)
-        self._refresh_view()
 
     def _drop_duplicates(self, batch: pa.RecordBatch
                          ) -> tuple[pa.RecordBatch, list[QuarantineRow], int]:

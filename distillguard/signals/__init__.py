@@ -1,7 +1,7 @@
 """Per-exchange content signals: pure functions over Arrow batches."""
 
 from distillguard.signals.exchange_signals import exchange_signals
-from distillguard.signals.hashing import hash_strings, hash_text
+from distillguard.signals.hashing import hash_strings
 from distillguard.signals.lexicon import Lexicon, load_lexicon
 from distillguard.signals.registry import SIGNAL_SCHEMA, SIGNALS
 from distillguard.signals.sampling import sample_mask, sampling_rates
@@ -12,7 +12,6 @@ __all__ = [
     "Lexicon",
     "exchange_signals",
     "hash_strings",
-    "hash_text",
     "load_lexicon",
     "sample_mask",
     "sampling_rates",

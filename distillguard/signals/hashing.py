@@ -12,12 +12,8 @@ import numpy as np
 import pyarrow as pa
 from xxhash import xxh3_64_intdigest
 
-__all__ = ["hash_strings", "hash_text"]
+__all__ = ["hash_strings"]
 
-
-def hash_text(text: str) -> int:
-    """The stable hash of one string (as ``hash_strings`` gives it)."""
-    return xxh3_64_intdigest(text.encode())
 
 
 def hash_strings(strings: pa.Array) -> np.ndarray:

@@ -1,7 +1,6 @@
 """Simulated provider traffic with known ground truth, made from real corpora."""
 
 from distillguard.sim.corpora import find_corpora_dir, iter_corpus, load_corpus
-from distillguard.sim.sample_log import sample_exchanges, write_sample_log
 from distillguard.sim.scenario import (
     DEFAULT_SCENARIO,
     EVASION_KNOBS,
@@ -27,7 +26,5 @@ __all__ = [
     "load_corpus",
     "load_scenario",
     "parse_evasion",
-    "sample_exchanges",
     "simulate",
-    "write_sample_log",
 ]
