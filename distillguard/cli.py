@@ -337,5 +337,53 @@ def _num(x: float | None) -> str:
     return "-" if x is None else f"{x:.4f}"
 
 
+@app.command("gateway")
+def gateway_command(
+    upstream: Annotated[str, typer.Option(help="Base URL of the model API to forward to.")],
+    port: Annotated[int, typer.Option(help="Port of the API.")] = 8080,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    admin_port: Annotated[int, typer.Option(help="Port of the admin API (0: none).")] = 8081,
+    admin_token: Annotated[str | None, typer.Option(
+        envvar="DISTILLGUARD_ADMIN_TOKEN", help="Bearer token the admin API requires.")] = None,
+    log_dir: Annotated[Path | None, typer.Option(
+        help="Write every exchange here (rotating JSON Lines that `scan` reads).")] = None,
+    config: Annotated[Path | None, typer.Option(
+        help="Gateway policy YAML (default: the packaged one).")] = None,
+    state: Annotated[str, typer.Option(
+        help="memory, or a redis:// URL shared by replicas.")] = "memory",
+    findings: Annotated[Path | None, typer.Option(
+        help="findings.json to use as the watchlist (re-read when it changes).")] = None,
+) -> None:
+    """Serve an OpenAI- and Anthropic-compatible proxy that scores and acts per request."""
+    from distillguard.gateway import GatewayOptions, load_config, run_gateway
+
+    try:
+        run_gateway(load_config(config), GatewayOptions(
+            upstream=upstream, host=host, port=port, admin_port=admin_port or None,
+            admin_token=admin_token, log_dir=log_dir, state=state, findings=findings))
+    except DistillguardError as exc:
+        fail(str(exc))
+
+
+@app.command("upstream-replay")
+def upstream_replay_command(
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8100,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    reasoning: Annotated[str, typer.Option(
+        help="When to return reasoning: requested or always.")] = "requested",
+    delay_ms: Annotated[float, typer.Option(help="Think time before each answer.")] = 0.0,
+    corpora: Annotated[Path | None, typer.Option(
+        help="The prompt corpora (default: ../shared/corpora).")] = None,
+) -> None:
+    """Serve a demo model API answering from the corpora's reference responses."""
+    from distillguard.gateway import run_replay
+
+    try:
+        run_replay(host, port, corpora=corpora, reasoning=reasoning,
+                   delay_seconds=delay_ms / 1000)
+    except DistillguardError as exc:
+        fail(str(exc))
+
+
 if __name__ == "__main__":
     app()

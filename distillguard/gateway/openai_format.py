@@ -1,0 +1,127 @@
+"""OpenAI Chat Completions: read a request, read a response, withhold reasoning.
+
+Reasoning text comes back, in OpenAI-compatible servers that return it, as
+``message.reasoning_content`` (or ``reasoning``) and as the same key in stream
+deltas.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from distillguard.gateway.api_errors import OPENAI
+from distillguard.gateway.parsed_request import ParsedRequest, bad_request, text_of
+
+__all__ = ["REASONING_KEYS", "openai_request", "openai_response_fields", "openai_withhold"]
+
+REASONING_KEYS = ("reasoning_content", "reasoning")
+_ROLES = {"user": "user", "assistant": "assistant", "tool": "tool", "function": "tool"}
+_SYSTEM_ROLES = frozenset({"system", "developer"})
+
+
+def _content(content: Any, param: str) -> tuple[str, bool]:
+    """Text of a message's content (string or list of parts) and whether it had an image."""
+    if content is None:
+        return "", False
+    if isinstance(content, str):
+        return content, False
+    if not isinstance(content, list):
+        raise bad_request(f"'{param}' must be a string or an array of content parts", param)
+    texts, image = [], False
+    for i, part in enumerate(content):
+        if not isinstance(part, dict) or not isinstance(part.get("type"), str):
+            raise bad_request(f"'{param}[{i}]' must be an object with a 'type'", f"{param}[{i}]")
+        if part["type"] == "text":
+            texts.append(text_of(part.get("text"), f"{param}[{i}].text"))
+        elif part["type"] == "image_url":
+            image = True
+    return "\n".join(texts), image
+
+
+def _tool_calls(message: dict[str, Any]) -> str:
+    calls = message.get("tool_calls")
+    if not isinstance(calls, list):
+        return ""
+    out = []
+    for call in calls:
+        function = call.get("function") if isinstance(call, dict) else None
+        if isinstance(function, dict):
+            out.append(f"[tool_call {function.get('name')} {function.get('arguments', '')}]")
+    return "\n".join(out)
+
+
+def openai_request(body: Any) -> ParsedRequest:
+    """Check a Chat Completions request; ``ApiError`` 400 naming the first problem."""
+    if not isinstance(body, dict):
+        raise bad_request("the request body must be a JSON object")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise bad_request("'model' is required and must be a string", "model")
+    raw = body.get("messages")
+    if not isinstance(raw, list) or not raw:
+        raise bad_request("'messages' is required and must be a non-empty array", "messages")
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise bad_request("'stream' must be true or false", "stream")
+    for key in ("max_tokens", "max_completion_tokens"):
+        value = body.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)
+                                  or value < 1):
+            raise bad_request(f"'{key}' must be a positive integer", key)
+    messages, system, image = [], [], False
+    for i, message in enumerate(raw):
+        if not isinstance(message, dict):
+            raise bad_request(f"'messages[{i}]' must be an object", f"messages[{i}]")
+        role = message.get("role")
+        if role not in _ROLES and role not in _SYSTEM_ROLES:
+            raise bad_request(f"'messages[{i}].role' must be one of system, developer, user, "
+                              f"assistant, tool; got {role!r}", f"messages[{i}].role")
+        text, has_image = _content(message.get("content"), f"messages[{i}].content")
+        image |= has_image
+        if role in _SYSTEM_ROLES:
+            system.append(text)
+            continue
+        calls = _tool_calls(message) if role == "assistant" else ""
+        messages.append({"role": _ROLES[role], "content": "\n".join(filter(None, (text, calls)))})
+    if not messages:
+        raise bad_request("'messages' needs at least one user, assistant or tool message",
+                          "messages")
+    tools = body.get("tools")
+    names = None
+    if tools is not None:
+        if not isinstance(tools, list):
+            raise bad_request("'tools' must be an array", "tools")
+        names = [str((t.get("function") or {}).get("name", "")) if isinstance(t, dict) else ""
+                 for t in tools]
+    return ParsedRequest(OPENAI, body, model, stream, messages,
+                         "\n".join(system) if system else None, names, image)
+
+
+def openai_response_fields(body: dict[str, Any]) -> dict[str, Any]:
+    """Answer, reasoning and token counts of a non-streamed response, for the log."""
+    choices = body.get("choices") or [{}]
+    first = choices[0] if isinstance(choices[0], dict) else {}
+    message = first.get("message") or {}
+    reasoning = next((message[k] for k in REASONING_KEYS if isinstance(message.get(k), str)),
+                     None)
+    usage = body.get("usage") or {}
+    content = message.get("content")
+    return {"response": "\n".join(filter(None, (content if isinstance(content, str) else "",
+                                                _tool_calls(message)))),
+            "reasoning": reasoning,
+            "input_tokens": usage.get("prompt_tokens"),
+            "output_tokens": usage.get("completion_tokens")}
+
+
+def openai_withhold(body: dict[str, Any], summary: Any) -> int:
+    """Replace every choice's reasoning with ``summary(text)``; return characters withheld."""
+    withheld = 0
+    for choice in body.get("choices") or []:
+        message = choice.get("message") if isinstance(choice, dict) else None
+        if not isinstance(message, dict):
+            continue
+        for key in REASONING_KEYS:
+            if isinstance(message.get(key), str) and message[key]:
+                withheld += len(message[key])
+                message[key] = summary(message[key])
+    return withheld

@@ -1,0 +1,83 @@
+"""Serve the gateway (API port and admin port) and the replay upstream with uvicorn.
+
+uvicorn runs on uvloop with the httptools parser: without them it falls back to
+its pure-Python parser and asyncio's loop, several times slower per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+
+from distillguard.gateway.app import admin_app, gateway_app
+from distillguard.gateway.config import GatewayConfig
+from distillguard.gateway.redis_state import RedisState
+from distillguard.gateway.replay_app import replay_app
+from distillguard.gateway.replay_corpus import ReplayCorpus
+from distillguard.gateway.service import Gateway
+from distillguard.gateway.state import MemoryState, StateStore
+
+__all__ = ["GatewayOptions", "build_gateway", "run_gateway", "run_replay"]
+
+
+@dataclass
+class GatewayOptions:
+    upstream: str
+    host: str = "127.0.0.1"
+    port: int = 8080
+    admin_port: int | None = 8081
+    admin_token: str | None = None
+    log_dir: Path | None = None
+    state: str = "memory"
+    findings: Path | None = None
+
+
+def _uvicorn(app: object, host: str, port: int, *, lifespan: str = "on") -> uvicorn.Server:
+    config = uvicorn.Config(app, host=host, port=port, loop="uvloop", http="httptools",
+                            lifespan=lifespan, access_log=False, log_level="warning",
+                            timeout_keep_alive=30)
+    return uvicorn.Server(config)
+
+
+def state_store(spec: str, config: GatewayConfig) -> StateStore:
+    """``memory`` or a ``redis://`` URL."""
+    if spec.startswith(("redis://", "rediss://", "unix://")):
+        return RedisState(spec, hours=config.window_hours,
+                          refresh_seconds=config.window_refresh_seconds)
+    return MemoryState(hours=config.window_hours)
+
+
+def build_gateway(config: GatewayConfig, options: GatewayOptions) -> Gateway:
+    key = os.environ.get(config.upstream_api_key_env) if config.upstream_api_key_env else None
+    return Gateway(config, upstream_url=options.upstream, log_dir=options.log_dir,
+                   state=state_store(options.state, config), findings=options.findings,
+                   upstream_api_key=key or None)
+
+
+async def _serve_gateway(config: GatewayConfig, options: GatewayOptions) -> None:
+    gateway = build_gateway(config, options)
+    servers = [_uvicorn(gateway_app(gateway), options.host, options.port)]
+    if options.admin_port:
+        servers.append(_uvicorn(admin_app(gateway, token=options.admin_token), options.host,
+                                options.admin_port, lifespan="off"))
+    await asyncio.gather(*(s.serve() for s in servers))
+
+
+def run_gateway(config: GatewayConfig, options: GatewayOptions) -> None:
+    """Serve until interrupted (SIGINT/SIGTERM flush the log and stop)."""
+    import uvloop
+
+    uvloop.run(_serve_gateway(config, options))
+
+
+def run_replay(host: str = "127.0.0.1", port: int = 8100, *, corpora: Path | None = None,
+               reasoning: str = "requested", delay_seconds: float = 0.0) -> None:
+    app = replay_app(ReplayCorpus.load(corpora), reasoning=reasoning,
+                     delay_seconds=delay_seconds)
+    import uvloop
+
+    uvloop.run(_uvicorn(app, host, port, lifespan="off").serve())

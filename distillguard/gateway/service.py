@@ -1,0 +1,118 @@
+"""The gateway's parts wired together: identity, policy, limits, scoring, log, metrics.
+
+``proxy.py`` drives one request through them; ``app.py`` puts them behind HTTP.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from distillguard.errors import StateStoreError
+from distillguard.gateway.account_window import TemplateMemory, WindowStats, request_counts
+from distillguard.gateway.config import AccountInfo, GatewayConfig, Limits
+from distillguard.gateway.exchange_log import ExchangeLogWriter
+from distillguard.gateway.identity import Identifier
+from distillguard.gateway.metrics import GatewayMetrics
+from distillguard.gateway.policy import Decision, decide
+from distillguard.gateway.reasoning import summarize_reasoning
+from distillguard.gateway.scoring import ScoredRequest, Scorer
+from distillguard.gateway.state import MemoryState, StateStore
+from distillguard.gateway.token_bucket import BucketCharge
+from distillguard.gateway.upstream import UpstreamClient
+from distillguard.gateway.watchlist import Watchlist
+
+__all__ = ["Gateway"]
+
+
+class Gateway:
+    """One gateway replica. Create it anywhere; ``start`` and ``close`` inside the event loop."""
+
+    def __init__(self, config: GatewayConfig, *, upstream_url: str, log_dir: str | Path | None,
+                 state: StateStore | None = None, findings: str | Path | None = None,
+                 upstream_api_key: str | None = None) -> None:
+        self.config = config
+        self.identifier = Identifier(config.keys, unknown_keys=config.unknown_keys,
+                                     trusted_proxies=config.trusted_proxies)
+        self.upstream = UpstreamClient(upstream_url, api_key=upstream_api_key,
+                                       connect_timeout=config.connect_timeout,
+                                       read_timeout=config.read_timeout,
+                                       max_connections=config.max_connections)
+        self.log = ExchangeLogWriter(log_dir, flush_seconds=config.log_flush_seconds,
+                                     rotate_bytes=config.log_rotate_bytes,
+                                     rotate_seconds=config.log_rotate_seconds) if log_dir else None
+        self.state: StateStore = state or MemoryState(hours=config.window_hours)
+        self.watchlist = Watchlist(findings or config.watchlist_path,
+                                   poll_seconds=config.watchlist_poll_seconds)
+        self.scorer = Scorer(self._on_scored, interval=config.batch_interval,
+                             batch_max=config.batch_max, worker=config.scoring_worker)
+        self.templates = TemplateMemory(config.template_memory)
+        self.metrics = GatewayMetrics()
+        self.models = frozenset(config.models)
+        self.needs_window = any(rule.needs_window for rule in config.rules)
+        self._ids = itertools.count(1)
+        self._id_prefix = f"gw-{os.getpid():x}-{time.time_ns() // 1_000_000:x}-"
+
+    async def start(self) -> None:
+        await self.upstream.start()
+        await self.state.start()
+        await self.scorer.start()
+        self.watchlist.start()
+        if self.log is not None:
+            self.log.start()
+
+    async def close(self) -> None:
+        await self.watchlist.close()
+        await self.scorer.close()
+        await self.upstream.close()
+        await self.state.close()
+        if self.log is not None:
+            await self.log.close()
+
+    def request_id(self) -> str:
+        return f"{self._id_prefix}{next(self._ids)}"
+
+    def summary(self, text: str) -> str:
+        return summarize_reasoning(text, self.config.summary_chars)
+
+    def window(self, account_id: str, now_ms: int) -> WindowStats | None:
+        return self.state.window(account_id, now_ms) if self.needs_window else None
+
+    def decide(self, account: AccountInfo, now_ms: int) -> Decision:
+        entry = self.watchlist.get(account.account_id)
+        return decide(self.config, account, entry, self.window(account.account_id, now_ms))
+
+    def charges(self, account: AccountInfo, decision: Decision, tokens: float
+                ) -> list[BucketCharge]:
+        """The buckets a request must fit: the base limits, and the throttle's when throttled."""
+        plan: list[tuple[str, Limits]] = [(f"acct:{account.account_id}", self.config.limits_account)]
+        if account.org_id:
+            plan.append((f"org:{account.org_id}", self.config.limits_org))
+        if decision.enforced == "throttle":
+            plan.append((f"thr-acct:{account.account_id}", self.config.throttle_account))
+            if account.org_id:
+                plan.append((f"thr-org:{account.org_id}", self.config.throttle_org))
+        out = []
+        for key, limits in plan:
+            if limits.requests is not None:
+                out.append(BucketCharge(key + ":req", limits.requests, 1.0))
+            if limits.tokens is not None:
+                out.append(BucketCharge(key + ":tok", limits.tokens, float(tokens)))
+        return out
+
+    async def _on_scored(self, scored: list[ScoredRequest]) -> None:
+        rows = [(s.account_id, s.ts_ms, request_counts(s, self.templates.reuses(s.account_id,
+                                                                              s.units)))
+                for s in scored]
+        self.metrics.scored.inc(len(rows))
+        try:
+            await self.state.record(rows)
+        except StateStoreError:
+            self.metrics.state_errors.inc()
+
+    def write_log(self, record: dict[str, Any]) -> None:
+        if self.log is not None:
+            self.log.write(record)
