@@ -33,6 +33,7 @@ from distillguard.gateway.parsed_request import ParsedRequest, estimate_tokens
 from distillguard.gateway.policy import Decision
 from distillguard.gateway.service import Gateway
 from distillguard.gateway.streams import stream_watcher
+from distillguard.gateway.token_bucket import BucketCharge
 from distillguard.gateway.upstream import UpstreamReply
 
 __all__ = ["ProxyEndpoint", "read_body"]
@@ -134,7 +135,8 @@ class ProxyEndpoint:
         ex.decision = decision = gw.decide(account, ex.ts_ms)
         try:
             self._refuse_if_decided(decision, account.account_id)
-            charges = gw.charges(account, decision, estimate_tokens(ex.request.prompt_chars))
+            estimate = estimate_tokens(ex.request.prompt_chars)
+            charges = gw.charges(account, decision, estimate)
             if charges:
                 wait = await self._take(charges, ex)
                 if wait > 0:
@@ -152,6 +154,7 @@ class ProxyEndpoint:
                 await self._stream(ex, reply, send, receive, withhold)
             else:
                 await self._whole(ex, reply, send, withhold)
+            await self._settle_tokens(charges, estimate, ex)
         except ApiError as exc:
             ex.status, ex.error = exc.status, exc.code
             extra = [(k.encode(), v.encode()) for k, v in exc.headers.items()]
@@ -170,6 +173,21 @@ class ProxyEndpoint:
             self.gateway.metrics.state_errors.inc()
             ex.error = f"state_store: {exc}"
             return 0.0
+
+    async def _settle_tokens(self, charges: list[Any], estimate: int, ex: _Exchange) -> None:
+        """Charge token buckets what the exchange really used, beyond the admission estimate."""
+        tokens = [c for c in charges if c.key.endswith(":tok")]
+        if not tokens:
+            return
+        used = ex.fields.get("input_tokens") or estimate
+        used += ex.fields.get("output_tokens") or estimate_tokens(len(
+            ex.fields.get("response") or ""))
+        if used > estimate:
+            try:
+                await self.gateway.state.charge([BucketCharge(c.key, c.limit, used - estimate)
+                                                 for c in tokens])
+            except StateStoreError:
+                self.gateway.metrics.state_errors.inc()
 
     def _refuse_if_decided(self, decision: Decision, account_id: str) -> None:
         if decision.enforced == "block":

@@ -63,6 +63,7 @@ KEYS = {
     "sk-alice": {"account_id": "acct-alice", "org_id": "org-a", "tier": "pro", "verified": True},
     "sk-bob": {"account_id": "acct-bob", "org_id": "org-b", "tier": "free", "verified": False},
     "sk-carol": {"account_id": "acct-carol", "tier": "edu", "verified": False},
+    "sk-dave": {"account_id": "acct-dave", "org_id": "org-a", "tier": "team", "verified": True},
 }
 
 

@@ -1,0 +1,76 @@
+"""Online scoring reuses the batch scan's signal functions; the window follows the batch
+scan's definitions."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pyarrow as pa
+
+from distillguard.gateway.account_window import AccountWindows, TemplateMemory, request_counts
+from distillguard.gateway.scoring import SCORING_SCHEMA, ScoredRequest, Scorer, score_rows
+from distillguard.signals import exchange_signals
+
+ROWS = [
+    ([{"role": "user", "content": "Think step by step and show your reasoning: 17 * 23?"}],
+     None, None, False),
+    ([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"},
+      {"role": "user", "content": "Rate the following answer on a scale of 1 to 10."}],
+     "You are a grader.", ["search"], False),
+]
+
+
+def test_score_rows_is_exchange_signals_of_the_same_requests() -> None:
+    out = score_rows(ROWS)
+    batch = pa.RecordBatch.from_pylist(
+        [dict(zip(("messages", "system", "tools", "has_image"), r, strict=True)) for r in ROWS],
+        schema=SCORING_SCHEMA)
+    expected = exchange_signals(batch)
+    for name in ("cot_elicitation", "grading", "tool_use", "prior_turns", "text_hash", "units"):
+        assert out[name] == expected.column(name).to_pylist()
+    assert out["prior_turns"] == [0, 2] and out["tool_use"][1] == 1.0
+
+
+def test_scorer_batches_requests_and_hands_them_on() -> None:
+    got: list[list[ScoredRequest]] = []
+
+    async def run() -> None:
+        scorer = Scorer(got.append, interval=0.01, worker="inline")
+        await scorer.start()
+        for i, row in enumerate(ROWS):
+            scorer.submit(f"acct-{i}", 1_772_467_200_000, *row)
+        await asyncio.sleep(0.1)
+        await scorer.close()
+
+    asyncio.run(run())
+    scored = [s for batch in got for s in batch]
+    assert [s.account_id for s in scored] == ["acct-0", "acct-1"]
+    assert len(got) == 1  # one call for both requests
+
+
+def _scored(account: str, ts: int, units: list[int], cot: float = 0.0,
+            prior: int = 0) -> ScoredRequest:
+    techniques = dict.fromkeys(("cot_elicitation", "grading", "data_generation", "safe_rewrite",
+                                "tool_use"), 0.0)
+    techniques["cot_elicitation"] = cot
+    return ScoredRequest(account, ts, techniques, "general_chat", prior, 0, units)
+
+
+def test_window_shares_velocity_and_hours() -> None:
+    hour = 3_600_000
+    t0 = 1_772_467_200_000
+    memory = TemplateMemory()
+    windows = AccountWindows(hours=24)
+    plan = [(t0, [1, 2], 1.0, 0), (t0 + 1000, [2, 3], 1.0, 0), (t0 + 2000, [9], 0.5, 3),
+            (t0 + 5 * hour, [1], 0.0, 0)]
+    for ts, units, cot, prior in plan:
+        s = _scored("a", ts, units, cot, prior)
+        windows.add("a", ts, request_counts(s, memory.reuses("a", s.units)))
+    stats = windows.stats("a", t0 + 5 * hour + 10)
+    assert stats.requests == 4 and stats.hours_active == 2
+    assert stats.shares["cot_elicitation"] == 0.5  # only strong matches (score 1) count
+    assert stats.shares["templated"] == 0.5  # 2nd and 4th reuse units of earlier requests
+    assert stats.shares["multi_turn"] == 0.25
+    assert stats.requests_last_minute == 1
+    later = windows.stats("a", t0 + 30 * hour)
+    assert later.requests == 0  # out of the 24 h window
