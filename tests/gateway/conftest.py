@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -136,3 +138,46 @@ def read_log(log_dir: Path) -> tuple[list[dict[str, Any]], list[Any]]:
         rows += chunk.batch.to_pylist()
         quarantined += chunk.quarantined
     return rows, quarantined
+
+
+def _install_redis_server() -> str:
+    """Debian's redis-server, installed on first use (CI machines start without it)."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    install = ["apt-get", "install", "-y", "-q", "redis-server"]
+    if subprocess.run(install, capture_output=True, check=False).returncode != 0:
+        subprocess.run(["apt-get", "update", "-q"], capture_output=True, check=False)
+        subprocess.run(install, capture_output=True, check=True)
+    found = shutil.which("redis-server")
+    if not found:
+        pytest.fail("redis-server could not be installed with apt-get")
+    return found
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A redis-server of our own on a free loopback port, stopped after the session."""
+    binary = _install_redis_server()
+    port = free_port()
+    workdir = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--dir",
+                             str(workdir), "--save", "", "--appendonly", "no"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(16).startswith(b"+PONG"):
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline or proc.poll() is not None:
+                pytest.fail("redis-server did not start")
+            time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -1,0 +1,118 @@
+"""Shared state in a real redis-server: one limit and one window across replicas."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from distillguard.errors import StateStoreError
+from distillguard.gateway.account_window import AccountWindows
+from distillguard.gateway.config import BucketLimit
+from distillguard.gateway.redis_state import RedisState
+from distillguard.gateway.token_bucket import BucketCharge
+from tests.gateway.conftest import free_port, gateway_config
+
+COT = "Think step by step and write out your full reasoning before answering: what is 17 * 23?"
+
+
+def _flush_db(url: str) -> None:
+    async def run() -> None:
+        import redis.asyncio as aioredis
+
+        client = aioredis.Redis.from_url(url)
+        await client.flushdb()
+        await client.aclose()
+
+    asyncio.run(run())
+
+
+def test_concurrent_takes_never_exceed_the_bucket(redis_url: str) -> None:
+    _flush_db(redis_url)
+    limit = BucketLimit(per_minute=6, burst_seconds=100)  # capacity 10, refills 0.1/s
+
+    async def run() -> list[float]:
+        replicas = [RedisState(redis_url), RedisState(redis_url)]
+        for r in replicas:
+            await r.start()
+        try:
+            charge = [BucketCharge("acct:x:req", limit, 1)]
+            return await asyncio.gather(*(replicas[i % 2].take(charge) for i in range(40)))
+        finally:
+            for r in replicas:
+                await r.close()
+
+    waits = asyncio.run(run())
+    assert sum(w == 0 for w in waits) == 10
+    assert all(w > 0 for w in waits if w != 0)
+
+
+def test_window_counts_match_the_in_process_window(redis_url: str) -> None:
+    _flush_db(redis_url)
+    now = int(time.time() * 1000)
+    rows = [("a", now - 3_600_000, {"requests": 1, "cot_elicitation": 1, "templated": 0}),
+            ("a", now, {"requests": 1, "cot_elicitation": 0, "templated": 1}),
+            ("a", now, {"requests": 1, "cot_elicitation": 1, "templated": 1})]
+    memory = AccountWindows()
+    for row in rows:
+        memory.add(*row)
+
+    async def run():
+        state = RedisState(redis_url)
+        await state.start()
+        try:
+            await state.record(rows)
+            return await state.fresh_window("a")
+        finally:
+            await state.close()
+
+    shared = asyncio.run(run())
+    local = memory.stats("a", now)
+    assert (shared.requests, shared.hours_active, shared.shares) == (
+        local.requests, local.hours_active, local.shares)
+    assert shared.requests == 3 and shared.hours_active == 2
+
+
+def test_unreachable_redis_is_a_state_store_error() -> None:
+    async def run() -> None:
+        await RedisState(f"redis://127.0.0.1:{free_port()}/0").start()
+
+    with pytest.raises(StateStoreError):
+        asyncio.run(run())
+
+
+def _two_replicas(gateway_factory, redis_url, config):
+    from distillguard.gateway.redis_state import RedisState as State
+
+    return [gateway_factory(config, state=State(redis_url, refresh_seconds=0.05),
+                            log_dir=None) for _ in range(2)]
+
+
+def test_two_replicas_enforce_one_limit(gateway_factory, redis_url):
+    _flush_db(redis_url)
+    config = gateway_config(limits={"account": {"requests_per_minute": 6, "burst_seconds": 50}})
+    a, b = _two_replicas(gateway_factory, redis_url, config)  # capacity 5 requests
+    codes = [(a if i % 2 else b).chat("sk-alice", f"q{i}").status_code for i in range(10)]
+    assert codes.count(200) == 5 and codes.count(429) == 5
+    assert codes[:5] == [200] * 5
+
+
+def test_two_replicas_share_the_account_window(gateway_factory, redis_url):
+    _flush_db(redis_url)
+    config = gateway_config(rules=[{"name": "cot-harvest", "action": "block", "when": {
+        "min_requests": 3, "shares_at_least": {"cot_elicitation": 0.6}}}])
+    a, b = _two_replicas(gateway_factory, redis_url, config)
+    for _ in range(3):
+        assert a.chat("sk-carol", COT).status_code == 200
+    deadline = time.monotonic() + 10
+    while a.gateway.scorer.scored < 3:  # a has scored and written its window to Redis
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    time.sleep(0.1)
+    # b has seen none of carol's requests itself: its first request starts reading the
+    # window from Redis, the next one is decided on it.
+    assert b.chat("sk-carol", COT).status_code in (200, 403)
+    time.sleep(0.1)
+    r = b.chat("sk-carol", COT)
+    assert r.status_code == 403 and r.json()["error"]["code"] == "account_blocked"
