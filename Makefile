@@ -6,6 +6,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+SPARK_STAMP := $(VENV)/.installed-spark
 
 .PHONY: setup demo test lint bench clean
 
@@ -15,6 +16,11 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
+# The tests also run the Spark engine (the optional extra; Java 17 is on the machine).
+$(SPARK_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,spark]'
+	touch $(SPARK_STAMP)
+
 setup: $(STAMP)
 
 demo: setup
@@ -23,7 +29,7 @@ demo: setup
 lint: setup
 	$(BIN)/ruff check distillguard tests benchmarks
 
-test: lint
+test: lint $(SPARK_STAMP)
 	$(BIN)/python -m pytest -q
 
 bench: setup

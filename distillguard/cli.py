@@ -247,8 +247,9 @@ def print_scan(findings: dict[str, Any], out_path: Path, timings: dict[str, floa
 
 @app.command()
 def scan(
-    logs: Annotated[list[Path] | None, typer.Argument(
-        help="Exchange-log files or directories; omit to scan what --db holds.")] = None,
+    logs: Annotated[list[str] | None, typer.Argument(
+        help="Exchange-log files or directories (for --engine spark also hdfs://, s3a://... "
+             "URIs); omit to scan what --db holds.")] = None,
     out_path: Annotated[Path, typer.Option("--out", help="Findings file to write.")] = Path(
         "findings.json"),
     db: Annotated[Path | None, typer.Option(
@@ -259,17 +260,40 @@ def scan(
         help="Detection policy YAML (default: the packaged one).")] = None,
     report: Annotated[Path | None, typer.Option(
         help="Also write a Markdown report for analysts.")] = None,
+    engine: Annotated[str, typer.Option(
+        help="duckdb (embedded, default) or spark (pip install 'distillguard[spark]').")
+    ] = "duckdb",
+    spark_master: Annotated[str, typer.Option(
+        help="Spark master for --engine spark: local[N], yarn, spark://host:7077.")
+    ] = "local[2]",
+    spark_remote: Annotated[str | None, typer.Option(
+        help="Spark Connect URL (sc://host:15002) instead of --spark-master.")] = None,
+    spark_conf: Annotated[list[str] | None, typer.Option(
+        help="Extra Spark setting KEY=VALUE (repeatable), e.g. spark.executor.memory=8g.")
+    ] = None,
 ) -> None:
     """Find extraction accounts and campaigns; write findings.json (and a report)."""
     from distillguard.engines.scan_job import ScanJob, run_scan_job
+    from distillguard.engines.spark_session import SparkOptions
 
+    if engine not in ("duckdb", "spark"):
+        fail(f"unknown engine {engine!r}: use duckdb or spark")
+    conf = {}
+    for item in spark_conf or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            fail(f"--spark-conf wants KEY=VALUE, got {item!r}")
+        conf[key.strip()] = value.strip()
+    job = ScanJob(list(logs or []), db, out_path, releases, policy, report,
+                  engine=engine,  # type: ignore[arg-type]
+                  spark=SparkOptions(spark_master, spark_remote, conf))
     try:
-        files = discover_log_files(logs) if logs else []
+        local = [p for p in job.logs if "://" not in str(p)]
+        files = discover_log_files(local) if logs and engine == "duckdb" else []
         bar, advance = byte_progress(files, desc="ingest")
         with bar, row_progress(desc="signals") as signal_bar:
-            findings, result = run_scan_job(
-                ScanJob(list(logs or []), db, out_path, releases, policy, report),
-                on_progress=advance, on_signal_rows=signal_bar.update)
+            findings, result = run_scan_job(job, on_progress=advance,
+                                            on_signal_rows=signal_bar.update)
     except DistillguardError as exc:
         fail(str(exc))
         return

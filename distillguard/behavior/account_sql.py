@@ -1,9 +1,15 @@
 """Per-account behavioral features, as SQL text an engine runs.
 
 Tables read: ``exchanges`` (every exchange), ``signals`` (the sampled
-exchanges with their content signals, see ``signals.exchange_signals``) and
-``releases`` (model, released_at). Written: ``account_behavior`` and
-``account_content``. Plain SQL that DuckDB and Spark SQL both accept.
+exchanges with their content signals, see ``signals.sampled_rows``) and
+``releases`` (model, released_at). Each query is a SELECT the engine stores
+under the table name its constant says (``account_behavior``,
+``account_release``, ``account_content``).
+
+Every query in ``behavior``, ``linkage`` and ``verdict`` is written in DuckDB's
+dialect; the Spark engine translates it (``engines.spark_sql``), so the two
+engines run one text. Results must not depend on row order: a "most frequent
+value" breaks ties by the greatest value, never by whichever row came first.
 """
 
 from __future__ import annotations
@@ -11,18 +17,34 @@ from __future__ import annotations
 __all__ = ["ACCOUNT_BEHAVIOR_SQL", "ACCOUNT_CONTENT_SQL", "ACCOUNT_RELEASE_SQL"]
 
 ACCOUNT_BEHAVIOR_SQL = """
-CREATE OR REPLACE TABLE account_behavior AS
 WITH gaps AS (
-    SELECT account_id, ts,
-           epoch_ms(ts) - lag(epoch_ms(ts)) OVER (PARTITION BY account_id ORDER BY ts) AS gap_ms
+    SELECT account_id,
+           date_diff('millisecond', lag(ts) OVER (PARTITION BY account_id ORDER BY ts), ts) AS gap_ms
     FROM exchanges
+),
+value_counts AS (
+    SELECT account_id, 'ip' AS kind, ip AS value, count(*) AS n
+    FROM exchanges WHERE ip IS NOT NULL GROUP BY ALL
+    UNION ALL
+    SELECT account_id, 'client', client_fingerprint, count(*)
+    FROM exchanges WHERE client_fingerprint IS NOT NULL GROUP BY ALL
+    UNION ALL
+    SELECT account_id, 'asn', CAST(asn AS VARCHAR), count(*)
+    FROM exchanges WHERE asn IS NOT NULL GROUP BY ALL
+),
+main_values AS (
+    SELECT account_id,
+           max({'n': n, 'v': value}) FILTER (WHERE kind = 'ip').v AS main_ip,
+           max({'n': n, 'v': value}) FILTER (WHERE kind = 'client').v AS main_client_fingerprint,
+           CAST(max({'n': n, 'v': value}) FILTER (WHERE kind = 'asn').v AS BIGINT) AS main_asn
+    FROM value_counts GROUP BY account_id
 )
 SELECT e.account_id,
        count(*) AS exchanges,
        min(e.ts) AS first_seen,
        max(e.ts) AS last_seen,
        count(DISTINCT CAST(e.ts AS DATE)) AS active_days,
-       list(DISTINCT hour(e.ts)) AS hours,
+       count(DISTINCT hour(e.ts)) AS hours_active,
        count(DISTINCT e.ip) AS ips,
        count(DISTINCT e.asn) AS asns,
        count(DISTINCT e.client_fingerprint) AS client_fingerprints,
@@ -32,25 +54,25 @@ SELECT e.account_id,
        coalesce(sum(e.input_tokens), 0) AS input_tokens,
        coalesce(sum(e.output_tokens), 0) AS output_tokens,
        count(DISTINCT e.conversation_id) AS conversations,
-       any_value(e.org_id) AS org_id,
-       any_value(e.account_tier) AS account_tier,
+       max(e.org_id) AS org_id,
+       max(e.account_tier) AS account_tier,
        bool_or(coalesce(e.verified, false)) AS verified,
        min(e.account_created) AS account_created,
-       any_value(e.payment_fingerprint) AS payment_fingerprint,
-       mode(e.ip) AS main_ip,
-       mode(e.client_fingerprint) AS main_client_fingerprint,
-       mode(e.asn) AS main_asn,
-       g.gap_cv
+       max(e.payment_fingerprint) AS payment_fingerprint,
+       any_value(m.main_ip) AS main_ip,
+       any_value(m.main_client_fingerprint) AS main_client_fingerprint,
+       any_value(m.main_asn) AS main_asn,
+       any_value(g.gap_cv) AS gap_cv
 FROM exchanges e
 JOIN (SELECT account_id, stddev_pop(gap_ms) / nullif(avg(gap_ms), 0) AS gap_cv
       FROM gaps GROUP BY account_id) g USING (account_id)
-GROUP BY e.account_id, g.gap_cv
+LEFT JOIN main_values m USING (account_id)
+GROUP BY e.account_id
 """
 
 # Per account and release: its traffic in the 24 h after the release, and how
 # much of it went to the new model.
 ACCOUNT_RELEASE_SQL = """
-CREATE OR REPLACE TABLE account_release AS
 SELECT e.account_id, r.model AS release_model, r.released_at,
        count(*) AS window_exchanges,
        count(*) FILTER (WHERE e.model = r.model) AS window_new_model
@@ -60,7 +82,6 @@ GROUP BY e.account_id, r.model, r.released_at
 """
 
 ACCOUNT_CONTENT_SQL = """
-CREATE OR REPLACE TABLE account_content AS
 SELECT account_id,
        count(*) AS sampled,
        avg(CASE WHEN cot_elicitation >= 1 THEN 1 ELSE 0 END) AS cot_elicitation,

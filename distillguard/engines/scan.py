@@ -1,8 +1,10 @@
-"""The batch scan on the embedded engine: store -> signals -> behavior -> linkage -> verdict.
+"""The batch scan, engine-agnostic: behavior -> signals -> templates -> linkage -> verdict.
 
-Every exchange feeds behavior (SQL over the store's Parquet parts); a stable
-per-account sample feeds content signals; candidate accounts are linked by
-shared templates and infrastructure; communities are judged as campaigns.
+Every exchange feeds behavior (SQL over all exchanges); a stable per-account
+sample feeds content signals; candidate accounts are linked by shared
+templates and infrastructure; communities are judged as campaigns. The SQL
+runs on whichever ``SqlEngine`` is given (DuckDB on one machine, Spark on a
+cluster); what reaches Python is per account or smaller.
 """
 
 from __future__ import annotations
@@ -22,9 +24,7 @@ from distillguard.behavior.account_sql import (
     ACCOUNT_CONTENT_SQL,
     ACCOUNT_RELEASE_SQL,
 )
-from distillguard.engines.duckdb_errors import map_duckdb_errors
-from distillguard.engines.scan_signals import compute_signals_table
-from distillguard.engines.store import ExchangeStore
+from distillguard.engines.sql_engine import SqlEngine
 from distillguard.linkage.account_graph import GraphParams, build_account_graph
 from distillguard.linkage.template_sql import (
     ACCOUNT_CAMPAIGN_TEMPLATE_SQL,
@@ -34,7 +34,6 @@ from distillguard.linkage.template_sql import (
     UNIT_STATS_SQL,
 )
 from distillguard.signals.lexicon import Lexicon, load_lexicon
-from distillguard.signals.sampling import sampling_rates
 from distillguard.verdict.campaign_sql import (
     ACCOUNT_TEMPLATE_USES_SQL,
     BASELINE_PIVOTS_SQL,
@@ -44,6 +43,7 @@ from distillguard.verdict.campaign_sql import (
     CAMPAIGN_PIVOTS_SQL,
     CAMPAIGN_SAMPLE_PROMPTS_SQL,
     CAMPAIGN_SPAN_SQL,
+    SAMPLE_PROMPT_TEXTS_SQL,
 )
 from distillguard.verdict.campaigns import (
     AccountVerdict,
@@ -56,6 +56,8 @@ from distillguard.verdict.policy import Policy
 
 __all__ = ["ScanResult", "run_scan"]
 
+_MASK64 = (1 << 64) - 1
+
 
 @dataclass
 class ScanResult:
@@ -66,19 +68,18 @@ class ScanResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def _load_releases(store: ExchangeStore, releases: list[dict[str, str]]) -> None:
-    incoming_releases = pa.table({  # noqa: F841 - read by DuckDB
+def _releases_table(releases: list[dict[str, str]]) -> pa.Table:
+    return pa.table({
         "model": pa.array([r["model"] for r in releases], pa.string()),
         "released_at": pa.array([datetime.fromisoformat(r["released_at"].replace("Z", "+00:00"))
-                                 .replace(tzinfo=None) for r in releases], pa.timestamp("ms")),
+                                 .replace(tzinfo=None) for r in releases], pa.timestamp("us")),
     })
-    store.con.execute("CREATE OR REPLACE TABLE releases AS SELECT * FROM incoming_releases")
 
 
-def _evidence(store: ExchangeStore) -> list[AccountEvidence]:
-    rows = store.con.execute("""
+def _evidence(engine: SqlEngine) -> list[AccountEvidence]:
+    rows = engine.rows("""
         SELECT b.account_id, coalesce(b.org_id, b.payment_fingerprint, b.account_id) AS owner,
-               b.exchanges, b.first_seen, b.last_seen, len(b.hours) AS hours_active,
+               b.exchanges, b.first_seen, b.last_seen, b.hours_active,
                coalesce(c.sampled, 0), coalesce(t.template_share, 0),
                coalesce(c.cot_elicitation, 0), coalesce(c.grading, 0),
                coalesce(c.data_generation, 0), coalesce(c.safe_rewrite, 0),
@@ -89,7 +90,7 @@ def _evidence(store: ExchangeStore) -> list[AccountEvidence]:
         LEFT JOIN account_content c USING (account_id)
         LEFT JOIN account_template t USING (account_id)
         ORDER BY b.account_id
-    """).fetchall()
+    """)
     out = []
     for r in rows:
         out.append(AccountEvidence(
@@ -102,7 +103,7 @@ def _evidence(store: ExchangeStore) -> list[AccountEvidence]:
     return out
 
 
-def _link_accounts(store: ExchangeStore, evidence: list[AccountEvidence],
+def _link_accounts(engine: SqlEngine, evidence: list[AccountEvidence],
                    policy: Policy) -> dict[str, tuple[int, float]]:
     """Build the account graph of template users and find their communities.
 
@@ -113,20 +114,19 @@ def _link_accounts(store: ExchangeStore, evidence: list[AccountEvidence],
     """
     candidates = [e for e in evidence
                   if round(e.template_share * e.sampled) >= policy.candidate_min_template_requests]
-    store.con.execute("CREATE OR REPLACE TABLE account_community "
-                      "(account_id VARCHAR, community BIGINT)")
-    store.con.execute("CREATE OR REPLACE TABLE community_units (unit UBIGINT)")
+    engine.register("account_community", pa.table({"account_id": pa.array([], pa.string()),
+                                                   "community": pa.array([], pa.int64())}))
+    engine.register("community_units", pa.table({"unit": pa.array([], pa.int64())}))
     if not candidates:
         return {}
     position = {e.account_id: i for i, e in enumerate(candidates)}
-    candidate_ids = pa.table({"account_id": list(position)})  # noqa: F841 - read by DuckDB
-    store.con.execute("CREATE OR REPLACE TABLE graph_candidates AS SELECT * FROM candidate_ids")
-    pairs = store.con.sql(ACCOUNT_UNITS_SQL,
-                          params={"min_owners": policy.template_min_owners}).to_arrow_table()
+    engine.register("graph_candidates", pa.table({"account_id": pa.array(list(position),
+                                                                         pa.string())}))
+    pairs = engine.arrow(ACCOUNT_UNITS_SQL, {"min_owners": policy.template_min_owners})
     account_pos = np.array([position[a] for a in pairs.column("account_id").to_pylist()],
                            dtype=np.int64)
     _, unit_pos = np.unique(pairs.column("unit").to_numpy(), return_inverse=True)
-    counts = pairs.column("n").to_numpy()
+    counts = pairs.column("n").to_numpy().astype(np.int64)
     sampled = np.array([max(e.sampled, 1) for e in candidates], dtype=np.float32)
     shared = {
         "payment_fingerprint": [e.payment_fingerprint for e in candidates],
@@ -141,59 +141,56 @@ def _link_accounts(store: ExchangeStore, evidence: list[AccountEvidence],
     provisional = campaign_communities(
         candidates, dict(zip(graph.accounts, graph.community.tolist(), strict=True)), policy)
     in_campaign = np.isin(graph.community, list(provisional))
-    membership = pa.table({  # noqa: F841 - read by DuckDB
-        "account_id": pa.array(graph.accounts).filter(pa.array(in_campaign)),
-        "community": pa.array(graph.community[in_campaign], pa.int64())})
-    con = store.con
-    con.execute("CREATE OR REPLACE TABLE account_community AS SELECT * FROM membership")
-    con.execute(COMMUNITY_UNITS_SQL, {"min_inside_share": policy.community_unit_min_inside_share,
-                                      "min_owners": policy.template_min_owners})
-    on_campaign = dict(con.execute(ACCOUNT_CAMPAIGN_TEMPLATE_SQL).fetchall())
+    engine.register("account_community", pa.table({
+        "account_id": pa.array(graph.accounts, pa.string()).filter(pa.array(in_campaign)),
+        "community": pa.array(graph.community[in_campaign], pa.int64())}))
+    engine.materialize("community_units", COMMUNITY_UNITS_SQL,
+                       {"min_inside_share": policy.community_unit_min_inside_share,
+                        "min_owners": policy.template_min_owners})
+    on_campaign = dict(engine.rows(ACCOUNT_CAMPAIGN_TEMPLATE_SQL))
     for e in candidates:
         e.campaign_template_share = on_campaign.get(e.account_id, 0) / max(e.sampled, 1)
     return {a: (int(c), float(f)) for a, c, f in
             zip(graph.accounts, graph.community, graph.affinity, strict=True)}
 
 
-def _profiles(store: ExchangeStore, campaigns: list[CampaignVerdict]) -> dict[str, dict[str, Any]]:
-    con = store.con
-    members = pa.table({  # noqa: F841 - read by DuckDB
+def _profiles(engine: SqlEngine, campaigns: list[CampaignVerdict]) -> dict[str, dict[str, Any]]:
+    engine.register("campaign_members", pa.table({
         "account_id": pa.array([m.account_id for c in campaigns for m in c.members], pa.string()),
         "campaign_id": pa.array([c.campaign_id for c in campaigns for _ in c.members],
                                 pa.string()),
-    })
-    con.execute("CREATE OR REPLACE TABLE campaign_members AS SELECT * FROM members")
+    }))
     profiles: dict[str, dict[str, Any]] = {
         c.campaign_id: {"capabilities": {}, "indicators": {"ips": [], "asns": [],
                         "payment_fingerprints": [], "client_fingerprints": [], "templates": []},
                         "pivots": []} for c in campaigns}
-    for cid, exchanges, first, last in con.execute(CAMPAIGN_SPAN_SQL).fetchall():
+    for cid, exchanges, first, last in engine.rows(CAMPAIGN_SPAN_SQL):
         profiles[cid].update(exchanges=int(exchanges), first_seen=first, last_seen=last)
     totals: dict[str, int] = {}
-    caps = con.execute(CAMPAIGN_CAPABILITIES_SQL).fetchall()
+    caps = engine.rows(CAMPAIGN_CAPABILITIES_SQL)
     for cid, _cap, n in caps:
         totals[cid] = totals.get(cid, 0) + n
     for cid, cap, n in caps:
         profiles[cid]["capabilities"][cap] = round(n / totals[cid], 4)
-    for cid, kind, value, _n in con.execute(CAMPAIGN_INDICATORS_SQL).fetchall():
+    for cid, kind, value, _n in engine.rows(CAMPAIGN_INDICATORS_SQL):
         bucket = profiles[cid]["indicators"][kind]
         if len(bucket) < 50:
             bucket.append(int(value) if kind == "asns" else value)
     campaign_of = {m.account_id: c.campaign_id for c in campaigns for m in c.members}
     unit_uses: dict[str, Counter[int]] = {c.campaign_id: Counter() for c in campaigns}
-    for account_id, unit, uses in con.execute(ACCOUNT_TEMPLATE_USES_SQL).fetchall():
+    for account_id, unit, uses in engine.rows(ACCOUNT_TEMPLATE_USES_SQL):
         if account_id in campaign_of:
             unit_uses[campaign_of[account_id]][int(unit)] += uses
     for cid, counter in unit_uses.items():
         profiles[cid]["indicators"]["templates"] = [
-            f"unit:{unit:016x}" for unit, _ in sorted(counter.items(), key=lambda kv: (-kv[1],
+            f"unit:{unit & _MASK64:016x}" for unit, _ in sorted(counter.items(), key=lambda kv: (-kv[1],
                                                                                       kv[0]))[:20]]
-    for cid, with_created, in_batches in con.execute(CAMPAIGN_CREATION_BATCHES_SQL).fetchall():
+    for cid, with_created, in_batches in engine.rows(CAMPAIGN_CREATION_BATCHES_SQL):
         profiles[cid]["created_in_batches"] = {"accounts_with_creation_time": int(with_created),
                                                "created_within_10_min_of_another": int(in_batches)}
-    _sample_prompts(con, campaign_of, profiles)
-    baseline = {m: (n, k) for m, n, k in con.execute(BASELINE_PIVOTS_SQL).fetchall()}
-    for cid, model, released, n, k in con.execute(CAMPAIGN_PIVOTS_SQL).fetchall():
+    _sample_prompts(engine, campaign_of, profiles)
+    baseline = {m: (n, k) for m, n, k in engine.rows(BASELINE_PIVOTS_SQL)}
+    for cid, model, released, n, k in engine.rows(CAMPAIGN_PIVOTS_SQL):
         base_n, base_k = baseline.get(model, (0, 0))
         profiles[cid]["pivots"].append({
             "model": model, "released_at": released,
@@ -207,36 +204,45 @@ def _profiles(store: ExchangeStore, campaigns: list[CampaignVerdict]) -> dict[st
 SAMPLE_PROMPTS_PER_CAMPAIGN = 3
 
 
-def _sample_prompts(con: Any, campaign_of: dict[str, str],
+def _sample_prompts(engine: SqlEngine, campaign_of: dict[str, str],
                     profiles: dict[str, dict[str, Any]]) -> None:
     """A few requests carrying each campaign's templates, from different accounts."""
-    chosen: dict[str, list[tuple[str, Any]]] = {cid: [] for cid in profiles}
+    chosen: dict[str, list[str]] = {cid: [] for cid in profiles}
+    picks: list[tuple[str, Any]] = []
     seen: set[str] = set()
-    for account_id, request_id, ts in con.execute(CAMPAIGN_SAMPLE_PROMPTS_SQL).fetchall():
+    for account_id, request_id, ts in engine.rows(CAMPAIGN_SAMPLE_PROMPTS_SQL):
         cid = campaign_of.get(account_id)
         if cid and account_id not in seen and len(chosen[cid]) < SAMPLE_PROMPTS_PER_CAMPAIGN:
-            chosen[cid].append((request_id, ts))
+            chosen[cid].append(request_id)
+            picks.append((request_id, ts))
             seen.add(account_id)
-    for cid, picks in chosen.items():
-        texts = []
-        for request_id, ts in picks:
-            # the time lets the Parquet reader skip every row group but one or two
-            row = con.execute(
-                "SELECT coalesce(system || chr(10), '') || messages[-1].content FROM exchanges "
-                "WHERE ts = ? AND request_id = ?", [ts, request_id]).fetchone()
-            if row:
-                texts.append(row[0][:600])
-        profiles[cid]["sample_prompts"] = texts
+    engine.register("sample_picks", pa.table({
+        "request_id": pa.array([p[0] for p in picks], pa.string()),
+        "ts": pa.array([p[1] for p in picks], pa.timestamp("us"))}))
+    texts = {request_id: _prompt_text(system, messages)
+             for request_id, system, messages in engine.rows(SAMPLE_PROMPT_TEXTS_SQL)}
+    for cid, request_ids in chosen.items():
+        profiles[cid]["sample_prompts"] = [texts[r][:600] for r in request_ids if texts.get(r)]
 
 
-def run_scan(store: ExchangeStore, *, policy: Policy, releases: list[dict[str, str]],
+def _prompt_text(system: str | None, messages: list[Any]) -> str | None:
+    """System prompt and new turn, as an analyst reads the request."""
+    if not messages:
+        return None
+    last = messages[-1]
+    content = last["content"] if isinstance(last, dict) else last.content
+    if content is None:
+        return None
+    return (f"{system}\n" if system is not None else "") + content
+
+
+def run_scan(engine: SqlEngine, *, policy: Policy, releases: list[dict[str, str]],
              lexicon: Lexicon | None = None,
              on_step: Callable[[str], None] | None = None,
              on_signal_rows: Callable[[int], None] | None = None) -> ScanResult:
-    """Scan everything in ``store``; return verdicts, campaigns and their profiles."""
+    """Scan every exchange ``engine`` holds; return verdicts, campaigns and their profiles."""
     lexicon = lexicon or load_lexicon()
     timings: dict[str, float] = {}
-    con = store.con
 
     def step(name: str, started: float) -> float:
         now = time.perf_counter()
@@ -246,34 +252,27 @@ def run_scan(store: ExchangeStore, *, policy: Policy, releases: list[dict[str, s
         return now
 
     t = time.perf_counter()
-    with map_duckdb_errors("scan failed"):
-        _load_releases(store, releases)
-        con.execute(ACCOUNT_BEHAVIOR_SQL)
-        con.execute(ACCOUNT_RELEASE_SQL)
-        t = step("behavior", t)
-        counts = dict(con.execute("SELECT account_id, exchanges FROM account_behavior")
-                      .fetchall())
-        compute_signals_table(con, sampling_rates(counts, policy.sampling_per_account), lexicon,
-                              on_rows=on_signal_rows)
-        t = step("signals", t)
-        con.execute(ACCOUNT_CONTENT_SQL)
-        con.execute(UNIT_STATS_SQL, {"min_owners": policy.template_min_owners,
-                                     "min_texts": policy.template_min_texts,
-                                     "min_fresh_share": policy.template_min_fresh_share,
-                                     "min_repeats_per_owner":
-                                         policy.template_min_repeats_per_owner})
-        con.execute(ACCOUNT_TEMPLATE_SQL)
-        evidence = _evidence(store)
-        t = step("templates", t)
-        community = _link_accounts(store, evidence, policy)
-        t = step("linkage", t)
-        verdicts, campaigns = judge(evidence, community, policy)
-        profiles = _profiles(store, campaigns)
-        t = step("verdict", t)
-        n, accounts, first, last = con.execute(
-            "SELECT count(*), count(DISTINCT account_id), min(ts), max(ts) FROM exchanges"
-        ).fetchone()
-        quarantined = con.execute("SELECT count(*) FROM quarantine").fetchone()[0]
-    summary = {"exchanges": n, "accounts": accounts, "quarantined": quarantined,
+    engine.register("releases", _releases_table(releases))
+    engine.materialize("account_behavior", ACCOUNT_BEHAVIOR_SQL)
+    engine.materialize("account_release", ACCOUNT_RELEASE_SQL)
+    t = step("behavior", t)
+    engine.compute_signals(policy.sampling_per_account, lexicon, on_rows=on_signal_rows)
+    t = step("signals", t)
+    engine.materialize("account_content", ACCOUNT_CONTENT_SQL)
+    engine.materialize("unit_stats", UNIT_STATS_SQL, {
+        "min_owners": policy.template_min_owners, "min_texts": policy.template_min_texts,
+        "min_fresh_share": policy.template_min_fresh_share,
+        "min_repeats_per_owner": policy.template_min_repeats_per_owner})
+    engine.materialize("account_template", ACCOUNT_TEMPLATE_SQL)
+    evidence = _evidence(engine)
+    t = step("templates", t)
+    community = _link_accounts(engine, evidence, policy)
+    t = step("linkage", t)
+    verdicts, campaigns = judge(evidence, community, policy)
+    profiles = _profiles(engine, campaigns)
+    t = step("verdict", t)
+    n, accounts, first, last = engine.rows(
+        "SELECT count(*), count(DISTINCT account_id), min(ts), max(ts) FROM exchanges")[0]
+    summary = {"exchanges": n, "accounts": accounts, "quarantined": engine.quarantined(),
                "from": first, "to": last}
     return ScanResult(verdicts, campaigns, profiles, summary, timings)

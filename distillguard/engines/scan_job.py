@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
 from distillguard.engines.scan import ScanResult, run_scan
+from distillguard.engines.spark_session import SparkOptions
+from distillguard.engines.sql_engine import DuckDBEngine
 from distillguard.engines.store import ExchangeStore
 from distillguard.errors import InputError
 from distillguard.logs import discover_log_files
 from distillguard.verdict.findings import build_findings
-from distillguard.verdict.policy import load_policy
+from distillguard.verdict.policy import Policy, load_policy
 from distillguard.verdict.report import findings_markdown
 
 __all__ = ["ScanJob", "find_releases", "load_releases", "run_scan_job"]
@@ -26,12 +29,20 @@ SCAN_MEMORY_LIMIT = "768MB"
 
 @dataclass
 class ScanJob:
-    logs: list[Path]
+    """One scan. ``logs`` are paths (or, for Spark, URIs such as ``s3a://bucket/logs``)."""
+
+    logs: list[str | Path]
     db: Path | None
     out: Path
     releases: Path | None = None
     policy: Path | None = None
     report: Path | None = None
+    engine: Literal["duckdb", "spark"] = "duckdb"
+    spark: SparkOptions | None = None
+
+
+def _local(logs: list[str | Path]) -> list[Path]:
+    return [Path(p) for p in logs if "://" not in str(p)]
 
 
 def find_releases(logs: list[Path]) -> Path | None:
@@ -54,6 +65,62 @@ def load_releases(path: Path | None) -> list[dict[str, str]]:
         raise InputError(msg) from exc
 
 
+def _scan_on_duckdb(job: ScanJob, policy: Policy, releases: list[dict[str, str]],
+                    **callbacks: Any) -> ScanResult:
+    workdir = None
+    db = job.db
+    if db is None:
+        workdir = Path(tempfile.mkdtemp(prefix="distillguard-scan-"))
+        db = workdir / "scan.duckdb"
+    on_progress = callbacks.pop("on_progress", None)
+    try:
+        with ExchangeStore(db, memory_limit=SCAN_MEMORY_LIMIT) as store:
+            if job.logs:
+                store.ingest(discover_log_files(_local(job.logs)), on_progress=on_progress)
+            result = run_scan(DuckDBEngine(store.con), policy=policy, releases=releases,
+                              **callbacks)
+            if result.input["quarantined"]:
+                store.export_quarantine(_quarantine_path(job.out))
+    finally:
+        if workdir is not None:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return result
+
+
+def _scan_on_spark(job: ScanJob, policy: Policy, releases: list[dict[str, str]],
+                   **callbacks: Any) -> ScanResult:
+    from distillguard.engines.spark_engine import SparkEngine
+    from distillguard.engines.spark_session import spark_session
+
+    if job.db is not None:
+        msg = "--db is the embedded engine's store; the Spark engine reads the logs themselves"
+        raise InputError(msg)
+    if not job.logs:
+        msg = "give exchange logs to scan with --engine spark"
+        raise InputError(msg)
+    callbacks.pop("on_progress", None)
+    started = time.perf_counter()
+    spark = spark_session(job.spark or SparkOptions())
+    engine = SparkEngine(spark)
+    try:
+        start_up = time.perf_counter()
+        engine.load([str(p) for p in job.logs])
+        loaded = time.perf_counter()
+        result = run_scan(engine, policy=policy, releases=releases, **callbacks)
+        if result.input["quarantined"]:
+            engine.export_quarantine(_quarantine_path(job.out))
+    finally:
+        engine.close()
+        spark.stop()
+    result.timings = {"start": round(start_up - started, 3), "load": round(loaded - start_up, 3),
+                      **result.timings}
+    return result
+
+
+def _quarantine_path(out: Path) -> Path:
+    return out.with_name(out.name + ".quarantine.jsonl")
+
+
 def run_scan_job(job: ScanJob, *, on_progress: Callable[[Path, int], None] | None = None,
                  on_step: Callable[[str], None] | None = None,
                  on_signal_rows: Callable[[int], None] | None = None,
@@ -63,23 +130,10 @@ def run_scan_job(job: ScanJob, *, on_progress: Callable[[Path, int], None] | Non
         msg = "give exchange logs to scan, or --db with a store already ingested"
         raise InputError(msg)
     policy = load_policy(job.policy)
-    releases = load_releases(job.releases or find_releases(job.logs))
-    workdir = None
-    db = job.db
-    if db is None:
-        workdir = Path(tempfile.mkdtemp(prefix="distillguard-scan-"))
-        db = workdir / "scan.duckdb"
-    try:
-        with ExchangeStore(db, memory_limit=SCAN_MEMORY_LIMIT) as store:
-            if job.logs:
-                store.ingest(discover_log_files(job.logs), on_progress=on_progress)
-            result = run_scan(store, policy=policy, releases=releases, on_step=on_step,
-                              on_signal_rows=on_signal_rows)
-            if store.con.execute("SELECT count(*) FROM quarantine").fetchone()[0]:
-                store.export_quarantine(job.out.with_name(job.out.name + ".quarantine.jsonl"))
-    finally:
-        if workdir is not None:
-            shutil.rmtree(workdir, ignore_errors=True)
+    releases = load_releases(job.releases or find_releases(_local(job.logs)))
+    scan = _scan_on_spark if job.engine == "spark" else _scan_on_duckdb
+    result = scan(job, policy, releases, on_progress=on_progress, on_step=on_step,
+                  on_signal_rows=on_signal_rows)
     findings = build_findings(result.verdicts, result.campaigns, result.campaign_profiles,
                               result.input, policy)
     job.out.parent.mkdir(parents=True, exist_ok=True)

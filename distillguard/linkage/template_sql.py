@@ -18,7 +18,6 @@ __all__ = ["ACCOUNT_CAMPAIGN_TEMPLATE_SQL", "ACCOUNT_TEMPLATE_SQL", "ACCOUNT_UNI
            "COMMUNITY_UNITS_SQL", "UNIT_STATS_SQL"]
 
 UNIT_STATS_SQL = """
-CREATE OR REPLACE TABLE unit_stats AS
 WITH uses AS (
     SELECT account_id, owner, text_hash, prior_turns,
            unnest(list_distinct(units)) AS unit
@@ -39,7 +38,6 @@ HAVING count(DISTINCT owner) >= $min_owners
 
 # Per account: the share of its sampled requests built on a shared template.
 ACCOUNT_TEMPLATE_SQL = """
-CREATE OR REPLACE TABLE account_template AS
 WITH hits AS (
     SELECT DISTINCT row_id
     FROM (SELECT row_id, unnest(units) AS unit FROM signals)
@@ -83,7 +81,6 @@ GROUP BY u.account_id, u.unit
 # client's system prompt, that ordinary users also send is not a campaign's
 # template, even when a campaign forwards much of it.
 COMMUNITY_UNITS_SQL = """
-CREATE OR REPLACE TABLE community_units AS
 WITH uses AS (
     SELECT s.account_id, s.owner, unnest(list_distinct(s.units)) AS unit FROM signals s
 )

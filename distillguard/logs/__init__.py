@@ -2,7 +2,13 @@
 
 from distillguard.logs.chunk import ReadChunk
 from distillguard.logs.quarantine import QuarantineRow, quarantine_row
-from distillguard.logs.reader import discover_log_files, is_log_file, read_exchanges, read_file
+from distillguard.logs.reader import (
+    discover_log_files,
+    is_log_file,
+    read_bytes,
+    read_exchanges,
+    read_file,
+)
 from distillguard.logs.records import parse_timestamp_ms, validate_record
 from distillguard.logs.schema import EXCHANGE_SCHEMA, empty_batch
 
@@ -15,6 +21,7 @@ __all__ = [
     "is_log_file",
     "parse_timestamp_ms",
     "quarantine_row",
+    "read_bytes",
     "read_exchanges",
     "read_file",
     "validate_record",

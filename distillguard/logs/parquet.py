@@ -31,7 +31,7 @@ from distillguard.logs.schema import (
     empty_batch,
 )
 
-__all__ = ["read_parquet"]
+__all__ = ["read_parquet", "read_parquet_source"]
 
 DEFAULT_BATCH_ROWS = 16_384
 _ROLE_SET = pa.array(sorted(MESSAGE_ROLES))
@@ -209,13 +209,19 @@ def read_parquet(path: Path, *, batch_rows: int = DEFAULT_BATCH_ROWS,
     Rows up to ``start_line`` (already ingested) are skipped. A file that is not
     Parquet, or breaks mid-way, ends with one quarantine row saying so.
     """
-    source = str(path)
-    size = path.stat().st_size
+    yield from read_parquet_source(path, str(path), path.stat().st_size, batch_rows=batch_rows,
+                                   start_line=start_line)
+
+
+def read_parquet_source(where: Path | pa.NativeFile, source: str, size: int, *,
+                        batch_rows: int = DEFAULT_BATCH_ROWS,
+                        start_line: int = 0) -> Iterator[ReadChunk]:
+    """``read_parquet`` over a path or an open file; ``source`` names it in quarantine rows."""
     row = 0
     try:
         # pre_buffer (the default) keeps every column chunk read so far: memory would grow
         # with the file. Buffered streaming keeps it bounded.
-        pf = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
+        pf = pq.ParquetFile(where, pre_buffer=False, buffer_size=1 << 20)
         for batch in pf.iter_batches(batch_size=batch_rows):
             first, row = row, row + batch.num_rows
             if row <= start_line:

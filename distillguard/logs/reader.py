@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+import pyarrow as pa
+
 from distillguard.errors import InputError
 from distillguard.logs.chunk import ReadChunk
-from distillguard.logs.jsonl import read_jsonl
-from distillguard.logs.parquet import read_parquet
+from distillguard.logs.jsonl import decompressed, read_jsonl, read_jsonl_stream
+from distillguard.logs.parquet import read_parquet, read_parquet_source
 
-__all__ = ["LOG_SUFFIXES", "discover_log_files", "is_log_file", "read_exchanges", "read_file"]
+__all__ = ["LOG_SUFFIXES", "discover_log_files", "is_log_file", "read_bytes", "read_exchanges",
+           "read_file"]
 
 LOG_SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.zst", ".ndjson", ".parquet")
 # Files and folders distillguard itself writes next to logs (quarantine, the
@@ -64,6 +68,15 @@ def read_file(path: Path, *, start_line: int = 0) -> Iterator[ReadChunk]:
     if path.name.lower().endswith(".parquet"):
         return read_parquet(path, start_line=start_line)
     return read_jsonl(path, start_line=start_line)
+
+
+def read_bytes(content: bytes, source: str) -> Iterator[ReadChunk]:
+    """Read one whole log file already in memory (a Spark ``binaryFile`` row, say);
+    ``source`` is its path, which also gives its format."""
+    if source.lower().endswith(".parquet"):
+        return read_parquet_source(pa.BufferReader(content), source, len(content))
+    raw = io.BytesIO(content)
+    return read_jsonl_stream(decompressed(raw, source), raw, source)
 
 
 def read_exchanges(paths: Iterable[str | Path]) -> Iterator[ReadChunk]:

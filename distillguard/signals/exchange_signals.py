@@ -32,7 +32,7 @@ def exchange_signals(batch: pa.RecordBatch | pa.Table, *,
     columns = [pa.array(scores[name], pa.float32()) for name in
                ("cot_elicitation", "grading", "data_generation", "safe_rewrite", "tool_use")]
     columns += [capability, pa.array(prior_turns(batch), pa.int32()), prompt_chars,
-                pa.array(units.text_hash, pa.uint64()), units.units]
+                pa.array(units.text_hash, pa.int64()), units.units]
     return pa.RecordBatch.from_arrays(columns, schema=SIGNAL_SCHEMA)
 
 

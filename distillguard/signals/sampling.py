@@ -12,30 +12,25 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from distillguard.signals.hashing import hash_strings
 
-__all__ = ["sample_mask", "sampling_rates"]
+__all__ = ["keep_probability", "sample_mask"]
 
 _SCALE = float(2**64)
 
 
-def sampling_rates(exchanges_per_account: dict[str, int], per_account: int) -> dict[str, float]:
-    """Keep-probability per account: 1 for small accounts, ``per_account / n`` beyond."""
-    return {a: min(1.0, per_account / n) for a, n in exchanges_per_account.items() if n > 0}
+def keep_probability(account_exchanges: np.ndarray, per_account: int) -> np.ndarray:
+    """Per exchange, the chance it is sampled, from its account's exchange count:
+    1 for small accounts, ``per_account / n`` beyond (a count of 0 or less keeps all)."""
+    n = np.asarray(account_exchanges, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        return np.where(n > 0, np.minimum(1.0, per_account / np.maximum(n, 1.0)), 1.0)
 
 
-def sample_mask(request_ids: pa.Array, account_ids: pa.Array,
-                rates: dict[str, float]) -> np.ndarray:
-    """True for the exchanges in the sample (accounts missing from ``rates`` keep all)."""
-    if isinstance(account_ids, pa.ChunkedArray):
-        account_ids = account_ids.combine_chunks()
-    encoded = pc.dictionary_encode(account_ids)
-    per_value = np.array([rates.get(a, 1.0) for a in encoded.dictionary.to_pylist()],
-                         dtype=np.float64)
-    if not len(per_value):
-        return np.zeros(0, dtype=bool)
-    rate = per_value[np.asarray(encoded.indices)]
+def sample_mask(request_ids: pa.Array | pa.ChunkedArray, rate: np.ndarray) -> np.ndarray:
+    """True for the exchanges in the sample: a stable hash of the request id below its rate."""
+    if isinstance(request_ids, pa.ChunkedArray):
+        request_ids = request_ids.combine_chunks()
     position = hash_strings(request_ids).astype(np.float64) / _SCALE
     return position < rate

@@ -26,8 +26,12 @@ _SPLIT = r"\n+|[.!?;]\s+"
 
 
 class TemplateUnits:
-    """Per request: its unit hashes (``units``, a list<uint64> array) and ``text_hash``,
-    the hash of the whole normalized request (equal for verbatim repeats)."""
+    """Per request: its unit hashes (``units``, a list<int64> array) and ``text_hash``,
+    the hash of the whole normalized request (equal for verbatim repeats).
+
+    Hashes are 64-bit XXH3 read as signed integers: every engine (DuckDB, Spark,
+    Parquet) has a signed 64-bit type, not all have an unsigned one.
+    """
 
     def __init__(self, units: pa.ListArray, text_hash: np.ndarray) -> None:
         self.units = units
@@ -57,7 +61,7 @@ def template_units(batch: pa.RecordBatch | pa.Table, *, last: pa.Array | None = 
         last = last_message_text(batch)
     text = _normalize(pc.binary_join_element_wise(system.fill_null(""),
                                                   window(last, head, tail), "\n"))
-    text_hash = hash_strings(text)
+    text_hash = hash_strings(text).view(np.int64)
     pieces = pc.split_pattern_regex(text, _SPLIT)
     flat = pc.utf8_trim_whitespace(pc.list_flatten(pieces))
     parents = np.asarray(pc.list_parent_indices(pieces))
@@ -73,8 +77,8 @@ def template_units(batch: pa.RecordBatch | pa.Table, *, last: pa.Array | None = 
         capped = rank < max_units
         flat = flat.filter(pa.array(capped))
         parents = parents[capped]
-    hashes = hash_strings(flat)
+    hashes = hash_strings(flat).view(np.int64)
     counts = np.bincount(parents, minlength=n) if len(parents) else np.zeros(n, dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
-    units = pa.ListArray.from_arrays(pa.array(offsets), pa.array(hashes, pa.uint64()))
+    units = pa.ListArray.from_arrays(pa.array(offsets), pa.array(hashes, pa.int64()))
     return TemplateUnits(units, text_hash)

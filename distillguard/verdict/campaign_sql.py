@@ -11,6 +11,7 @@ __all__ = [
     "CAMPAIGN_PIVOTS_SQL",
     "CAMPAIGN_SAMPLE_PROMPTS_SQL",
     "CAMPAIGN_SPAN_SQL",
+    "SAMPLE_PROMPT_TEXTS_SQL",
 ]
 
 CAMPAIGN_SPAN_SQL = """
@@ -75,15 +76,18 @@ GROUP BY ALL
 # Members created within 10 minutes of another member: accounts opened in batches.
 CAMPAIGN_CREATION_BATCHES_SQL = """
 WITH created AS (
-    SELECT m.campaign_id, b.account_created AS t
+    SELECT m.campaign_id, b.account_created AS created_at
     FROM campaign_members m JOIN account_behavior b USING (account_id)
     WHERE b.account_created IS NOT NULL
 ),
 gaps AS (
     SELECT campaign_id,
-           least(coalesce(t - lag(t) OVER w, INTERVAL 1 DAY),
-                 coalesce(lead(t) OVER w - t, INTERVAL 1 DAY)) AS nearest
-    FROM created WINDOW w AS (PARTITION BY campaign_id ORDER BY t)
+           least(coalesce(created_at - lag(created_at) OVER (PARTITION BY campaign_id
+                                                             ORDER BY created_at),
+                          INTERVAL 1 DAY),
+                 coalesce(lead(created_at) OVER (PARTITION BY campaign_id ORDER BY created_at)
+                          - created_at, INTERVAL 1 DAY)) AS nearest
+    FROM created
 )
 SELECT campaign_id, count(*) AS with_created,
        count(*) FILTER (WHERE nearest <= INTERVAL 10 MINUTE) AS in_batches
@@ -96,4 +100,11 @@ SELECT DISTINCT s.account_id, s.request_id, s.ts
 FROM (SELECT account_id, request_id, ts, unnest(units) AS unit FROM signals) s
 SEMI JOIN community_units USING (unit)
 ORDER BY s.request_id
+"""
+
+# The picked requests (table sample_picks: request_id, ts) as the analyst reads them;
+# the time lets a Parquet reader skip nearly every row group.
+SAMPLE_PROMPT_TEXTS_SQL = """
+SELECT e.request_id, e.system, e.messages
+FROM exchanges e JOIN sample_picks p ON e.ts = p.ts AND e.request_id = p.request_id
 """

@@ -4,7 +4,7 @@ import numpy as np
 import pyarrow as pa
 
 from distillguard.logs.schema import MESSAGE_TYPE
-from distillguard.signals import exchange_signals, hash_strings, sample_mask, sampling_rates
+from distillguard.signals import exchange_signals, hash_strings, keep_probability, sample_mask
 from distillguard.signals.lexicon import load_lexicon
 from distillguard.signals.techniques import technique_scores
 from distillguard.signals.template_units import template_units
@@ -95,14 +95,13 @@ def test_hashes_are_stable_across_calls() -> None:
 
 def test_sample_is_deterministic_and_near_its_rate() -> None:
     ids = pa.array([f"req-{i}" for i in range(20_000)])
-    accounts = pa.array(["big"] * 10_000 + ["small"] * 10_000)
-    rates = sampling_rates({"big": 10_000, "small": 10_000}, 1_000)
-    first = sample_mask(ids, accounts, rates)
-    again = sample_mask(ids, accounts, rates)
+    rate = keep_probability(np.array([10_000] * 10_000 + [500] * 10_000), 1_000)
+    first = sample_mask(ids, rate)
+    again = sample_mask(ids, rate)
     assert np.array_equal(first, again)
     assert 800 < first[:10_000].sum() < 1_200
+    assert first[10_000:].all()
 
 
-def test_unknown_accounts_are_sampled_whole() -> None:
-    mask = sample_mask(pa.array(["a", "b"]), pa.array(["x", "y"]), {})
-    assert mask.all()
+def test_accounts_without_a_count_are_sampled_whole() -> None:
+    assert keep_probability(np.array([0, -1, 1, 2_000]), 1_000).tolist() == [1.0, 1.0, 1.0, 0.5]

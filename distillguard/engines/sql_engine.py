@@ -1,0 +1,119 @@
+"""What the batch scan needs from an engine, and the embedded DuckDB one.
+
+The scan (``engines.scan``) is written once against ``SqlEngine``: it runs the
+SQL of ``behavior``, ``linkage`` and ``verdict`` (DuckDB dialect), keeps small
+results in Python, and hands tables back. ``DuckDBEngine`` runs on one
+machine over the store's Parquet parts; ``SparkEngine`` (``engines.spark_engine``)
+runs the same text on a cluster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol
+
+import duckdb
+import pyarrow as pa
+
+from distillguard.engines.duckdb_errors import map_duckdb_errors
+from distillguard.signals.lexicon import Lexicon
+from distillguard.signals.sampled_rows import (
+    SIGNAL_INPUT_COLUMNS,
+    SIGNAL_ROW_SCHEMA,
+    sampled_signal_rows,
+)
+
+__all__ = ["SIGNALS_INPUT_SQL", "DuckDBEngine", "SqlEngine"]
+
+Params = dict[str, Any] | None
+
+# Every exchange with its account's exchange count (which sets its sampling
+# rate): the input of ``signals.sampled_signal_rows``.
+SIGNALS_INPUT_SQL = (
+    f"SELECT {', '.join('e.' + c for c in SIGNAL_INPUT_COLUMNS)}, b.exchanges AS account_exchanges "
+    "FROM exchanges e JOIN account_behavior b USING (account_id)")
+
+
+class SqlEngine(Protocol):
+    """Tables by name, SQL over them, and the per-exchange signals step."""
+
+    def materialize(self, name: str, sql: str, params: Params = None) -> None:
+        """Store the result of ``sql`` as table ``name`` (replacing it)."""
+
+    def rows(self, sql: str, params: Params = None) -> list[tuple[Any, ...]]:
+        """The result of ``sql`` as Python tuples (for small results)."""
+
+    def arrow(self, sql: str, params: Params = None) -> pa.Table:
+        """The result of ``sql`` as an Arrow table (for results of many rows)."""
+
+    def register(self, name: str, table: pa.Table) -> None:
+        """Make ``table`` (built in Python) readable as table ``name``."""
+
+    def compute_signals(self, per_account: int, lexicon: Lexicon,
+                        on_rows: Callable[[int], None] | None = None) -> int:
+        """Create table ``signals`` (``SIGNAL_ROW_SCHEMA``) from ``SIGNALS_INPUT_SQL``;
+        return its size."""
+
+    def quarantined(self) -> int:
+        """How many input records were quarantined."""
+
+
+class DuckDBEngine:
+    """The embedded engine: one DuckDB connection over an ``ExchangeStore``."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, *, threads: int = 2,
+                 batch_rows: int = 8192) -> None:
+        self.con = con
+        self.threads = threads
+        self.batch_rows = batch_rows
+
+    def materialize(self, name: str, sql: str, params: Params = None) -> None:
+        with map_duckdb_errors(f"cannot build {name}"):
+            self.con.execute(f"CREATE OR REPLACE TABLE {name} AS {sql}", params or {})
+
+    def rows(self, sql: str, params: Params = None) -> list[tuple[Any, ...]]:
+        with map_duckdb_errors("query failed"):
+            return self.con.execute(sql, params or {}).fetchall()
+
+    def arrow(self, sql: str, params: Params = None) -> pa.Table:
+        with map_duckdb_errors("query failed"):
+            return self.con.sql(sql, params=params or {}).to_arrow_table()
+
+    def register(self, name: str, table: pa.Table) -> None:
+        with map_duckdb_errors(f"cannot store {name}"):
+            self.con.register("_incoming", table)
+            try:
+                self.con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _incoming")
+            finally:
+                self.con.unregister("_incoming")
+
+    def compute_signals(self, per_account: int, lexicon: Lexicon,
+                        on_rows: Callable[[int], None] | None = None) -> int:
+        """Stream the exchanges out of DuckDB and score them in worker threads
+        (pyarrow's kernels release the GIL, so the cores share the work)."""
+        self.register("signals", SIGNAL_ROW_SCHEMA.empty_table())
+        written = 0
+        with map_duckdb_errors("cannot read exchanges for signals"):
+            reader = self.con.cursor().sql(SIGNALS_INPUT_SQL).to_arrow_reader(self.batch_rows)
+        with ThreadPoolExecutor(max_workers=self.threads) as pool:
+            pending = []
+            for batch in reader:
+                pending.append(pool.submit(sampled_signal_rows, batch, per_account, lexicon))
+                if len(pending) >= self.threads * 2:
+                    written += self._append(pending.pop(0).result())
+                if on_rows:
+                    on_rows(batch.num_rows)
+            for future in pending:
+                written += self._append(future.result())
+        return written
+
+    def _append(self, rows: pa.RecordBatch) -> int:
+        if rows.num_rows:
+            incoming = pa.Table.from_batches([rows])  # noqa: F841 - read by DuckDB
+            with map_duckdb_errors("cannot store signals"):
+                self.con.execute("INSERT INTO signals SELECT * FROM incoming")
+        return rows.num_rows
+
+    def quarantined(self) -> int:
+        return self.rows("SELECT count(*) FROM quarantine")[0][0]
