@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SPARK_STAMP := $(VENV)/.installed-spark
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench bench-gateway clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ test: lint $(SPARK_STAMP)
 
 bench: setup
 	$(BIN)/python benchmarks/ingest.py
+
+# Gateway overhead against a direct call and LiteLLM (installs LiteLLM into its own
+# venv under /tmp on first use).
+bench-gateway: setup
+	$(BIN)/python benchmarks/gateway.py
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache .ruff_cache

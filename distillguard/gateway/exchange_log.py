@@ -11,7 +11,6 @@ passes ``rotate_bytes`` or ``rotate_seconds``; each replica writes its own files
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 import time
@@ -19,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
+from distillguard.gateway.periodic import Periodic
 
 __all__ = ["ExchangeLogWriter"]
 
@@ -40,7 +41,7 @@ class ExchangeLogWriter:
         self._size = 0
         self._seq = 0
         self._last_flush = time.monotonic()
-        self._task: asyncio.Task[None] | None = None
+        self._timer = Periodic(flush_seconds / 2, self.flush)
 
     @property
     def path(self) -> Path | None:
@@ -84,19 +85,11 @@ class ExchangeLogWriter:
             os.close(self._fd)
             self._fd = None
 
-    async def _flush_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.flush_seconds / 2)
-            self.flush()
-
     def start(self) -> None:
         """Flush on a timer too, so a quiet gateway still writes within the interval."""
-        self._task = asyncio.get_running_loop().create_task(self._flush_forever())
+        self._timer.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await self._timer.stop()
         self.flush()
         self._close_file()

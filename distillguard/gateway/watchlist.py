@@ -8,12 +8,13 @@ the previous list and is tried again at the next change.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
+
+from distillguard.gateway.periodic import Periodic
 
 __all__ = ["Watchlist", "WatchlistEntry"]
 
@@ -35,7 +36,7 @@ class Watchlist:
         self.loads = 0
         self.error: str | None = None
         self._mtime: int | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._timer = Periodic(poll_seconds, self.reload_if_changed)
 
     def get(self, account_id: str) -> WatchlistEntry | None:
         return self.entries.get(account_id)
@@ -64,21 +65,13 @@ class Watchlist:
         self.error = None
         return True
 
-    async def _poll_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.poll_seconds)
-            self.reload_if_changed()
-
     def start(self) -> None:
         self.reload_if_changed()
         if self.path is not None:
-            self._task = asyncio.get_running_loop().create_task(self._poll_forever())
+            self._timer.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await self._timer.stop()
 
 
 def _entries(findings: dict[str, Any]) -> dict[str, WatchlistEntry]:

@@ -134,13 +134,14 @@ def test_client_leaving_mid_stream_is_logged_and_frees_the_upstream_connection(
                 "messages": [{"role": "user", "content": "tell me [replay:event_gap=0.2]"}]}
         with gw.client.stream("POST", OPENAI, json=body,
                               headers={"authorization": "Bearer sk-alice"}) as r:
-            first = next(r.iter_raw())
-            assert first.startswith(b"data:")
+            chunks = r.iter_raw()  # kept: a dropped iterator closes the response
+            assert next(chunks).startswith(b"data:")
             assert app.state.open_streams[0] == 1
         deadline = time.monotonic() + 5
         while app.state.open_streams[0] and time.monotonic() < deadline:
             time.sleep(0.05)
         assert app.state.open_streams[0] == 0  # the gateway closed its upstream stream
+        del chunks
         gw.flush()
         (row,), _ = read_log(tmp_path / "log")
         assert row["status"] == 499 and "client_disconnected" in row["extra"]

@@ -1,0 +1,358 @@
+"""Gateway overhead: added latency and capacity, side by side with a direct call and LiteLLM.
+
+    .venv/bin/python benchmarks/gateway.py [--seconds 10] [--skip-litellm]
+
+One run starts, each in its own process on loopback: the replay upstream
+(``distillguard upstream-replay``), the gateway in front of it (packaged policy,
+exchange log on, scoring worker on), and an open-loop load generator (aiohttp):
+requests leave on a fixed schedule whatever the answers do, and latency is
+counted from each request's scheduled time, so a slow server cannot slow the
+load down and hide its own queueing. Measured:
+
+1. the upstream client, aiohttp against httpx: CPU per request forwarding to
+   the replay upstream (the figure that chose aiohttp);
+2. direct to the upstream and through the gateway at 100 and 500 req/s:
+   p50/p99 latency and the gateway's added latency (the difference);
+3. the highest rate the gateway sustains (p99 under 50 ms and 99% of the
+   schedule met), on this machine's 2 cores shared by all processes;
+4. LiteLLM's proxy (``litellm[proxy]`` installed into its own venv under
+   /tmp, never the project's) to the same upstream at 50 and 500 req/s, and the
+   ratio of its added latency to the gateway's.
+
+The load generator's own CPU use is printed with every figure: it is not the
+bottleneck when it stays well under a core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+LITELLM_VENV = Path("/tmp/dg-litellm-venv")
+PROMPTS = 200
+# The key the load generator sends; LiteLLM's proxy refuses to start without a master key.
+BENCH_KEY = "sk-bench-" + "5f0c" * 16
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, proc: subprocess.Popen, timeout: float = 120.0) -> None:
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited early: {url}")
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.2)
+    raise SystemExit(f"server did not come up: {url}")
+
+
+def prompts() -> list[str]:
+    from distillguard.sim.corpora import corpus_files, find_corpora_dir, iter_corpus
+
+    files = corpus_files(find_corpora_dir())
+    out = []
+    for item in iter_corpus(files["dolly"]):
+        out.append(item["prompt"])
+        if len(out) >= PROMPTS:
+            break
+    return out
+
+
+# --- load generator (runs in its own process: --loadgen) -------------------------------------
+
+async def _load(url: str, rate: float, seconds: float, warmup: float, texts: list[str]
+                ) -> dict[str, Any]:
+    import aiohttp
+
+    bodies = [json.dumps({"model": "model-b1", "messages": [{"role": "user", "content": t}]}
+                         ).encode() for t in texts]
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    connector = aiohttp.TCPConnector(limit=2000)
+    headers = {"authorization": f"Bearer {BENCH_KEY}", "content-type": "application/json"}
+    async with aiohttp.ClientSession(connector=connector) as session:
+        async def one(i: int, scheduled: float) -> None:
+            try:
+                async with session.post(url, data=bodies[i % len(bodies)], headers=headers) as r:
+                    await r.read()
+                    if r.status != 200:
+                        errors[str(r.status)] = errors.get(str(r.status), 0) + 1
+                        return
+            except aiohttp.ClientError as exc:
+                errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+                return
+            if scheduled >= start + warmup:
+                latencies.append(time.perf_counter() - scheduled)
+
+        total = int(rate * (seconds + warmup))
+        tasks = []
+        cpu0 = time.process_time()
+        start = time.perf_counter() + 0.2
+        behind = 0.0
+        for i in range(total):
+            scheduled = start + i / rate
+            delay = scheduled - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            else:
+                behind = max(behind, -delay)
+            tasks.append(asyncio.ensure_future(one(i, scheduled)))
+        sending = time.perf_counter() - start
+        await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - start
+        cpu = time.process_time() - cpu0
+    latencies.sort()
+    n = len(latencies)
+
+    def pct(q: float) -> float:
+        return latencies[min(n - 1, int(q * n))] * 1000 if n else float("nan")
+
+    return {"rate": rate, "measured": n, "errors": errors, "p50_ms": pct(0.5), "p99_ms": pct(0.99),
+            "max_ms": latencies[-1] * 1000 if n else float("nan"),
+            "achieved_rate": total / sending, "loadgen_cpu_share": cpu / elapsed,
+            "max_schedule_lag_ms": behind * 1000}
+
+
+def run_load(url: str, rate: float, seconds: float, warmup: float = 2.0) -> dict[str, Any]:
+    out = subprocess.run([PYTHON, __file__, "--loadgen", url, "--rate", str(rate), "--seconds",
+                          str(seconds), "--warmup", str(warmup)], capture_output=True, text=True,
+                         check=False, cwd=ROOT)
+    if out.returncode != 0:
+        raise SystemExit(f"load generator failed:\n{out.stderr}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# --- upstream client measurement -------------------------------------------------------------
+
+CLIENT_CODE = """
+import asyncio, json, sys, time
+url, kind, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+body = json.dumps({"model": "model-b1", "messages": [{"role": "user", "content": "hello"}]}).encode()
+async def main():
+    sem = asyncio.Semaphore(16)
+    if kind == "aiohttp":
+        import aiohttp
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64))
+        async def one():
+            async with sem, session.post(url, data=body) as r:
+                await r.read()
+    else:
+        import httpx
+        session = httpx.AsyncClient(limits=httpx.Limits(max_connections=64))
+        async def one():
+            async with sem:
+                r = await session.post(url, content=body)
+                await r.aread()
+    for _ in range(200):
+        await one()
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    await asyncio.gather(*(one() for _ in range(n)))
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
+    await (session.close() if kind == "aiohttp" else session.aclose())
+    print(json.dumps({"cpu_us_per_request": cpu / n * 1e6, "requests_per_s": n / wall}))
+import uvloop
+uvloop.run(main())
+"""
+
+
+def measure_clients(upstream: str, n: int = 3000) -> dict[str, dict[str, float]]:
+    out = {}
+    for kind in ("aiohttp", "httpx"):
+        proc = subprocess.run([PYTHON, "-c", CLIENT_CODE, upstream + "/v1/chat/completions",
+                               kind, str(n)], capture_output=True, text=True, check=True)
+        out[kind] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return out
+
+
+# --- servers ---------------------------------------------------------------------------------
+
+def start(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
+    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            cwd=ROOT, env={**os.environ, **(env or {})})
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def litellm_proxy(upstream: str, port: int, workdir: Path) -> subprocess.Popen | None:
+    """LiteLLM's proxy in its own venv (created once under /tmp) routing to ``upstream``."""
+    litellm = LITELLM_VENV / "bin" / "litellm"
+    if not litellm.exists():
+        print("  installing litellm[proxy] into", LITELLM_VENV, flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(LITELLM_VENV)], check=True)
+        done = subprocess.run([str(LITELLM_VENV / "bin" / "pip"), "install", "--quiet",
+                               "litellm[proxy]"], check=False)
+        if done.returncode != 0 or not litellm.exists():
+            print("  litellm could not be installed: skipped", flush=True)
+            return None
+    config = workdir / "litellm.yaml"
+    config.write_text(
+        "model_list:\n  - model_name: model-b1\n    litellm_params:\n"
+        f"      model: openai/model-b1\n      api_base: {upstream}/v1\n      api_key: x\n"
+        "litellm_settings:\n  drop_params: true\n  telemetry: false\n")
+    return start([str(litellm), "--config", str(config), "--port", str(port), "--num_workers",
+                  "1"], env={"LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False",
+                             "LITELLM_MASTER_KEY": BENCH_KEY})
+
+
+def added_histogram(gateway: str) -> dict[float, float]:
+    """The gateway's own added-latency histogram (cumulative counts by upper bound, s)."""
+    import urllib.request
+
+    with urllib.request.urlopen(gateway + "/metrics", timeout=5) as r:
+        text = r.read().decode()
+    prefix = 'distillguard_gateway_added_latency_seconds_bucket{api="openai",le="'
+    out = {}
+    for line in text.splitlines():
+        if line.startswith(prefix):
+            bound, count = line[len(prefix):].split('"} ')
+            out[float(bound)] = float(count)
+    return out
+
+
+def histogram_quantile(before: dict[float, float], after: dict[float, float], q: float) -> float:
+    """Upper bound (ms) of the bucket holding quantile ``q`` of the requests in between."""
+    bounds = sorted(after)
+    counts = [after[b] - before.get(b, 0.0) for b in bounds]
+    total = counts[-1] if counts else 0
+    for bound, count in zip(bounds, counts, strict=True):
+        if total and count >= q * total:
+            return bound * 1000
+    return float("nan")
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+def fmt(r: dict[str, Any]) -> str:
+    errs = f", errors {r['errors']}" if r["errors"] else ""
+    return (f"p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, max {r['max_ms']:.1f} ms, "
+            f"sent {r['achieved_rate']:.0f}/s, loadgen CPU {r['loadgen_cpu_share']:.0%}{errs}")
+
+
+def sustained(r: dict[str, Any]) -> bool:
+    return (not r["errors"] and r["p99_ms"] < 50 and r["achieved_rate"] >= 0.99 * r["rate"]
+            and r["max_schedule_lag_ms"] < 50)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--rates", default="100,500")
+    parser.add_argument("--max-rates", default="700,900,1100,1300,1500")
+    parser.add_argument("--skip-litellm", action="store_true")
+    parser.add_argument("--loadgen")
+    parser.add_argument("--rate", type=float)
+    parser.add_argument("--warmup", type=float, default=2.0)
+    args = parser.parse_args()
+    if args.loadgen:
+        import uvloop
+
+        print(json.dumps(uvloop.run(_load(args.loadgen, args.rate, args.seconds, args.warmup,
+                                          prompts()))))
+        return
+    rates = [float(r) for r in args.rates.split(",")]
+    dg = shutil.which("distillguard", path=str(Path(PYTHON).parent)) or "distillguard"
+    up_port, gw_port = free_port(), free_port()
+    upstream = f"http://127.0.0.1:{up_port}"
+    gateway = f"http://127.0.0.1:{gw_port}"
+    print(f"gateway benchmark on {os.cpu_count()} cores, {args.seconds:g} s per point "
+          f"(+2 s warm-up), OpenAI chat completions, non-streamed", flush=True)
+    with tempfile.TemporaryDirectory(prefix="dg-bench-") as tmp:
+        work = Path(tmp)
+        procs = [start([dg, "upstream-replay", "--port", str(up_port)])]
+        try:
+            wait_http(upstream + "/v1/models", procs[0])
+            clients = measure_clients(upstream)
+            print("upstream client, 3000 requests at concurrency 16 to the replay upstream: "
+                  + "; ".join(f"{k} {v['cpu_us_per_request']:.0f} us CPU/request, "
+                              f"{v['requests_per_s']:.0f} req/s" for k, v in clients.items()),
+                  flush=True)
+            procs.append(start([dg, "gateway", "--upstream", upstream, "--port", str(gw_port),
+                                "--admin-port", "0", "--log-dir", str(work / "log")]))
+            wait_http(gateway + "/healthz", procs[1])
+            results: dict[str, dict[float, dict[str, Any]]] = {"direct": {}, "gateway": {}}
+            for rate in rates:
+                for name, base in (("direct", upstream), ("gateway", gateway)):
+                    before = added_histogram(gateway)
+                    r = results[name][rate] = run_load(base + "/v1/chat/completions", rate,
+                                                       args.seconds)
+                    print(f"{rate:5.0f} req/s {name:8s}: {fmt(r)}", flush=True)
+                after = added_histogram(gateway)
+                d, g = results["direct"][rate], results["gateway"][rate]
+                print(f"{rate:5.0f} req/s added by the gateway: p50 "
+                      f"{g['p50_ms'] - d['p50_ms']:+.2f} ms, p99 {g['p99_ms'] - d['p99_ms']:+.2f} ms"
+                      f" (target p99 <= 2 ms at 500 req/s); the gateway's own histogram: p50 <= "
+                      f"{histogram_quantile(before, after, 0.5):g} ms, p99 <= "
+                      f"{histogram_quantile(before, after, 0.99):g} ms", flush=True)
+            best = None
+            for rate in (float(r) for r in args.max_rates.split(",")):
+                r = run_load(gateway + "/v1/chat/completions", rate, args.seconds / 2)
+                ok = sustained(r)
+                print(f"{rate:5.0f} req/s gateway : {fmt(r)} -> "
+                      f"{'sustained' if ok else 'not sustained'}", flush=True)
+                if not ok:
+                    break
+                best = rate
+            print(f"max sustained through the gateway: {best or 'below the first step'} req/s "
+                  f"(p99 < 50 ms, 99% of schedule, no errors; all processes share the cores)",
+                  flush=True)
+            if not args.skip_litellm:
+                lp = free_port()
+                proxy = litellm_proxy(upstream, lp, work)
+                if proxy is not None:
+                    procs.append(proxy)
+                    wait_http(f"http://127.0.0.1:{lp}/health/liveliness", proxy, timeout=180)
+                    for rate in (50.0, *rates[-1:]):
+                        d = results["direct"].get(rate) or run_load(
+                            upstream + "/v1/chat/completions", rate, args.seconds)
+                        g = results["gateway"].get(rate) or run_load(
+                            gateway + "/v1/chat/completions", rate, args.seconds)
+                        lite = run_load(f"http://127.0.0.1:{lp}/v1/chat/completions", rate,
+                                        args.seconds)
+                        print(f"{rate:5.0f} req/s litellm : {fmt(lite)}", flush=True)
+                        ours = (g["p50_ms"] - d["p50_ms"], g["p99_ms"] - d["p99_ms"])
+                        theirs = (lite["p50_ms"] - d["p50_ms"], lite["p99_ms"] - d["p99_ms"])
+                        print(f"{rate:5.0f} req/s added: gateway p50 {ours[0]:+.2f} / p99 "
+                              f"{ours[1]:+.2f} ms; litellm p50 {theirs[0]:+.2f} / p99 "
+                              f"{theirs[1]:+.2f} ms; ratio litellm/gateway p50 "
+                              f"{theirs[0] / max(ours[0], 0.01):.0f}x, p99 "
+                              f"{theirs[1] / max(ours[1], 0.01):.0f}x", flush=True)
+        finally:
+            for proc in reversed(procs):
+                stop(proc)
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    print(f"(benchmark children CPU: {usage.ru_utime + usage.ru_stime:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
