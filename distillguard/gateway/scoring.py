@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,6 +93,7 @@ class Scorer:
         self.worker = worker
         self.scored = 0
         self.batches = 0
+        self.lost = 0
         self._rows: list[tuple[Any, ...]] = []
         self._meta: list[tuple[str, int]] = []
         self._pool: ProcessPoolExecutor | None = None
@@ -109,13 +111,15 @@ class Scorer:
         if len(self._rows) >= self.batch_max:
             self._wake.set()
 
+    async def _start_pool(self) -> None:
+        # spawn: a fork of a process running an event loop and threads is unsafe
+        self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                         initializer=_exit_with_parent, initargs=(os.getpid(),))
+        await asyncio.get_running_loop().run_in_executor(self._pool, _warm)
+
     async def start(self) -> None:
         if self.worker == "process":
-            # spawn: a fork of a process running an event loop and threads is unsafe
-            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_exit_with_parent,
-                                             initargs=(os.getpid(),))
-            await asyncio.get_running_loop().run_in_executor(self._pool, _warm)
+            await self._start_pool()
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
@@ -123,7 +127,15 @@ class Scorer:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.interval)
             self._wake.clear()
-            await self.flush()
+            try:
+                await self.flush()
+            except BrokenProcessPool:
+                # The worker died (killed, out of memory): that batch goes unscored (the
+                # log has its exchanges); a new worker takes the next ones.
+                self.lost += 1
+                if self._pool is not None:
+                    self._pool.shutdown(wait=False, cancel_futures=True)
+                await self._start_pool()
 
     async def flush(self) -> int:
         """Score everything queued now; return how many requests were scored."""

@@ -132,3 +132,17 @@ def test_unknown_keys_are_their_own_account_and_the_key_is_never_logged(gateway_
     assert b"sk-secret-123" not in text
     (row,), _ = read_log(tmp_path / "log")
     assert row["account_id"].startswith("key-") and row["account_id"] == row["api_key_id"]
+
+
+def test_the_batch_scan_reads_the_gateway_log(gateway_factory, tmp_path):
+    from distillguard.engines.scan_job import ScanJob, run_scan_job
+
+    gw = gateway_factory()
+    for i in range(6):
+        assert gw.chat(f"sk-{i % 2}", f"Explain step by step: {i} + {i}?").status_code == 200
+        assert gw.messages("sk-alice", f"Question {i}?", stream=True).status_code == 200
+    assert gw.chat("sk-x", "hi", model="unknown").status_code == 400  # not an exchange
+    gw.flush()
+    findings, _ = run_scan_job(ScanJob([tmp_path / "log"], None, tmp_path / "findings.json"))
+    assert findings["input"]["exchanges"] == 12 and findings["input"]["quarantined"] == 0
+    assert findings["input"]["accounts"] == 3

@@ -74,3 +74,31 @@ def test_window_shares_velocity_and_hours() -> None:
     assert stats.requests_last_minute == 1
     later = windows.stats("a", t0 + 30 * hour)
     assert later.requests == 0  # out of the 24 h window
+
+
+def test_a_killed_scoring_worker_is_replaced() -> None:
+    import os
+    import signal
+
+    got: list[ScoredRequest] = []
+
+    async def run() -> int:
+        scorer = Scorer(got.extend, interval=0.01, worker="process")
+        await scorer.start()
+        try:
+            pid = next(iter(scorer._pool._processes))  # type: ignore[union-attr]
+            os.kill(pid, signal.SIGKILL)
+            await asyncio.sleep(0.2)
+            scorer.submit("a", 1_772_467_200_000, *ROWS[0])  # lost with the dead worker
+            deadline = asyncio.get_running_loop().time() + 20
+            while scorer.lost == 0 and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.02)
+            scorer.submit("b", 1_772_467_200_000, *ROWS[1])
+            while not got and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.02)
+            return scorer.lost
+        finally:
+            await scorer.close()
+
+    assert asyncio.run(run()) == 1
+    assert [s.account_id for s in got] == ["b"]
