@@ -79,24 +79,31 @@ class SparkEngine:
         from pyspark.sql.window import Window
 
         rows = read_logs(self.spark, logs).persist()
-        order = Window.partitionBy("request_id").orderBy("source_file", "source_line")
-        valid = (rows.where(F.col("quarantine_code").isNull())
-                 .withColumn("_rank", F.row_number().over(order))
-                 .withColumn("_first", F.concat_ws(":", F.first("source_file").over(order),
-                                                   F.first("source_line").over(order))))
         quarantine_columns = [f"quarantine_{n}" for n in QUARANTINE_FIELDS]
-        spec = [c for c in rows.columns if c not in quarantine_columns
-                and c not in ("source_file", "source_line")]
+        valid = rows.where(F.col("quarantine_code").isNull()).drop(*quarantine_columns)
+        # Repeats are found on request ids alone (a hash aggregate), so only the ids
+        # cross the network; the full rows meet the (few) repeats broadcast.
+        ids = valid.select("request_id", "source_file", "source_line")
+        repeated_ids = ids.groupBy("request_id").count().where("count > 1").drop("count")
+        order = Window.partitionBy("request_id").orderBy("source_file", "source_line")
+        repeats = (ids.join(F.broadcast(repeated_ids), "request_id")
+                   .withColumn("_rank", F.row_number().over(order))
+                   .withColumn("_first", F.concat_ws(":", F.first("source_file").over(order),
+                                                     F.first("source_line").over(order)))
+                   .where("_rank > 1").drop("_rank"))
+        self._keep("_repeats", repeats)
+        repeated = F.broadcast(self._tables["_repeats"])
+        self._keep("exchanges", valid.join(repeated.drop("request_id", "_first"),
+                                           ["source_file", "source_line"], "left_anti"))
+        spec = [c for c in valid.columns if c not in ("source_file", "source_line")]
         raw = F.to_json(F.struct(*spec))
-        duplicates = valid.where("_rank > 1").select(
+        duplicates = valid.join(repeated.drop("request_id"), ["source_file", "source_line"]).select(
             "source_file", "source_line",
             F.lit("duplicate_request_id").alias("quarantine_code"),
             F.concat(F.lit("duplicate request_id '"), F.col("request_id"),
                      F.lit("': first stored from "), F.col("_first")).alias("quarantine_reason"),
             raw.alias("quarantine_raw"), F.lit("utf-8").alias("quarantine_raw_encoding"),
             F.length(F.encode(raw, "UTF-8")).cast("long").alias("quarantine_raw_bytes"))
-        self._keep("exchanges", valid.where("_rank = 1").drop("_rank", "_first",
-                                                               *quarantine_columns))
         rejected = rows.where(F.col("quarantine_code").isNotNull()).select(
             "source_file", "source_line", *quarantine_columns)
         self._keep("quarantine", rejected.unionByName(duplicates))
