@@ -240,6 +240,16 @@ def added_histogram(gateway: str) -> dict[float, float]:
     return out
 
 
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """CPU seconds used so far by process ``pid`` and by its children (the scoring worker)."""
+    import psutil
+
+    proc = psutil.Process(pid)
+    own = sum(proc.cpu_times()[:2])
+    children = sum(sum(c.cpu_times()[:2]) for c in proc.children(recursive=True))
+    return own, children
+
+
 def histogram_quantile(before: dict[float, float], after: dict[float, float], q: float) -> float:
     """Upper bound (ms) of the bucket holding quantile ``q`` of the requests in between."""
     bounds = sorted(after)
@@ -304,9 +314,15 @@ def main() -> None:
             for rate in rates:
                 for name, base in (("direct", upstream), ("gateway", gateway)):
                     before = added_histogram(gateway)
+                    cpu0 = cpu_seconds(procs[1].pid)
                     r = results[name][rate] = run_load(base + "/v1/chat/completions", rate,
                                                        args.seconds)
                     print(f"{rate:5.0f} req/s {name:8s}: {fmt(r)}", flush=True)
+                cpu1 = cpu_seconds(procs[1].pid)
+                n = rate * (args.seconds + 2)
+                print(f"{rate:5.0f} req/s gateway CPU per request: "
+                      f"{(cpu1[0] - cpu0[0]) / n * 1e6:.0f} us in the gateway process, "
+                      f"{(cpu1[1] - cpu0[1]) / n * 1e6:.0f} us in its scoring worker", flush=True)
                 after = added_histogram(gateway)
                 d, g = results["direct"][rate], results["gateway"][rate]
                 print(f"{rate:5.0f} req/s added by the gateway: p50 "

@@ -5,7 +5,11 @@ of it the lexicon's regular expressions, compiled per call) and ~40 µs per row
 on top, so the gateway never calls it per request: requests queue, and every
 ``interval`` seconds (or ``batch_max`` requests) one batch is scored, in a
 worker process by default so the event loop that forwards requests never
-waits on it. What comes back updates each account's window; the policy reads
+waits on it. The worker (``scoring_worker.py``) is a child process fed over its
+stdin and stdout with length-prefixed JSON frames: no executor threads in the
+gateway (a ``ProcessPoolExecutor`` held the event loop on its lock for ~1.6 ms
+per batch, measured), and the worker ends by itself when its stdin closes, so it
+never outlives a killed gateway. What comes back updates each account's window; the policy reads
 the window, so it lags a request by at most one interval.
 """
 
@@ -13,26 +17,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import multiprocessing
-import os
-import threading
-import time
+import sys
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import pyarrow as pa
 
+from distillguard.errors import DistillguardError
 from distillguard.logs.schema import MESSAGE_TYPE
 from distillguard.signals import exchange_signals, load_lexicon
 
-__all__ = ["SCORING_SCHEMA", "ScoredRequest", "Scorer", "score_rows"]
+__all__ = ["SCORING_SCHEMA", "ScoredRequest", "Scorer", "WorkerGone", "score_rows", "write_frame"]
 
 SCORING_SCHEMA = pa.schema([("messages", pa.list_(MESSAGE_TYPE)), ("system", pa.string()),
                             ("tools", pa.list_(pa.string())), ("has_image", pa.bool_())])
 _TECHNIQUES = ("cot_elicitation", "grading", "data_generation", "safe_rewrite", "tool_use")
+
+
+class WorkerGone(DistillguardError):
+    """The scoring worker process died or closed its pipes."""
 
 
 @dataclass(slots=True)
@@ -65,21 +70,10 @@ def score_rows(rows: list[tuple[Any, ...]]) -> dict[str, list[Any]]:
     return out
 
 
-def _exit_with_parent(parent: int) -> None:
-    """Worker initializer: end this worker when the gateway is gone (even after ``kill -9``,
-    which gives the pool no chance to stop its workers)."""
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(1.0)
-        os._exit(0)
-
-    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
-
-
-def _warm() -> bool:
-    score_rows([([{"role": "user", "content": "warm up"}], None, None, False)])
-    return True
+def write_frame(stream: Any, payload: Any) -> None:
+    """One frame: 4-byte big-endian length, then the JSON payload."""
+    data = orjson.dumps(payload)
+    stream.write(len(data).to_bytes(4, "big") + data)
 
 
 class Scorer:
@@ -96,7 +90,8 @@ class Scorer:
         self.lost = 0
         self._rows: list[tuple[Any, ...]] = []
         self._meta: list[tuple[str, int]] = []
-        self._pool: ProcessPoolExecutor | None = None
+        self._proc: asyncio.subprocess.Process | None = None
+        self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
 
@@ -111,15 +106,27 @@ class Scorer:
         if len(self._rows) >= self.batch_max:
             self._wake.set()
 
-    async def _start_pool(self) -> None:
-        # spawn: a fork of a process running an event loop and threads is unsafe
-        self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
-                                         initializer=_exit_with_parent, initargs=(os.getpid(),))
-        await asyncio.get_running_loop().run_in_executor(self._pool, _warm)
+    async def _start_worker(self) -> None:
+        self._proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "distillguard.gateway.scoring_worker",
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+        await self._remote([([{"role": "user", "content": "warm up"}], None, None, False)])
+
+    async def _remote(self, rows: list[tuple[Any, ...]]) -> dict[str, list[Any]]:
+        """Score ``rows`` in the worker; ``WorkerGone`` when it died."""
+        proc = self._proc
+        assert proc is not None and proc.stdin is not None and proc.stdout is not None
+        try:
+            write_frame(proc.stdin, rows)
+            await proc.stdin.drain()
+            size = int.from_bytes(await proc.stdout.readexactly(4), "big")
+            return orjson.loads(await proc.stdout.readexactly(size))
+        except (asyncio.IncompleteReadError, ConnectionError) as exc:
+            raise WorkerGone(f"scoring worker {proc.pid} is gone") from exc
 
     async def start(self) -> None:
         if self.worker == "process":
-            await self._start_pool()
+            await self._start_worker()
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
@@ -129,13 +136,24 @@ class Scorer:
             self._wake.clear()
             try:
                 await self.flush()
-            except BrokenProcessPool:
+            except WorkerGone:
                 # The worker died (killed, out of memory): that batch goes unscored (the
                 # log has its exchanges); a new worker takes the next ones.
                 self.lost += 1
-                if self._pool is not None:
-                    self._pool.shutdown(wait=False, cancel_futures=True)
-                await self._start_pool()
+                await self._stop_worker()
+                await self._start_worker()
+
+    async def _stop_worker(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.stdin is not None:
+            proc.stdin.close()
+        try:
+            await asyncio.wait_for(proc.wait(), 5)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
 
     async def flush(self) -> int:
         """Score everything queued now; return how many requests were scored."""
@@ -143,10 +161,8 @@ class Scorer:
             return 0
         rows, meta = self._rows, self._meta
         self._rows, self._meta = [], []
-        if self._pool is not None:
-            out = await asyncio.get_running_loop().run_in_executor(self._pool, score_rows, rows)
-        else:
-            out = score_rows(rows)
+        async with self._lock:  # one batch at a time through the worker's pipes
+            out = await self._remote(rows) if self._proc is not None else score_rows(rows)
         scored = [ScoredRequest(account, ts, {t: out[t][i] for t in _TECHNIQUES},
                                 out["capability"][i], out["prior_turns"][i], out["text_hash"][i],
                                 out["units"][i])
@@ -163,7 +179,6 @@ class Scorer:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
-        await self.flush()
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        with contextlib.suppress(WorkerGone):
+            await self.flush()
+        await self._stop_worker()

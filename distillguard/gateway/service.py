@@ -57,12 +57,17 @@ class Gateway:
         self._id_prefix = f"gw-{os.getpid():x}-{time.time_ns() // 1_000_000:x}-"
 
     async def start(self) -> None:
-        await self.upstream.start()
-        await self.state.start()
-        await self.scorer.start()
-        self.watchlist.start()
-        if self.log is not None:
-            self.log.start()
+        """Start every part; if one fails, stop those already started and re-raise."""
+        try:
+            await self.upstream.start()
+            await self.state.start()
+            await self.scorer.start()
+            self.watchlist.start()
+            if self.log is not None:
+                self.log.start()
+        except BaseException:
+            await self.close()
+            raise
 
     async def close(self) -> None:
         await self.watchlist.close()

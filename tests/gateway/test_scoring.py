@@ -86,7 +86,7 @@ def test_a_killed_scoring_worker_is_replaced() -> None:
         scorer = Scorer(got.extend, interval=0.01, worker="process")
         await scorer.start()
         try:
-            pid = next(iter(scorer._pool._processes))  # type: ignore[union-attr]
+            pid = scorer._proc.pid  # type: ignore[union-attr]
             os.kill(pid, signal.SIGKILL)
             await asyncio.sleep(0.2)
             scorer.submit("a", 1_772_467_200_000, *ROWS[0])  # lost with the dead worker
