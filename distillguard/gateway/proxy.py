@@ -242,8 +242,11 @@ class ProxyEndpoint:
         up_start = time.perf_counter() - ex.upstream_seconds
         ex.status = 200
 
+        headers = _SSE if "event-stream" in reply.content_type else [
+            (b"content-type", reply.content_type.encode("latin-1"))]
+
         async def pump() -> None:
-            await send({"type": "http.response.start", "status": 200, "headers": _SSE})
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
             async for chunk in reply.chunks():
                 out = watcher.feed(chunk)
                 if out:
