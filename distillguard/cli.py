@@ -292,8 +292,10 @@ def scan(
         files = discover_log_files(local) if logs and engine == "duckdb" else []
         bar, advance = byte_progress(files, desc="ingest")
         with bar, row_progress(desc="signals") as signal_bar:
-            findings, result = run_scan_job(job, on_progress=advance,
-                                            on_signal_rows=signal_bar.update)
+            findings, result = run_scan_job(
+                job, on_progress=advance, on_signal_rows=signal_bar.update,
+                on_step=(lambda name: err.print(f"{name}: done", highlight=False))
+                if engine == "spark" else None)
     except DistillguardError as exc:
         fail(str(exc))
         return

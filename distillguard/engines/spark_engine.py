@@ -75,10 +75,24 @@ class SparkEngine:
         """Read every record under ``logs``: valid exchanges become view ``exchanges``
         (the first record of a repeated ``request_id`` wins, as in the store), the rest
         view ``quarantine``."""
+        # One file per Arrow batch while decoding: a batch holds whole files' bytes,
+        # and the default (10,000 rows) would put a partition's files in one batch.
+        previous = self.spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch")
+        self.spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "1")
+        try:
+            self._load(logs)
+        finally:
+            self.spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", previous)
+
+    def _load(self, logs: list[str]) -> None:
+        """Decode once into one checkpoint (``_records``); ``exchanges`` is a view over it
+        that leaves out quarantined records and repeats (a filter and a broadcast join,
+        cheaper to apply per query than to copy every exchange into a second checkpoint)."""
         from pyspark.sql import functions as F
         from pyspark.sql.window import Window
 
-        rows = read_logs(self.spark, logs).persist()
+        self._keep("_records", read_logs(self.spark, logs))
+        rows = self._tables["_records"]
         quarantine_columns = [f"quarantine_{n}" for n in QUARANTINE_FIELDS]
         valid = rows.where(F.col("quarantine_code").isNull()).drop(*quarantine_columns)
         # Repeats are found on request ids alone (a hash aggregate), so only the ids
@@ -93,8 +107,10 @@ class SparkEngine:
                    .where("_rank > 1").drop("_rank"))
         self._keep("_repeats", repeats)
         repeated = F.broadcast(self._tables["_repeats"])
-        self._keep("exchanges", valid.join(repeated.drop("request_id", "_first"),
-                                           ["source_file", "source_line"], "left_anti"))
+        exchanges = valid.join(repeated.drop("request_id", "_first"),
+                               ["source_file", "source_line"], "left_anti")
+        exchanges.createOrReplaceTempView("exchanges")
+        self._tables["exchanges"] = exchanges
         spec = [c for c in valid.columns if c not in ("source_file", "source_line")]
         raw = F.to_json(F.struct(*spec))
         duplicates = valid.join(repeated.drop("request_id"), ["source_file", "source_line"]).select(
@@ -107,7 +123,6 @@ class SparkEngine:
         rejected = rows.where(F.col("quarantine_code").isNotNull()).select(
             "source_file", "source_line", *quarantine_columns)
         self._keep("quarantine", rejected.unionByName(duplicates))
-        rows.unpersist()
 
     def materialize(self, name: str, sql: str, params: Params = None) -> None:
         self._keep(name, self._sql(sql, params))
