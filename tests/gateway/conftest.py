@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -146,9 +147,10 @@ def _install_redis_server() -> str:
     if found:
         return found
     install = ["apt-get", "install", "-y", "-q", "redis-server"]
-    if subprocess.run(install, capture_output=True, check=False).returncode != 0:
-        subprocess.run(["apt-get", "update", "-q"], capture_output=True, check=False)
-        subprocess.run(install, capture_output=True, check=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    if subprocess.run(install, capture_output=True, check=False, env=env).returncode != 0:
+        subprocess.run(["apt-get", "update", "-q"], capture_output=True, check=False, env=env)
+        subprocess.run(install, capture_output=True, check=True, env=env)
     found = shutil.which("redis-server")
     if not found:
         pytest.fail("redis-server could not be installed with apt-get")
