@@ -15,7 +15,9 @@ load down and hide its own queueing. Measured:
    p50/p99 latency and the gateway's added latency (the difference);
 3. the highest rate the gateway sustains (p99 under 50 ms and 99% of the
    schedule met), on this machine's 2 cores shared by all processes;
-4. LiteLLM's proxy (``litellm[proxy]`` installed into its own venv under
+4. the gateway with ``--state redis://`` and a limit on every account (one Lua
+   call to Redis per request), at the higher rate;
+5. LiteLLM's proxy (``litellm[proxy]`` installed into its own venv under
    /tmp, never the project's) to the same upstream at 50 and 500 req/s, and the
    ratio of its added latency to the gateway's.
 
@@ -261,6 +263,29 @@ def histogram_quantile(before: dict[float, float], after: dict[float, float], q:
     return float("nan")
 
 
+def redis_gateway(dg: str, upstream: str, work: Path, procs: list[subprocess.Popen]) -> str:
+    """A second gateway with shared state in a redis-server of its own (Debian's, installed
+    when missing) and limits on every account, so every request makes the limiter's Lua call."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        subprocess.run(["apt-get", "install", "-y", "-q", "redis-server"], check=True,
+                       capture_output=True, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        binary = shutil.which("redis-server") or "redis-server"
+    redis_port, port = free_port(), free_port()
+    procs.append(start([binary, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
+                        "--appendonly", "no", "--dir", str(work)]))
+    time.sleep(0.5)
+    config = work / "limits.yaml"
+    config.write_text("limits:\n  account: {requests_per_minute: 1000000, "
+                      "tokens_per_minute: 1000000000}\n  org: null\n")
+    procs.append(start([dg, "gateway", "--upstream", upstream, "--port", str(port),
+                        "--admin-port", "0", "--config", str(config),
+                        "--state", f"redis://127.0.0.1:{redis_port}/0"]))
+    url = f"http://127.0.0.1:{port}"
+    wait_http(url + "/healthz", procs[-1])
+    return url
+
+
 # --- the run ---------------------------------------------------------------------------------
 
 def fmt(r: dict[str, Any]) -> str:
@@ -280,6 +305,7 @@ def main() -> None:
     parser.add_argument("--rates", default="100,500")
     parser.add_argument("--max-rates", default="700,900,1100,1300,1500")
     parser.add_argument("--skip-litellm", action="store_true")
+    parser.add_argument("--skip-redis", action="store_true")
     parser.add_argument("--loadgen")
     parser.add_argument("--rate", type=float)
     parser.add_argument("--warmup", type=float, default=2.0)
@@ -330,6 +356,16 @@ def main() -> None:
                       f" (target p99 <= 2 ms at 500 req/s); the gateway's own histogram: p50 <= "
                       f"{histogram_quantile(before, after, 0.5):g} ms, p99 <= "
                       f"{histogram_quantile(before, after, 0.99):g} ms", flush=True)
+            if not args.skip_redis:
+                shared = redis_gateway(dg, upstream, work, procs)
+                rate = rates[-1]
+                r = run_load(shared + "/v1/chat/completions", rate, args.seconds)
+                d = results["direct"][rate]
+                print(f"{rate:5.0f} req/s gateway with Redis state and limits: {fmt(r)}; added "
+                      f"p50 {r['p50_ms'] - d['p50_ms']:+.2f} ms, p99 {r['p99_ms'] - d['p99_ms']:+.2f}"
+                      f" ms", flush=True)
+                for proc in procs[-2:]:
+                    stop(proc)
             best = None
             for rate in (float(r) for r in args.max_rates.split(",")):
                 r = run_load(gateway + "/v1/chat/completions", rate, args.seconds / 2)

@@ -1,8 +1,13 @@
-"""Call a function every few seconds on the running event loop, until stopped."""
+"""Call a function every few seconds on the running event loop, until stopped.
+
+The function may be a coroutine function: its result is awaited before the next
+wait starts.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Callable
 
 __all__ = ["Periodic"]
@@ -17,7 +22,9 @@ class Periodic:
     async def _forever(self) -> None:
         while True:
             await asyncio.sleep(self.seconds)
-            self.call()
+            result = self.call()
+            if inspect.isawaitable(result):
+                await result
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._forever())

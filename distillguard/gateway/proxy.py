@@ -154,7 +154,7 @@ class ProxyEndpoint:
                 await self._stream(ex, reply, send, receive, withhold)
             else:
                 await self._whole(ex, reply, send, withhold)
-            await self._settle_tokens(charges, estimate, ex)
+            self._settle_tokens(charges, estimate, ex)
         except ApiError as exc:
             ex.status, ex.error = exc.status, exc.code
             extra = [(k.encode(), v.encode()) for k, v in exc.headers.items()]
@@ -174,8 +174,8 @@ class ProxyEndpoint:
             ex.error = f"state_store: {exc}"
             return 0.0
 
-    async def _settle_tokens(self, charges: list[Any], estimate: int, ex: _Exchange) -> None:
-        """Charge token buckets what the exchange really used, beyond the admission estimate."""
+    def _settle_tokens(self, charges: list[Any], estimate: int, ex: _Exchange) -> None:
+        """Owe the token buckets what the exchange used beyond the admission estimate."""
         tokens = [c for c in charges if c.key.endswith(":tok")]
         if not tokens:
             return
@@ -183,11 +183,8 @@ class ProxyEndpoint:
         used += ex.fields.get("output_tokens") or estimate_tokens(len(
             ex.fields.get("response") or ""))
         if used > estimate:
-            try:
-                await self.gateway.state.charge([BucketCharge(c.key, c.limit, used - estimate)
-                                                 for c in tokens])
-            except StateStoreError:
-                self.gateway.metrics.state_errors.inc()
+            self.gateway.owe_tokens([BucketCharge(c.key, c.limit, used - estimate)
+                                     for c in tokens])
 
     def _refuse_if_decided(self, decision: Decision, account_id: str) -> None:
         if decision.enforced == "block":

@@ -17,6 +17,7 @@ from distillguard.gateway.config import AccountInfo, GatewayConfig, Limits
 from distillguard.gateway.exchange_log import ExchangeLogWriter
 from distillguard.gateway.identity import Identifier
 from distillguard.gateway.metrics import GatewayMetrics
+from distillguard.gateway.periodic import Periodic
 from distillguard.gateway.policy import Decision, decide
 from distillguard.gateway.reasoning import summarize_reasoning
 from distillguard.gateway.scoring import ScoredRequest, Scorer
@@ -25,7 +26,10 @@ from distillguard.gateway.token_bucket import BucketCharge
 from distillguard.gateway.upstream import UpstreamClient
 from distillguard.gateway.watchlist import Watchlist
 
-__all__ = ["Gateway"]
+__all__ = ["SETTLE_SECONDS", "Gateway"]
+
+# Tokens used beyond the admission estimate are charged this often.
+SETTLE_SECONDS = 0.1
 
 
 class Gateway:
@@ -53,6 +57,8 @@ class Gateway:
         self.metrics = GatewayMetrics()
         self.models = frozenset(config.models)
         self.needs_window = any(rule.needs_window for rule in config.rules)
+        self._token_debts: dict[str, BucketCharge] = {}
+        self._settler = Periodic(SETTLE_SECONDS, self.settle_tokens)
         self._ids = itertools.count(1)
         self._id_prefix = f"gw-{os.getpid():x}-{time.time_ns() // 1_000_000:x}-"
 
@@ -63,6 +69,7 @@ class Gateway:
             await self.state.start()
             await self.scorer.start()
             self.watchlist.start()
+            self._settler.start()
             if self.log is not None:
                 self.log.start()
         except BaseException:
@@ -70,6 +77,8 @@ class Gateway:
             raise
 
     async def close(self) -> None:
+        await self._settler.stop()
+        await self.settle_tokens()
         await self.watchlist.close()
         await self.scorer.close()
         await self.upstream.close()
@@ -107,6 +116,23 @@ class Gateway:
             if limits.tokens is not None:
                 out.append(BucketCharge(key + ":tok", limits.tokens, float(tokens)))
         return out
+
+    def owe_tokens(self, charges: list[BucketCharge]) -> None:
+        """Tokens used beyond what admission charged; settled in one call every
+        ``SETTLE_SECONDS`` (a call per request would double the limiter's Redis traffic)."""
+        for c in charges:
+            owed = self._token_debts.get(c.key)
+            self._token_debts[c.key] = BucketCharge(c.key, c.limit, c.cost + (owed.cost if owed
+                                                                            else 0.0))
+
+    async def settle_tokens(self) -> None:
+        if not self._token_debts:
+            return
+        debts, self._token_debts = list(self._token_debts.values()), {}
+        try:
+            await self.state.charge(debts)
+        except StateStoreError:
+            self.metrics.state_errors.inc()
 
     async def _on_scored(self, scored: list[ScoredRequest]) -> None:
         rows = [(s.account_id, s.ts_ms, request_counts(s, self.templates.reuses(s.account_id,

@@ -11,6 +11,7 @@ import httpx
 import orjson
 import pytest
 
+from distillguard.gateway.service import SETTLE_SECONDS
 from tests.gateway.conftest import gateway_config, read_log
 
 COT = "Think step by step and write out your full reasoning before answering: what is 17 * 23?"
@@ -93,6 +94,7 @@ def test_token_limit_counts_what_the_upstream_reported(gateway_factory):
                                                             "burst_seconds": 60}}))
     first = gw.chat("sk-alice", "Why is Citizen Kane considered the Best Film?")
     assert first.status_code == 200 and first.json()["usage"]["completion_tokens"] > 600
+    time.sleep(SETTLE_SECONDS * 3)  # usage beyond the estimate is charged in batches
     r = gw.chat("sk-alice", "hi")
     assert r.status_code == 429 and r.json()["error"]["code"] == "rate_limit_exceeded"
 
