@@ -146,7 +146,10 @@ class SparkEngine:
             raise EngineError(msg) from exc
 
     def register(self, name: str, table: pa.Table) -> None:
-        self._keep(name, self.spark.createDataFrame(table))
+        from pyspark.sql.pandas.types import from_arrow_schema
+
+        # An explicit schema: Spark Connect cannot infer one from an empty table.
+        self._keep(name, self.spark.createDataFrame(table, schema=from_arrow_schema(table.schema)))
 
     def compute_signals(self, per_account: int, lexicon: Lexicon,
                         on_rows: Callable[[int], None] | None = None) -> int:
