@@ -4,7 +4,9 @@ Tables read: ``exchanges`` (every exchange), ``signals`` (the sampled
 exchanges with their content signals, see ``signals.sampled_rows``) and
 ``releases`` (model, released_at). Each query is a SELECT the engine stores
 under the table name its constant says (``account_behavior``,
-``account_release``, ``account_content``).
+``account_release``, ``account_content``). Only what a later stage reads is
+computed: volume and time span, hours of the day, the account's organization,
+tier, verification, creation time, payment method and main infrastructure.
 
 Every query in ``behavior``, ``linkage`` and ``verdict`` is written in DuckDB's
 dialect; the Spark engine translates it (``engines.spark_sql``), so the two
@@ -17,12 +19,7 @@ from __future__ import annotations
 __all__ = ["ACCOUNT_BEHAVIOR_SQL", "ACCOUNT_CONTENT_SQL", "ACCOUNT_RELEASE_SQL"]
 
 ACCOUNT_BEHAVIOR_SQL = """
-WITH gaps AS (
-    SELECT account_id,
-           date_diff('millisecond', lag(ts) OVER (PARTITION BY account_id ORDER BY ts), ts) AS gap_ms
-    FROM exchanges
-),
-value_counts AS (
+WITH value_counts AS (
     SELECT account_id, 'ip' AS kind, ip AS value, count(*) AS n
     FROM exchanges WHERE ip IS NOT NULL GROUP BY ALL
     UNION ALL
@@ -43,17 +40,7 @@ SELECT e.account_id,
        count(*) AS exchanges,
        min(e.ts) AS first_seen,
        max(e.ts) AS last_seen,
-       count(DISTINCT CAST(e.ts AS DATE)) AS active_days,
        count(DISTINCT hour(e.ts)) AS hours_active,
-       count(DISTINCT e.ip) AS ips,
-       count(DISTINCT e.asn) AS asns,
-       count(DISTINCT e.client_fingerprint) AS client_fingerprints,
-       count(DISTINCT e.user_agent) AS user_agents,
-       count(DISTINCT e.payment_fingerprint) AS payment_fingerprints,
-       count(DISTINCT e.model) AS models,
-       coalesce(sum(e.input_tokens), 0) AS input_tokens,
-       coalesce(sum(e.output_tokens), 0) AS output_tokens,
-       count(DISTINCT e.conversation_id) AS conversations,
        max(e.org_id) AS org_id,
        max(e.account_tier) AS account_tier,
        bool_or(coalesce(e.verified, false)) AS verified,
@@ -61,11 +48,8 @@ SELECT e.account_id,
        max(e.payment_fingerprint) AS payment_fingerprint,
        any_value(m.main_ip) AS main_ip,
        any_value(m.main_client_fingerprint) AS main_client_fingerprint,
-       any_value(m.main_asn) AS main_asn,
-       any_value(g.gap_cv) AS gap_cv
+       any_value(m.main_asn) AS main_asn
 FROM exchanges e
-JOIN (SELECT account_id, stddev_pop(gap_ms) / nullif(avg(gap_ms), 0) AS gap_cv
-      FROM gaps GROUP BY account_id) g USING (account_id)
 LEFT JOIN main_values m USING (account_id)
 GROUP BY e.account_id
 """

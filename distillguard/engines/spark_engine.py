@@ -53,15 +53,18 @@ class SparkEngine:
             msg = f"Spark query failed: {exc}"
             raise EngineError(msg) from exc
 
-    def _keep(self, name: str, frame: Any) -> None:
+    def _keep(self, name: str, frame: Any, *, on_disk: bool = False) -> None:
         """Compute ``frame`` now, keep it on the executors, and serve it as view ``name``.
 
         A local checkpoint, not ``persist``: it cuts the lineage, so later queries
         plan against a small leaf instead of every step before it (with ``persist``,
         planning alone grew to tens of seconds per query by the end of a scan).
         """
+        from pyspark import StorageLevel
+
         try:
-            frame = frame.localCheckpoint(eager=True)
+            frame = frame.localCheckpoint(
+                eager=True, storageLevel=StorageLevel.DISK_ONLY if on_disk else None)
         except Exception as exc:
             msg = f"cannot build {name} on Spark: {exc}"
             raise EngineError(msg) from exc
@@ -91,7 +94,9 @@ class SparkEngine:
         from pyspark.sql import functions as F
         from pyspark.sql.window import Window
 
-        self._keep("_records", read_logs(self.spark, logs))
+        # Every record with its text: on disk (held in memory, 4.5M exchanges overflowed
+        # a 4 GB heap while being stored). The tables built from it are small.
+        self._keep("_records", read_logs(self.spark, logs), on_disk=True)
         rows = self._tables["_records"]
         quarantine_columns = [f"quarantine_{n}" for n in QUARANTINE_FIELDS]
         valid = rows.where(F.col("quarantine_code").isNull()).drop(*quarantine_columns)
@@ -128,19 +133,15 @@ class SparkEngine:
         self._keep(name, self._sql(sql, params))
 
     def rows(self, sql: str, params: Params = None) -> list[tuple[Any, ...]]:
-        try:
-            return [tuple(r) for r in self._sql(sql, params).collect()]
-        except EngineError:
-            raise
-        except Exception as exc:
-            msg = f"Spark query failed: {exc}"
-            raise EngineError(msg) from exc
+        return self._fetch(sql, params, lambda frame: [tuple(r) for r in frame.collect()])
 
     def arrow(self, sql: str, params: Params = None) -> pa.Table:
+        return self._fetch(sql, params, lambda frame: frame.toArrow())
+
+    def _fetch(self, sql: str, params: Params, how: Callable[[Any], Any]) -> Any:
+        frame = self._sql(sql, params)
         try:
-            return self._sql(sql, params).toArrow()
-        except EngineError:
-            raise
+            return how(frame)
         except Exception as exc:
             msg = f"Spark query failed: {exc}"
             raise EngineError(msg) from exc

@@ -68,6 +68,9 @@ def spark_session(options: SparkOptions) -> Any:
         builder = builder.remote(options.remote)
         conf = {**SPARK_DEFAULTS, **options.conf}
     else:
+        # pyspark marks the process as "Spark Connect" once a remote session was made
+        # in it, and would then refuse a classic one.
+        os.environ.pop("SPARK_CONNECT_MODE_ENABLED", None)
         builder = builder.master(options.master)
         conf = {**SPARK_DEFAULTS, **LOCAL_DEFAULTS, **options.conf}
     for key, value in conf.items():
