@@ -72,7 +72,7 @@ def wait_http(url: str, proc: subprocess.Popen, timeout: float = 120.0) -> None:
 
 
 def prompts() -> list[str]:
-    from distillguard.sim.corpora import corpus_files, find_corpora_dir, iter_corpus
+    from distillguard.corpora import corpus_files, find_corpora_dir, iter_corpus
 
     files = corpus_files(find_corpora_dir())
     out = []

@@ -23,7 +23,7 @@ import pyarrow as pa
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import measure, mib
 
-from distillguard.sim.corpora import corpus_files, find_corpora_dir, iter_corpus
+from distillguard.corpora import corpus_files, find_corpora_dir, iter_corpus
 
 OUT = Path(__file__).resolve().parent / "out"
 

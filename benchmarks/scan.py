@@ -20,8 +20,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import measure, mib
 
+from distillguard.corpora import find_corpora_dir
 from distillguard.sim import SimOptions, parse_evasion, simulate
-from distillguard.sim.corpora import find_corpora_dir
 
 OUT = Path(__file__).resolve().parent / "out"
 

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import measure, mib
 from scan import generate
 
-from distillguard.sim.corpora import find_corpora_dir
+from distillguard.corpora import find_corpora_dir
 
 SCAN = """
 import threading, time

@@ -6,8 +6,9 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "distillguard"
-ORDER = ["logs", "signals", "behavior", "linkage", "verdict"]
-CONSUMERS = {"engines", "gateway", "intel", "safeguards", "sim", "evaluate", "dashboard"}
+# The pipeline stages, then what consumes them, in DESIGN.md's order.
+ORDER = ["logs", "signals", "behavior", "linkage", "verdict", "engines", "gateway", "intel",
+         "safeguards", "sim", "evaluate", "dashboard"]
 ENGINE_LIBS = {"duckdb", "pyspark", "fastapi", "starlette", "redis", "httpx", "uvicorn"}
 
 
@@ -32,8 +33,8 @@ def _violations() -> list[str]:
                 target = top[1]
                 if stage in ORDER and target in ORDER and ORDER.index(target) > ORDER.index(stage):
                     rows.append(f"{path}: {stage} imports later stage {name}")
-                if stage in ORDER and target in CONSUMERS | {"cli"}:
-                    rows.append(f"{path}: {stage} imports consumer {name}")
+                if stage in ORDER and target == "cli":
+                    rows.append(f"{path}: {stage} imports the command line {name}")
             elif stage in {"signals", "behavior"} and top[0] in ENGINE_LIBS:
                 rows.append(f"{path}: {stage} imports engine library {top[0]}")
     return rows

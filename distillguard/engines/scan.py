@@ -43,7 +43,6 @@ from distillguard.verdict.campaign_sql import (
     CAMPAIGN_PIVOTS_SQL,
     CAMPAIGN_SAMPLE_PROMPTS_SQL,
     CAMPAIGN_SPAN_SQL,
-    SAMPLE_PROMPT_TEXTS_SQL,
 )
 from distillguard.verdict.campaigns import (
     AccountVerdict,
@@ -216,11 +215,8 @@ def _sample_prompts(engine: SqlEngine, campaign_of: dict[str, str],
             chosen[cid].append(request_id)
             picks.append((request_id, ts))
             seen.add(account_id)
-    engine.register("sample_picks", pa.table({
-        "request_id": pa.array([p[0] for p in picks], pa.string()),
-        "ts": pa.array([p[1] for p in picks], pa.timestamp("us"))}))
     texts = {request_id: _prompt_text(system, messages)
-             for request_id, system, messages in engine.rows(SAMPLE_PROMPT_TEXTS_SQL)}
+             for request_id, system, messages in engine.exchange_rows(picks)}
     for cid, request_ids in chosen.items():
         profiles[cid]["sample_prompts"] = [texts[r][:600] for r in request_ids if texts.get(r)]
 

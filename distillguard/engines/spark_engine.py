@@ -19,14 +19,22 @@ import pyarrow as pa
 
 from distillguard.engines.spark_input import QUARANTINE_FIELDS, read_logs, write_quarantine
 from distillguard.engines.spark_sql import to_spark_sql
-from distillguard.engines.sql_engine import SIGNALS_INPUT_SQL
+from distillguard.engines.sql_engine import EXCHANGE_LOOKUP_COLUMNS
 from distillguard.errors import EngineError
 from distillguard.signals.lexicon import Lexicon
-from distillguard.signals.sampled_rows import SIGNAL_ROW_SCHEMA, sampled_signal_rows
+from distillguard.signals.sampled_rows import (
+    SIGNAL_INPUT_COLUMNS,
+    SIGNAL_ROW_SCHEMA,
+    sampled_signal_rows,
+)
 
 __all__ = ["SparkEngine"]
 
 Params = dict[str, Any] | None
+# Every exchange with its account's exchange count (which sets its sampling rate).
+SIGNALS_INPUT_SQL = (
+    f"SELECT {', '.join('e.' + c for c in SIGNAL_INPUT_COLUMNS)}, b.exchanges AS account_exchanges "
+    "FROM exchanges e JOIN account_behavior b USING (account_id)")
 
 
 def _signals_body(per_account: int, lexicon: Lexicon) -> Callable[..., Any]:
@@ -162,6 +170,15 @@ class SparkEngine:
         if on_rows:
             on_rows(self._tables["exchanges"].count())
         return int(self._tables["signals"].count())
+
+    def exchange_rows(self, picks: list[tuple[str, Any]]) -> list[tuple[Any, ...]]:
+        """One join for all picks: each query is a pass over the records on Spark."""
+        self.register("exchange_picks", pa.table({
+            "request_id": pa.array([p[0] for p in picks], pa.string()),
+            "ts": pa.array([p[1] for p in picks], pa.timestamp("us"))}))
+        columns = ", ".join(f"e.{c}" for c in ("request_id", *EXCHANGE_LOOKUP_COLUMNS))
+        return self.rows(f"SELECT {columns} FROM exchanges e JOIN exchange_picks p "
+                         "ON e.ts = p.ts AND e.request_id = p.request_id")
 
     def quarantined(self) -> int:
         return int(self._tables["quarantine"].count()) if "quarantine" in self._tables else 0

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from xxhash import xxh3_64_intdigest
 
+from distillguard.corpora import corpus_files, find_corpora_dir, iter_corpus
 from distillguard.errors import InputError
-from distillguard.sim.corpora import corpus_files, find_corpora_dir, iter_corpus
 
 __all__ = ["ANSWER_CORPORA", "ReplayCorpus", "first_sentence"]
 

@@ -1,6 +1,6 @@
 """Simulated provider traffic with known ground truth, made from real corpora."""
 
-from distillguard.sim.corpora import find_corpora_dir, iter_corpus, load_corpus
+from distillguard.corpora import find_corpora_dir, iter_corpus, load_corpus
 from distillguard.sim.scenario import (
     DEFAULT_SCENARIO,
     EVASION_KNOBS,

@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 import orjson
 
+from distillguard.corpora import corpus_files, iter_corpus
 from distillguard.errors import InputError
 from distillguard.sim.content import StoreBuilder, tool_schema_chars
-from distillguard.sim.corpora import corpus_files, iter_corpus
 from distillguard.sim.rewording import reword
 
 __all__ = ["ATTACK_CORPORA", "add_attack_pools", "style_pool"]

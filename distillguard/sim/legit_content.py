@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from distillguard.corpora import corpus_files, iter_corpus
 from distillguard.errors import InputError
 from distillguard.sim.content import StoreBuilder
-from distillguard.sim.corpora import corpus_files, iter_corpus
 from distillguard.sim.templates import LegitTemplates, TaskTemplate
 
 __all__ = ["CHAT_POOLS", "LEGIT_CORPORA", "LegitCorpora", "add_legit_pools", "app_pool",

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import numpy as np
 
+from distillguard.corpora import find_corpora_dir
 from distillguard.errors import InputError
 from distillguard.sim.accounts import BuildContext
 from distillguard.sim.attack_content import add_attack_pools
 from distillguard.sim.campaigns import campaign_block
 from distillguard.sim.clients import Clients
 from distillguard.sim.content import ContentStore, StoreBuilder
-from distillguard.sim.corpora import find_corpora_dir
 from distillguard.sim.legit_content import add_legit_pools, load_legit_corpora
 from distillguard.sim.legit_population import legit_block
 from distillguard.sim.networks import Networks

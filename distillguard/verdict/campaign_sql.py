@@ -11,7 +11,6 @@ __all__ = [
     "CAMPAIGN_PIVOTS_SQL",
     "CAMPAIGN_SAMPLE_PROMPTS_SQL",
     "CAMPAIGN_SPAN_SQL",
-    "SAMPLE_PROMPT_TEXTS_SQL",
 ]
 
 CAMPAIGN_SPAN_SQL = """
@@ -102,9 +101,3 @@ SEMI JOIN community_units USING (unit)
 ORDER BY s.request_id
 """
 
-# The picked requests (table sample_picks: request_id, ts) as the analyst reads them;
-# the time lets a Parquet reader skip nearly every row group.
-SAMPLE_PROMPT_TEXTS_SQL = """
-SELECT e.request_id, e.system, e.messages
-FROM exchanges e JOIN sample_picks p ON e.ts = p.ts AND e.request_id = p.request_id
-"""

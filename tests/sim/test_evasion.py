@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
+from distillguard.corpora import corpus_files, iter_corpus
 from distillguard.sim import SimOptions, parse_evasion
 from distillguard.sim.attack_content import ATTACK_CORPORA
-from distillguard.sim.corpora import corpus_files, iter_corpus
 from distillguard.sim.population import Population
 from distillguard.sim.world import build_world
 from tests.sim.conftest import Simulated

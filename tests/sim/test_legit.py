@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from distillguard.corpora import corpus_files, iter_corpus
 from distillguard.sim.attack_content import ATTACK_CORPORA
-from distillguard.sim.corpora import corpus_files, iter_corpus
 from distillguard.sim.legit_content import LEGIT_CORPORA
 from tests.sim.conftest import Simulated
 

@@ -1,4 +1,5 @@
-"""Load the real prompt corpora (shared/corpora) that simulated traffic is made of."""
+"""Find and read the real prompt corpora (shared/corpora): the simulator builds traffic from
+them, the replay upstream answers from them. Not a pipeline stage: any stage may read them."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ def find_corpora_dir(explicit: str | Path | None = None) -> Path:
         here = Path.cwd().resolve()
         for base in (here, *here.parents):
             candidates += [base / "shared" / "corpora", base / "corpora"]
-        package_root = Path(__file__).resolve().parents[2]
+        package_root = Path(__file__).resolve().parents[1]
         candidates.append(package_root.parent / "shared" / "corpora")
     for path in candidates:
         if path.is_dir() and any(path.glob("*.jsonl.gz")):
