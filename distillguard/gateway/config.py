@@ -108,6 +108,7 @@ class GatewayConfig:
     batch_interval: float
     batch_max: int
     scoring_worker: Literal["process", "inline"]
+    scoring_worker_nice: int
     template_memory: int
     window_hours: int
     window_refresh_seconds: float
@@ -216,6 +217,7 @@ def _parse(data: dict[str, Any], origin: str) -> GatewayConfig:
             batch_interval=_number(scoring, "batch_interval_ms", origin, minimum=1) / 1000,
             batch_max=int(_number(scoring, "batch_max", origin, minimum=1)),
             scoring_worker=scoring["worker"],
+            scoring_worker_nice=int(_number(scoring, "worker_nice", origin, minimum=0)),
             template_memory=int(_number(scoring, "template_memory", origin, minimum=1)),
             window_hours=int(_number(window, "hours", origin, minimum=1)),
             window_refresh_seconds=_number(window, "refresh_seconds", origin),

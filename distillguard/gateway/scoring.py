@@ -80,8 +80,10 @@ class Scorer:
     """Queue requests; score them in batches; hand the results to ``on_scored``."""
 
     def __init__(self, on_scored: Callable[[list[ScoredRequest]], Any], *,
-                 interval: float = 0.05, batch_max: int = 256, worker: str = "process") -> None:
+                 interval: float = 0.05, batch_max: int = 256, worker: str = "process",
+                 nice: int = 0) -> None:
         self.on_scored = on_scored
+        self.nice = nice
         self.interval = interval
         self.batch_max = batch_max
         self.worker = worker
@@ -108,7 +110,7 @@ class Scorer:
 
     async def _start_worker(self) -> None:
         self._proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "distillguard.gateway.scoring_worker",
+            sys.executable, "-m", "distillguard.gateway.scoring_worker", str(self.nice),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
         await self._remote([([{"role": "user", "content": "warm up"}], None, None, False)])
 

@@ -1,12 +1,13 @@
 """The scoring worker: ``python -m distillguard.gateway.scoring_worker``.
 
-Reads frames of request rows on stdin (``scoring.write_frame``), answers each
-with a frame of their signals on stdout, and exits when stdin closes (the
-gateway stopped or died).
+Its one argument is the nice value to run at. Reads frames of request rows on
+stdin (``scoring.write_frame``), answers each with a frame of their signals on
+stdout, and exits when stdin closes (the gateway stopped or died).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
 import orjson
@@ -17,6 +18,8 @@ __all__ = ["main"]
 
 
 def main() -> None:
+    if len(sys.argv) > 1 and int(sys.argv[1]) > 0:
+        os.nice(int(sys.argv[1]))  # scoring yields the CPU to the proxy (gateway.yaml)
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     while True:
         head = stdin.read(4)

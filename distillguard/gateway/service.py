@@ -52,7 +52,8 @@ class Gateway:
         self.watchlist = Watchlist(findings or config.watchlist_path,
                                    poll_seconds=config.watchlist_poll_seconds)
         self.scorer = Scorer(self._on_scored, interval=config.batch_interval,
-                             batch_max=config.batch_max, worker=config.scoring_worker)
+                             batch_max=config.batch_max, worker=config.scoring_worker,
+                             nice=config.scoring_worker_nice)
         self.templates = TemplateMemory(config.template_memory)
         self.metrics = GatewayMetrics()
         self.models = frozenset(config.models)

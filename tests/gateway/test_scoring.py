@@ -102,3 +102,19 @@ def test_a_killed_scoring_worker_is_replaced() -> None:
 
     assert asyncio.run(run()) == 1
     assert [s.account_id for s in got] == ["b"]
+
+
+def test_the_scoring_worker_runs_below_the_proxy() -> None:
+    import psutil
+
+    async def run() -> tuple[int, int]:
+        scorer = Scorer(lambda _: None, interval=0.01, worker="process", nice=7)
+        await scorer.start()
+        try:
+            worker = psutil.Process(scorer._proc.pid)  # type: ignore[union-attr]
+            return worker.nice(), psutil.Process().nice()
+        finally:
+            await scorer.close()
+
+    worker_nice, own_nice = asyncio.run(run())
+    assert worker_nice == min(19, own_nice + 7)
