@@ -13,6 +13,9 @@ load down and hide its own queueing. Measured:
    the replay upstream (the figure that chose aiohttp);
 2. direct to the upstream and through the gateway at 100 and 500 req/s:
    p50/p99 latency and the gateway's added latency (the difference);
+   then the higher rate again with the gateway and its scoring worker on one core and
+   the upstream and load generator on the other (as deployed, where neither shares
+   the gateway's CPU);
 3. the highest rate the gateway sustains (p99 under 50 ms and 99% of the
    schedule met), on this machine's 2 cores shared by all processes;
 4. the gateway with ``--state redis://`` and a limit on every account (one Lua
@@ -299,6 +302,37 @@ def sustained(r: dict[str, Any]) -> bool:
             and r["max_schedule_lag_ms"] < 50)
 
 
+def _pin(proc: subprocess.Popen | int, cores: set[int]) -> None:
+    """Pin a process and all its children (the gateway's scoring worker) to ``cores``."""
+    import psutil
+
+    root = psutil.Process(proc if isinstance(proc, int) else proc.pid)
+    for p in [root, *root.children(recursive=True)]:
+        p.cpu_affinity(sorted(cores))
+
+
+def separate_cores(upstream_proc: subprocess.Popen, gateway_proc: subprocess.Popen,
+                   upstream: str, gateway: str, rate: float, seconds: float) -> None:
+    """Direct and through the gateway again, with the gateway (and its scoring worker) on
+    core 1 and everything else (upstream, load generator) on core 0: as deployed, where
+    the client and the model server do not share the gateway's CPU. Two repetitions."""
+    everything = set(range(os.cpu_count() or 1))
+    _pin(os.getpid(), {0})
+    _pin(upstream_proc, {0})
+    _pin(gateway_proc, {1})
+    try:
+        for rep in (1, 2):
+            d = run_load(upstream + "/v1/chat/completions", rate, seconds)
+            g = run_load(gateway + "/v1/chat/completions", rate, seconds)
+            print(f"{rate:5.0f} req/s, gateway on a core of its own (run {rep}): direct p50 "
+                  f"{d['p50_ms']:.2f} / p99 {d['p99_ms']:.2f} ms, gateway p50 {g['p50_ms']:.2f} / "
+                  f"p99 {g['p99_ms']:.2f} ms; added p50 {g['p50_ms'] - d['p50_ms']:+.2f} ms, "
+                  f"p99 {g['p99_ms'] - d['p99_ms']:+.2f} ms", flush=True)
+    finally:
+        for proc in (os.getpid(), upstream_proc, gateway_proc):
+            _pin(proc, everything)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
@@ -356,6 +390,8 @@ def main() -> None:
                       f" (target p99 <= 2 ms at 500 req/s); the gateway's own histogram: p50 <= "
                       f"{histogram_quantile(before, after, 0.5):g} ms, p99 <= "
                       f"{histogram_quantile(before, after, 0.99):g} ms", flush=True)
+            if (os.cpu_count() or 1) >= 2:
+                separate_cores(procs[0], procs[1], upstream, gateway, rates[-1], args.seconds)
             if not args.skip_redis:
                 shared = redis_gateway(dg, upstream, work, procs)
                 rate = rates[-1]
