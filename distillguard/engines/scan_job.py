@@ -99,6 +99,7 @@ def _scan_on_spark(job: ScanJob, policy: Policy, releases: list[dict[str, str]],
         msg = "give exchange logs to scan with --engine spark"
         raise InputError(msg)
     callbacks.pop("on_progress", None)
+    discover_log_files(_local(job.logs))  # a missing local path fails before the JVM starts
     started = time.perf_counter()
     spark = spark_session(job.spark or SparkOptions())
     engine = SparkEngine(spark)

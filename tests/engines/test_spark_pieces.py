@@ -70,6 +70,16 @@ def test_spark_refuses_a_store(tmp_path: Path) -> None:
                              engine="spark"))
 
 
+def test_a_missing_path_fails_before_spark_starts(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_spark(*_: Any) -> None:
+        raise AssertionError("Spark must not start for a path that does not exist")
+
+    monkeypatch.setattr("distillguard.engines.spark_session.spark_session", no_spark)
+    with pytest.raises(InputError, match="no such file"):
+        run_scan_job(ScanJob([tmp_path / "nope"], None, tmp_path / "f.json", engine="spark"))
+
+
 def test_missing_pyspark_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     real_import = builtins.__import__
 
