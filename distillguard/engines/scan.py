@@ -25,7 +25,7 @@ from distillguard.behavior.account_sql import (
     ACCOUNT_RELEASE_SQL,
 )
 from distillguard.engines.sql_engine import SqlEngine
-from distillguard.linkage.account_graph import GraphParams, build_account_graph
+from distillguard.linkage.account_graph import build_account_graph
 from distillguard.linkage.template_sql import (
     ACCOUNT_CAMPAIGN_TEMPLATE_SQL,
     ACCOUNT_TEMPLATE_SQL,
@@ -132,11 +132,9 @@ def _link_accounts(engine: SqlEngine, evidence: list[AccountEvidence],
         "main_client_fingerprint": [e.main_client_fingerprint for e in candidates],
         "main_ip": [e.main_ip for e in candidates],
     }
-    params = GraphParams(policy.content_neighbors, policy.content_min_cosine,
-                         policy.shared_value_max_group, policy.infra_edge_weight,
-                         policy.leiden_resolution, policy.merge_min_cosine)
     graph = build_account_graph([e.account_id for e in candidates], sampled,
-                                (account_pos, unit_pos.astype(np.int64), counts), shared, params)
+                                (account_pos, unit_pos.astype(np.int64), counts), shared,
+                                policy.graph)
     provisional = campaign_communities(
         candidates, dict(zip(graph.accounts, graph.community.tolist(), strict=True)), policy)
     in_campaign = np.isin(graph.community, list(provisional))

@@ -37,17 +37,20 @@ def sampled_signal_rows(batch: pa.RecordBatch, per_account: int,
     """Rows of ``SIGNAL_ROW_SCHEMA`` for the exchanges of ``batch`` in the per-account sample."""
     rate = keep_probability(batch.column("account_exchanges").to_numpy(zero_copy_only=False),
                             per_account)
-    mask = sample_mask(batch.column("request_id"), rate)
+    request_ids = batch.column("request_id")
+    if isinstance(request_ids, pa.ChunkedArray):
+        request_ids = request_ids.combine_chunks()
+    hashes = hash_strings(request_ids)  # once: it picks the sample and names its rows
+    mask = sample_mask(hashes, rate)
     if not mask.any():
         return pa.RecordBatch.from_pylist([], schema=SIGNAL_ROW_SCHEMA)
     sampled = batch.filter(pa.array(mask))
     signals = exchange_signals(sampled, lexicon=lexicon)
-    request_ids = sampled.column("request_id")
     owner = pc.coalesce(sampled.column("org_id"), sampled.column("payment_fingerprint"),
                         sampled.column("account_id"))
     signal_columns = [c.cast(pa.string()) if pa.types.is_dictionary(c.type) else c
                       for c in signals.columns]
-    columns = [pa.array(hash_strings(request_ids).view(np.int64)), request_ids,
+    columns = [pa.array(hashes[mask].view(np.int64)), sampled.column("request_id"),
                sampled.column("account_id"), owner,
                sampled.column("ts").cast(pa.timestamp("us")), sampled.column("model"),
                *signal_columns]

@@ -11,9 +11,6 @@ sample.
 from __future__ import annotations
 
 import numpy as np
-import pyarrow as pa
-
-from distillguard.signals.hashing import hash_strings
 
 __all__ = ["keep_probability", "sample_mask"]
 
@@ -28,9 +25,7 @@ def keep_probability(account_exchanges: np.ndarray, per_account: int) -> np.ndar
         return np.where(n > 0, np.minimum(1.0, per_account / np.maximum(n, 1.0)), 1.0)
 
 
-def sample_mask(request_ids: pa.Array | pa.ChunkedArray, rate: np.ndarray) -> np.ndarray:
-    """True for the exchanges in the sample: a stable hash of the request id below its rate."""
-    if isinstance(request_ids, pa.ChunkedArray):
-        request_ids = request_ids.combine_chunks()
-    position = hash_strings(request_ids).astype(np.float64) / _SCALE
-    return position < rate
+def sample_mask(request_hashes: np.ndarray, rate: np.ndarray) -> np.ndarray:
+    """True for the exchanges in the sample: the request id's stable hash
+    (``hash_strings`` of ``request_id``) below its rate."""
+    return request_hashes.astype(np.float64) / _SCALE < rate

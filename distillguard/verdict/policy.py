@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from distillguard.errors import RuleValidationError
+from distillguard.linkage.account_graph import GraphParams
 
 __all__ = ["Policy", "load_policy"]
 
@@ -22,12 +23,7 @@ class Policy:
     template_min_fresh_share: float
     template_min_repeats_per_owner: float
     candidate_min_template_requests: int
-    content_neighbors: int
-    content_min_cosine: float
-    shared_value_max_group: dict[str, int]
-    infra_edge_weight: float
-    leiden_resolution: float
-    merge_min_cosine: float
+    graph: GraphParams
     campaign_min_owners: int
     community_unit_min_inside_share: float
     campaign_min_template_share: float
@@ -45,12 +41,7 @@ def _flatten(data: dict[str, Any]) -> dict[str, Any]:
         "template_min_fresh_share": data["templates"]["min_fresh_share"],
         "template_min_repeats_per_owner": data["templates"]["min_repeats_per_owner"],
         "candidate_min_template_requests": g["candidate_min_template_requests"],
-        "content_neighbors": g["content_neighbors"],
-        "content_min_cosine": g["content_min_cosine"],
-        "shared_value_max_group": dict(g["shared_value_max_group"]),
-        "infra_edge_weight": g["infra_edge_weight"],
-        "leiden_resolution": g["leiden_resolution"],
-        "merge_min_cosine": g["merge_min_cosine"],
+        "graph": {f.name: g[f.name] for f in fields(GraphParams)},
         "campaign_min_owners": c["min_owners"],
         "community_unit_min_inside_share": c["unit_min_inside_share"],
         "campaign_min_template_share": c["min_template_share"],
@@ -76,9 +67,15 @@ def load_policy(path: str | Path | None = None) -> Policy:
     except (KeyError, TypeError, yaml.YAMLError) as exc:
         msg = f"policy {origin} does not match the policy schema: {exc!r}"
         raise RuleValidationError(msg) from exc
-    for f in fields(Policy):
+    graph = values.pop("graph")
+    _check_types(values, [f for f in fields(Policy) if f.name != "graph"], origin)
+    _check_types(graph, fields(GraphParams), origin)
+    return Policy(**values, graph=GraphParams(**graph))
+
+
+def _check_types(values: dict[str, Any], expected_fields: Any, origin: str) -> None:
+    for f in expected_fields:
         expected = {"int": int, "float": (int, float), "dict[str, int]": dict}[str(f.type)]
         if not isinstance(values[f.name], expected) or isinstance(values[f.name], bool):
             msg = f"policy {origin}: '{f.name}' must be {f.type}, got {values[f.name]!r}"
             raise RuleValidationError(msg)
-    return Policy(**values)
