@@ -402,7 +402,7 @@ def upstream_replay_command(
         help="The prompt corpora (default: ../shared/corpora).")] = None,
 ) -> None:
     """Serve a demo model API answering from the corpora's reference responses."""
-    from distillguard.gateway import run_replay
+    from distillguard.replay import run_replay
 
     try:
         run_replay(host, port, corpora=corpora, reasoning=reasoning,

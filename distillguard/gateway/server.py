@@ -1,4 +1,4 @@
-"""Serve the gateway (API port and admin port) and the replay upstream with uvicorn.
+"""Serve the gateway (API port and admin port) with uvicorn.
 
 uvicorn runs on uvloop with the httptools parser: without them it falls back to
 its pure-Python parser and asyncio's loop, several times slower per request.
@@ -16,12 +16,10 @@ import uvicorn
 from distillguard.gateway.app import admin_app, gateway_app
 from distillguard.gateway.config import GatewayConfig
 from distillguard.gateway.redis_state import RedisState
-from distillguard.gateway.replay_app import replay_app
-from distillguard.gateway.replay_corpus import ReplayCorpus
 from distillguard.gateway.service import Gateway
 from distillguard.gateway.state import MemoryState, StateStore
 
-__all__ = ["GatewayOptions", "build_gateway", "run_gateway", "run_replay"]
+__all__ = ["GatewayOptions", "build_gateway", "run_gateway"]
 
 
 @dataclass
@@ -72,12 +70,3 @@ def run_gateway(config: GatewayConfig, options: GatewayOptions) -> None:
     import uvloop
 
     uvloop.run(_serve_gateway(config, options))
-
-
-def run_replay(host: str = "127.0.0.1", port: int = 8100, *, corpora: Path | None = None,
-               reasoning: str = "requested", delay_seconds: float = 0.0) -> None:
-    app = replay_app(ReplayCorpus.load(corpora), reasoning=reasoning,
-                     delay_seconds=delay_seconds)
-    import uvloop
-
-    uvloop.run(_uvicorn(app, host, port, lifespan="off").serve())

@@ -16,7 +16,8 @@ import httpx
 import pytest
 import uvicorn
 
-from distillguard.gateway import Gateway, ReplayCorpus, gateway_app, load_config, replay_app
+from distillguard.gateway import Gateway, gateway_app, load_config
+from distillguard.replay import ReplayCorpus, replay_app
 from tests.conftest import SHARED
 
 

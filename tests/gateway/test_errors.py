@@ -125,7 +125,7 @@ def test_upstream_error_status_is_passed_through_and_logged(gateway_factory, tmp
 
 def test_client_leaving_mid_stream_is_logged_and_frees_the_upstream_connection(
         gateway_factory, replay_corpus, tmp_path):
-    from distillguard.gateway import replay_app
+    from distillguard.replay import replay_app
 
     app = replay_app(replay_corpus)
     with ServerThread(app, lifespan="off") as upstream:
