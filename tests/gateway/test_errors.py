@@ -248,3 +248,24 @@ def test_a_non_streamed_answer_that_is_not_json_is_502(gateway_factory, tmp_path
         (row,), _ = read_log(tmp_path / "log")
     assert row["status"] == 502 and orjson.loads(row["extra"])["error"].startswith(
         "upstream_malformed:")
+
+
+@pytest.mark.parametrize(("path", "good"), [(OPENAI, _OPENAI_CHUNK), (ANTHROPIC, _ANTHROPIC_EVENT)])
+def test_a_well_formed_stream_in_odd_pieces_passes_unchanged(gateway_factory, tmp_path, path,
+                                                            good):
+    """Comments, keep-alives, CRLF line ends, an id field and events cut across reads are
+    all server-sent events: none of them is a failure."""
+    crlf = good.replace(b"\n", b"\r\n")
+    chunks = [b": keep-alive\n\n", good[:17], good[17:] + b"id: 7\nretry: 100\n\n", crlf,
+              b"data: [DONE]\n\n" if path == OPENAI else b"event: ping\ndata: {\"type\": "
+              b"\"ping\"}\n\n"]
+    with ServerThread(_scripted_upstream(chunks, "text/event-stream"),
+                      lifespan="off") as upstream:
+        gw = gateway_factory(upstream=upstream.url)
+        r = _stream(gw, path)
+        gw.flush()
+        (row,), _ = read_log(tmp_path / "log")
+    assert r.status_code == 200
+    assert r.content == b"".join(chunks).replace(b"\r\n", b"\n")
+    assert row["status"] == 200 and row["response"] == "HelloHello"
+    assert "error" not in orjson.loads(row["extra"])
