@@ -8,17 +8,19 @@ costs time growing faster than its size while every other client on the event
 loop waits; and framing errors (two Content-Lengths, bad chunking) are answered
 by uvicorn in plain text. Here:
 
-- the head (URL and header bytes) is counted in the parser's callbacks, exactly,
-  and, for a header still arriving, by the bytes fed while it is open; past
-  ``max_header_bytes``, or past ``max_header_count`` headers, the request is
-  refused with 431 before anything more of it is parsed;
+- a head still arriving is counted by the bytes fed while it stays open, and a
+  head that ends within a read that could take it past the limit is measured
+  exactly (URL and header bytes); past ``max_header_bytes``, or past
+  ``max_header_count`` headers, the request is refused with 431 before anything
+  more of it is parsed. At most the limit and one read more is parsed;
 - framing errors are answered 400, in the format of the API the path names
   (OpenAI when the path is not known yet).
 
 A refused connection is answered, half-closed, and what the client still sends
 is read and dropped for ``LINGER_SECONDS`` before it is closed: closing with
 unread data would reset the connection and could destroy the answer in flight.
-The hot path gains a few integer additions per request.
+The hot path gains a few integer operations per read and per request, none per
+header.
 """
 
 from __future__ import annotations
@@ -45,10 +47,11 @@ class GatewayHttpProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.url = b""
+        self._messages = 0  # requests begun on this connection
         self._head_open = True  # the current request's head is still being read
-        self._head_size = 0  # its URL and header bytes, counted in the callbacks
-        self._head_fed = 0  # bytes fed while it stayed open (a header still arriving)
-        self._messages = 0
+        self._head_fed = 0  # bytes of its head fed in reads after the one it began in
+        self._begin_len = 0  # the length of the read it began in
+        self._measure = False  # this read could take a head past the limit: measure heads
         self._refused = False
         self._pending: bytes | None = None  # a refusal waiting for an earlier response
 
@@ -60,10 +63,14 @@ class GatewayHttpProtocol(HttpToolsProtocol):
     # asyncio.Protocol
 
     def data_received(self, data: bytes) -> None:
+        """Feed the parser; refuse a head that is still open past the limit. Heads that
+        end within this read are measured exactly, in ``on_headers_complete``, when this
+        read and the head's earlier reads could together pass the limit."""
         if self._refused:
             return  # lingering: read and drop
         self._unset_keepalive_if_required()
         head_was_open, messages = self._head_open, self._messages
+        self._measure = len(data) + self._head_fed + self._begin_len > self.max_header_bytes
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
@@ -79,7 +86,11 @@ class GatewayHttpProtocol(HttpToolsProtocol):
             else:
                 self._unsupported_upgrade_warning()
             return
-        if self._head_open and head_was_open and self._messages == messages:
+        if not self._head_open:
+            return
+        if self._messages != messages:
+            self._head_fed, self._begin_len = 0, len(data)
+        elif head_was_open:
             self._head_fed += len(data)
             if self._head_fed > self.max_header_bytes:
                 self._refuse(self._too_large("headers are too large"))
@@ -90,27 +101,16 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         super().on_message_begin()
         self._messages += 1
         self._head_open = True
-        self._head_size = self._head_fed = 0
-
-    def on_url(self, url: bytes) -> None:
-        self._head_size += len(url)
-        if self._head_size > self.max_header_bytes:
-            raise self._too_large("URL is too long")
-        self.url += url
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._head_size += len(name) + len(value) + 4
-        if self._head_size > self.max_header_bytes:
-            raise self._too_large("headers are too large")
-        if len(self.headers) >= self.max_header_count:
-            raise self._too_large("header fields are too many")
-        name = name.lower()
-        if name == b"expect" and value.lower() == b"100-continue":
-            self.expect_100_continue = True
-        self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
+        if len(self.headers) > self.max_header_count:
+            raise self._too_large("header fields are too many")
+        if self._measure and len(self.url) + sum(
+                len(name) + len(value) + 4 for name, value in self.headers
+        ) > self.max_header_bytes:
+            raise self._too_large("headers are too large")
         self._head_open = False
+        self._head_fed = self._begin_len = 0
         super().on_headers_complete()
 
     def on_response_complete(self) -> None:
