@@ -25,6 +25,7 @@ header.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 
 import httptools
@@ -126,25 +127,28 @@ class GatewayHttpProtocol(HttpToolsProtocol):
     def _refuse(self, error: ApiError) -> None:
         """Answer ``error`` in the API's format and end the connection.
 
-        A head refused while an earlier request's response is under way waits for
-        it; a body that breaks the framing ends its own request, answered unless
-        its response has begun.
+        A refusal waits for the response of an earlier (pipelined) request under way. A
+        body that breaks the framing ends its own request: its app sees a disconnect,
+        and the answer is not sent if the app's response has already begun.
         """
         self._refused = True
         response = self._error_response(error)
         cycle = self.cycle
-        if cycle is None or cycle.response_complete:
-            self._answer_and_close(response)
-        elif self._head_open:
+        if cycle is not None and not self._head_open:  # this request's own body broke
+            cycle.disconnected = True
+            cycle.message_event.set()
+            if cycle.response_started:
+                self.transport.close()
+                return
+            busy = any(queued is cycle for queued, _ in self.pipeline)
+            if busy:
+                self.pipeline = deque(item for item in self.pipeline if item[0] is not cycle)
+        else:
+            busy = cycle is not None and not cycle.response_complete
+        if busy:
             self._pending = response
         else:
-            started = cycle.response_started
-            cycle.disconnected = True  # the app stops reading and its answer is dropped
-            cycle.message_event.set()
-            if started:
-                self.transport.close()
-            else:
-                self._answer_and_close(response)
+            self._answer_and_close(response)
 
     def _error_response(self, error: ApiError) -> bytes:
         body = error_body(api_of_path(self.url.decode("latin-1")), error)

@@ -123,3 +123,12 @@ def test_framing_errors_answer_400_in_the_apis_format(gateway_factory, path, hea
 def test_a_request_line_that_is_not_http_answers_in_openai_format(gateway_factory):
     gw = gateway_factory()
     _assert_openai_error(raw_exchange(gw.server.port, b"HELLO THERE\r\n\r\n"), 400)
+
+
+def test_a_framing_error_after_a_pipelined_request_is_answered_after_it(gateway_factory):
+    gw = gateway_factory()
+    broken = (b"POST " + ANTHROPIC.encode() + b" HTTP/1.1\r\nHost: gw\r\n"
+              b"Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n")
+    first, second = raw_exchanges(gw.server.port, _request(OPENAI) + broken, 2)
+    assert first.status == 200 and first.json()["object"] == "chat.completion"
+    _assert_anthropic_error(second, 400, "invalid_request_error")
