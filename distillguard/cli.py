@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import orjson
 import typer
@@ -51,7 +52,7 @@ def main(
     """Find and stop distillation attacks on LLM APIs."""
 
 
-def fail(message: str, code: int = 2) -> None:
+def fail(message: str, code: int = 2) -> NoReturn:
     err.print(f"[bold red]error:[/] {message}", highlight=False)
     raise typer.Exit(code)
 
@@ -363,14 +364,35 @@ def _num(x: float | None) -> str:
     return "-" if x is None else f"{x:.4f}"
 
 
+def _admin_token(token_file: Path | None, on_command_line: str | None) -> str | None:
+    """The admin API's token, from ``--admin-token-file`` or ``DISTILLGUARD_ADMIN_TOKEN``:
+    never from the command line, which every user of the machine can read."""
+    if on_command_line is not None:
+        fail("--admin-token is not accepted: a command line is visible to every user of the "
+             "machine. Put the token in DISTILLGUARD_ADMIN_TOKEN or in a file readable only by "
+             "you, passed with --admin-token-file.")
+    if token_file is not None:
+        try:
+            token = token_file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            fail(f"cannot read the admin token file {token_file}: {exc}")
+        if not token:
+            fail(f"the admin token file {token_file} is empty")
+        return token
+    return os.environ.get("DISTILLGUARD_ADMIN_TOKEN") or None
+
+
 @app.command("gateway")
 def gateway_command(
     upstream: Annotated[str, typer.Option(help="Base URL of the model API to forward to.")],
     port: Annotated[int, typer.Option(help="Port of the API.")] = 8080,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    admin_port: Annotated[int, typer.Option(help="Port of the admin API (0: none).")] = 8081,
-    admin_token: Annotated[str | None, typer.Option(
-        envvar="DISTILLGUARD_ADMIN_TOKEN", help="Bearer token the admin API requires.")] = None,
+    admin_port: Annotated[int, typer.Option(
+        help="Port of the admin API and /metrics (0: none).")] = 8081,
+    admin_token_file: Annotated[Path | None, typer.Option(
+        help="File holding the bearer token the admin API requires (or set "
+             "DISTILLGUARD_ADMIN_TOKEN).")] = None,
+    admin_token: Annotated[str | None, typer.Option(hidden=True)] = None,
     log_dir: Annotated[Path | None, typer.Option(
         help="Write every exchange here (rotating JSON Lines that `scan` reads).")] = None,
     config: Annotated[Path | None, typer.Option(
@@ -383,10 +405,11 @@ def gateway_command(
     """Serve an OpenAI- and Anthropic-compatible proxy that scores and acts per request."""
     from distillguard.gateway import GatewayOptions, load_config, run_gateway
 
+    token = _admin_token(admin_token_file, admin_token)
     try:
         run_gateway(load_config(config), GatewayOptions(
             upstream=upstream, host=host, port=port, admin_port=admin_port or None,
-            admin_token=admin_token, log_dir=log_dir, state=state, findings=findings))
+            admin_token=token, log_dir=log_dir, state=state, findings=findings))
     except DistillguardError as exc:
         fail(str(exc))
 
@@ -402,7 +425,7 @@ def upstream_replay_command(
         help="The prompt corpora (default: ../shared/corpora).")] = None,
 ) -> None:
     """Serve a demo model API answering from the corpora's reference responses."""
-    from distillguard.gateway import run_replay
+    from distillguard.replay import run_replay
 
     try:
         run_replay(host, port, corpora=corpora, reasoning=reasoning,

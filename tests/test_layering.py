@@ -8,7 +8,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "distillguard"
 # The pipeline stages, then what consumes them, in DESIGN.md's order.
 ORDER = ["logs", "signals", "behavior", "linkage", "verdict", "engines", "gateway", "intel",
-         "safeguards", "sim", "evaluate", "dashboard"]
+         "safeguards", "sim", "replay", "evaluate", "dashboard"]
 ENGINE_LIBS = {"duckdb", "pyspark", "fastapi", "starlette", "redis", "httpx", "uvicorn"}
 
 

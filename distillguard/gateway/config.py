@@ -96,6 +96,9 @@ class Rule:
 class GatewayConfig:
     models: tuple[str, ...]
     max_body_bytes: int
+    max_header_bytes: int
+    max_header_count: int
+    unknown_content_parts: Literal["reject", "allow"]
     connect_timeout: float
     read_timeout: float
     max_connections: int
@@ -112,6 +115,8 @@ class GatewayConfig:
     template_memory: int
     window_hours: int
     window_refresh_seconds: float
+    redis_timeout: float
+    redis_retry_seconds: float
     log_flush_seconds: float
     log_rotate_bytes: int
     log_rotate_seconds: float
@@ -201,11 +206,17 @@ def _parse(data: dict[str, Any], origin: str) -> GatewayConfig:
             raise _fail(origin, "scoring.worker", "must be process or inline")
         if data["mode"] not in ("enforce", "shadow"):
             raise _fail(origin, "mode", "must be enforce or shadow")
+        parts, redis = data["content_parts"], data["redis"]
+        if parts["unknown"] not in ("reject", "allow"):
+            raise _fail(origin, "content_parts.unknown", "must be reject or allow")
         proxies = tuple(ipaddress.ip_network(p) for p in identity.get("trusted_proxies") or [])
         limits, throttle = data.get("limits") or {}, data.get("throttle") or {}
         return GatewayConfig(
             models=tuple(str(m) for m in data["models"]),
             max_body_bytes=int(_number(data, "max_body_bytes", origin, minimum=1)),
+            max_header_bytes=int(_number(data, "max_header_bytes", origin, minimum=1024)),
+            max_header_count=int(_number(data, "max_header_count", origin, minimum=8)),
+            unknown_content_parts=parts["unknown"],
             connect_timeout=_number(upstream, "connect_timeout_seconds", origin),
             read_timeout=_number(upstream, "read_timeout_seconds", origin),
             max_connections=int(_number(upstream, "max_connections", origin, minimum=1)),
@@ -221,6 +232,8 @@ def _parse(data: dict[str, Any], origin: str) -> GatewayConfig:
             template_memory=int(_number(scoring, "template_memory", origin, minimum=1)),
             window_hours=int(_number(window, "hours", origin, minimum=1)),
             window_refresh_seconds=_number(window, "refresh_seconds", origin),
+            redis_timeout=_number(redis, "timeout_seconds", origin, minimum=0.001),
+            redis_retry_seconds=_number(redis, "retry_seconds", origin),
             log_flush_seconds=_number(log, "flush_seconds", origin, minimum=0.01),
             log_rotate_bytes=int(_number(log, "rotate_bytes", origin, minimum=1)),
             log_rotate_seconds=_number(log, "rotate_seconds", origin, minimum=1),

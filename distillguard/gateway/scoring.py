@@ -25,19 +25,15 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
-from distillguard.errors import DistillguardError
+from distillguard.errors import WorkerGone
 from distillguard.logs.schema import MESSAGE_TYPE
 from distillguard.signals import exchange_signals, load_lexicon
 
-__all__ = ["SCORING_SCHEMA", "ScoredRequest", "Scorer", "WorkerGone", "score_rows", "write_frame"]
+__all__ = ["SCORING_SCHEMA", "ScoredRequest", "Scorer", "score_rows", "write_frame"]
 
 SCORING_SCHEMA = pa.schema([("messages", pa.list_(MESSAGE_TYPE)), ("system", pa.string()),
                             ("tools", pa.list_(pa.string())), ("has_image", pa.bool_())])
 _TECHNIQUES = ("cot_elicitation", "grading", "data_generation", "safe_rewrite", "tool_use")
-
-
-class WorkerGone(DistillguardError):
-    """The scoring worker process died or closed its pipes."""
 
 
 @dataclass(slots=True)
