@@ -81,20 +81,12 @@ def test_findings_follow_the_format_and_carry_reasons() -> None:
     assert "Campaign C1" in findings_markdown(findings)
 
 
-def test_policy_with_a_missing_key_is_rejected(tmp_path: Path) -> None:
-    bad = tmp_path / "policy.yaml"
-    bad.write_text("version: 1\nsampling: {per_account: 10}\n")
-    with pytest.raises(RuleValidationError, match="does not match"):
-        load_policy(bad)
-
-
-def test_policy_with_a_wrong_type_is_rejected(tmp_path: Path) -> None:
-    from importlib import resources
-    text = resources.files("distillguard.verdict").joinpath("data/policy.yaml").read_text()
-    bad = tmp_path / "policy.yaml"
-    bad.write_text(text.replace("per_account: 200", "per_account: lots"))
-    with pytest.raises(RuleValidationError, match="sampling_per_account"):
-        load_policy(bad)
+def test_policy_file_names_only_what_it_changes(tmp_path: Path) -> None:
+    own = tmp_path / "policy.yaml"
+    own.write_text("sampling: {per_account: 10}\ncampaign: {min_owners: 5}\n")
+    policy = load_policy(own)
+    assert (policy.sampling_per_account, policy.campaign_min_owners) == (10, 5)
+    assert policy.campaign_min_template_share == POLICY.campaign_min_template_share
 
 
 def test_evidence_bound_shrinks_with_sample() -> None:
