@@ -13,14 +13,12 @@ from distillguard.engines.scan_job import ScanJob, run_scan_job
 from distillguard.evaluate import evaluate_findings, read_labels
 from distillguard.sim import SimOptions, parse_evasion, simulate
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "corpora"
-
 
 @pytest.fixture(scope="module")
-def scanned(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+def scanned(tmp_path_factory: pytest.TempPathFactory, shared_corpora: Path) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("scan")
     simulate(SimOptions(out=out, scale=0.005, seed=11, split="test",
-                        evasion=parse_evasion("all"), corpora=SHARED), show_progress=False)
+                        evasion=parse_evasion("all"), corpora=shared_corpora), show_progress=False)
     findings, _ = run_scan_job(ScanJob([out / "exchanges"], None, out / "findings.json",
                                        report=out / "report.md"))
     return out, findings
@@ -76,8 +74,9 @@ def test_scan_of_an_empty_directory_writes_empty_findings(tmp_path: Path) -> Non
     assert findings["accounts"] == [] and findings["campaigns"] == []
 
 
-def test_traffic_without_campaigns_lists_nobody(tmp_path: Path) -> None:
-    simulate(SimOptions(out=tmp_path, scenario="quiet", scale=0.005, seed=12, corpora=SHARED),
+def test_traffic_without_campaigns_lists_nobody(tmp_path: Path, shared_corpora: Path) -> None:
+    simulate(SimOptions(out=tmp_path, scenario="quiet", scale=0.005, seed=12,
+                        corpora=shared_corpora),
              show_progress=False)
     findings, _ = run_scan_job(ScanJob([tmp_path / "exchanges"], None, tmp_path / "f.json"))
     assert findings["input"]["exchanges"] > 10_000

@@ -17,7 +17,6 @@ import pytest
 import uvicorn
 
 from distillguard.gateway import Gateway, ReplayCorpus, gateway_app, load_config, replay_app
-from tests.conftest import SHARED
 
 
 def free_port() -> int:
@@ -52,8 +51,8 @@ class ServerThread:
 
 
 @pytest.fixture(scope="session")
-def replay_corpus() -> ReplayCorpus:
-    return ReplayCorpus.load(SHARED / "corpora")
+def replay_corpus(shared_corpora: Path) -> ReplayCorpus:
+    return ReplayCorpus.load(shared_corpora)
 
 
 @pytest.fixture(scope="session")
