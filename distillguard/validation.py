@@ -30,22 +30,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 import yaml
 
 from distillguard.errors import RuleValidationError
 
 __all__ = [
+    "FLAG",
+    "TEXT",
     "Constraint",
-    "Flag",
     "Interval",
+    "Kind",
     "ListOf",
     "MappingOf",
     "Nullable",
     "Options",
     "Section",
-    "Text",
     "merge_sections",
     "read_rules_file",
     "validate",
@@ -110,25 +111,35 @@ class Options:
 
 
 @dataclass(frozen=True)
-class Text:
-    """A string."""
+class Kind:
+    """A value of one Python type, in words."""
+
+    type: type
+    words: str
 
     def accepts(self, value: Any) -> bool:
-        return isinstance(value, str)
+        return isinstance(value, self.type)
 
     def __str__(self) -> str:
-        return "a string"
+        return self.words
 
 
-@dataclass(frozen=True)
-class Flag:
-    """true or false."""
+TEXT = Kind(str, "a string")
+FLAG = Kind(bool, "true or false")
+
+
+class _Container:
+    """A list or mapping (``holds``); ``validate`` checks its contents. ``words`` says
+    what it is, with the dataclass's fields filled in."""
+
+    holds: ClassVar[type] = object
+    words: ClassVar[str] = ""
 
     def accepts(self, value: Any) -> bool:
-        return isinstance(value, bool)
+        return isinstance(value, self.holds)
 
     def __str__(self) -> str:
-        return "true or false"
+        return self.words.format(**vars(self))
 
 
 @dataclass(frozen=True)
@@ -145,44 +156,35 @@ class Nullable:
 
 
 @dataclass(frozen=True)
-class ListOf:
+class ListOf(_Container):
     """A list whose items are each ``item``."""
 
+    holds: ClassVar[type] = list
+    words: ClassVar[str] = "a list (each item {item})"
     item: Any
-
-    def accepts(self, value: Any) -> bool:
-        return isinstance(value, list)
-
-    def __str__(self) -> str:
-        return f"a list (each item {self.item})"
 
 
 @dataclass(frozen=True)
-class MappingOf:
+class MappingOf(_Container):
     """A mapping with keys ``keys`` and values ``values`` (names chosen by the file)."""
 
+    holds: ClassVar[type] = Mapping
+    words: ClassVar[str] = "a mapping (each value {values})"
     keys: Any
     values: Any
 
-    def accepts(self, value: Any) -> bool:
-        return isinstance(value, Mapping)
-
-    def __str__(self) -> str:
-        return f"a mapping (each value {self.values})"
-
 
 @dataclass(frozen=True)
-class Section:
+class Section(_Container):
     """A mapping with these keys (each one required unless listed in ``optional``)."""
 
+    holds: ClassVar[type] = Mapping
     fields: dict[str, Any]
     optional: frozenset[str] = field(default_factory=frozenset)
 
-    def accepts(self, value: Any) -> bool:
-        return isinstance(value, Mapping)
-
-    def __str__(self) -> str:
-        return f"a mapping with keys {', '.join(self.fields)}"
+    @property
+    def words(self) -> str:  # type: ignore[override]
+        return "a mapping with keys " + ", ".join(self.fields)
 
 
 def _fail(origin: str, key: str, constraint: Any, value: Any) -> RuleValidationError:

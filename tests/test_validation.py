@@ -8,14 +8,14 @@ import pytest
 
 from distillguard.errors import RuleValidationError
 from distillguard.validation import (
-    Flag,
+    FLAG,
+    TEXT,
     Interval,
     ListOf,
     MappingOf,
     Nullable,
     Options,
     Section,
-    Text,
     read_rules_file,
     validate,
 )
@@ -24,8 +24,8 @@ SCHEMA = Section({
     "share": Interval(float, 0, 1),
     "count": Interval(int, 0, None),
     "mode": Options(("fast", "slow")),
-    "name": Nullable(Text()),
-    "on": Flag(),
+    "name": Nullable(TEXT),
+    "on": FLAG,
     "limits": MappingOf(Options(("a", "b")), Interval(int, 1, None)),
     "items": ListOf(Section({"x": Interval(float, 0, None, closed="neither")})),
 }, optional=frozenset({"name", "on", "limits", "items"}))

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from distillguard.errors import RuleValidationError
-from distillguard.validation import ListOf, MappingOf, Options, Section, Text, read_rules_file, validate
+from distillguard.validation import TEXT, ListOf, MappingOf, Options, Section, read_rules_file, validate
 
 __all__ = ["TECHNIQUES", "Lexicon", "TechniquePatterns", "load_lexicon"]
 
@@ -49,10 +49,10 @@ class Lexicon:
 
 _SCHEMA = Section({
     "version": Options((1,)),
-    "techniques": MappingOf(Text(), Section(
-        {"description": Text(), "reason": Text(), "strong": ListOf(Text()), "weak": ListOf(Text())},
+    "techniques": MappingOf(TEXT, Section(
+        {"description": TEXT, "reason": TEXT, "strong": ListOf(TEXT), "weak": ListOf(TEXT)},
         optional=frozenset({"strong", "weak"}))),
-    "capabilities": MappingOf(Text(), Text()),
+    "capabilities": MappingOf(TEXT, TEXT),
 })
 
 
