@@ -77,7 +77,9 @@ def test_findings_follow_the_format_and_carry_reasons() -> None:
                             "reasons"}
     assert "80% of a sample of 200 of its 400 requests" in account["reasons"][0]
     assert findings["campaigns"][0]["accounts"] == ["a0", "a1", "a2", "a3"]
-    assert "Campaign C1" in findings_markdown(findings)
+    report = findings_markdown(findings)
+    assert "Campaign C1" in report
+    assert "(policy: `graph.candidate_min_template_requests`, `campaign.min_owners`" in report
 
 
 def test_policy_file_names_only_what_it_changes(tmp_path: Path) -> None:
