@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SPARK_STAMP := $(VENV)/.installed-spark
 
-.PHONY: setup demo test lint bench bench-gateway clean
+.PHONY: setup demo test test-fast lint bench bench-gateway clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ lint: setup
 
 test: lint $(SPARK_STAMP)
 	$(BIN)/python -m pytest -q
+
+# The inner loop: everything but the tests marked slow (whole simulations and
+# scans, Spark, servers); `make test` stays the full suite.
+test-fast: lint $(SPARK_STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
 
 bench: setup
 	$(BIN)/python benchmarks/ingest.py

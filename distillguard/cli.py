@@ -10,12 +10,13 @@ from typing import Annotated, Any, NoReturn
 import orjson
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from distillguard import __version__
 from distillguard.engines import ExchangeStore, IngestReport, store_summary
 from distillguard.errors import DistillguardError
-from distillguard.logs import discover_log_files
+from distillguard.logs import discover_log_files, split_uris
 from distillguard.progress import byte_progress, row_progress
 from distillguard.sim import (
     DEFAULT_SCENARIO,
@@ -53,7 +54,8 @@ def main(
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    """Print ``message`` as one line (never wrapped, brackets kept as written) and exit."""
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -289,8 +291,7 @@ def scan(
                   engine=engine,  # type: ignore[arg-type]
                   spark=SparkOptions(spark_master, spark_remote, conf))
     try:
-        local = [p for p in job.logs if "://" not in str(p)]
-        files = discover_log_files(local) if logs and engine == "duckdb" else []
+        files = discover_log_files(split_uris(job.logs)[0]) if logs and engine == "duckdb" else []
         bar, advance = byte_progress(files, desc="ingest")
         with bar, row_progress(desc="signals") as signal_bar:
             findings, result = run_scan_job(

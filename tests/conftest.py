@@ -36,8 +36,9 @@ def write_jsonl(path: Path, records: list[Any], *, trailing: bytes = b"") -> Pat
     return path
 
 
-@pytest.fixture
-def corpora_dir() -> Path:
+@pytest.fixture(scope="session")
+def shared_corpora() -> Path:
+    """The real prompt corpora (../shared/corpora) the simulator and replay upstream read."""
     path = SHARED / "corpora"
     if not path.is_dir():
         pytest.fail(f"the shared corpora are missing at {path}")

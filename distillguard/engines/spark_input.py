@@ -19,7 +19,7 @@ import orjson
 import pyarrow as pa
 
 from distillguard.logs import EXCHANGE_SCHEMA, QuarantineRow, is_log_file, read_bytes
-from distillguard.logs.reader import discover_log_files
+from distillguard.logs.reader import discover_log_files, split_uris
 
 __all__ = ["INPUT_ROW_SCHEMA", "QUARANTINE_FIELDS", "decode_files", "read_logs",
            "write_quarantine"]
@@ -96,8 +96,8 @@ def read_logs(spark: Any, logs: list[str]) -> Any:
     """
     from pyspark.sql.pandas.types import from_arrow_schema
 
-    remote = [p for p in logs if "://" in p]
-    local = [str(p.resolve()) for p in discover_log_files([p for p in logs if "://" not in p])]
+    paths, remote = split_uris(logs)
+    local = [str(p.resolve()) for p in discover_log_files(paths)]
     schema = from_arrow_schema(INPUT_ROW_SCHEMA)
     frames = []
     if local:

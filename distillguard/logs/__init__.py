@@ -8,6 +8,7 @@ from distillguard.logs.reader import (
     read_bytes,
     read_exchanges,
     read_file,
+    split_uris,
 )
 from distillguard.logs.records import parse_timestamp_ms, validate_record
 from distillguard.logs.schema import EXCHANGE_SCHEMA, empty_batch
@@ -24,5 +25,6 @@ __all__ = [
     "read_bytes",
     "read_exchanges",
     "read_file",
+    "split_uris",
     "validate_record",
 ]

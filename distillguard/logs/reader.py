@@ -31,6 +31,22 @@ def is_log_file(path: Path) -> bool:
     return name.endswith(LOG_SUFFIXES)
 
 
+def split_uris(paths: Iterable[str | Path]) -> tuple[list[Path], list[str]]:
+    """The local paths and the URIs (``hdfs://``, ``s3a://`` ...) of ``paths``, each in order.
+
+    >>> split_uris(["logs", "s3a://bucket/logs", "more/x.jsonl"])
+    ([PosixPath('logs'), PosixPath('more/x.jsonl')], ['s3a://bucket/logs'])
+    """
+    local: list[Path] = []
+    remote: list[str] = []
+    for path in paths:
+        if "://" in str(path):
+            remote.append(str(path))
+        else:
+            local.append(Path(path))
+    return local, remote
+
+
 def discover_log_files(paths: Iterable[str | Path]) -> list[Path]:
     """Expand files and directories into the sorted list of log files to read.
 

@@ -22,7 +22,6 @@ import uvicorn
 from distillguard.gateway import Gateway, admin_app, gateway_app, load_config
 from distillguard.gateway.server import uvicorn_config
 from distillguard.replay import ReplayCorpus, replay_app
-from tests.conftest import SHARED
 
 
 def free_port() -> int:
@@ -64,8 +63,8 @@ class ServerThread:
 
 
 @pytest.fixture(scope="session")
-def replay_corpus() -> ReplayCorpus:
-    return ReplayCorpus.load(SHARED / "corpora")
+def replay_corpus(shared_corpora: Path) -> ReplayCorpus:
+    return ReplayCorpus.load(shared_corpora)
 
 
 @pytest.fixture(scope="session")
