@@ -51,9 +51,14 @@ from distillguard.verdict.campaigns import (
     judge,
 )
 from distillguard.verdict.evidence import TECHNIQUES, AccountEvidence
+from distillguard.verdict.partner_intel import IntelMatches, corroborate
 from distillguard.verdict.policy import Policy
 
-__all__ = ["ScanResult", "run_scan"]
+__all__ = ["IntelMatcher", "ScanResult", "run_scan"]
+
+# Matches indicators received from partners against the traffic an engine holds
+# (``intel.IndicatorMatcher``); the verdict weighs them (``verdict.partner_intel``).
+IntelMatcher = Callable[[SqlEngine, Policy], IntelMatches]
 
 _MASK64 = (1 << 64) - 1
 
@@ -233,8 +238,13 @@ def _prompt_text(system: str | None, messages: list[Any]) -> str | None:
 def run_scan(engine: SqlEngine, *, policy: Policy, releases: list[dict[str, str]],
              lexicon: Lexicon | None = None,
              on_step: Callable[[str], None] | None = None,
-             on_signal_rows: Callable[[int], None] | None = None) -> ScanResult:
-    """Scan every exchange ``engine`` holds; return verdicts, campaigns and their profiles."""
+             on_signal_rows: Callable[[int], None] | None = None,
+             intel: IntelMatcher | None = None) -> ScanResult:
+    """Scan every exchange ``engine`` holds; return verdicts, campaigns and their profiles.
+
+    ``intel`` matches partners' indicators against the traffic; the matches
+    become evidence before the verdict (``verdict.partner_intel.corroborate``).
+    """
     lexicon = lexicon or load_lexicon()
     timings: dict[str, float] = {}
 
@@ -262,6 +272,9 @@ def run_scan(engine: SqlEngine, *, policy: Policy, releases: list[dict[str, str]
     t = step("templates", t)
     community = _link_accounts(engine, evidence, policy)
     t = step("linkage", t)
+    if intel is not None:
+        community = corroborate(evidence, community, intel(engine, policy), policy)
+        t = step("intel", t)
     verdicts, campaigns = judge(evidence, community, policy)
     profiles = _profiles(engine, campaigns)
     t = step("verdict", t)

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from distillguard.verdict.confidence import wilson_lower_bound
+
+if TYPE_CHECKING:
+    from distillguard.verdict.partner_intel import PartnerCampaign, PartnerMatch
 
 __all__ = ["TECHNIQUES", "AccountEvidence"]
 
@@ -36,6 +40,10 @@ class AccountEvidence:
     verified: bool = False
     campaign_affinity: float = 0.0
     campaign_template_share: float = 0.0
+    # indicators received from partners (``verdict.partner_intel``)
+    partner_template_share: float = 0.0
+    partner_campaign: PartnerCampaign | None = None
+    partner_matches: list[PartnerMatch] = field(default_factory=list)
 
     @property
     def template_share_low(self) -> float:

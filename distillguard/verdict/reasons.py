@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from distillguard.verdict.campaigns import AccountVerdict, CampaignVerdict
 from distillguard.verdict.evidence import AccountEvidence
+from distillguard.verdict.partner_intel import partner_campaign_reasons, partner_reasons
 from distillguard.verdict.policy import Policy
 
 __all__ = ["TECHNIQUE_WORDS", "account_reasons", "campaign_reasons"]
@@ -48,7 +49,7 @@ def account_reasons(v: AccountVerdict, policy: Policy) -> list[str]:
                        "(no earlier turns)")
     if e.hours_active >= 20:
         reasons.append(f"active in {e.hours_active} of the 24 hours of the day (UTC)")
-    return reasons
+    return reasons + partner_reasons(e)
 
 
 def campaign_reasons(c: CampaignVerdict, policy: Policy) -> list[str]:
@@ -64,4 +65,4 @@ def campaign_reasons(c: CampaignVerdict, policy: Policy) -> list[str]:
     payments = {m.payment_fingerprint for m in c.members if m.payment_fingerprint}
     if payments and len(payments) < len(c.members):
         reasons.append(f"{len(c.members):,} accounts pay with {len(payments):,} payment methods")
-    return reasons
+    return reasons + partner_campaign_reasons(c.members)

@@ -1,0 +1,115 @@
+"""The STIX 2.1 vocabulary distillguard shares in: its custom observables, its property
+extension, the MITRE ATLAS techniques and the TLP markings.
+
+Standard objects carry everything a partner's MISP or OpenCTI already knows
+(IPs, subnets, ASNs). Three things have no STIX object, so they are custom
+cyber-observable types, declared with the ``stix2`` library's support so
+that both ends parse them (``x-`` prefixed, as STIX 2.1 requires):
+
+- ``x-llm-prompt-template``: a prompt-template unit, ``unit_hash`` (16 hex
+  digits) computed as ``signals.template_units`` does (docs/intel.md says how
+  to compute it on your own traffic), ``hashing`` names the scheme;
+- ``x-payment-instrument``: a payment fingerprint, only ever as a keyed hash
+  (``keyed_hash``: HMAC-SHA256 under the sharing community's key, ``hashing``
+  names the key by its id);
+- ``x-tls-client-fingerprint``: a TLS/HTTP client fingerprint (``value``, such as
+  a JA4 string, and ``method``).
+
+Campaign properties (accounts as keyed hashes, exchange counts, capabilities)
+ride on a ``toplevel-property-extension`` whose definition is part of each bundle.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import stix2
+from stix2 import properties
+
+__all__ = [
+    "ATLAS_TECHNIQUES",
+    "DG_NAMESPACE",
+    "EXTENSION_PROPERTIES",
+    "TEMPLATE_HASHING",
+    "TLP_MARKINGS",
+    "ClientFingerprint",
+    "PaymentInstrument",
+    "PromptTemplate",
+]
+
+# UUIDv5 namespace of distillguard's deterministic STIX ids (the same finding
+# exported twice gives the same ids, so a TAXII server keeps one copy).
+DG_NAMESPACE = uuid.UUID("6f0b3cbb-8e55-5a86-9c0e-7d3e5b3a2f10")
+TEMPLATE_HASHING = "distillguard-unit-xxh3-64/1"
+EXTENSION_PROPERTIES = ("x_distillguard_account_hashes", "x_distillguard_accounts",
+                        "x_distillguard_exchanges", "x_distillguard_capabilities",
+                        "x_distillguard_techniques", "x_distillguard_hashing",
+                        "x_distillguard_rule_ids")
+
+TLP_MARKINGS: dict[str, Any] = {"white": stix2.TLP_WHITE, "clear": stix2.TLP_WHITE,
+                                "green": stix2.TLP_GREEN, "amber": stix2.TLP_AMBER,
+                                "red": stix2.TLP_RED}
+
+_ATLAS = "mitre-atlas"
+_EXTRACT_MODEL = {"source_name": _ATLAS, "external_id": "AML.T0024.002",
+                  "url": "https://atlas.mitre.org/techniques/AML.T0024.002",
+                  "description": "Extract AI Model"}
+_EXFIL_API = {"source_name": _ATLAS, "external_id": "AML.T0024",
+              "url": "https://atlas.mitre.org/techniques/AML.T0024",
+              "description": "Exfiltration via AI Inference API"}
+
+# technique (``verdict.evidence.TECHNIQUES``) -> (name, description, ATLAS references).
+# Every distillation technique harvests outputs through the inference API to
+# train a copy (AML.T0024.002 under AML.T0024).
+ATLAS_TECHNIQUES: dict[str, tuple[str, str, tuple[dict[str, str], ...]]] = {
+    "cot_elicitation": (
+        "Chain-of-thought elicitation for distillation",
+        "Requests that make the model write out its internal reasoning step by step, "
+        "harvested as reasoning traces to train another model.",
+        (_EXTRACT_MODEL, _EXFIL_API)),
+    "grading": (
+        "Model as grader for distillation",
+        "Requests that make the model score, rank or compare answers with a rubric: the "
+        "model used as a reward model for another model's training.",
+        (_EXTRACT_MODEL, _EXFIL_API)),
+    "data_generation": (
+        "Training-data generation through the API",
+        "Meta-prompts that make the model write new tasks, questions and prompts: "
+        "synthetic training data for another model.",
+        (_EXTRACT_MODEL, _EXFIL_API)),
+    "safe_rewrite": (
+        "Censorship-safe rewrites for distillation",
+        "Requests for rewrites of sensitive questions that another model's training "
+        "can use to imitate the model's refusals and answers.",
+        (_EXTRACT_MODEL, _EXFIL_API)),
+    "tool_use": (
+        "Agentic trajectory harvesting",
+        "Requests carrying tool definitions and tool-use steps, harvested as agentic "
+        "trajectories (tool use, coding, orchestration) for another model's training.",
+        (_EXTRACT_MODEL, _EXFIL_API)),
+}
+
+
+@stix2.CustomObservable("x-llm-prompt-template", [
+    ("unit_hash", properties.StringProperty(required=True)),
+    ("hashing", properties.StringProperty()),
+], id_contrib_props=["unit_hash", "hashing"])
+class PromptTemplate:
+    """A prompt-template unit (see ``signals.template_units``)."""
+
+
+@stix2.CustomObservable("x-payment-instrument", [
+    ("keyed_hash", properties.StringProperty(required=True)),
+    ("hashing", properties.StringProperty()),
+], id_contrib_props=["keyed_hash", "hashing"])
+class PaymentInstrument:
+    """A payment fingerprint as a keyed hash, never raw."""
+
+
+@stix2.CustomObservable("x-tls-client-fingerprint", [
+    ("value", properties.StringProperty(required=True)),
+    ("method", properties.StringProperty()),
+], id_contrib_props=["value", "method"])
+class ClientFingerprint:
+    """A TLS/HTTP client fingerprint (e.g. JA4)."""
