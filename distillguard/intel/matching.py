@@ -201,16 +201,25 @@ class IndicatorMatcher:
 
 
 def _campaign_units(rows: list[tuple[str, str, int, int, int]], policy: Policy) -> set[int]:
-    """Partner units whose uses here look like a campaign's, not a crowd's (module doc)."""
-    heavy: dict[int, int] = defaultdict(int)
+    """Partner units whose uses here look like a campaign's, not a crowd's (module doc).
+
+    An account is *inside* when partner units, all together, appear in at least
+    ``extraction_min_campaign_template_share`` of its sampled requests (counting
+    a request once per unit: an upper bound, fine for telling heavy users from
+    occasional ones).
+    """
+    carried: dict[str, int] = defaultdict(int)
+    for account, _owner, _unit, uses, _sampled in rows:
+        carried[account] += uses
+    inside_uses: dict[int, int] = defaultdict(int)
     total: dict[int, int] = defaultdict(int)
-    passing: dict[int, set[str]] = defaultdict(set)
-    for _account, owner, unit, uses, sampled in rows:
+    outside_owners: dict[int, set[str]] = defaultdict(set)
+    for account, owner, unit, uses, sampled in rows:
         total[unit] += uses
-        if uses / max(sampled, 1) >= policy.extraction_min_campaign_template_share:
-            heavy[unit] += uses
+        if carried[account] / max(sampled, 1) >= policy.extraction_min_campaign_template_share:
+            inside_uses[unit] += uses
         else:
-            passing[unit].add(owner)
+            outside_owners[unit].add(owner)
     return {u for u in total
-            if heavy[u] >= policy.community_unit_min_inside_share * total[u]
-            and len(passing[u]) < policy.template_min_owners}
+            if inside_uses[u] >= policy.community_unit_min_inside_share * total[u]
+            and len(outside_owners[u]) < policy.template_min_owners}

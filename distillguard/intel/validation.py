@@ -1,10 +1,12 @@
-"""The OASIS STIX 2.1 validator (``stix2-validator``) over a bundle we produce or receive."""
+"""The OASIS STIX 2.1 validator (``stix2-validator``) over a bundle we produce or receive.
+
+The validator is imported when first used: its JSON-schema format checkers
+build a grammar at import time (seconds), which no other command should pay.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-from stix2validator import ValidationError, ValidationOptions, validate_string
 
 from distillguard.errors import BundleError
 
@@ -25,6 +27,8 @@ class ValidationReport:
 
 def validate_bundle_text(text: str) -> ValidationReport:
     """Run the OASIS validator (STIX 2.1, default checks) over a serialized bundle."""
+    from stix2validator import ValidationError, ValidationOptions, validate_string
+
     try:
         result = validate_string(text, ValidationOptions(version="2.1"))
     except ValidationError as exc:
