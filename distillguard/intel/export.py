@@ -32,7 +32,6 @@ from distillguard.intel.patterns import indicator_pattern
 from distillguard.intel.vocabulary import (
     ATLAS_TECHNIQUES,
     DG_NAMESPACE,
-    EXTENSION_PROPERTIES,
     TEMPLATE_HASHING,
     TLP_MARKINGS,
 )
@@ -141,17 +140,8 @@ class _Builder:
             id=self.ids("identity"), name=config.producer, identity_class="organization",
             contact_information=config.contact, created=self.now, modified=self.now,
             description="Producer of distillation-campaign intelligence (distillguard).")
-        self.extension = stix2.ExtensionDefinition(
-            id=self.ids("extension-definition", "campaign-properties/1"),
-            created_by_ref=self.identity.id, created=self.now, modified=self.now,
-            name="distillguard campaign properties",
-            description="Accounts (as keyed hashes), volume, capabilities and techniques of a "
-                        "distillation campaign, as measured by the producer.",
-            schema="https://github.com/distillguard/distillguard/blob/main/docs/intel.md",
-            version="1.0", extension_types=["toplevel-property-extension"],
-            extension_properties=list(EXTENSION_PROPERTIES))
-        self.objects: list[Any] = [self.identity, self.extension, self.tlp]
-        self._seen: set[str] = {self.identity.id, self.extension.id, self.tlp.id}
+        self.objects: list[Any] = [self.identity, self.tlp]
+        self._seen: set[str] = {self.identity.id, self.tlp.id}
 
     def add(self, obj: Any) -> Any:
         if obj.id not in self._seen:
@@ -199,7 +189,6 @@ class _Builder:
             objective="Harvest a model's outputs through its API to train another model "
                       "(distillation).",
             first_seen=first, last_seen=last, confidence=confidence,
-            extensions={self.extension.id: {"extension_type": "toplevel-property-extension"}},
             allow_custom=True, **props, **self.common()))
         self.sighting(campaign, int(c.get("exchanges") or 0), first, last,
                       f"{len(accounts):,} accounts, {int(c.get('exchanges') or 0):,} exchanges")

@@ -132,7 +132,7 @@ def _connection(target: TaxiiTarget) -> _HTTPConnection:
 
 def _collection(target: TaxiiTarget, conn: _HTTPConnection) -> Collection:
     collection = Collection(target.collection_url, conn=conn)
-    collection.refresh_information()
+    collection.refresh()
     return collection
 
 

@@ -1,5 +1,5 @@
-"""The STIX 2.1 vocabulary distillguard shares in: its custom observables, its property
-extension, the MITRE ATLAS techniques and the TLP markings.
+"""The STIX 2.1 vocabulary distillguard shares in: its custom observables, its campaign
+properties, the MITRE ATLAS techniques and the TLP markings.
 
 Standard objects carry everything a partner's MISP or OpenCTI already knows
 (IPs, subnets, ASNs). Three things have no STIX object, so they are custom
@@ -16,7 +16,12 @@ that both ends parse them (``x-`` prefixed, as STIX 2.1 requires):
   a JA4 string, and ``method``).
 
 Campaign properties (accounts as keyed hashes, exchange counts, capabilities)
-ride on a ``toplevel-property-extension`` whose definition is part of each bundle.
+are custom properties prefixed ``x_distillguard_`` (``CAMPAIGN_PROPERTIES``).
+STIX 2.1 prefers a ``toplevel-property-extension`` with an
+``extension-definition`` object, but the definition's ``version`` property
+breaks OASIS medallion (3.0.0 reads any ``version`` as a timestamp and fails
+every read of the collection), so plain custom properties it is: the
+validator warns (a SHOULD), every reader keeps them.
 """
 
 from __future__ import annotations
@@ -29,8 +34,8 @@ from stix2 import properties
 
 __all__ = [
     "ATLAS_TECHNIQUES",
+    "CAMPAIGN_PROPERTIES",
     "DG_NAMESPACE",
-    "EXTENSION_PROPERTIES",
     "TEMPLATE_HASHING",
     "TLP_MARKINGS",
     "ClientFingerprint",
@@ -42,7 +47,7 @@ __all__ = [
 # exported twice gives the same ids, so a TAXII server keeps one copy).
 DG_NAMESPACE = uuid.UUID("6f0b3cbb-8e55-5a86-9c0e-7d3e5b3a2f10")
 TEMPLATE_HASHING = "distillguard-unit-xxh3-64/1"
-EXTENSION_PROPERTIES = ("x_distillguard_account_hashes", "x_distillguard_accounts",
+CAMPAIGN_PROPERTIES = ("x_distillguard_account_hashes", "x_distillguard_accounts",
                         "x_distillguard_exchanges", "x_distillguard_capabilities",
                         "x_distillguard_techniques", "x_distillguard_hashing",
                         "x_distillguard_rule_ids")

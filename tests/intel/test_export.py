@@ -70,7 +70,7 @@ def test_bundle_holds_campaign_attribution_techniques_indicators_and_sightings(
     assert sighting["first_seen"] == "2026-03-01T02:00:00Z"
     amber = stix2.TLP_AMBER.id
     assert all(o.get("object_marking_refs") == [amber] for o in objects
-               if o["type"] not in ("identity", "extension-definition", "marking-definition"))
+               if o["type"] not in ("identity", "marking-definition"))
     assert any(o["id"] == amber for o in objects)
 
 
