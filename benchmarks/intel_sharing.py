@@ -9,8 +9,9 @@ infrastructure; everything else differs). A scans its traffic and exports a
 STIX bundle; B scans the first N of its exchanges (by time) for increasing N,
 without and with A's bundle. Printed per cut: the operator's accounts that B
 lists (extraction, and extraction or review), legitimate accounts listed,
-and whether the operator's campaign is found (a campaign whose accounts are
-mostly the operator's). The baseline is B's scan without intel at the same cut.
+and whether the operator's campaign is found (one campaign holds at least 3
+of its accounts; the scan merges operators that run the same public pipelines).
+The baseline is B's scan without intel at the same cut.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import argparse
 import sys
 import tempfile
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +65,9 @@ def score(findings: dict[str, Any], labels: dict[str, str | None], operator: str
           ) -> dict[str, Any]:
     listed = {a["account_id"]: a["verdict"] for a in findings["accounts"]}
     mine = [a for a in listed if labels.get(a) == operator]
-    found = any(Counter(labels.get(a) for a in c["accounts"]).most_common(1)[0][0] == operator
+    # found: one campaign holds at least 3 of the operator's accounts (the policy's
+    # campaign_min_owners); operators sending the same public pipelines may share it
+    found = any(sum(labels.get(a) == operator for a in c["accounts"]) >= 3
                 for c in findings["campaigns"])
     return {"found": found,
             "extraction": sum(listed[a] == "extraction" for a in mine), "listed": len(mine),
