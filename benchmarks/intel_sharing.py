@@ -21,15 +21,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
-
-import duckdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from distillguard.corpora import find_corpora_dir
 from distillguard.engines.scan_job import ScanJob, run_scan_job
-from distillguard.evaluate import read_labels
+from distillguard.evaluate import actor_listing, first_exchanges, read_labels
 from distillguard.intel import IndicatorMatcher, IntelConfig, findings_to_bundle, parse_bundle
 from distillguard.sim import SimOptions, simulate
 
@@ -47,33 +44,6 @@ def provider(name: str, seed: int, args: argparse.Namespace, corpora: Path) -> P
         print(f"  provider {name}: {report.exchanges:,} exchanges, {report.accounts:,} accounts",
               flush=True)
     return out
-
-
-def cut(exchanges: Path, n: int, folder: Path) -> Path:
-    """The first ``n`` exchanges by time (all for 0), as one Parquet file."""
-    target = folder / f"first-{n}.parquet"
-    limit = f"LIMIT {n}" if n else ""
-    con = duckdb.connect()
-    con.execute("SET enable_progress_bar = false")
-    con.execute(f"COPY (SELECT * FROM read_parquet('{exchanges}/*.parquet') ORDER BY ts, "
-                f"request_id {limit}) TO '{target}' (FORMAT parquet)")
-    con.close()
-    return target
-
-
-def score(findings: dict[str, Any], labels: dict[str, str | None], operator: str,
-          ) -> dict[str, Any]:
-    listed = {a["account_id"]: a["verdict"] for a in findings["accounts"]}
-    mine = [a for a in listed if labels.get(a) == operator]
-    # found: one campaign holds at least 3 of the operator's accounts (the policy's
-    # campaign_min_owners); operators sending the same public pipelines may share it
-    found = any(sum(labels.get(a) == operator for a in c["accounts"]) >= 3
-                for c in findings["campaigns"])
-    return {"found": found,
-            "extraction": sum(listed[a] == "extraction" for a in mine), "listed": len(mine),
-            "legit_extraction": sum(v == "extraction" for a, v in listed.items()
-                                    if labels.get(a) is None),
-            "legit_listed": sum(labels.get(a) is None for a in listed)}
 
 
 def main() -> None:
@@ -104,15 +74,15 @@ def main() -> None:
               "extr/listed |")
         first: dict[str, int | None] = {"without": None, "with": None}
         for n in [int(c) for c in args.cuts.split(",")]:
-            log = cut(b / "exchanges", n, folder)
-            rows = duckdb.sql(f"SELECT count(*) FROM '{log}'").fetchall()[0][0]
+            log = folder / f"first-{n}.parquet"
+            rows = first_exchanges(b / "exchanges", n, log)
             started = time.perf_counter()
             results = {}
             for mode, matcher in (("without", None),
                                   ("with", IndicatorMatcher(received, config.hasher()))):
                 findings, _ = run_scan_job(ScanJob([log], None, folder / f"b-{mode}.json",
                                                    releases=b / "releases.json", intel=matcher))
-                results[mode] = score(findings, labels, args.operator)
+                results[mode] = actor_listing(findings, labels, args.operator)
                 if results[mode]["found"] and first[mode] is None:
                     first[mode] = rows
             cells = [f"{'yes' if r['found'] else 'no':>5}  {r['extraction']:>4}/{r['listed']:<6}"

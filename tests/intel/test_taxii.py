@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from distillguard.cli import app
 from distillguard.errors import TaxiiError
+from distillguard.evaluate import first_exchanges
 from distillguard.intel import (
     IntelConfig,
     TaxiiTarget,
@@ -106,8 +107,11 @@ def test_cli_push_pull_and_scan_names_the_shared_indicators(
     pulled = orjson.loads(pulled_path.read_bytes())["objects"]
     assert sorted(pulled, key=lambda o: o["id"]) == sorted(pushed, key=lambda o: o["id"])
     out = tmp_path / "b-findings.json"
-    result = runner.invoke(app, ["scan", str(providers["b"] / "exchanges"), "--intel",
-                                 str(pulled_path), "--out", str(out)])
+    b_log = tmp_path / "b-first.parquet"
+    first_exchanges(providers["b"] / "exchanges", 3_000, b_log)
+    result = runner.invoke(app, ["scan", str(b_log), "--intel", str(pulled_path),
+                                 "--releases", str(providers["b"] / "releases.json"),
+                                 "--out", str(out)])
     assert result.exit_code == 0, result.output
     reasons = [r for a in orjson.loads(out.read_bytes())["accounts"] for r in a["reasons"]]
     assert any("listed by partner Lab A" in r or "partner Lab A lists" in r for r in reasons)
