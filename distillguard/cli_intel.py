@@ -107,6 +107,9 @@ def export_command(
              "(an intrusion-set; repeatable).")] = None,
     validate: Annotated[bool, typer.Option(help="Run the OASIS STIX 2.1 validator on the "
                                            "bundle; write nothing if it finds errors.")] = False,
+    db: Annotated[Path | None, typer.Option(
+        help="The store the findings were scanned from: adds a sighting per indicator "
+             "(exchanges, accounts, first and last seen).")] = None,
 ) -> None:
     """Write a STIX 2.1 bundle of the campaigns in findings.json."""
     from distillguard.intel import findings_to_bundle
@@ -116,9 +119,13 @@ def export_command(
     except (OSError, orjson.JSONDecodeError) as exc:
         _fail(f"cannot read findings {findings_path}: {exc}")
         return
+    if db is not None and not db.is_file():
+        _fail(f"no store at {db}")
     try:
-        bundle = findings_to_bundle(findings, _config(config, tlp),
-                                    attribution=_attribution(attribute))
+        settings = _config(config, tlp)
+        settings.hasher()  # a missing secret fails before the store is read
+        bundle = findings_to_bundle(findings, settings, attribution=_attribution(attribute),
+                                    stats=_indicator_stats(db, findings) if db else None)
         text = bundle.serialize(pretty=True)
         if validate and not _print_validation(text):
             _fail("the bundle does not pass the STIX 2.1 validator; nothing written")
@@ -130,6 +137,15 @@ def export_command(
     out.print(f"[bold]Exported[/] {len(findings['campaigns'])} campaign(s) as {len(types)} STIX "
               f"objects ({sum(o['type'] == 'indicator' for o in types)} indicators) -> "
               f"{out_path}", highlight=False)
+
+
+def _indicator_stats(db: Path, findings: dict[str, Any]) -> dict[Any, Any]:
+    from distillguard.engines import ExchangeStore
+    from distillguard.engines.sql_engine import DuckDBEngine
+    from distillguard.intel.indicator_stats import indicator_stats
+
+    with ExchangeStore(db) as store:
+        return indicator_stats(DuckDBEngine(store.con), findings)
 
 
 def _print_received(received: ReceivedIntel) -> None:

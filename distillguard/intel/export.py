@@ -36,7 +36,7 @@ from distillguard.intel.vocabulary import (
     TLP_MARKINGS,
 )
 
-__all__ = ["IndicatorStats", "findings_to_bundle"]
+__all__ = ["IndicatorStats", "campaign_values", "findings_to_bundle"]
 
 SUBNET_PREFIX = 24          # IPv4 /24 blocks holding at least SUBNET_MIN_IPS campaign IPs
 SUBNET_MIN_IPS = 2
@@ -96,15 +96,15 @@ def _subnets(ips: Iterable[str]) -> list[str]:
     return sorted(net for net, n in blocks.items() if n >= SUBNET_MIN_IPS)
 
 
-def _values(campaign: dict[str, Any], hasher: KeyedHasher) -> list[tuple[str, str]]:
-    """(kind, value) of every indicator to share, payment fingerprints keyed-hashed."""
+def campaign_values(campaign: dict[str, Any]) -> list[tuple[str, str]]:
+    """(kind, value as the findings hold it) of every indicator to share."""
     found = campaign.get("indicators") or {}
     ips = [str(v) for v in found.get("ips", [])]
     out = [("ip", ip) for ip in ips] + [("subnet", s) for s in _subnets(ips)]
     out += [("asn", str(int(v))) for v in found.get("asns", [])]
     out += [("client_fingerprint", str(v)) for v in found.get("client_fingerprints", [])]
     out += [("template", str(v).removeprefix("unit:")) for v in found.get("templates", [])]
-    out += [("payment", hasher.hash(str(v))) for v in found.get("payment_fingerprints", [])]
+    out += [("payment", str(v)) for v in found.get("payment_fingerprints", [])]
     return out
 
 
@@ -206,11 +206,13 @@ class _Builder:
                     id=self.ids("attack-pattern", technique), name=title, description=text,
                     external_references=[dict(r) for r in refs], **self.common()))
                 self.relate(campaign, "uses", pattern)
-        for kind, value in _values(c, self.hasher):
-            self.indicator(campaign, cid, kind, value, confidence, first)
+        for kind, raw in campaign_values(c):
+            self.indicator(campaign, cid, kind, raw, confidence, first)
 
-    def indicator(self, campaign: Any, cid: str, kind: str, value: str, confidence: int,
+    def indicator(self, campaign: Any, cid: str, kind: str, raw: str, confidence: int,
                   first: str) -> None:
+        """One indicator; a payment fingerprint leaves only as its keyed hash."""
+        value = self.hasher.hash(raw) if kind == "payment" else raw
         shown = value if kind != "payment" else value[:16] + "..."
         indicator = self.add(stix2.Indicator(
             id=self.ids("indicator", campaign.id, kind, value),
@@ -220,7 +222,7 @@ class _Builder:
             pattern_type="stix", pattern_version="2.1", valid_from=first, confidence=confidence,
             **self.common()))
         self.relate(indicator, "indicates", campaign)
-        seen = self.stats.get((cid, kind, value))
+        seen = self.stats.get((cid, kind, raw))
         if seen is not None:
             self.sighting(indicator, seen.exchanges, _stix_time(seen.first_seen, first),
                           _stix_time(seen.last_seen, first),
@@ -235,7 +237,8 @@ def findings_to_bundle(findings: dict[str, Any], config: IntelConfig, *,
 
     ``attribution`` maps campaign ids to the operator an analyst attributes them
     to (an ``intrusion-set`` each); ``stats`` holds per-indicator sightings
-    keyed by (campaign id, kind, value) when the traffic is at hand.
+    keyed by (campaign id, kind, raw value) when the traffic is at hand
+    (``intel.indicator_stats``).
     """
     if not isinstance(findings, dict) or not isinstance(findings.get("campaigns"), list):
         msg = "not a findings file: it has no 'campaigns' list (see shared/spec/findings.md)"

@@ -1,4 +1,4 @@
-"""SQL that matches partners' indicators against the traffic, over the scan's tables.
+"""SQL that matches partners' indicators against the traffic, and measures our own.
 
 Reads ``exchanges`` and ``signals`` (the sampled exchanges with their
 template units) and tables the matcher registers: ``partner_unit_set(unit)``,
@@ -8,7 +8,7 @@ template units) and tables the matcher registers: ``partner_unit_set(unit)``,
 from __future__ import annotations
 
 __all__ = ["EXCHANGE_COLUMNS", "PARTNER_TEMPLATE_REQUESTS_SQL", "PARTNER_UNIT_USES_SQL",
-           "distinct_values_sql", "value_matches_sql"]
+           "distinct_values_sql", "indicator_stats_sql", "value_matches_sql"]
 
 # indicator kind -> exchange-log column it is matched on
 EXCHANGE_COLUMNS = {"ip": "ip", "asn": "asn", "client_fingerprint": "client_fingerprint",
@@ -55,3 +55,20 @@ SELECT e.account_id, e.{column} AS value, count(*) AS exchanges
 FROM exchanges e JOIN partner_values p ON e.{column} = p.value
 GROUP BY e.account_id, e.{column}
 """
+
+
+def indicator_stats_sql() -> str:
+    """Per campaign and shared value, what the campaign's own accounts sent with it.
+
+    Reads ``intel_members(account_id, campaign_id)`` and
+    ``intel_values(campaign_id, kind, value)`` (values as text).
+    """
+    parts = [f"""
+SELECT v.campaign_id, v.kind, v.value, count(*) AS exchanges,
+       count(DISTINCT e.account_id) AS accounts, min(e.ts) AS first_seen, max(e.ts) AS last_seen
+FROM exchanges e
+JOIN intel_members m ON e.account_id = m.account_id
+JOIN intel_values v ON v.campaign_id = m.campaign_id AND v.kind = '{kind}'
+                   AND CAST(e.{column} AS VARCHAR) = v.value
+GROUP BY v.campaign_id, v.kind, v.value""" for kind, column in EXCHANGE_COLUMNS.items()]
+    return "\nUNION ALL\n".join(parts)

@@ -172,3 +172,31 @@ def test_cli_export_without_secret_writes_nothing(findings_file: Path, tmp_path:
     assert result.exit_code == 2
     assert "no intel secret configured" in result.output
     assert not out.exists()
+
+
+def test_export_with_the_store_adds_a_sighting_per_indicator(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from distillguard.engines import ExchangeStore
+    from tests.conftest import make_record, write_jsonl
+
+    records = [make_record(i, account_id=f"acct_secret_{i % 2}", ip="198.51.100.7",
+                           ts=f"2026-03-0{1 + i}T10:00:00Z") for i in range(4)]
+    records.append(make_record(9, account_id="someone_else", ip="198.51.100.7"))
+    with ExchangeStore(tmp_path / "store.duckdb") as store:
+        store.ingest([write_jsonl(tmp_path / "log.jsonl", records)])
+    findings = tmp_path / "findings.json"
+    findings.write_bytes(orjson.dumps(tiny_findings()))
+    monkeypatch.setenv("DISTILLGUARD_INTEL_KEY", SECRET.decode())
+    out = tmp_path / "bundle.json"
+    result = CliRunner().invoke(app, ["intel", "export", str(findings), "--out", str(out),
+                                      "--db", str(tmp_path / "store.duckdb")])
+    assert result.exit_code == 0, result.output
+    objects = {o["id"]: o for o in orjson.loads(out.read_bytes())["objects"]}
+    ip_indicator = next(o for o in objects.values() if o["type"] == "indicator"
+                        and o["pattern"] == "[ipv4-addr:value = '198.51.100.7']")
+    sighting = next(o for o in objects.values() if o["type"] == "sighting"
+                    and o["sighting_of_ref"] == ip_indicator["id"])
+    assert sighting["count"] == 4  # the campaign's own exchanges, not someone else's
+    assert sighting["first_seen"] == "2026-03-01T10:00:00Z"
+    assert sighting["last_seen"] == "2026-03-04T10:00:00Z"
+    assert "2 accounts" in sighting["description"]
