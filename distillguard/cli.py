@@ -330,6 +330,8 @@ def scan(
         fail(str(exc))
         return
     print_scan(findings, out_path, result.timings)
+    if matcher is not None:
+        out.print(matcher.summary(), highlight=False)
     if report is not None:
         out.print(f"Report: {report}", highlight=False)
 

@@ -112,6 +112,7 @@ class IndicatorMatcher:
         self.received = received
         self.hasher = hasher
         self.skipped_payments = 0
+        self.matches: IntelMatches | None = None  # the last call's, for summaries
 
     def _of_kind(self, kind: str) -> dict[str, list[PartnerIndicator]]:
         out: dict[str, list[PartnerIndicator]] = defaultdict(list)
@@ -126,7 +127,24 @@ class IndicatorMatcher:
                                   + self._exact(engine, "client_fingerprint")
                                   + self._subnets(engine) + self._payments(engine))
         matches.templates, matches.crowd_units = self._templates(engine, policy)
+        self.matches = matches
         return matches
+
+    def summary(self) -> str:
+        """One line on what the last call matched."""
+        m = self.matches
+        if m is None:
+            return "partner intel: not matched (the scan stopped before the verdict)"
+        words = (f"partner intel: {len({t.account_id for t in m.templates}):,} account(s) carry "
+                 f"partner templates, {len({i.account_id for i in m.infrastructure}):,} show "
+                 f"partner infrastructure ({len(m.infrastructure):,} matches)")
+        if m.crowd_units:
+            words += f"; {m.crowd_units} partner template unit(s) left out (ordinary accounts "
+            words += "here send them)"
+        if self.skipped_payments:
+            words += (f"; {self.skipped_payments} payment hash(es) not matched (no "
+                      "DISTILLGUARD_INTEL_KEY)")
+        return words
 
     def _value_matches(self, engine: SqlEngine, kind: str, values: list[str],
                        ) -> list[tuple[str, str, int]]:
