@@ -154,33 +154,41 @@ def _envelopes(objects: list[dict[str, Any]], max_bytes: int) -> Iterator[list[d
         yield group
 
 
+@contextlib.contextmanager
+def _open_collection(target: TaxiiTarget, what: str,
+                     access: str) -> Iterator[tuple[Collection, _HTTPConnection]]:
+    """The collection (``access``: read or write checked), errors mapped, closed after."""
+    with map_taxii_errors(f"{what} {target.collection_url}"):
+        conn = _connection(target)
+        try:
+            collection = _collection(target, conn)
+            if not (collection.can_read if access == "read" else collection.can_write):
+                msg = f"collection {target.collection} is not open to {access} for this user"
+                raise TaxiiError(msg)
+            yield collection, conn
+        finally:
+            conn.close()
+
+
 def push_objects(target: TaxiiTarget, objects: list[dict[str, Any]], *,
                  on_envelope: Callable[[int], None] | None = None) -> PushReport:
     """Add ``objects`` to the collection, in as many envelopes as the server's size limit
     needs; wait for each to complete."""
     report = PushReport()
-    with map_taxii_errors(f"push to {target.collection_url}"):
-        conn = _connection(target)
-        try:
-            collection = _collection(target, conn)
-            if not collection.can_write:
-                msg = f"collection {target.collection} is not writable for this user"
-                raise TaxiiError(msg)
-            root = ApiRoot(target.api_root, conn=conn)
-            max_bytes = int(root.max_content_length or 10 * 1024 * 1024)
-            for group in _envelopes(objects, max_bytes):
-                status = collection.add_objects(orjson.dumps({"objects": group}).decode(),
-                                                wait_for_completion=True, poll_interval=0.5,
-                                                timeout=target.timeout)
-                report.sent += len(group)
-                report.envelopes += 1
-                report.succeeded += int(status.success_count or 0)
-                report.failed += int(status.failure_count or 0)
-                report.pending += int(status.pending_count or 0)
-                if on_envelope:
-                    on_envelope(len(group))
-        finally:
-            conn.close()
+    with _open_collection(target, "push to", "write") as (collection, conn):
+        root = ApiRoot(target.api_root, conn=conn)
+        max_bytes = int(root.max_content_length or 10 * 1024 * 1024)
+        for group in _envelopes(objects, max_bytes):
+            status = collection.add_objects(orjson.dumps({"objects": group}).decode(),
+                                            wait_for_completion=True, poll_interval=0.5,
+                                            timeout=target.timeout)
+            report.sent += len(group)
+            report.envelopes += 1
+            report.succeeded += int(status.success_count or 0)
+            report.failed += int(status.failure_count or 0)
+            report.pending += int(status.pending_count or 0)
+            if on_envelope:
+                on_envelope(len(group))
     return report
 
 
@@ -190,31 +198,23 @@ def pull_objects(target: TaxiiTarget, *, per_page: int = DEFAULT_PAGE_SIZE,
     """Every object of the collection, page after page until the server says no more."""
     out: list[dict[str, Any]] = []
     filters = {"added_after": added_after} if added_after else {}
-    with map_taxii_errors(f"pull from {target.collection_url}"):
-        conn = _connection(target)
-        try:
-            collection = _collection(target, conn)
-            if not collection.can_read:
-                msg = f"collection {target.collection} is not readable for this user"
+    with _open_collection(target, "pull from", "read") as (collection, _):
+        envelope = collection.get_objects(limit=per_page, **filters)
+        for _ in range(MAX_PAGES):
+            page = envelope.get("objects") or []
+            if not isinstance(page, list):
+                msg = "the server's envelope has no list of objects"
                 raise TaxiiError(msg)
-            envelope = collection.get_objects(limit=per_page, **filters)
-            for _ in range(MAX_PAGES):
-                page = envelope.get("objects") or []
-                if not isinstance(page, list):
-                    msg = "the server's envelope has no list of objects"
-                    raise TaxiiError(msg)
-                out += page
-                if on_page:
-                    on_page(len(page))
-                if not envelope.get("more"):
-                    return out
-                token = envelope.get("next")
-                if not token:
-                    msg = ("the server says more objects follow but gives no 'next' token to "
-                           "ask for them")
-                    raise TaxiiError(msg)
-                envelope = collection.get_objects(limit=per_page, next=token, **filters)
-        finally:
-            conn.close()
+            out += page
+            if on_page:
+                on_page(len(page))
+            if not envelope.get("more"):
+                return out
+            token = envelope.get("next")
+            if not token:
+                msg = ("the server says more objects follow but gives no 'next' token to "
+                       "ask for them")
+                raise TaxiiError(msg)
+            envelope = collection.get_objects(limit=per_page, next=token, **filters)
     msg = f"stopped after {MAX_PAGES:,} pages: the server keeps saying more objects follow"
     raise TaxiiError(msg)

@@ -115,3 +115,47 @@ def test_cli_push_pull_and_scan_names_the_shared_indicators(
     assert result.exit_code == 0, result.output
     reasons = [r for a in orjson.loads(out.read_bytes())["accounts"] for r in a["reasons"]]
     assert any("listed by partner Lab A" in r or "partner Lab A lists" in r for r in reasons)
+
+
+class _FakeCollection:
+    """A server that says more objects follow but never says how to get them."""
+
+    def __init__(self, pages: list[dict]) -> None:
+        self.pages = pages
+        self.asked: list[dict] = []
+
+    def get_objects(self, **kwargs: object) -> dict:
+        self.asked.append(kwargs)
+        return self.pages[min(len(self.asked), len(self.pages)) - 1]
+
+
+@pytest.mark.parametrize(("pages", "message"), [
+    ([{"objects": [{"id": "a"}], "more": True}], "no 'next' token"),
+    ([{"objects": {"id": "a"}, "more": False}], "no list of objects"),
+])
+def test_servers_that_break_pagination_fail_clearly(monkeypatch: pytest.MonkeyPatch,
+                                                    pages: list[dict], message: str) -> None:
+    import contextlib
+
+    import distillguard.intel.taxii as taxii
+
+    fake = _FakeCollection(pages)
+    monkeypatch.setattr(taxii, "_open_collection",
+                        lambda *a: contextlib.nullcontext((fake, None)))
+    with pytest.raises(TaxiiError, match=message):
+        pull_objects(TaxiiTarget("http://127.0.0.1:9/api/", "c"))
+
+
+def test_pull_follows_next_tokens_until_no_more(monkeypatch: pytest.MonkeyPatch) -> None:
+    import contextlib
+
+    import distillguard.intel.taxii as taxii
+
+    fake = _FakeCollection([{"objects": [{"id": "a"}], "more": True, "next": "t1"},
+                            {"objects": [{"id": "b"}], "more": True, "next": "t2"},
+                            {"objects": [{"id": "c"}], "more": False}])
+    monkeypatch.setattr(taxii, "_open_collection",
+                        lambda *a: contextlib.nullcontext((fake, None)))
+    assert [o["id"] for o in pull_objects(TaxiiTarget("http://x/api/", "c"), per_page=1)] == [
+        "a", "b", "c"]
+    assert [k.get("next") for k in fake.asked] == [None, "t1", "t2"]
