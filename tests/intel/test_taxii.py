@@ -91,8 +91,10 @@ def test_cli_push_pull_and_scan_names_the_shared_indicators(
     findings = tmp_path / "a-findings.json"
     findings.write_bytes(orjson.dumps(providers["findings"]))
     bundle = tmp_path / "a.json"
+    (tmp_path / "intel.yaml").write_text("producer: {name: Lab A}\n")
     result = runner.invoke(app, ["intel", "export", str(findings), "--out", str(bundle),
-                                 "--attribute", "C1=Operator X"])
+                                 "--attribute", "C1=Operator X",
+                                 "--config", str(tmp_path / "intel.yaml")])
     assert result.exit_code == 0, result.output
     server = ["--taxii", medallion.api_root, "--collection", medallion.collection,
               "--user", "lab-b", "--password", "s3cret"]
