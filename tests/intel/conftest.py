@@ -151,10 +151,11 @@ def scanned_provider(providers: dict[str, Any]) -> dict[str, Any]:
     import duckdb
 
     con = duckdb.connect()
-    rows = con.execute(f"SELECT DISTINCT payment_fingerprint FROM "
-                       f"read_parquet('{providers['a']}/exchanges/*.parquet') "
-                       "WHERE payment_fingerprint IS NOT NULL").fetchall()
+    parts = f"read_parquet('{providers['a']}/exchanges/*.parquet')"
+    payments = con.execute(f"SELECT DISTINCT payment_fingerprint FROM {parts} "
+                           "WHERE payment_fingerprint IS NOT NULL").fetchall()
+    accounts = con.execute(f"SELECT DISTINCT account_id FROM {parts}").fetchall()
     con.close()
     return {"findings": providers["findings"],
             "config": IntelConfig(producer="Lab A", secret=SECRET),
-            "all_payment_fingerprints": {r[0] for r in rows}}
+            "raw_identifiers": {r[0] for r in payments} | {r[0] for r in accounts}}
