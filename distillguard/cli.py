@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from distillguard import __version__
+from distillguard.cli_intel import intel_app, load_received_intel
 from distillguard.engines import ExchangeStore, IngestReport, store_summary
 from distillguard.errors import DistillguardError
 from distillguard.logs import discover_log_files, split_uris
@@ -33,6 +34,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.add_typer(intel_app, name="intel")
 out = Console()
 err = Console(stderr=True)
 
@@ -177,6 +179,13 @@ def simulate_command(
     workers: Annotated[int, typer.Option(help="Processes writing parts.")] = 2,
     corpora: Annotated[Path | None, typer.Option(
         help="The prompt corpora (default: ../shared/corpora).")] = None,
+    shared_operator: Annotated[str | None, typer.Option(
+        help="A campaign of the scenario run by an operator that other simulations share "
+             "(same --operator-seed: same pipelines, part of the infrastructure).")] = None,
+    operator_seed: Annotated[int, typer.Option(help="The shared operator's seed.")] = 0,
+    operator_infra_share: Annotated[float, typer.Option(
+        help="Share of the shared operator's groups on its own (shared) infrastructure.")
+    ] = 0.5,
 ) -> None:
     """Write simulated API traffic with campaigns and ground truth labels."""
     try:
@@ -184,7 +193,9 @@ def simulate_command(
             out=out_dir, scenario=scenario, scale=scale, seed=seed,
             evasion=None if evasion is None else parse_evasion(evasion), split=split,
             attack_corpora=tuple(c.strip() for c in attack_corpora.split(",") if c.strip())
-            if attack_corpora else None, fmt=fmt, workers=workers, corpora=corpora))
+            if attack_corpora else None, fmt=fmt, workers=workers, corpora=corpora,
+            shared_operator=shared_operator, operator_seed=operator_seed,
+            operator_infra_share=operator_infra_share))
     except DistillguardError as exc:
         fail(str(exc))
         return
@@ -274,13 +285,32 @@ def scan(
     spark_conf: Annotated[list[str] | None, typer.Option(
         help="Extra Spark setting KEY=VALUE (repeatable), e.g. spark.executor.memory=8g.")
     ] = None,
+    intel: Annotated[list[Path] | None, typer.Option(
+        help="STIX bundle received from partners, or a folder of them (repeatable): their "
+             "indicators are matched against the traffic (docs/intel.md).")] = None,
+    intel_config: Annotated[Path | None, typer.Option(
+        help="Intel config YAML (limits; the secret for partners' payment hashes may also "
+             "come from DISTILLGUARD_INTEL_KEY).")] = None,
 ) -> None:
     """Find extraction accounts and campaigns; write findings.json (and a report)."""
     from distillguard.engines.scan_job import ScanJob, run_scan_job
     from distillguard.engines.spark_session import SparkOptions
+    from distillguard.intel import IndicatorMatcher, load_intel_config
 
     if engine not in ("duckdb", "spark"):
         fail(f"unknown engine {engine!r}: use duckdb or spark")
+    matcher = None
+    if intel:
+        try:
+            settings = load_intel_config(intel_config)
+            received = load_received_intel(intel, settings)
+        except DistillguardError as exc:
+            fail(str(exc))
+            return
+        matcher = IndicatorMatcher(received, settings.hasher() if settings.secret else None)
+        out.print(f"Partner intel: {len(received.indicators):,} indicators of "
+                  f"{len(received.campaigns)} campaign(s) from {len(received.sources)} "
+                  "bundle(s)", highlight=False)
     conf = {}
     for item in spark_conf or []:
         key, sep, value = item.partition("=")
@@ -289,7 +319,7 @@ def scan(
         conf[key.strip()] = value.strip()
     job = ScanJob(list(logs or []), db, out_path, releases, policy, report,
                   engine=engine,  # type: ignore[arg-type]
-                  spark=SparkOptions(spark_master, spark_remote, conf))
+                  spark=SparkOptions(spark_master, spark_remote, conf), intel=matcher)
     try:
         files = discover_log_files(split_uris(job.logs)[0]) if logs and engine == "duckdb" else []
         bar, advance = byte_progress(files, desc="ingest")
@@ -302,6 +332,8 @@ def scan(
         fail(str(exc))
         return
     print_scan(findings, out_path, result.timings)
+    if matcher is not None:
+        out.print(matcher.summary(), highlight=False)
     if report is not None:
         out.print(f"Report: {report}", highlight=False)
 

@@ -65,6 +65,7 @@ from distillguard.verdict.evidence import (
     account_evidence,
     set_campaign_template_shares,
 )
+from distillguard.verdict.partner_intel import IntelMatches, corroborate
 from distillguard.verdict.policy import Policy
 from distillguard.verdict.profiles import (
     ProfileRows,
@@ -74,7 +75,11 @@ from distillguard.verdict.profiles import (
     pick_sample_prompts,
 )
 
-__all__ = ["ScanResult", "run_scan"]
+__all__ = ["IntelMatcher", "ScanResult", "run_scan"]
+
+# Matches indicators received from partners against the traffic an engine holds
+# (``intel.IndicatorMatcher``); the verdict weighs them (``verdict.partner_intel``).
+IntelMatcher = Callable[[SqlEngine, Policy], IntelMatches]
 
 
 @dataclass
@@ -130,8 +135,13 @@ def _profiles(engine: SqlEngine, campaigns: list[CampaignVerdict],
 def run_scan(engine: SqlEngine, *, policy: Policy, releases: list[dict[str, str]],
              lexicon: Lexicon | None = None,
              on_step: Callable[[str], None] | None = None,
-             on_signal_rows: Callable[[int], None] | None = None) -> ScanResult:
-    """Scan every exchange ``engine`` holds; return verdicts, campaigns and their profiles."""
+             on_signal_rows: Callable[[int], None] | None = None,
+             intel: IntelMatcher | None = None) -> ScanResult:
+    """Scan every exchange ``engine`` holds; return verdicts, campaigns and their profiles.
+
+    ``intel`` matches partners' indicators against the traffic; the matches
+    become evidence before the verdict (``verdict.partner_intel.corroborate``).
+    """
     lexicon = lexicon or load_lexicon()
     timings: dict[str, float] = {}
 
@@ -160,6 +170,9 @@ def run_scan(engine: SqlEngine, *, policy: Policy, releases: list[dict[str, str]
     t = step("templates", t)
     community = _link_accounts(engine, evidence, evidence_rows, policy)
     t = step("linkage", t)
+    if intel is not None:
+        community = corroborate(evidence, community, intel(engine, policy), policy)
+        t = step("intel", t)
     verdicts, campaigns = judge(evidence, community, policy)
     profiles = _profiles(engine, campaigns, policy)
     t = step("verdict", t)

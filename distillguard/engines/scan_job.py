@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 import orjson
 
-from distillguard.engines.scan import ScanResult, run_scan
+from distillguard.engines.scan import IntelMatcher, ScanResult, run_scan
 from distillguard.engines.spark_session import SparkOptions
 from distillguard.engines.sql_engine import DuckDBEngine
 from distillguard.engines.store import ExchangeStore
@@ -39,6 +39,7 @@ class ScanJob:
     report: Path | None = None
     engine: Literal["duckdb", "spark"] = "duckdb"
     spark: SparkOptions | None = None
+    intel: IntelMatcher | None = None  # partners' indicators to match (``intel.IndicatorMatcher``)
 
 
 def find_releases(logs: list[Path]) -> Path | None:
@@ -130,7 +131,7 @@ def run_scan_job(job: ScanJob, *, on_progress: Callable[[Path, int], None] | Non
     releases = load_releases(job.releases or find_releases(split_uris(job.logs)[0]))
     scan = _scan_on_spark if job.engine == "spark" else _scan_on_duckdb
     result = scan(job, policy, releases, on_progress=on_progress, on_step=on_step,
-                  on_signal_rows=on_signal_rows)
+                  on_signal_rows=on_signal_rows, intel=job.intel)
     findings = build_findings(result.verdicts, result.campaigns, result.campaign_profiles,
                               result.input, policy)
     job.out.parent.mkdir(parents=True, exist_ok=True)

@@ -16,14 +16,25 @@ from typing import Any
 from distillguard.errors import RuleValidationError
 from distillguard.validation import TEXT, ListOf, MappingOf, Options, Section, read_rules_file, validate
 
-__all__ = ["TECHNIQUES", "Lexicon", "TechniquePatterns", "load_lexicon"]
+__all__ = ["TECHNIQUES", "AttackPattern", "Lexicon", "TechniquePatterns", "load_lexicon"]
+
+
+@dataclass(frozen=True)
+class AttackPattern:
+    """How threat-intel exports name a technique: a title, a description, ATLAS ids."""
+
+    title: str
+    description: str
+    atlas: tuple[str, ...]
 
 
 @dataclass(frozen=True)
 class TechniquePatterns:
     """One technique's patterns, each list joined into one case-insensitive alternation.
 
-    ``reason`` completes "N% of sampled requests ..." in findings.
+    ``reason`` completes "N% of sampled requests ..." in findings; ``attack_pattern``
+    names the technique as shared threat intelligence does (title, description and
+    MITRE ATLAS technique ids).
     """
 
     name: str
@@ -31,6 +42,7 @@ class TechniquePatterns:
     reason: str
     strong: str
     weak: str
+    attack_pattern: AttackPattern
 
 
 @dataclass(frozen=True)
@@ -50,7 +62,9 @@ class Lexicon:
 _SCHEMA = Section({
     "version": Options((1,)),
     "techniques": MappingOf(TEXT, Section(
-        {"description": TEXT, "reason": TEXT, "strong": ListOf(TEXT), "weak": ListOf(TEXT)},
+        {"description": TEXT, "reason": TEXT, "strong": ListOf(TEXT), "weak": ListOf(TEXT),
+         "attack_pattern": Section({"title": TEXT, "description": TEXT,
+                                    "atlas": ListOf(TEXT)})},
         optional=frozenset({"strong", "weak"}))),
     "capabilities": MappingOf(TEXT, TEXT),
 })
@@ -64,7 +78,10 @@ def _parse(data: dict[str, Any], origin: str) -> Lexicon:
     validate(data, _SCHEMA, origin)
     techniques = tuple(
         TechniquePatterns(name, spec["description"], spec["reason"],
-                          _alternation(spec.get("strong", [])), _alternation(spec.get("weak", [])))
+                          _alternation(spec.get("strong", [])), _alternation(spec.get("weak", [])),
+                          AttackPattern(spec["attack_pattern"]["title"],
+                                        spec["attack_pattern"]["description"],
+                                        tuple(spec["attack_pattern"]["atlas"])))
         for name, spec in data["techniques"].items())
     capabilities = tuple((name, "(?i)" + pattern) for name, pattern in data["capabilities"].items())
     return Lexicon(techniques, capabilities)

@@ -8,6 +8,15 @@ from distillguard.verdict.evidence import (
     set_campaign_template_shares,
 )
 from distillguard.verdict.findings import FINDINGS_FORMAT, build_findings
+from distillguard.verdict.partner_intel import (
+    INTEL_KINDS,
+    IntelMatches,
+    PartnerCampaign,
+    PartnerIndicator,
+    PartnerMatch,
+    PartnerTemplateUse,
+    corroborate,
+)
 from distillguard.verdict.policy import Policy, load_policy, rule_ids
 from distillguard.verdict.profiles import ProfileRows, campaign_members_table, campaign_profiles
 from distillguard.verdict.reasons import Reason
@@ -16,9 +25,15 @@ from distillguard.verdict.report import findings_markdown
 __all__ = [
     "ACCOUNT_EVIDENCE_SQL",
     "FINDINGS_FORMAT",
+    "INTEL_KINDS",
     "AccountEvidence",
     "AccountVerdict",
     "CampaignVerdict",
+    "IntelMatches",
+    "PartnerCampaign",
+    "PartnerIndicator",
+    "PartnerMatch",
+    "PartnerTemplateUse",
     "Policy",
     "ProfileRows",
     "Reason",
@@ -26,6 +41,7 @@ __all__ = [
     "build_findings",
     "campaign_members_table",
     "campaign_profiles",
+    "corroborate",
     "findings_markdown",
     "judge",
     "load_policy",

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
 from distillguard.signals.lexicon import TECHNIQUES
 from distillguard.verdict.confidence import wilson_lower_bound
+
+if TYPE_CHECKING:
+    from distillguard.verdict.partner_intel import PartnerCampaign, PartnerMatch
 
 __all__ = ["ACCOUNT_EVIDENCE_SQL", "AccountEvidence", "account_evidence",
            "set_campaign_template_shares"]
@@ -59,6 +63,10 @@ class AccountEvidence:
     verified: bool = False
     campaign_affinity: float = 0.0
     campaign_template_share: float = 0.0
+    # indicators received from partners (``verdict.partner_intel``)
+    partner_template_share: float = 0.0
+    partner_campaign: PartnerCampaign | None = None
+    partner_matches: list[PartnerMatch] = field(default_factory=list)
 
     @property
     def template_share_low(self) -> float:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from distillguard.signals.lexicon import load_lexicon
 from distillguard.verdict.campaigns import AccountVerdict, CampaignVerdict
 from distillguard.verdict.evidence import AccountEvidence
+from distillguard.verdict.partner_intel import partner_campaign_reasons, partner_reasons
 from distillguard.verdict.policy import Policy, rule_ids
 
 __all__ = ["Reason", "account_reasons", "campaign_reasons", "rules_fired"]
@@ -78,7 +79,7 @@ def account_reasons(v: AccountVerdict, policy: Policy) -> list[Reason]:
     if e.hours_active >= policy.reason_hours_active_at_least:
         reasons.append(Reason(f"active in {e.hours_active} of the 24 hours of the day (UTC)",
                               rule_ids("reason_hours_active_at_least")))
-    return reasons
+    return reasons + [Reason(text) for text in partner_reasons(e)]
 
 
 def campaign_reasons(c: CampaignVerdict, policy: Policy) -> list[Reason]:
@@ -94,4 +95,4 @@ def campaign_reasons(c: CampaignVerdict, policy: Policy) -> list[Reason]:
     if payments and len(payments) < len(c.members):
         reasons.append(Reason(f"{len(c.members):,} accounts pay with {len(payments):,} "
                               "payment methods"))
-    return reasons
+    return reasons + [Reason(text) for text in partner_campaign_reasons(c.members)]
