@@ -18,13 +18,19 @@ Ingest is resumable and idempotent:
 - a ``request_id`` already stored is never stored twice. When the stored copy
   came from the same file and line (a file re-read after it grew) it is counted
   as already present; otherwise the newcomer is quarantined as a duplicate,
-  naming where the first copy came from.
+  naming where the first copy came from;
+- the quarantine of a file follows its content: reading lines again replaces
+  their quarantined records, so a last line that was cut short while the file was
+  being written leaves the quarantine once a later run reads it whole. A file that
+  cannot be read is one ``unreadable`` record (line 0) and no progress, so the next
+  run tries it again.
 """
 
 from __future__ import annotations
 
+import os
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,7 +46,16 @@ from distillguard.engines.duckdb_errors import map_duckdb_errors
 from distillguard.engines.parts import PartWriter, write_schema_part
 from distillguard.engines.prefetch import prefetch
 from distillguard.engines.store_sql import CREATE_TABLES
-from distillguard.logs import QuarantineRow, ReadChunk, quarantine_row, read_file
+from distillguard.logs import (
+    QuarantineRow,
+    ReadChunk,
+    empty_batch,
+    quarantine_row,
+    read_file,
+    unreadable_reason,
+    unreadable_row,
+)
+from distillguard.logs.quarantine import FILE_LINE, UNREADABLE
 
 __all__ = ["COMMIT_ROWS", "DEFAULT_MEMORY_LIMIT", "ExchangeStore", "IngestReport"]
 
@@ -59,8 +74,10 @@ class IngestReport:
 
     files_read: int = 0
     files_skipped: list[str] = field(default_factory=list)
+    files_unreadable: list[str] = field(default_factory=list)
     inserted: int = 0
     already_present: int = 0
+    blank_lines: int = 0
     quarantined: Counter[str] = field(default_factory=Counter)
 
     @property
@@ -70,12 +87,21 @@ class IngestReport:
 
 @dataclass
 class _Slice:
-    """One commit in the making: a part, the ids it adds, its rejects, its progress."""
+    """One commit in the making: a part, the ids it adds, its rejects, its progress.
+
+    It covers the lines after ``first_line`` up to ``last_line``.
+    """
 
     part: PartWriter
+    first_line: int
     quarantined: list[QuarantineRow] = field(default_factory=list)
     last_line: int = 0
     rows: int = 0
+    blank_lines: int = 0
+
+    @property
+    def unreadable(self) -> bool:
+        return any(q.code == UNREADABLE for q in self.quarantined)
 
 
 def _now() -> datetime:
@@ -163,27 +189,32 @@ class ExchangeStore:
         """Load log files, resuming any that an earlier run left part-way."""
         report = IngestReport()
         for path in files:
-            stat = path.stat()
-            key = str(path.resolve())
+            resolved = path.resolve()
+            key = str(resolved)
+            problem = unreadable_reason(path)
+            stat = None if problem else resolved.stat()
             state = self._file_state(key)
-            if state and state["done"] and (state["size"], state["mtime_ns"]) == (
+            if stat and state and state["done"] and (state["size"], state["mtime_ns"]) == (
                     stat.st_size, stat.st_mtime_ns):
                 report.files_skipped.append(str(path))
             else:
                 start = state["lines_done"] if state and not state["done"] else 0
                 report.files_read += 1
-                self._ingest_file(path, key, stat, start, report, on_progress)
-            if on_progress:
+                chunks = iter([ReadChunk(key, empty_batch(), [unreadable_row(key, problem)])]) \
+                    if problem else prefetch(read_file(resolved, start_line=start))
+                self._ingest_file(path, chunks, key, stat, start, report, on_progress)
+            if on_progress and stat:
                 on_progress(path, stat.st_size)
         # Once per run, not per commit: the view reads every part's footer.
         self._refresh_view()
         return report
 
-    def _ingest_file(self, path: Path, key: str, stat: Any, start: int, report: IngestReport,
+    def _ingest_file(self, path: Path, chunks: Iterator[ReadChunk], key: str,
+                     stat: os.stat_result | None, start: int, report: IngestReport,
                      on_progress: Callable[[Path, int], None] | None) -> None:
         current: _Slice | None = None
         try:
-            for chunk in prefetch(read_file(path.resolve(), start_line=start)):
+            for chunk in chunks:
                 if current is None:
                     current = self._begin_slice(start)
                 self._add_chunk(current, chunk, report)
@@ -204,11 +235,12 @@ class ExchangeStore:
     def _begin_slice(self, start: int) -> _Slice:
         with map_duckdb_errors("cannot start a transaction"):
             self.con.begin()
-        return _Slice(part=PartWriter(self.parts_dir), last_line=start)
+        return _Slice(part=PartWriter(self.parts_dir), first_line=start, last_line=start)
 
     def _add_chunk(self, current: _Slice, chunk: ReadChunk, report: IngestReport) -> None:
         current.quarantined += chunk.quarantined
         current.last_line = chunk.last_line
+        current.blank_lines += chunk.blank_lines
         current.rows += chunk.batch.num_rows + len(chunk.quarantined)
         batch = chunk.batch
         if not batch.num_rows:
@@ -223,20 +255,25 @@ class ExchangeStore:
                                  "source_file, source_line FROM ids")
         current.part.write(batch)
 
-    def _commit_slice(self, current: _Slice, key: str, stat: Any, *, done: bool,
+    def _commit_slice(self, current: _Slice, key: str, stat: os.stat_result | None, *,
+                      done: bool,
                       report: IngestReport) -> None:
         now = _now()
         with map_duckdb_errors(f"cannot commit exchanges from {key}"):
             if current.part.finish():
                 self.con.execute("INSERT INTO parts VALUES (?, ?, ?, ?)",
                                  [current.part.name, current.part.rows, key, now])
-            if current.quarantined:
-                self._insert_quarantine(current.quarantined, now)
-            self.con.execute(
-                "INSERT OR REPLACE INTO ingested_files VALUES (?, ?, ?, ?, ?, ?)",
-                [key, stat.st_size, stat.st_mtime_ns, current.last_line, done, now])
+            last = None if done else current.last_line
+            self._replace_quarantine(key, current.first_line, last, current.quarantined, now)
+            if current.unreadable or stat is None:
+                report.files_unreadable.append(key)
+            else:
+                self.con.execute(
+                    "INSERT OR REPLACE INTO ingested_files VALUES (?, ?, ?, ?, ?, ?)",
+                    [key, stat.st_size, stat.st_mtime_ns, current.last_line, done, now])
             self.con.commit()
         report.inserted += current.part.rows
+        report.blank_lines += current.blank_lines
         report.quarantined.update(q.code for q in current.quarantined)
 
     def _drop_duplicates(self, batch: pa.RecordBatch
@@ -276,10 +313,27 @@ class ExchangeStore:
             return batch, duplicates, present
         return batch.filter(pa.array(keep)), duplicates, present
 
-    def _insert_quarantine(self, rows: list[QuarantineRow], now: datetime) -> None:
-        table = pa.table({name: [getattr(r, name) for r in rows] for name in _QUARANTINE_COLUMNS})
+    def _replace_quarantine(self, key: str, after_line: int, last_line: int | None,
+                            rows: list[QuarantineRow], now: datetime) -> None:
+        """Make ``rows`` the quarantine of file ``key`` over the lines just read.
+
+        Those are the lines after ``after_line`` up to ``last_line`` (None: to the end),
+        and the file as a whole (line ``FILE_LINE``): records there that the new reading
+        no longer rejects leave, records it rejects again stay as they were.
+        """
+        table = pa.table({name: pa.array([getattr(r, name) for r in rows],
+                                         type=pa.int64() if name in ("source_line", "raw_bytes")
+                                         else pa.string())
+                          for name in _QUARANTINE_COLUMNS})
         self.con.register("_quarantine", table)
-        # A file re-read from the start meets its bad lines again: keep one row each.
+        self.con.execute(
+            "DELETE FROM quarantine q WHERE q.source_file = $file "
+            "AND (q.source_line = $line OR (q.source_line > $after "
+            "AND ($last IS NULL OR q.source_line <= $last))) "
+            "AND NOT EXISTS (SELECT 1 FROM _quarantine n WHERE n.source_file = q.source_file "
+            "AND n.source_line = q.source_line AND n.code = q.code)",
+            {"file": key, "line": FILE_LINE, "after": after_line, "last": last_line})
+        # A file read again meets its bad lines again: keep one row each.
         self.con.execute(
             f"INSERT INTO quarantine SELECT {', '.join(_QUARANTINE_COLUMNS)}, ? "
             "FROM _quarantine n WHERE NOT EXISTS (SELECT 1 FROM quarantine q "

@@ -1,19 +1,25 @@
 """Read, validate and quarantine exchange logs (shared/spec/exchange-log.md)."""
 
+from distillguard.logs.access import unreadable_reason
 from distillguard.logs.chunk import ReadChunk
-from distillguard.logs.quarantine import QuarantineRow, quarantine_row
+from distillguard.logs.quarantine import QuarantineRow, quarantine_row, unreadable_row
 from distillguard.logs.reader import (
+    LogFiles,
+    NotRead,
     discover_log_files,
     is_log_file,
     read_bytes,
     read_exchanges,
     read_file,
+    survey_log_files,
 )
 from distillguard.logs.records import parse_timestamp_ms, validate_record
 from distillguard.logs.schema import EXCHANGE_SCHEMA, empty_batch
 
 __all__ = [
     "EXCHANGE_SCHEMA",
+    "LogFiles",
+    "NotRead",
     "QuarantineRow",
     "ReadChunk",
     "discover_log_files",
@@ -24,5 +30,8 @@ __all__ = [
     "read_bytes",
     "read_exchanges",
     "read_file",
+    "survey_log_files",
+    "unreadable_reason",
+    "unreadable_row",
     "validate_record",
 ]

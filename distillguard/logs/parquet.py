@@ -8,7 +8,7 @@ numbers in quarantine rows (1-based, in file order).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from distillguard.logs.bounds import INT_RANGES, int_out_of_range, latest_allowed_ms, too_late_reason
 from distillguard.logs.chunk import ReadChunk
 from distillguard.logs.quarantine import QuarantineRow, quarantine_row
 from distillguard.logs.records import FIELD_KINDS, parse_timestamp_ms
@@ -54,12 +55,14 @@ class _Rejects:
         self.bad = np.zeros(n, dtype=bool)
         self.reasons: dict[int, tuple[str, str]] = {}
 
-    def add(self, mask: Any, code: str, reason: str) -> None:
+    def add(self, mask: Any, code: str, reason: str | Callable[[int], str]) -> None:
+        """Reject the rows of ``mask``; ``reason`` is one text or a function of the row."""
         rows = np.asarray(mask, dtype=bool)
         new = rows & ~self.bad
         if new.any():
             for i in np.flatnonzero(new):
-                self.reasons[int(i)] = (code, reason)
+                row = int(i)
+                self.reasons[row] = (code, reason if isinstance(reason, str) else reason(row))
             self.bad |= new
 
 
@@ -71,7 +74,7 @@ def _as_mask(arr: pa.Array) -> np.ndarray:
     return np.asarray(arr.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
-def _timestamps(arr: pa.Array, name: str, rejects: _Rejects) -> pa.Array:
+def _timestamps(arr: pa.Array, name: str, rejects: _Rejects, latest_ms: int) -> pa.Array:
     t = arr.type
     if pa.types.is_integer(t):
         out = arr.cast(pa.int64()).cast(TS_TYPE)
@@ -92,6 +95,9 @@ def _timestamps(arr: pa.Array, name: str, rejects: _Rejects) -> pa.Array:
     out_of_range = pc.or_(pc.less(out, _MIN_TS), pc.greater_equal(out, _MAX_TS))
     rejects.add(_as_mask(out_of_range), "bad_timestamp",
                 f"field '{name}' is outside 2000..2200 (seconds instead of milliseconds?)")
+    late = pc.greater_equal(out, pa.scalar(latest_ms, TS_TYPE))
+    rejects.add(_as_mask(late), "out_of_range",
+                lambda i: too_late_reason(name, out[i].value, latest_ms))
     return out
 
 
@@ -147,16 +153,26 @@ def _plain(arr: pa.Array, name: str, kind: str, rejects: _Rejects) -> pa.Array:
                     f"field '{name}' must be {_KIND_WORDS[kind]}, got {t}")
         return pa.nulls(len(arr), target)
     try:
-        return arr.cast(target)
+        out = arr.cast(target)
     except pa.ArrowInvalid:  # e.g. uint64 beyond int64
         rejects.add(_as_mask(pc.is_valid(arr)), "wrong_type",
                     f"field '{name}' does not fit in a 64-bit integer")
         return pa.nulls(len(arr), target)
+    if name in INT_RANGES:
+        low, high = INT_RANGES[name]
+        outside = pc.or_kleene(pc.less(out, low) if low is not None else pa.scalar(False),
+                               pc.greater(out, high) if high is not None else pa.scalar(False))
+        rejects.add(_as_mask(outside), "out_of_range",
+                    lambda i: int_out_of_range(name, out[i].as_py()) or "")
+    return out
 
 
-def normalize_batch(batch: pa.RecordBatch, source: str,
-                    first_row: int) -> tuple[pa.RecordBatch, list[QuarantineRow]]:
-    """Cast one Parquet batch to ``EXCHANGE_SCHEMA``; split off the rows that break the format."""
+def normalize_batch(batch: pa.RecordBatch, source: str, first_row: int,
+                    latest_ms: int) -> tuple[pa.RecordBatch, list[QuarantineRow]]:
+    """Cast one Parquet batch to ``EXCHANGE_SCHEMA``; split off the rows that break the format.
+
+    ``latest_ms`` is the latest timestamp allowed (``bounds.latest_allowed_ms``).
+    """
     n = batch.num_rows
     rejects = _Rejects(n)
     columns: list[pa.Array] = []
@@ -173,7 +189,7 @@ def normalize_batch(batch: pa.RecordBatch, source: str,
         if isinstance(arr, pa.ChunkedArray):
             arr = arr.combine_chunks()
         if kind == "ts":
-            out = _timestamps(arr, f.name, rejects)
+            out = _timestamps(arr, f.name, rejects, latest_ms)
         elif kind == "messages":
             out = _messages(arr, rejects)
         else:
@@ -218,6 +234,7 @@ def read_parquet_source(where: Path | pa.NativeFile, source: str, size: int, *,
                         start_line: int = 0) -> Iterator[ReadChunk]:
     """``read_parquet`` over a path or an open file; ``source`` names it in quarantine rows."""
     row = 0
+    latest_ms = latest_allowed_ms()
     try:
         # pre_buffer (the default) keeps every column chunk read so far: memory would grow
         # with the file. Buffered streaming keeps it bounded.
@@ -229,7 +246,7 @@ def read_parquet_source(where: Path | pa.NativeFile, source: str, size: int, *,
             if first < start_line:
                 batch = batch.slice(start_line - first)
                 first = start_line
-            out, quarantined = normalize_batch(batch, source, first)
+            out, quarantined = normalize_batch(batch, source, first, latest_ms)
             position = size * row // max(pf.metadata.num_rows, 1)
             yield ReadChunk(source, out, quarantined, row, position)
     except (pa.ArrowException, OSError) as exc:
