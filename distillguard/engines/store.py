@@ -44,9 +44,9 @@ import pyarrow.compute as pc
 
 from distillguard.engines.duckdb_errors import map_duckdb_errors
 from distillguard.engines.parts import PartWriter, write_schema_part
-from distillguard.engines.prefetch import prefetch
 from distillguard.engines.store_sql import CREATE_TABLES
 from distillguard.logs import (
+    JsonlOptions,
     QuarantineRow,
     ReadChunk,
     empty_batch,
@@ -56,6 +56,7 @@ from distillguard.logs import (
     unreadable_row,
 )
 from distillguard.logs.quarantine import FILE_LINE, UNREADABLE
+from distillguard.prefetch import prefetch
 
 __all__ = ["COMMIT_ROWS", "DEFAULT_MEMORY_LIMIT", "ExchangeStore", "IngestReport"]
 
@@ -112,9 +113,11 @@ class ExchangeStore:
     """A DuckDB catalog plus Parquet parts holding exchanges, quarantine and progress."""
 
     def __init__(self, path: str | Path, *, memory_limit: str = DEFAULT_MEMORY_LIMIT,
-                 threads: int | None = None, read_only: bool = False) -> None:
+                 threads: int | None = None, read_only: bool = False,
+                 jsonl: JsonlOptions = JsonlOptions()) -> None:
         self.path = Path(path)
         self.read_only = read_only
+        self.jsonl = jsonl
         self.parts_dir = self.path.with_name(self.path.name + ".parts")
         config: dict[str, Any] = {"memory_limit": memory_limit,
                                   "preserve_insertion_order": False}
@@ -200,8 +203,10 @@ class ExchangeStore:
             else:
                 start = state["lines_done"] if state and not state["done"] else 0
                 report.files_read += 1
-                chunks = iter([ReadChunk(key, empty_batch(), [unreadable_row(key, problem)])]) \
-                    if problem else prefetch(read_file(resolved, start_line=start))
+                if problem:
+                    chunks = iter([ReadChunk(key, empty_batch(), [unreadable_row(key, problem)])])
+                else:
+                    chunks = prefetch(read_file(resolved, start_line=start, jsonl=self.jsonl))
                 self._ingest_file(path, chunks, key, stat, start, report, on_progress)
             if on_progress and stat:
                 on_progress(path, stat.st_size)
@@ -278,21 +283,18 @@ class ExchangeStore:
 
     def _drop_duplicates(self, batch: pa.RecordBatch
                          ) -> tuple[pa.RecordBatch, list[QuarantineRow], int]:
-        """Drop rows whose request_id is already stored or repeats inside ``batch``."""
+        """Drop rows whose request_id is already stored or repeats inside ``batch``.
+
+        A repeat is named after the copy that is stored: the one in the store, else the
+        first in the batch. Within one file it says ``line N``, so the reason does not
+        depend on where the reader cut its batches.
+        """
         keep = np.ones(batch.num_rows, dtype=bool)
         duplicates: list[QuarantineRow] = []
         present = 0
         ids = batch.column("request_id")
         lines = batch.column("source_line")
-        if pc.count_distinct(ids).as_py() != batch.num_rows:
-            first_seen: dict[str, int] = {}
-            for i, rid in enumerate(ids.to_pylist()):
-                if rid in first_seen:
-                    keep[i] = False
-                    where = f"line {lines[first_seen[rid]].as_py()}"
-                    duplicates.append(_duplicate_row(batch, i, where))
-                else:
-                    first_seen[rid] = i
+        source = batch.column("source_file")
         incoming = pa.table({"request_id": ids, "row": np.arange(batch.num_rows)})  # noqa: F841
         clashes = self.con.execute(
             "WITH hit AS (SELECT n.row, n.request_id, hash(n.request_id) AS h FROM incoming n "
@@ -300,15 +302,25 @@ class ExchangeStore:
             "SELECT hit.row, e.source_file, e.source_line FROM hit JOIN exchange_ids e "
             "ON e.id_hash = hit.h AND e.request_id = hit.request_id "
             "WHERE e.id_hash IN (SELECT h FROM hit)").fetchall()
-        source = batch.column("source_file")
         for row, old_file, old_line in clashes:
-            if not keep[row]:
-                continue
             keep[row] = False
             if (source[row].as_py(), lines[row].as_py()) == (old_file, old_line):
                 present += 1
             else:
-                duplicates.append(_duplicate_row(batch, row, f"{old_file}:{old_line}"))
+                where = f"line {old_line}" if old_file == source[row].as_py() else \
+                    f"{old_file}:{old_line}"
+                duplicates.append(_duplicate_row(batch, row, where))
+        if pc.count_distinct(ids).as_py() != batch.num_rows:
+            first_seen: dict[str, int] = {}
+            for i, rid in enumerate(ids.to_pylist()):
+                if not keep[i]:
+                    continue
+                if rid in first_seen:
+                    keep[i] = False
+                    where = f"line {lines[first_seen[rid]].as_py()}"
+                    duplicates.append(_duplicate_row(batch, i, where))
+                else:
+                    first_seen[rid] = i
         if keep.all():
             return batch, duplicates, present
         return batch.filter(pa.array(keep)), duplicates, present

@@ -2,6 +2,7 @@
 
 from distillguard.logs.access import unreadable_reason
 from distillguard.logs.chunk import ReadChunk
+from distillguard.logs.jsonl import JsonlOptions
 from distillguard.logs.quarantine import QuarantineRow, quarantine_row, unreadable_row
 from distillguard.logs.reader import (
     LogFiles,
@@ -18,6 +19,7 @@ from distillguard.logs.schema import EXCHANGE_SCHEMA, empty_batch
 
 __all__ = [
     "EXCHANGE_SCHEMA",
+    "JsonlOptions",
     "LogFiles",
     "NotRead",
     "QuarantineRow",

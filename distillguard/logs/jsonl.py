@@ -6,27 +6,32 @@ import gzip
 import io
 import zlib
 from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-import orjson
 import zstandard
 
-from distillguard.errors import RecordError
 from distillguard.logs.access import cannot_read_reason
-from distillguard.logs.batch_builder import BatchBuilder
 from distillguard.logs.bounds import latest_allowed_ms
 from distillguard.logs.chunk import ReadChunk
-from distillguard.logs.quarantine import QuarantineRow, quarantine_row, unreadable_row
-from distillguard.logs.records import validate_record
+from distillguard.logs.json_blocks import (
+    SMALLEST_PART,
+    BlockParser,
+    LinesResult,
+    records_of_lines,
+)
+from distillguard.logs.quarantine import quarantine_row, unreadable_row
 from distillguard.logs.schema import empty_batch
+from distillguard.prefetch import prefetch
 
-__all__ = ["DEFAULT_BATCH_ROWS", "decompressed", "open_jsonl", "read_jsonl", "read_jsonl_stream"]
+__all__ = ["DEFAULT_BATCH_ROWS", "DEFAULT_BLOCK_BYTES", "JsonlOptions", "decompressed",
+           "open_jsonl", "read_jsonl", "read_jsonl_stream"]
 
 DEFAULT_BATCH_ROWS = 16_384
-# A batch is also cut when its lines add up to this many bytes, so memory stays
-# bounded when lines are large.
-MAX_BATCH_BYTES = 64 * 1024 * 1024
+# Decompressed text parsed at once: large enough for pyarrow's threads to share,
+# small enough to keep memory flat (a line longer than this makes a longer block).
+DEFAULT_BLOCK_BYTES = 8 << 20
 _READ_BUFFER = 1 << 20
 _CORRUPT_STREAM = (EOFError, OSError, zlib.error, zstandard.ZstdError)
 
@@ -92,16 +97,31 @@ class _ZstdFrames(io.RawIOBase):
         return b"".join(out)
 
 
-def read_jsonl(path: Path, *, batch_rows: int = DEFAULT_BATCH_ROWS,
-               start_line: int = 0) -> Iterator[ReadChunk]:
+@dataclass(frozen=True, slots=True)
+class JsonlOptions:
+    """How JSON Lines are read. ``batch_rows``: most exchanges per chunk; ``block_bytes``:
+    decompressed text parsed at once; ``vectorized``: false reads line by line only (the
+    reference the fast path must equal); ``smallest_part``: parts of a block this small go
+    line by line rather than being split again."""
+
+    batch_rows: int = DEFAULT_BATCH_ROWS
+    block_bytes: int = DEFAULT_BLOCK_BYTES
+    vectorized: bool = True
+    smallest_part: int = SMALLEST_PART
+
+
+def read_jsonl(path: Path, *, start_line: int = 0, options: JsonlOptions = JsonlOptions(),
+               **overrides: Any) -> Iterator[ReadChunk]:
     """Yield validated batches and quarantined rows from one JSON Lines file.
 
     Lines up to ``start_line`` (already ingested) are skipped. Blank lines carry
     no record and are skipped (and counted). A stream that breaks mid-file
     (truncated gzip or zstd) ends the file with one quarantine row at the line
     where it broke; a file that cannot be opened is one ``unreadable`` row. The
-    run goes on with the next file.
+    run goes on with the next file. ``overrides`` replace fields of ``options``.
     """
+    if overrides:
+        options = replace(options, **overrides)
     try:
         lines, raw = open_jsonl(path)
     except OSError as exc:
@@ -109,64 +129,107 @@ def read_jsonl(path: Path, *, batch_rows: int = DEFAULT_BATCH_ROWS,
                                                                  cannot_read_reason(exc))])
         return
     with raw, lines:
-        yield from read_jsonl_stream(lines, raw, str(path), batch_rows=batch_rows,
-                                     start_line=start_line)
+        yield from read_jsonl_stream(lines, raw, str(path), start_line=start_line,
+                                     options=options)
 
 
-def read_jsonl_stream(lines: BinaryIO, raw: BinaryIO, source: str, *,
-                      batch_rows: int = DEFAULT_BATCH_ROWS,
-                      start_line: int = 0) -> Iterator[ReadChunk]:
+def read_jsonl_stream(lines: BinaryIO, raw: BinaryIO, source: str, *, start_line: int = 0,
+                      options: JsonlOptions = JsonlOptions()) -> Iterator[ReadChunk]:
     """``read_jsonl`` over open streams: ``lines`` (decompressed) read from ``raw``,
-    whose ``tell()`` gives progress; ``source`` names the file in quarantine rows."""
-    builder = BatchBuilder(source)
-    quarantined: list[QuarantineRow] = []
+    whose ``tell()`` gives progress; ``source`` names the file in quarantine rows.
+
+    Decompression runs in a thread of its own, a block ahead; each block of whole lines
+    is parsed at once (``json_blocks``), or line by line when ``options.vectorized`` is
+    false.
+    """
     latest_ms = latest_allowed_ms()
-    batch_bytes = 0
-    blank = 0
+    parser = BlockParser(source, latest_ms, smallest_part=options.smallest_part) \
+        if options.vectorized else None
     line_no = 0
-    iterator = iter(lines)
-    while True:
-        try:
-            line = next(iterator)
-        except StopIteration:
-            break
-        except _CORRUPT_STREAM as exc:
-            reason = f"file is corrupt or truncated after line {line_no}: {exc}"
-            quarantined.append(
-                quarantine_row(source, line_no + 1, "corrupt_stream", reason, b""))
-            break
-        line_no += 1
+    for block in prefetch(_blocks(lines, raw, options.block_bytes)):
+        if block.error is not None:
+            reason = f"file is corrupt or truncated after line {line_no}: {block.error}"
+            bad = quarantine_row(source, line_no + 1, "corrupt_stream", reason, b"")
+            yield ReadChunk(source, empty_batch(), [bad], line_no, block.position)
+            return
+        data, first = block.data, line_no + 1
+        line_no += data.count(b"\n") + (not data.endswith(b"\n"))
         if line_no <= start_line:
             continue
-        batch_bytes += len(line)
+        if first <= start_line:
+            data = data[_offset_of_line(data, start_line - first + 1):]
+            first = start_line + 1
+        result = parser.parse(data, first) if parser else records_of_lines(
+            _numbered_lines(data, first), source, latest_ms)
+        yield from _chunks(result, source, options.batch_rows, line_no, block.position)
+
+
+@dataclass(slots=True)
+class _Block:
+    """Whole lines of decompressed text, how far into the file on disk reading had got,
+    or the error that broke the stream (after the last whole line of the blocks before)."""
+
+    data: bytes
+    position: int
+    error: Exception | None = None
+
+
+def _blocks(stream: BinaryIO, raw: BinaryIO, block_bytes: int) -> Iterator[_Block]:
+    """Blocks of whole lines. The stream is read a buffer at a time so that, when it
+    breaks, every whole line decompressed before the break is still delivered."""
+    pieces: list[bytes] = []
+    size = 0
+    target = block_bytes
+    while True:
         try:
-            obj = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            if not line.strip():
-                blank += 1
+            piece = stream.read1(_READ_BUFFER)
+        except _CORRUPT_STREAM as exc:
+            data = b"".join(pieces)
+            whole = data.rfind(b"\n") + 1
+            if whole:
+                yield _Block(data[:whole], raw.tell())
+            yield _Block(b"", raw.tell(), exc)
+            return
+        if piece:
+            pieces.append(piece)
+            size += len(piece)
+            if size < target:
                 continue
-            quarantined.append(_bad_json(source, line_no, line, exc))
-        else:
-            try:
-                values, extra = validate_record(obj, latest_ms)
-            except RecordError as exc:
-                quarantined.append(
-                    quarantine_row(source, line_no, exc.code, exc.reason, line))
-            else:
-                builder.add(values, extra, line_no)
-        if len(builder) >= batch_rows or batch_bytes >= MAX_BATCH_BYTES:
-            yield ReadChunk(source, builder.build(), quarantined, line_no, raw.tell(), blank)
-            quarantined = []
-            batch_bytes = blank = 0
-    position = raw.tell()
-    if len(builder) or quarantined or line_no > start_line:
-        yield ReadChunk(source, builder.build(), quarantined, line_no, position, blank)
+        data = b"".join(pieces)
+        whole = data.rfind(b"\n") + 1 if piece else len(data)
+        if whole:
+            yield _Block(data[:whole], raw.tell())
+        if not piece:
+            return
+        pieces, size = ([data[whole:]], len(data) - whole) if whole < len(data) else ([], 0)
+        target = block_bytes if whole else 2 * size  # a line longer than a block: read on
 
 
-def _bad_json(source: str, line_no: int, line: bytes, exc: Exception) -> QuarantineRow:
-    try:
-        line.decode("utf-8")
-    except UnicodeDecodeError as decode_exc:
-        reason = f"line is not UTF-8 text (byte {decode_exc.start})"
-        return quarantine_row(source, line_no, "not_utf8", reason, line)
-    return quarantine_row(source, line_no, "invalid_json", f"not valid JSON: {exc}", line)
+def _offset_of_line(data: bytes, skip: int) -> int:
+    """Where line ``skip + 1`` of ``data`` starts."""
+    at = 0
+    for _ in range(skip):
+        at = data.index(b"\n", at) + 1
+    return at
+
+
+def _numbered_lines(data: bytes, first: int) -> list[tuple[int, bytes]]:
+    pieces = data.split(b"\n")
+    lines = [piece + b"\n" for piece in pieces[:-1]]
+    if pieces[-1]:
+        lines.append(pieces[-1])
+    return list(enumerate(lines, start=first))
+
+
+def _chunks(result: LinesResult, source: str, batch_rows: int, last_line: int,
+            position: int) -> Iterator[ReadChunk]:
+    """``result`` in chunks of at most ``batch_rows`` exchanges, each ending on a line."""
+    batch, quarantined = result.batch, result.quarantined
+    while batch.num_rows > batch_rows:
+        head, batch = batch.slice(0, batch_rows), batch.slice(batch_rows)
+        upto = head.column("source_line")[-1].as_py()
+        cut = next((i for i, q in enumerate(quarantined) if q.source_line > upto),
+                   len(quarantined))
+        yield ReadChunk(source, head, quarantined[:cut], upto, position)
+        quarantined = quarantined[cut:]
+    yield ReadChunk(source, batch, quarantined, last_line, position, result.blank_lines)

@@ -13,7 +13,7 @@ import pyarrow as pa
 from distillguard.errors import InputError
 from distillguard.logs.access import unreadable_reason
 from distillguard.logs.chunk import ReadChunk
-from distillguard.logs.jsonl import decompressed, read_jsonl, read_jsonl_stream
+from distillguard.logs.jsonl import JsonlOptions, decompressed, read_jsonl, read_jsonl_stream
 from distillguard.logs.parquet import read_parquet, read_parquet_source
 from distillguard.logs.quarantine import unreadable_row
 from distillguard.logs.schema import empty_batch
@@ -123,8 +123,9 @@ def discover_log_files(paths: Iterable[str | Path]) -> list[Path]:
     return survey_log_files(paths).files
 
 
-def read_file(path: Path, *, start_line: int = 0) -> Iterator[ReadChunk]:
-    """Read one log file; Parquet by suffix, JSON Lines otherwise.
+def read_file(path: Path, *, start_line: int = 0,
+              jsonl: JsonlOptions = JsonlOptions()) -> Iterator[ReadChunk]:
+    """Read one log file; Parquet by suffix, JSON Lines (read as ``jsonl`` says) otherwise.
 
     A file that cannot be read at all yields one ``unreadable`` record.
     """
@@ -133,7 +134,7 @@ def read_file(path: Path, *, start_line: int = 0) -> Iterator[ReadChunk]:
         return iter([ReadChunk(str(path), empty_batch(), [unreadable_row(str(path), problem)])])
     if path.name.lower().endswith(".parquet"):
         return read_parquet(path, start_line=start_line)
-    return read_jsonl(path, start_line=start_line)
+    return read_jsonl(path, start_line=start_line, options=jsonl)
 
 
 def read_bytes(content: bytes, source: str) -> Iterator[ReadChunk]:

@@ -22,7 +22,7 @@ from distillguard.logs.bounds import (
 )
 from distillguard.logs.schema import MESSAGE_ROLES, SPEC_FIELDS, TS_MAX_MS, TS_MIN_MS
 
-__all__ = ["FIELD_KINDS", "KNOWN_FIELDS", "parse_timestamp_ms", "validate_record"]
+__all__ = ["FIELD_KINDS", "KNOWN_FIELDS", "parse_timestamp_ms", "unknown_fields", "validate_record"]
 
 FIELD_KINDS: dict[str, str] = {
     "request_id": "str",
@@ -170,9 +170,11 @@ def validate_record(obj: Any, latest_ms: int | None = None) -> tuple[list[Any], 
         ):
             raise _wrong_type(name, kind, value)
         append(value)
-    extra = None
-    if not obj.keys() <= KNOWN_FIELDS:
-        unknown = {k: v for k, v in obj.items() if k not in KNOWN_FIELDS}
-        if unknown:
-            extra = orjson.dumps(unknown).decode()
-    return values, extra
+    return values, unknown_fields(obj)
+
+
+def unknown_fields(obj: dict[str, Any]) -> str | None:
+    """The fields of record ``obj`` that the format does not name, as one JSON object text."""
+    if obj.keys() <= KNOWN_FIELDS:
+        return None
+    return orjson.dumps({k: v for k, v in obj.items() if k not in KNOWN_FIELDS}).decode()
