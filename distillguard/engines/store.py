@@ -43,6 +43,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from distillguard.engines.duckdb_errors import map_duckdb_errors
+from distillguard.engines.linked import LINKED_PREFIX, link_into, linked_select
 from distillguard.engines.parts import PartWriter, write_schema_part
 from distillguard.engines.store_sql import CREATE_TABLES
 from distillguard.logs import (
@@ -55,6 +56,7 @@ from distillguard.logs import (
     unreadable_reason,
     unreadable_row,
 )
+from distillguard.logs.parquet import storable_as_is
 from distillguard.logs.quarantine import FILE_LINE, UNREADABLE
 from distillguard.prefetch import prefetch
 
@@ -76,6 +78,7 @@ class IngestReport:
     files_read: int = 0
     files_skipped: list[str] = field(default_factory=list)
     files_unreadable: list[str] = field(default_factory=list)
+    files_stored_as_is: list[str] = field(default_factory=list)
     inserted: int = 0
     already_present: int = 0
     blank_lines: int = 0
@@ -156,21 +159,38 @@ class ExchangeStore:
         return [self.parts_dir / n for (n,) in names]
 
     def _refresh_view(self) -> None:
-        files = [str(self.parts_dir / "_schema.parquet"), *map(str, self.part_files())]
+        schema_part = str(self.parts_dir / "_schema.parquet")
+        files = [schema_part, *map(str, self.part_files())]
         listing = ", ".join(_sql_string(f) for f in files)
         # A stored view is seen by every cursor; a read-only connection can only make a
         # temporary one. Either is rebuilt at each open, so the store can be moved.
         kind = "TEMP VIEW" if self.read_only else "VIEW"
         with map_duckdb_errors("cannot build the exchanges view"):
-            self.con.execute(
-                f"CREATE OR REPLACE {kind} exchanges AS SELECT * FROM read_parquet([{listing}])")
+            selects = [f"SELECT * FROM read_parquet([{listing}])"]
+            linked = self.con.execute(
+                "SELECT part, source_file FROM linked_parts ORDER BY created_at, part").fetchall()
+            if linked:
+                store_types = self._column_types(schema_part)
+                selects += [linked_select(str(self.parts_dir / part), source,
+                                          dict(self._column_types(str(self.parts_dir / part))),
+                                          store_types) for part, source in linked]
+            self.con.execute(f"CREATE OR REPLACE {kind} exchanges AS "
+                             + " UNION ALL ".join(selects))
+
+    def _column_types(self, parquet_file: str) -> list[tuple[str, str]]:
+        rows = self.con.execute(
+            f"DESCRIBE SELECT * FROM read_parquet({_sql_string(parquet_file)})").fetchall()
+        return [(name, column_type) for name, column_type, *_ in rows]
 
     def _remove_orphan_parts(self) -> None:
         """Delete parts written by a run that died before committing them."""
         committed = {p.name for p in self.part_files()}
-        for path in self.parts_dir.glob("part-*.parquet*"):
-            if path.name not in committed:
-                path.unlink(missing_ok=True)
+        with map_duckdb_errors("cannot list linked parts"):
+            committed |= {n for (n,) in self.con.execute("SELECT part FROM linked_parts").fetchall()}
+        for pattern in ("part-*.parquet*", f"{LINKED_PREFIX}*.parquet*"):
+            for path in self.parts_dir.glob(pattern):
+                if path.name not in committed:
+                    path.unlink(missing_ok=True)
 
     def _rehash_if_engine_changed(self) -> None:
         """Stored id hashes come from DuckDB's ``hash()``; recompute them if DuckDB changed."""
@@ -200,6 +220,9 @@ class ExchangeStore:
             if stat and state and state["done"] and (state["size"], state["mtime_ns"]) == (
                     stat.st_size, stat.st_mtime_ns):
                 report.files_skipped.append(str(path))
+            elif stat and state is None and key.lower().endswith(".parquet") and \
+                    self._store_as_is(resolved, key, stat, report):
+                report.files_read += 1
             else:
                 start = state["lines_done"] if state and not state["done"] else 0
                 report.files_read += 1
@@ -236,6 +259,46 @@ class ExchangeStore:
                 current.part.discard()
                 self.con.rollback()
             raise
+
+    def _store_as_is(self, path: Path, key: str, stat: os.stat_result,
+                     report: IngestReport) -> bool:
+        """Link a Parquet file whose rows all pass, unchanged, with request ids new to the
+        store (and to each other); False, having changed nothing, for any other file."""
+        if not storable_as_is(path):
+            return False
+        with map_duckdb_errors(f"cannot store {key} as it is"):
+            self.con.begin()
+            source = _sql_string(key)
+            repeats = self.con.execute(
+                f"SELECT count(*) - count(DISTINCT request_id) FROM read_parquet({source})"
+            ).fetchone()[0]
+            known = self.con.execute(
+                f"SELECT count(*) FROM read_parquet({source}) n SEMI JOIN exchange_ids e "
+                "ON hash(n.request_id) = e.id_hash AND n.request_id = e.request_id").fetchone()[0]
+            if repeats or known:
+                self.con.rollback()
+                return False
+            name = link_into(self.parts_dir, path)
+            try:
+                rows = self.con.execute(
+                    "INSERT INTO exchange_ids SELECT hash(request_id), request_id, ?, "
+                    f"file_row_number + 1 FROM read_parquet({source}, file_row_number = true)",
+                    [key]).fetchone()[0]
+                now = _now()
+                self.con.execute("INSERT INTO linked_parts VALUES (?, ?, ?, ?)",
+                                 [name, rows, key, now])
+                self._replace_quarantine(key, 0, None, [], now)
+                self.con.execute(
+                    "INSERT OR REPLACE INTO ingested_files VALUES (?, ?, ?, ?, ?, ?)",
+                    [key, stat.st_size, stat.st_mtime_ns, rows, True, now])
+                self.con.commit()
+            except BaseException:
+                self.con.rollback()
+                (self.parts_dir / name).unlink(missing_ok=True)
+                raise
+        report.inserted += rows
+        report.files_stored_as_is.append(key)
+        return True
 
     def _begin_slice(self, start: int) -> _Slice:
         with map_duckdb_errors("cannot start a transaction"):

@@ -177,8 +177,9 @@ class BlockParser:
         if len(data) and data[-1] != _NL:
             stops = np.append(stops, len(data))
         starts = np.concatenate(([0], stops[:-1])).astype(np.int64)
-        blank = (np.add.reduceat(~_BLANK[codes], starts) == 0) if len(data) else \
-            np.zeros(0, dtype=bool)
+        blank = _BLANK[codes[starts]] if len(data) else np.zeros(0, dtype=bool)
+        for i in np.flatnonzero(blank):  # starts with white space: blank unless more follows
+            blank[i] = not data[starts[i]:stops[i]].strip()
         keep = np.flatnonzero(~blank)
         part = _Part(data, first_line + keep, starts[keep], stops[keep])
         merged = _merge(self._parse_part(part, None), self.source)
