@@ -81,6 +81,7 @@ def _run_summary(report: IngestReport, files: int, not_read: list[NotRead]) -> d
         "files_read": report.files_read,
         "files_skipped_unchanged": len(report.files_skipped),
         "files_unreadable": report.files_unreadable,
+        "files_stored_as_is": report.files_stored_as_is,
         "files_not_read": [{"path": n.path, "why": n.why} for n in not_read],
         "inserted": report.inserted,
         "already_present": report.already_present,
@@ -100,6 +101,9 @@ def print_summary(summary: dict[str, Any]) -> None:
               f"{run['inserted']:,} exchanges added, {run['already_present']:,} already present, "
               f"{run['quarantined']:,} quarantined, {run['blank_lines']:,} blank lines skipped.",
               highlight=False)
+    if run["files_stored_as_is"]:
+        out.print(f"{len(run['files_stored_as_is'])} Parquet file(s) fit the store as they are: "
+                  "linked and read in place, not re-encoded.", highlight=False)
     if run["files_unreadable"]:
         out.print(f"[yellow]{len(run['files_unreadable'])} file(s) could not be read[/] "
                   "(quarantined as 'unreadable', tried again next run): "

@@ -175,3 +175,16 @@ def test_partial_last_line_completed_later_is_stored_once_and_leaves_quarantine(
     assert second["exchanges"] == 5
     assert second["quarantined"] == 0 and second["quarantine_file"] is None
     assert second["run"]["inserted"] == 2
+
+
+def test_summary_names_parquet_files_stored_as_they_are(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [make_record(i) for i in range(20)]
+    table = pa.Table.from_pylist(rows)
+    table = table.set_column(1, "ts", table.column("ts").cast(pa.timestamp("ms", tz="UTC")))
+    pq.write_table(table, tmp_path / "a.parquet")
+    summary = _ingest(tmp_path, tmp_path / "a.parquet")
+    assert summary["exchanges"] == 20
+    assert summary["run"]["files_stored_as_is"] == [str((tmp_path / "a.parquet").resolve())]

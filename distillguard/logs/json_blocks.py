@@ -160,7 +160,7 @@ class _Part:
 
 class BlockParser:
     """Parses the blocks of one file in turn (``parse``), remembering across blocks which
-    timestamp fields the file writes as numbers."""
+    timestamp fields the file writes as numbers, or that it mixes numbers and strings."""
 
     def __init__(self, source: str, latest_ms: int, *,
                  smallest_part: int = SMALLEST_PART) -> None:
@@ -168,6 +168,7 @@ class BlockParser:
         self.latest_ms = latest_ms
         self.smallest_part = smallest_part
         self._numeric: frozenset[str] = frozenset()
+        self._mixed = False  # the last block mixed numbers and strings as timestamps
 
     def parse(self, data: bytes, first_line: int) -> LinesResult:
         """Valid records, rejects and blank lines of ``data``: whole lines, the first
@@ -197,6 +198,8 @@ class BlockParser:
         if odd.any():
             return [self._per_record(part, np.flatnonzero(odd)),
                     *self._parse_part(part.subset(np.flatnonzero(~odd)), numeric)]
+        if numeric is None and self._mixed:
+            return self._parse_by_timestamp_kind(part)
         kinds = self._numeric if numeric is None else numeric
         try:
             table = _read_json(part, kinds)
@@ -257,7 +260,8 @@ class BlockParser:
             kind = frozenset(name for name in _EITHER if _NUMBER_AT[name].search(line)
                              and not _TEXT_AT[name].search(line))
             kinds.setdefault(kind, []).append(i)
-        if len(kinds) == 1:
+        self._mixed = len(kinds) > 1
+        if not self._mixed:
             self._numeric = next(iter(kinds))
         results: list[LinesResult] = []
         for kind, rows in kinds.items():

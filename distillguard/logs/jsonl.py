@@ -209,34 +209,43 @@ class _Block:
 
 
 def _blocks(stream: BinaryIO, raw: BinaryIO, block_bytes: int) -> Iterator[_Block]:
-    """Blocks of whole lines. The stream is read a buffer at a time so that, when it
-    breaks, every whole line decompressed before the break is still delivered."""
+    """Blocks of whole lines, each copied once. The stream is read a buffer at a time so
+    that, when it breaks, every whole line decompressed before the break is delivered."""
     pieces: list[bytes] = []
     size = 0
-    target = block_bytes
+    long_line = False
     while True:
         try:
             piece = stream.read1(_READ_BUFFER)
         except _CORRUPT_STREAM as exc:
-            data = b"".join(pieces)
-            whole = data.rfind(b"\n") + 1
-            if whole:
-                yield _Block(data[:whole], raw.tell())
+            block, _ = _whole_lines(pieces)
+            if block:
+                yield _Block(block, raw.tell())
             yield _Block(b"", raw.tell(), exc)
             return
-        if piece:
-            pieces.append(piece)
-            size += len(piece)
-            if size < target:
-                continue
-        data = b"".join(pieces)
-        whole = data.rfind(b"\n") + 1 if piece else len(data)
-        if whole:
-            yield _Block(data[:whole], raw.tell())
         if not piece:
+            if pieces:
+                yield _Block(b"".join(pieces), raw.tell())
             return
-        pieces, size = ([data[whole:]], len(data) - whole) if whole < len(data) else ([], 0)
-        target = block_bytes if whole else 2 * size  # a line longer than a block: read on
+        pieces.append(piece)
+        size += len(piece)
+        if size >= block_bytes and (not long_line or b"\n" in piece):
+            block, pieces = _whole_lines(pieces)
+            long_line = not block  # a line longer than a block: read on to its end
+            if block:
+                yield _Block(block, raw.tell())
+            size = sum(map(len, pieces))
+
+
+def _whole_lines(pieces: list[bytes]) -> tuple[bytes, list[bytes]]:
+    """The whole lines of ``pieces`` joined, and what follows the last line break."""
+    for i in range(len(pieces) - 1, -1, -1):
+        cut = pieces[i].rfind(b"\n") + 1
+        if cut:
+            head = b"".join([*pieces[:i], pieces[i][:cut]])
+            tail = [pieces[i][cut:], *pieces[i + 1:]]
+            return head, [t for t in tail if t]
+    return b"", pieces
 
 
 def _offset_of_line(data: bytes, skip: int) -> int:
