@@ -5,7 +5,8 @@ quarantine, ingest progress) and a folder ``store.duckdb.parts/`` of Parquet
 parts holding the exchanges. Every connection sees them as the view
 ``exchanges``. Writing parts with pyarrow (zstd) is several times faster than
 inserting long prompt text into DuckDB's own compressed storage, and the parts
-are what the scan engines (DuckDB, Spark) read best.
+are what the scan engines (DuckDB, Spark) read best. A Parquet input that fits
+the store as it is is not re-encoded but linked in (``engines.linked``).
 
 Ingest is resumable and idempotent:
 
