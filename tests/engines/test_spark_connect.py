@@ -22,6 +22,8 @@ from distillguard.sim import SimOptions, simulate
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "corpora"
 
+pytestmark = pytest.mark.usefixtures("java_runtime")
+
 
 def _free_port() -> int:
     with socket.socket() as s:

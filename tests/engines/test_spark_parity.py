@@ -14,6 +14,8 @@ from distillguard.sim import SimOptions, parse_evasion, simulate
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "corpora"
 
+pytestmark = pytest.mark.usefixtures("java_runtime")
+
 
 def _add_bad_records(exchanges: Path) -> int:
     """A JSON Lines file of broken records and one resent request; return how many."""

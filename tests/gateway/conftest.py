@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
@@ -17,7 +16,7 @@ import pytest
 import uvicorn
 
 from distillguard.gateway import Gateway, ReplayCorpus, gateway_app, load_config, replay_app
-from tests.conftest import SHARED
+from tests.conftest import SHARED, install_debian_package
 
 
 def free_port() -> int:
@@ -146,14 +145,11 @@ def _install_redis_server() -> str:
     found = shutil.which("redis-server")
     if found:
         return found
-    install = ["apt-get", "install", "-y", "-q", "redis-server"]
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    if subprocess.run(install, capture_output=True, check=False, env=env).returncode != 0:
-        subprocess.run(["apt-get", "update", "-q"], capture_output=True, check=False, env=env)
-        subprocess.run(install, capture_output=True, check=True, env=env)
+    install_debian_package("redis-server", "the shared-state tests need redis-server, not on PATH: "
+                                           "sudo apt-get install -y redis-server")
     found = shutil.which("redis-server")
     if not found:
-        pytest.fail("redis-server could not be installed with apt-get")
+        pytest.fail("redis-server was installed with apt-get but is not on PATH")
     return found
 
 
