@@ -47,6 +47,14 @@ def corpora_dir() -> Path:
         pytest.fail(f"the shared corpora are missing at {path}")
     return path
 
+# Debian packages this run installed, named at the end of pytest's report.
+INSTALLED: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if INSTALLED:
+        terminalreporter.write_line(f"installed with apt-get for this run: {', '.join(INSTALLED)}")
+
 
 def install_debian_package(packages: str | Sequence[str], missing: str) -> str:
     """Install the first of ``packages`` that apt-get can install; return its name.
@@ -77,6 +85,7 @@ def install_debian_package(packages: str | Sequence[str], missing: str) -> str:
             done = subprocess.run([*apt, "install", "--no-install-recommends", name], env=env,
                                   capture_output=True, text=True, errors="replace", check=False)
             if done.returncode == 0:
+                INSTALLED.append(name)
                 return name
             said = next((line for line in reversed(done.stderr.splitlines()) if line.strip()), said)
     pytest.fail(f"{missing} [apt-get could not install {' or '.join(names)}: {said}]")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import conftest
 from tests.conftest import install_debian_package
 
 MISSING = "the X tests need x-server, not on PATH: sudo apt-get install -y x-server"
@@ -35,6 +36,7 @@ def apt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "installable").write_text("")
     monkeypatch.setenv("PATH", str(bin_dir))
     monkeypatch.setattr("os.geteuid", lambda: 0)
+    monkeypatch.setattr(conftest, "INSTALLED", [])  # the real run's list stays for its summary
     return tmp_path
 
 
@@ -48,6 +50,7 @@ def test_installs_non_interactively_as_root(apt: Path) -> None:
     [call] = calls(apt)
     assert call.startswith("noninteractive -q -y ")
     assert call.endswith(" install --no-install-recommends x-server")
+    assert conftest.INSTALLED == ["x-server"]
 
 
 def test_updates_the_lists_once_when_the_package_is_unknown(apt: Path) -> None:
@@ -86,3 +89,4 @@ def test_not_root_without_sudo_the_test_is_skipped_naming_what_is_missing(
     assert str(caught.value) == (f"{MISSING} [not installed by the tests: "
                                  "not root and no password-less sudo]")
     assert not (apt / "calls").exists()
+    assert conftest.INSTALLED == []
