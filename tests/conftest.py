@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Sequence
@@ -89,3 +90,15 @@ def install_debian_package(packages: str | Sequence[str], missing: str) -> str:
                 return name
             said = next((line for line in reversed(done.stderr.splitlines()) if line.strip()), said)
     pytest.fail(f"{missing} [apt-get could not install {' or '.join(names)}: {said}]")
+
+
+def installed_path(package: str, pattern: str) -> str | None:
+    """The first path of Debian's installed ``package`` (``dpkg -L``) that matches ``pattern``:
+    where apt-get put a program when ``PATH`` does not reach it."""
+    dpkg = shutil.which("dpkg") or "/usr/bin/dpkg"
+    try:
+        listed = subprocess.run([dpkg, "-L", package], capture_output=True, text=True, check=False)
+    except OSError:
+        return None
+    found = re.search(f"^(?:{pattern})$", listed.stdout, flags=re.MULTILINE)
+    return found[0] if found else None

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests import conftest
-from tests.conftest import install_debian_package
+from tests.conftest import install_debian_package, installed_path
 
 MISSING = "the X tests need x-server, not on PATH: sudo apt-get install -y x-server"
 
@@ -90,3 +90,15 @@ def test_not_root_without_sudo_the_test_is_skipped_naming_what_is_missing(
                                  "not root and no password-less sudo]")
     assert not (apt / "calls").exists()
     assert conftest.INSTALLED == []
+
+
+def test_installed_path_finds_a_program_the_path_does_not_reach(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "dpkg").write_text('#!/bin/sh\n[ "$1 $2" = "-L x-server" ] || exit 1\n'
+                                   "echo /.\necho /usr/share/doc/x-server\n"
+                                   "echo /usr/lib/x/bin/x-server\n")
+    (tmp_path / "dpkg").chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert installed_path("x-server", r"/\S+/bin/x-server") == "/usr/lib/x/bin/x-server"
+    assert installed_path("x-server", r"/\S+/bin/y-server") is None
+    assert installed_path("y-server", r"/\S+/bin/y-server") is None

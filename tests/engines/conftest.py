@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import re
-import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from distillguard.engines.spark_session import JAVA_PACKAGES, JavaRuntime, find_java
 from distillguard.errors import EngineError
-from tests.conftest import install_debian_package
-
-
-def _java_home_of(package: str) -> str | None:
-    """Where Debian's ``package`` put its runtime (``/usr/lib/jvm/NAME``)."""
-    listed = subprocess.run(["dpkg", "-L", package], capture_output=True, text=True, check=False)
-    found = re.search(r"^(/usr/lib/jvm/[^/\n]+)/bin/java$", listed.stdout, flags=re.MULTILINE)
-    return found[1] if found else None
+from tests.conftest import install_debian_package, installed_path
 
 
 def _installed_java(package: str, env: pytest.MonkeyPatch) -> JavaRuntime:
@@ -26,10 +18,10 @@ def _installed_java(package: str, env: pytest.MonkeyPatch) -> JavaRuntime:
     try:
         return find_java()
     except EngineError:
-        home = _java_home_of(package)
-        if home is None:
+        java = installed_path(package, r"/usr/lib/jvm/[^/]+/bin/java")
+        if java is None:
             pytest.fail(f"apt-get installed {package}, but dpkg -L lists no bin/java in it")
-        env.setenv("JAVA_HOME", home)
+        env.setenv("JAVA_HOME", str(Path(java).parent.parent))
         return find_java()
 
 

@@ -16,7 +16,7 @@ import pytest
 import uvicorn
 
 from distillguard.gateway import Gateway, ReplayCorpus, gateway_app, load_config, replay_app
-from tests.conftest import SHARED, install_debian_package
+from tests.conftest import SHARED, install_debian_package, installed_path
 
 
 def free_port() -> int:
@@ -147,9 +147,9 @@ def _install_redis_server() -> str:
         return found
     install_debian_package("redis-server", "the shared-state tests need redis-server, not on PATH: "
                                            "sudo apt-get install -y redis-server")
-    found = shutil.which("redis-server")
+    found = shutil.which("redis-server") or installed_path("redis-server", r"/\S+/bin/redis-server")
     if not found:
-        pytest.fail("redis-server was installed with apt-get but is not on PATH")
+        pytest.fail("apt-get installed redis-server, but dpkg -L lists no bin/redis-server in it")
     return found
 
 
