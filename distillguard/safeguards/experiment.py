@@ -16,8 +16,7 @@ The test suite runs it at a tiny size; ``benchmarks/radioactivity.py`` at full s
 
 from __future__ import annotations
 
-import copy
-import time
+import json
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -43,7 +42,7 @@ from distillguard.safeguards.tiny_lm import (
 from distillguard.safeguards.tokenizer import encode_texts, load_tokenizer
 from distillguard.safeguards.watermark import DEFAULT_WATERMARK, WatermarkParams
 
-__all__ = ["ExperimentConfig", "run_experiment"]
+__all__ = ["Experiment", "ExperimentConfig", "run_experiment", "student_plan", "summarize"]
 
 
 @dataclass(frozen=True)
@@ -62,7 +61,7 @@ class ExperimentConfig:
     mixes: tuple[float, ...] = (0.0, 0.01, 0.05, 0.10)
     seeds: int = 2
     null_seeds: int = 20
-    probe_prompts: int = 256
+    probe_prompts: int = 384
     probe_tokens: int = 128
     reading_rows: int = 256
     reading_top_k: tuple[int, ...] = (1, 8)
@@ -159,68 +158,172 @@ def _test_student(student: Any, probe_prompts: torch.Tensor, reading: torch.Tens
     open_model = {f"open_model_top{k}": open_model_test(reading.numpy(), predicted[:, :, :k],
                                                         config.key, config.params).as_dict()
                   for k in config.reading_top_k}
-    return {"black_box": bb.as_dict(), **open_model, "open_model": open_model[
-        f"open_model_top{config.reading_top_k[0]}"]}
+    return {"black_box": bb.as_dict(), **open_model}
 
 
-def run_experiment(corpora_dir: Path, config: ExperimentConfig, *,
-                   log: Log = lambda _: None,
-                   on_student: Callable[[dict[str, Any]], None] | None = None
-                   ) -> dict[str, Any]:
-    """Run the whole experiment; every student's result is also passed to ``on_student``
-    as soon as it is known (a long run can be followed, or resumed by hand)."""
-    torch.set_num_threads(config.threads)
-    started = time.perf_counter()
-    tokenizer = load_tokenizer()
-    block = config.model.block
+def student_plan(config: ExperimentConfig) -> list[tuple[float, int]]:
+    """(rho, seed) of every student, the most telling first: seed 0 of each mix, then the
+    clean students' other seeds, then the other mixes' other seeds."""
+    first = sorted(config.mixes, key=lambda r: (r == 0, -r))
+    plan = [(rho, 0) for rho in first]
+    if 0.0 in config.mixes:
+        plan += [(0.0, s) for s in range(1, config.null_seeds)]
+    plan += [(rho, s) for s in range(1, config.seeds) for rho in first if rho > 0]
+    return plan
 
-    def blocks_of(split: str) -> torch.Tensor:
-        texts = corpus_texts(corpora_dir, roles=("assistant",), split=split)  # type: ignore[arg-type]
-        return pack_blocks(encode_texts(tokenizer, [t[: config.max_chars] for t in texts]), block)
 
-    teacher_blocks, own_blocks, heldout = blocks_of("teacher"), blocks_of("student"), blocks_of(
-        "heldout")
-    log(f"data: teacher {teacher_blocks.shape[0]} rows, student {own_blocks.shape[0]}, "
-        f"held out {heldout.shape[0]} (x{block} tokens)")
-    teacher = train_lm(new_model(config.model, seed=0), teacher_blocks,
-                       steps=config.teacher_steps, batch_size=config.batch_size, seed=0)
-    log(f"teacher trained ({config.teacher_steps} steps), held-out perplexity "
-        f"{perplexity(teacher, heldout[: config.cost_rows]):.1f}")
-    prompts = _prompt_ids(corpus_texts(corpora_dir, roles=("user",), split="teacher"),
-                          tokenizer, config.harvest_prompts, config.prompt_tokens)
-    processor = WatermarkLogitsProcessor(config.key, vocab_size=config.model.vocab_size,
-                                         params=config.params)
-    outputs = generate(teacher, prompts, new_tokens=config.output_tokens, processor=processor,
-                       seed=1)
-    detection = _detection(outputs, tokenizer, config.key, config.params)
-    log(f"harvest: {len(outputs)} watermarked answers of {config.output_tokens} tokens; "
-        f"z > 4 in {detection['share_z_above_4']:.1%}, median z {detection['z_median']:.1f}")
-    harvested = pack_blocks([np.concatenate([p, o]) for p, o in zip(prompts.numpy(), outputs,
-                                                                       strict=True)], block)
-    base = train_lm(new_model(config.model, seed=1000), own_blocks, steps=config.base_steps,
-                    batch_size=config.batch_size, seed=1000)
-    log(f"attacker's base model trained ({config.base_steps} steps)")
-    probe = prompts[: config.probe_prompts]
-    reading = heldout[config.cost_rows: config.cost_rows + config.reading_rows]
-    students = []
-    plan = [(rho, seed) for rho in config.mixes
-            for seed in range(config.null_seeds if rho == 0 else config.seeds)]
-    for rho, seed in plan:
-        rows = _mixed_rows(own_blocks, harvested, rho, config.finetune_steps * config.batch_size,
-                           seed=10_000 + seed)
-        student = train_lm(copy.deepcopy(base), rows, steps=config.finetune_steps,
-                           batch_size=config.batch_size, seed=seed, in_order=True)
-        result = {"rho": rho, "seed": seed, **_test_student(student, probe, reading, config,
-                                                             seed=20_000 + seed)}
-        students.append(result)
-        log(f"student rho={rho:.0%} seed={seed}: black box p={result['black_box']['p_value']:.2e}"
-            f" (z {result['black_box']['z']:.2f}), open model p="
-            f"{result['open_model']['p_value']:.2e} (z {result['open_model']['z']:.2f})")
-        if on_student is not None:
-            on_student(result)
-    return {"config": _config_dict(config), "detection": detection, "students": students,
-            "cost": _cost(teacher, heldout, config, log),
-            "seconds": time.perf_counter() - started}
+class Experiment:
+    """The experiment's stages, each cached in ``workdir`` (a stopped run resumes where it
+    was; several processes can train students at once, each its own share of the plan)."""
+
+    def __init__(self, corpora_dir: Path, config: ExperimentConfig, workdir: Path, *,
+                 log: Log = lambda _: None) -> None:
+        self.corpora_dir = corpora_dir
+        self.config = config
+        self.workdir = workdir
+        self.log = log
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / "students").mkdir(exist_ok=True)
+        torch.set_num_threads(config.threads)
+        self.tokenizer = load_tokenizer()
+
+    def _json(self, name: str, make: Callable[[], Any]) -> Any:
+        path = self.workdir / name
+        if path.is_file():
+            return json.loads(path.read_text())
+        value = make()
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(value, indent=1))
+        tmp.replace(path)
+        return value
+
+    def _tensor(self, name: str, make: Callable[[], Any]) -> Any:
+        path = self.workdir / name
+        if path.is_file():
+            return torch.load(path, weights_only=True)
+        value = make()
+        torch.save(value, path.with_suffix(".tmp"))
+        path.with_suffix(".tmp").replace(path)
+        return value
+
+    def data(self) -> dict[str, torch.Tensor]:
+        def make() -> dict[str, torch.Tensor]:
+            blocks = {}
+            for split in ("teacher", "student", "heldout"):
+                texts = corpus_texts(self.corpora_dir, roles=("assistant",), split=split)  # type: ignore[arg-type]
+                blocks[split] = pack_blocks(encode_texts(
+                    self.tokenizer, [t[: self.config.max_chars] for t in texts]),
+                    self.config.model.block)
+            prompts = corpus_texts(self.corpora_dir, roles=("user",), split="teacher")
+            blocks["prompts"] = _prompt_ids(prompts, self.tokenizer, self.config.harvest_prompts,
+                                            self.config.prompt_tokens)
+            return blocks
+        return self._tensor("data.pt", make)
+
+    def _model(self, name: str, seed: int, blocks: torch.Tensor, steps: int) -> Any:
+        model = new_model(self.config.model, seed=seed)
+        path = self.workdir / name
+        if path.is_file():
+            model.load_state_dict(torch.load(path, weights_only=True))
+            return model.eval()
+        train_lm(model, blocks, steps=steps, batch_size=self.config.batch_size, seed=seed)
+        torch.save(model.state_dict(), path.with_suffix(".tmp"))
+        path.with_suffix(".tmp").replace(path)
+        self.log(f"{name}: trained {steps} steps")
+        return model
+
+    def teacher(self) -> Any:
+        return self._model("teacher.pt", 0, self.data()["teacher"], self.config.teacher_steps)
+
+    def base(self) -> Any:
+        return self._model("base.pt", 1000, self.data()["student"], self.config.base_steps)
+
+    def harvest(self) -> list[np.ndarray]:
+        """The teacher's watermarked answers to the campaign's prompts."""
+        def make() -> torch.Tensor:
+            processor = WatermarkLogitsProcessor(self.config.key,
+                                                 vocab_size=self.config.model.vocab_size,
+                                                 params=self.config.params)
+            outputs = generate(self.teacher(), self.data()["prompts"],
+                               new_tokens=self.config.output_tokens, processor=processor, seed=1)
+            self.log(f"harvest: {len(outputs)} watermarked answers")
+            return torch.from_numpy(np.stack(outputs))
+        return list(self._tensor("harvest.pt", make).numpy())
+
+    def detection(self) -> dict[str, Any]:
+        return self._json("detection.json", lambda: _detection(
+            self.harvest(), self.tokenizer, self.config.key, self.config.params))
+
+    def student(self, rho: float, seed: int) -> dict[str, Any]:
+        def make() -> dict[str, Any]:
+            config, data = self.config, self.data()
+            harvested = pack_blocks([np.concatenate([p, o]) for p, o in zip(
+                data["prompts"].numpy(), self.harvest(), strict=True)], config.model.block)
+            rows = _mixed_rows(data["student"], harvested, rho,
+                               config.finetune_steps * config.batch_size, seed=10_000 + seed)
+            model = train_lm(self.base(), rows, steps=config.finetune_steps,
+                             batch_size=config.batch_size, seed=seed, in_order=True)
+            heldout = data["heldout"]
+            reading = heldout[config.cost_rows: config.cost_rows + config.reading_rows]
+            result = {"rho": rho, "seed": seed, **_test_student(
+                model, data["prompts"][: config.probe_prompts], reading, config, 20_000 + seed)}
+            bb, om = result["black_box"], result[f"open_model_top{config.reading_top_k[0]}"]
+            self.log(f"student rho={rho:.0%} seed={seed}: black box p={bb['p_value']:.2e} "
+                     f"(z {bb['z']:.2f}), open model p={om['p_value']:.2e} (z {om['z']:.2f})")
+            return result
+        return self._json(f"students/rho{rho:g}_seed{seed}.json", make)
+
+    def cost(self) -> list[dict[str, Any]]:
+        return self._json("cost.json", lambda: _cost(self.teacher(), self.data()["heldout"],
+                                                      self.config, self.log))
+
+    def prepare(self) -> None:
+        """Everything the students need: data, teacher, harvest, the attacker's base."""
+        self.detection()
+        self.base()
+
+    def train_students(self, *, worker: int = 0, workers: int = 1) -> None:
+        """This worker's share of the student plan (after ``prepare``)."""
+        for i, (rho, seed) in enumerate(student_plan(self.config)):
+            if i % workers == worker:
+                self.student(rho, seed)
+
+    def results(self) -> dict[str, Any]:
+        """Whatever is done so far, read from the work directory."""
+        students = [json.loads(p.read_text()) for p in sorted(
+            (self.workdir / "students").glob("*.json"))]
+        read = {name: json.loads((self.workdir / name).read_text())
+                for name in ("detection.json", "cost.json") if (self.workdir / name).is_file()}
+        return {"config": _config_dict(self.config), "detection": read.get("detection.json"),
+                "cost": read.get("cost.json"),
+                "students": sorted(students, key=lambda r: (r["rho"], r["seed"]))}
+
+
+def run_experiment(corpora_dir: Path, config: ExperimentConfig, workdir: Path, *,
+                   log: Log = lambda _: None) -> dict[str, Any]:
+    """Run (or resume) the whole experiment in ``workdir``; return every result."""
+    experiment = Experiment(corpora_dir, config, workdir, log=log)
+    experiment.prepare()
+    experiment.train_students()
+    experiment.cost()
+    return experiment.results()
+
+
+def summarize(results: dict[str, Any]) -> dict[str, Any]:
+    """The bars, read off the results: detection share at z > 4, the 5 % students' p-values,
+    how many clean students stay above p = 0.01, the cost per strength."""
+    by_rho: dict[float, list[dict[str, Any]]] = {}
+    for r in results["students"]:
+        by_rho.setdefault(r["rho"], []).append(r)
+    tests = [k for k in (results["students"][0] if results["students"] else {})
+             if k == "black_box" or k.startswith("open_model")]
+    mixes = {f"{rho:.0%}": {t: [r[t]["p_value"] for r in rows] for t in tests}
+             for rho, rows in sorted(by_rho.items())}
+    clean = by_rho.get(0.0, [])
+    return {"detection": results["detection"], "mixes": mixes,
+            "clean_students_above_0.01": {t: f"{sum(r[t]['p_value'] > 0.01 for r in clean)} of "
+                                             f"{len(clean)}" for t in tests},
+            "cost": results["cost"]}
 
 
 def _config_dict(config: ExperimentConfig) -> dict[str, Any]:
