@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 __all__ = ["Canary", "CanaryHit", "CanaryReport", "add_decoy_tool", "append_signature",
-           "canary_check", "canary_for", "decoy_tool", "normalize_text", "should_mark"]
+           "canary_check", "canary_for", "canary_queries", "decoy_tool", "normalize_text",
+           "should_mark"]
 
 Api = Literal["openai", "anthropic"]
 
@@ -95,6 +96,13 @@ def canary_for(secret: str, group: str) -> Canary:
     description = (f"Look up background facts in the {tool_noun} {tool_object} for a topic. "
                    f"Returns short matching passages.")
     return Canary(group, f"{opener}, {core}.", normalize_text(core), tool_name, description)
+
+
+def canary_queries() -> tuple[str, ...]:
+    """Prompts that draw a signature phrase out of a model trained on it: every phrase
+    opens with one of these, so a suspect asked to continue them completes the phrases it
+    learned (a clean model has no reason to name a keyed adjective-noun-verb-object)."""
+    return tuple(f"{opener}," for opener in _OPENERS)
 
 
 def should_mark(secret: str, request_id: str, share: float) -> bool:

@@ -26,6 +26,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from distillguard.safeguards.canaries import (
+    canary_check,
+    canary_for,
+    canary_queries,
+    should_mark,
+)
 from distillguard.safeguards.corpus_text import corpus_texts
 from distillguard.safeguards.detect import DEFAULT_ALPHA, score_many
 from distillguard.safeguards.logits_processor import WatermarkLogitsProcessor, green_table
@@ -67,6 +73,13 @@ class ExperimentConfig:
     reading_top_k: tuple[int, ...] = (1, 8)
     strengths: tuple[float, ...] = (0.0, 1.0, 2.0, 4.0)
     cost_rows: int = 128
+    # Canaries: the campaign is one of `canary_groups` groups under watch (group index
+    # `canary_group` harvests); its answers end with its signature phrase at this share.
+    canary_groups: int = 8
+    canary_group: int = 2
+    signature_share: float = 0.2
+    canary_samples: int = 16
+    canary_tokens: int = 24
     threads: int = 1
 
 
@@ -161,6 +174,27 @@ def _test_student(student: Any, probe_prompts: torch.Tensor, reading: torch.Tens
     return {"black_box": bb.as_dict(), **open_model}
 
 
+CANARY_SECRET = "experiment-canary-secret"
+
+
+def _canaries(config: ExperimentConfig) -> list[Any]:
+    return [canary_for(CANARY_SECRET, f"G{i}") for i in range(config.canary_groups)]
+
+
+def _canary_result(model: Any, tokenizer: Any, config: ExperimentConfig, seed: int
+                   ) -> dict[str, Any]:
+    """Ask the model to continue every phrase opener; which group's phrases come out?"""
+    texts: list[str] = []
+    for i, query in enumerate(canary_queries()):
+        ids = torch.from_numpy(encode_texts(tokenizer, ["\n\n" + query])[0])
+        prompts = ids.repeat(config.canary_samples, 1)
+        outs = generate(model, prompts, new_tokens=config.canary_tokens, seed=seed + i)
+        texts += [query + tokenizer.decode(o.tolist()) for o in outs]
+    report = canary_check(texts, _canaries(config))
+    return {"queries": len(texts), "named": list(report.named),
+            "hits": {h.group: h.hits for h in report.hits}}
+
+
 def student_plan(config: ExperimentConfig) -> list[tuple[float, int]]:
     """(rho, seed) of every student, the most telling first: seed 0 of each mix, then the
     clean students' other seeds, then the other mixes' other seeds."""
@@ -250,6 +284,19 @@ class Experiment:
             return torch.from_numpy(np.stack(outputs))
         return list(self._tensor("harvest.pt", make).numpy())
 
+    def harvested_docs(self) -> list[np.ndarray]:
+        """What the campaign kept: prompt, watermarked answer, and on a keyed share of the
+        answers the harvesting group's signature phrase as a closing line."""
+        config = self.config
+        canary = _canaries(config)[config.canary_group]
+        phrase = encode_texts(self.tokenizer, ["\n\n" + canary.phrase])[0]
+        docs = []
+        for i, (p, o) in enumerate(zip(self.data()["prompts"].numpy(), self.harvest(),
+                                       strict=True)):
+            marked = should_mark(CANARY_SECRET, f"harvest-{i}", config.signature_share)
+            docs.append(np.concatenate([p, o, phrase] if marked else [p, o]))
+        return docs
+
     def detection(self) -> dict[str, Any]:
         return self._json("detection.json", lambda: _detection(
             self.harvest(), self.tokenizer, self.config.key, self.config.params))
@@ -257,8 +304,7 @@ class Experiment:
     def student(self, rho: float, seed: int) -> dict[str, Any]:
         def make() -> dict[str, Any]:
             config, data = self.config, self.data()
-            harvested = pack_blocks([np.concatenate([p, o]) for p, o in zip(
-                data["prompts"].numpy(), self.harvest(), strict=True)], config.model.block)
+            harvested = pack_blocks(self.harvested_docs(), config.model.block)
             rows = _mixed_rows(data["student"], harvested, rho,
                                config.finetune_steps * config.batch_size, seed=10_000 + seed)
             model = train_lm(self.base(), rows, steps=config.finetune_steps,
@@ -266,10 +312,12 @@ class Experiment:
             heldout = data["heldout"]
             reading = heldout[config.cost_rows: config.cost_rows + config.reading_rows]
             result = {"rho": rho, "seed": seed, **_test_student(
-                model, data["prompts"][: config.probe_prompts], reading, config, 20_000 + seed)}
+                model, data["prompts"][: config.probe_prompts], reading, config, 20_000 + seed),
+                "canary": _canary_result(model, self.tokenizer, config, 30_000 + seed)}
             bb, om = result["black_box"], result[f"open_model_top{config.reading_top_k[0]}"]
             self.log(f"student rho={rho:.0%} seed={seed}: black box p={bb['p_value']:.2e} "
-                     f"(z {bb['z']:.2f}), open model p={om['p_value']:.2e} (z {om['z']:.2f})")
+                     f"(z {bb['z']:.2f}), open model p={om['p_value']:.2e} (z {om['z']:.2f}), "
+                     f"canaries name {result['canary']['named'] or 'no group'}")
             return result
         return self._json(f"students/rho{rho:g}_seed{seed}.json", make)
 
@@ -320,7 +368,9 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
     mixes = {f"{rho:.0%}": {t: [r[t]["p_value"] for r in rows] for t in tests}
              for rho, rows in sorted(by_rho.items())}
     clean = by_rho.get(0.0, [])
-    return {"detection": results["detection"], "mixes": mixes,
+    canaries = {f"{rho:.0%}": [r["canary"]["named"] for r in rows]
+                for rho, rows in sorted(by_rho.items())}
+    return {"detection": results["detection"], "mixes": mixes, "canaries_named": canaries,
             "clean_students_above_0.01": {t: f"{sum(r[t]['p_value'] > 0.01 for r in clean)} of "
                                              f"{len(clean)}" for t in tests},
             "cost": results["cost"]}

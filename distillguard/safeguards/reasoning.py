@@ -99,7 +99,7 @@ def summarize_reasoning(text: str, params: SummaryParams = SummaryParams()) -> s
     >>> summarize_reasoning("First, 3 apples plus 4 apples. That gives 7 apples.\\n\\n"
     ...                     "Wait, did I miss any? No.\\n\\nThen halve it. "
     ...                     "So the answer is 3.5.")
-    'Reasoning summary: That gives 7 apples. So the answer is 3.5. [3 steps condensed]'
+    'Reasoning summary: That gives 7 apples. So the answer is 3.5. [2 of 6 sentences kept, the rest withheld]'
     """
     steps = split_steps(text)
     picked = _conclusions(steps, params.max_sentences)
@@ -114,7 +114,9 @@ def summarize_reasoning(text: str, params: SummaryParams = SummaryParams()) -> s
     body = " ".join(p[2] for p in chosen)
     if len(body) > params.max_chars:
         body = body[: params.max_chars].rsplit(" ", 1)[0] + "..."
-    note = f" [{len(steps)} steps condensed]" if len(steps) > 1 else ""
+    total = sum(len(step) for step in steps)
+    note = f" [{len(chosen)} of {total} sentences kept, the rest withheld]" if total > len(
+        chosen) else ""
     return f"Reasoning summary: {body}{note}"
 
 

@@ -9,6 +9,7 @@ from distillguard.safeguards import (
     append_signature,
     canary_check,
     canary_for,
+    canary_queries,
     decoy_tool,
     normalize_text,
     should_mark,
@@ -81,3 +82,10 @@ def test_no_canary_of_a_thousand_groups_occurs_in_real_text(heldout_texts: list[
 @pytest.mark.parametrize("text", ["", "   ", "\n\n"])
 def test_empty_outputs_name_nobody(text: str) -> None:
     assert canary_check([text], [canary_for("s", "C1")]).named == ()
+
+
+def test_every_phrase_opens_with_one_of_the_queries() -> None:
+    queries = canary_queries()
+    assert len(queries) == 8
+    for g in GROUPS:
+        assert canary_for("secret", g).phrase.startswith(queries)

@@ -85,7 +85,7 @@ def test_radioactivity_end_to_end_on_tiny_models(corpora_dir: Path, tmp_path: Pa
                               finetune_steps=10, batch_size=16, harvest_prompts=48,
                               output_tokens=200, seeds=1, null_seeds=1, probe_prompts=32,
                               probe_tokens=48, reading_rows=32, strengths=(0.0, 2.0),
-                              cost_rows=16)
+                              cost_rows=16, canary_samples=4, canary_tokens=12)
     results = run_experiment(corpora_dir, config, tmp_path)
     assert results["detection"]["texts"] == 48
     assert results["detection"]["share_z_above_4"] >= 0.95
@@ -95,6 +95,8 @@ def test_radioactivity_end_to_end_on_tiny_models(corpora_dir: Path, tmp_path: Pa
         for test in ("black_box", "open_model_top1", "open_model_top8"):
             assert r[test]["scored"] > 0 and 0.0 <= r[test]["p_value"] <= 1.0
     assert results["students"][0]["black_box"]["p_value"] > 0.01
+    assert results["students"][0]["canary"]["named"] == []  # the clean student names nobody
+    assert all(r["canary"]["queries"] == 8 * config.canary_samples for r in results["students"])
     cost = {c["delta"]: c for c in results["cost"]}
     assert cost[2.0]["heldout_perplexity"] > cost[0.0]["heldout_perplexity"]
     summary = summarize(results)
