@@ -6,7 +6,7 @@ unwatermarked corpus texts.
     python benchmarks/radioactivity.py --workdir /tmp/radioactivity [--workers 2]
 
 Every stage is cached in --workdir: run it again to resume or to print the results.
-Runs at nice 10 (the machine is shared).
+On a shared machine run it under ``nice``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import os
 import sys
 import time
 from pathlib import Path
@@ -49,7 +48,6 @@ def false_positive_rate(corpora: Path, keys: int) -> dict[str, object]:
 
 def _worker(args: tuple[Path, ExperimentConfig, Path, int, int]) -> None:
     corpora, config, workdir, worker, workers = args
-    os.nice(10)
     experiment = Experiment(corpora, config, workdir, log=_log)
     experiment.train_students(worker=worker, workers=workers)
 
@@ -69,7 +67,6 @@ def main() -> None:
     parser.add_argument("--skip-fpr", action="store_true")
     parser.add_argument("--corpora", type=Path, default=None)
     args = parser.parse_args()
-    os.nice(10)
     corpora = find_corpora_dir(args.corpora)
     config = ExperimentConfig()
     fpr_path = args.workdir / "fpr.json"
