@@ -554,12 +554,12 @@ def _open_model_result(model_dir: Path, texts: list[str], tok: Any, key: str, pa
         msg = f"cannot load a model from {model_dir}: {exc}"
         raise DistillguardError(msg) from exc
     block = 64
-    rows = [ids[i:i + block] for ids in encode_texts(tok, texts)
-            for i in range(0, ids.size - block + 1, block)]
-    if not rows:
-        msg = f"no text of at least {block} tokens to feed the model"
+    flat = np.concatenate([np.append(ids, 0) for ids in encode_texts(tok, texts)] or [[]])
+    if flat.size < block:
+        msg = (f"the texts to feed the model hold {flat.size} tokens, fewer than one row of "
+               f"{block}: give more with --probe")
         raise DistillguardError(msg)
-    fed = torch.from_numpy(np.stack(rows))
+    fed = torch.from_numpy(flat[: flat.size // block * block].reshape(-1, block).astype(np.int64))
     return open_model_test(fed.numpy(), predict_next(suspect, fed).numpy(), key, params).as_dict()
 
 

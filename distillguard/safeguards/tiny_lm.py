@@ -23,6 +23,7 @@ __all__ = ["EOT_ID", "TinyLMConfig", "generate", "new_model", "pack_blocks", "pe
 
 EOT_ID = 0
 hf_logging.set_verbosity_error()
+hf_logging.disable_progress_bar()
 
 
 @dataclass(frozen=True, slots=True)

@@ -103,3 +103,28 @@ def test_radioactivity_end_to_end_on_tiny_models(corpora_dir: Path, tmp_path: Pa
     assert summary["clean_students_above_0.01"]["black_box"].endswith("of 1")
     again = Experiment(corpora_dir, config, tmp_path).results()  # cached: nothing retrained
     assert again["students"] == results["students"]
+
+
+def test_radioactivity_command_runs_the_open_model_test(tmp_path: Path) -> None:
+    import orjson
+    from typer.testing import CliRunner
+
+    from distillguard.cli import app
+    from tests.conftest import write_jsonl
+
+    model_dir = tmp_path / "suspect"
+    new_model(SMALL, seed=3).save_pretrained(model_dir)
+    text = " ".join(f"Sentence number {i} says something about tea and rain." for i in range(40))
+    outputs = write_jsonl(tmp_path / "o.jsonl", [{"text": text, "prompt": "Tell me a story."}])
+    short = CliRunner().invoke(app, ["provenance", "radioactivity", str(outputs), "--key", "k",
+                                     "--model", str(model_dir)])
+    assert short.exit_code == 2 and "--probe" in short.output
+    probe = write_jsonl(tmp_path / "p.jsonl", [{"text": text}])
+    result = CliRunner().invoke(app, ["provenance", "radioactivity", str(outputs), "--key", "k",
+                                      "--model", str(model_dir), "--probe", str(probe), "--json"])
+    assert result.exit_code == 0, result.output
+    report = orjson.loads(result.stdout)
+    assert report["open_model"]["scored"] > 0 and report["open_model"]["p_value"] > 1e-3
+    missing = CliRunner().invoke(app, ["provenance", "radioactivity", str(outputs), "--key", "k",
+                                       "--model", str(tmp_path / "none")])
+    assert missing.exit_code == 2 and "cannot load" in " ".join(missing.output.split())
