@@ -53,26 +53,28 @@ __all__ = ["Experiment", "ExperimentConfig", "run_experiment", "student_plan", "
 
 @dataclass(frozen=True)
 class ExperimentConfig:
+    """Sizes chosen to run on a shared 2-core machine within an hour or so of CPU time."""
+
     key: str = "radioactivity-experiment"
     params: WatermarkParams = DEFAULT_WATERMARK
-    model: TinyLMConfig = field(default_factory=TinyLMConfig)
-    max_chars: int = 3000
-    teacher_steps: int = 600
-    base_steps: int = 400
-    finetune_steps: int = 120
+    model: TinyLMConfig = field(default_factory=lambda: TinyLMConfig(n_embd=64))
+    max_chars: int = 1500
+    teacher_steps: int = 400
+    base_steps: int = 200
+    finetune_steps: int = 80
     batch_size: int = 32
-    harvest_prompts: int = 1024
+    harvest_prompts: int = 512
     prompt_tokens: int = 16
     output_tokens: int = 200
     mixes: tuple[float, ...] = (0.0, 0.01, 0.05, 0.10)
     seeds: int = 2
     null_seeds: int = 20
-    probe_prompts: int = 384
+    probe_prompts: int = 256
     probe_tokens: int = 128
-    reading_rows: int = 256
+    reading_rows: int = 128
     reading_top_k: tuple[int, ...] = (1, 8)
     strengths: tuple[float, ...] = (0.0, 1.0, 2.0, 4.0)
-    cost_rows: int = 128
+    cost_rows: int = 64
     # Canaries: the campaign is one of `canary_groups` groups under watch (group index
     # `canary_group` harvests); its answers end with its signature phrase at this share.
     canary_groups: int = 8
