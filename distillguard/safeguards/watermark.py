@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -98,6 +99,14 @@ def _token_codes(tokens: np.ndarray) -> np.ndarray:
     return _mix((tokens.astype(np.uint64) + np.uint64(1)) * _GOLDEN ^ _TOKEN_SALT)
 
 
+@lru_cache(maxsize=8)
+def _vocabulary_codes(vocab_size: int) -> np.ndarray:
+    """Every token's code, computed once per vocabulary size (read-only)."""
+    codes = _token_codes(np.arange(vocab_size))
+    codes.flags.writeable = False
+    return codes
+
+
 def context_token_hashes(contexts: np.ndarray, tokens: np.ndarray, key: str) -> np.ndarray:
     """The keyed hash of each (context row, token): ``contexts`` (n, context_width) ids,
     ``tokens`` (n,) ids; green when below ``WatermarkParams.threshold``."""
@@ -127,8 +136,7 @@ def green_mask(contexts: np.ndarray, key: str, vocab_size: int,
     the context ``contexts[b]`` (its last ``context_width`` token ids)."""
     contexts = np.atleast_2d(np.asarray(contexts, dtype=np.int64))[:, -params.context_width:]
     seeds = _context_seeds(contexts, key_seed(key))
-    codes = _token_codes(np.arange(vocab_size))
-    return _mix(seeds[:, None] ^ codes[None, :]) < params.threshold
+    return _mix(seeds[:, None] ^ _vocabulary_codes(vocab_size)[None, :]) < params.threshold
 
 
 def bias_logits(logits: np.ndarray, contexts: np.ndarray, key: str,
