@@ -128,3 +128,14 @@ def test_radioactivity_command_runs_the_open_model_test(tmp_path: Path) -> None:
     missing = CliRunner().invoke(app, ["provenance", "radioactivity", str(outputs), "--key", "k",
                                        "--model", str(tmp_path / "none")])
     assert missing.exit_code == 2 and "cannot load" in " ".join(missing.output.split())
+
+
+def test_mixed_rows_hold_the_asked_share_of_harvested_rows() -> None:
+    from distillguard.safeguards.experiment import _mixed_rows
+
+    own = torch.zeros(500, 4, dtype=torch.int64)
+    harvested = torch.ones(30, 4, dtype=torch.int64)
+    rows = _mixed_rows(own, harvested, 0.05, 400, seed=1)
+    assert rows.shape == (400, 4) and int(rows[:, 0].sum()) == 20
+    assert int(_mixed_rows(own, harvested, 0.0, 400, seed=1).sum()) == 0
+    assert int(_mixed_rows(own, harvested, 0.5, 400, seed=1)[:, 0].sum()) == 200  # reused rows
