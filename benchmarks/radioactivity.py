@@ -21,7 +21,14 @@ from pathlib import Path
 import numpy as np
 
 from distillguard.corpora import find_corpora_dir
-from distillguard.safeguards import DEFAULT_ALPHA, corpus_texts, encode_texts, load_tokenizer
+from distillguard.safeguards import (
+    DEFAULT_ALPHA,
+    black_box_test,
+    corpus_texts,
+    encode_texts,
+    load_tokenizer,
+)
+from distillguard.safeguards.bigram_lm import bigram_counts, log_probs, sample
 from distillguard.safeguards.detect import score_many
 from distillguard.safeguards.experiment import Experiment, ExperimentConfig, summarize
 
@@ -44,6 +51,28 @@ def false_positive_rate(corpora: Path, keys: int) -> dict[str, object]:
             "fpr": sum(flagged) / (n * keys), "z_over_4_per_key": z_over_4,
             "share_p_below_0.01": float(np.mean(p_below_01)),
             "median_scored_pairs": float(np.median([max(i.size - 1, 0) for i in ids]))}
+
+
+def bigram_students(corpora: Path, config: ExperimentConfig) -> dict[str, object]:
+    """The black-box test's power when a student fits its data exactly: numpy bigram models
+    (teacher: teacher split; student: 300,000 tokens of its own split of which a share rho
+    are the teacher's watermarked answers), each probed with 512 prompts x 128 tokens."""
+    tokenizer, vocab = load_tokenizer(), config.model.vocab_size
+    def ids(split: str) -> list[np.ndarray]:
+        texts = corpus_texts(corpora, roles=("assistant",), split=split)  # type: ignore[arg-type]
+        return encode_texts(tokenizer, [t[:1500] for t in texts[:6000]])
+    rng = np.random.default_rng(0)
+    teacher = log_probs(bigram_counts(ids("teacher"), vocab))
+    harvest = np.concatenate(sample(teacher, rng.integers(1, vocab, 1024), 200, rng,
+                                    key=config.key, params=config.params))
+    own = np.concatenate(ids("student"))
+    results = {}
+    for rho in (0.0, 0.01, 0.05, 0.10):
+        n_wm = int(rho * 300_000)
+        student = log_probs(bigram_counts([own[: 300_000 - n_wm], harvest[:n_wm]], vocab))
+        outputs = sample(student, rng.integers(1, vocab, 512), 128, rng)
+        results[f"{rho:.0%}"] = black_box_test(outputs, config.key, config.params).as_dict()
+    return results
 
 
 def _worker(args: tuple[Path, ExperimentConfig, Path, int, int]) -> None:
@@ -74,6 +103,10 @@ def main() -> None:
     if not args.skip_fpr and not fpr_path.is_file():
         _log("false-positive rate on unwatermarked corpus text ...")
         fpr_path.write_text(json.dumps(false_positive_rate(corpora, args.fpr_keys), indent=1))
+    bigram_path = args.workdir / "bigram.json"
+    if not bigram_path.is_file():
+        _log("black-box power with students that fit their data (bigram models) ...")
+        bigram_path.write_text(json.dumps(bigram_students(corpora, config), indent=1))
     experiment = Experiment(corpora, config, args.workdir, log=_log)
     experiment.prepare()
     _log(f"detection: {experiment.detection()}")
@@ -87,6 +120,7 @@ def main() -> None:
     report = summarize(experiment.results())
     if fpr_path.is_file():
         report["false_positives"] = json.loads(fpr_path.read_text())
+    report["bigram_students_black_box"] = json.loads(bigram_path.read_text())
     print(json.dumps(report, indent=1))
 
 

@@ -4,7 +4,8 @@ that later prove where a suspect model learned.
 Everything exported here needs numpy, scipy and ``tokenizers`` only. The ``transformers``
 logits processor and the tiny models of the radioactivity experiment need the
 ``provenance`` extra and are imported from their modules:
-``distillguard.safeguards.logits_processor``, ``.tiny_lm`` and ``.experiment``.
+``distillguard.safeguards.logits_processor``, ``.tiny_lm`` and ``.experiment``; the numpy
+bigram models of the fast radioactivity checks are in ``.bigram_lm``.
 """
 
 from distillguard.safeguards.canaries import (

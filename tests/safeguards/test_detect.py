@@ -14,7 +14,7 @@ from distillguard.safeguards import (
     score_pooled,
     score_texts,
 )
-from tests.safeguards.bigram import bigram_counts, log_probs, sample
+from distillguard.safeguards.bigram_lm import bigram_counts, log_probs, sample
 
 
 def test_alpha_is_the_one_sided_tail_at_z_4() -> None:

@@ -9,8 +9,8 @@ from typer.testing import CliRunner
 
 from distillguard.cli import app
 from distillguard.safeguards import canary_for, derive_key, read_texts
+from distillguard.safeguards.bigram_lm import bigram_counts, log_probs, sample
 from tests.conftest import write_jsonl
-from tests.safeguards.bigram import bigram_counts, log_probs, sample
 
 runner = CliRunner()
 

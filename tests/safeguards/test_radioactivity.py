@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from distillguard.safeguards import black_box_test, open_model_test
-from tests.safeguards.bigram import bigram_counts, log_probs, sample
+from distillguard.safeguards.bigram_lm import bigram_counts, log_probs, sample
 
 VOCAB = 2048
 

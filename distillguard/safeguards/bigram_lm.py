@@ -1,12 +1,15 @@
-"""A bigram language model in numpy: fast stand-in for a teacher and its students in the
-tests that need no torch (counts from real token ids, sampling with or without the
-watermark's logit bias)."""
+"""A bigram language model in numpy: a teacher and students that need no torch and fit
+their training data exactly (counts from real token ids, sampling with or without the
+watermark's logit bias). The tests use it, and the radioactivity benchmark uses it to show
+what the tests can detect when a student learns its data fully."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from distillguard.safeguards import WatermarkParams, green_mask
+from distillguard.safeguards.watermark import WatermarkParams, green_mask
+
+__all__ = ["bigram_counts", "log_probs", "sample"]
 
 
 def bigram_counts(sequences: list[np.ndarray], vocab: int) -> np.ndarray:
