@@ -18,6 +18,7 @@ from distillguard.cli_intel import intel_app, load_received_intel
 from distillguard.engines import ExchangeStore, IngestReport, store_summary
 from distillguard.errors import DistillguardError
 from distillguard.logs import NotRead, discover_log_files, split_uris, survey_log_files
+from distillguard.logs.adapters import INPUT_FORMATS, SourceOptions, parse_field_map
 from distillguard.progress import byte_progress, row_progress
 from distillguard.sim import (
     DEFAULT_SCENARIO,
@@ -61,14 +62,29 @@ def fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
-def run_ingest(logs: list[Path], db: Path, *, quiet: bool = False) -> dict[str, Any]:
+FORMAT_HELP = (f"Input format: {', '.join(INPUT_FORMATS)} (auto: told from each file's first "
+               "records; docs/adapters.md).")
+MAP_HELP = ("Where a field is read from in another source's records, FIELD=PLACE[,PLACE...] "
+            "(repeatable), e.g. account_id=tenant.id,resource.tenant.id (docs/adapters.md).")
+
+
+def source_options(fmt: str, maps: list[str] | None) -> SourceOptions:
+    """The ``--format`` and ``--map`` options as ``SourceOptions`` (exits on a bad one)."""
+    try:
+        return SourceOptions(fmt, parse_field_map(maps or []))
+    except DistillguardError as exc:
+        fail(str(exc))
+
+
+def run_ingest(logs: list[Path], db: Path, *, quiet: bool = False,
+               source: SourceOptions = SourceOptions()) -> dict[str, Any]:
     """Ingest ``logs`` into ``db``; return the summary (this run and the whole store)."""
-    survey = survey_log_files(logs)
+    survey = survey_log_files(logs, source)
     files = survey.files
     if not files and not quiet:
         err.print(f"[yellow]warning:[/] no exchange-log files found in {', '.join(map(str, logs))}")
     bar, advance = byte_progress(files, desc="ingest")
-    with bar, ExchangeStore(db) as store:
+    with bar, ExchangeStore(db, source=source) as store:
         report = store.ingest(files, on_progress=advance)
         summary = store_summary(store.con)
         quarantine_file = db.with_name(db.name + ".quarantine.jsonl")
@@ -91,6 +107,7 @@ def _run_summary(report: IngestReport, files: int, not_read: list[NotRead]) -> d
         "inserted": report.inserted,
         "already_present": report.already_present,
         "blank_lines": report.blank_lines,
+        "not_exchanges": report.not_exchanges,
         "quarantined": report.quarantined_total,
         "quarantined_by_code": dict(report.quarantined.most_common()),
     }
@@ -106,6 +123,10 @@ def print_summary(summary: dict[str, Any]) -> None:
               f"{run['inserted']:,} exchanges added, {run['already_present']:,} already present, "
               f"{run['quarantined']:,} quarantined, {run['blank_lines']:,} blank lines skipped.",
               highlight=False)
+    if run["not_exchanges"]:
+        out.print(f"{run['not_exchanges']:,} record(s) of other sources were not exchanges "
+                  "(spans of other operations, embeddings, batch responses read with their "
+                  "requests) and were passed over.", highlight=False)
     if run["files_stored_as_is"]:
         out.print(f"{len(run['files_stored_as_is'])} Parquet file(s) fit the store as they are: "
                   "linked and read in place, not re-encoded.", highlight=False)
@@ -130,6 +151,7 @@ def print_summary(summary: dict[str, Any]) -> None:
     table.add_row("models", models or "-")
     table.add_row("quarantined", f"{summary['quarantined']:,}")
     out.print(table)
+    print_coverage(summary)
     if summary["quarantine_reasons"]:
         reasons = Table(title="Top quarantine reasons", title_justify="left")
         reasons.add_column("code")
@@ -142,21 +164,35 @@ def print_summary(summary: dict[str, Any]) -> None:
                   f"{summary['quarantine_file']}", highlight=False)
 
 
+def print_coverage(summary: dict[str, Any]) -> None:
+    """The optional fields no exchange carries and the signals the scan cannot compute."""
+    if summary.get("fields_missing"):
+        out.print("Fields no exchange carries: " + ", ".join(summary["fields_missing"]),
+                  highlight=False)
+    for s in summary.get("signals_not_computed") or []:
+        out.print(f"[yellow]not computed[/] {s['signal']} (needs {' or '.join(s['needs'])}): "
+                  f"{s['effect']}", highlight=False)
+
+
 @app.command()
 def ingest(
-    logs: Annotated[list[Path], typer.Argument(help="Exchange-log files or directories "
-                                               "(.jsonl, .jsonl.gz, .jsonl.zst, .parquet).")],
+    logs: Annotated[list[Path], typer.Argument(
+        help="Log files or directories: exchange logs (.jsonl, .jsonl.gz, .jsonl.zst, "
+             ".parquet), OTLP JSON spans, LiteLLM logs, OpenAI batch files.")],
     db: Annotated[Path, typer.Option(help="DuckDB database file to load into.")] = DEFAULT_DB,
     json_out: Annotated[Path | None, typer.Option(
         "--json", help="Also write the summary as JSON to this file ('-' for stdout only).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help=FORMAT_HELP)] = "auto",
+    field_map: Annotated[list[str] | None, typer.Option("--map", help=MAP_HELP)] = None,
 ) -> None:
     """Load exchange logs into the store, quarantining bad records.
 
     Re-running on the same files adds nothing; an interrupted run resumes where
     its last commit ended.
     """
+    source = source_options(fmt, field_map)
     try:
-        summary = run_ingest(logs, db)
+        summary = run_ingest(logs, db, source=source)
     except DistillguardError as exc:
         fail(str(exc))
         return
@@ -280,6 +316,7 @@ def print_scan(findings: dict[str, Any], out_path: Path, timings: dict[str, floa
         table.add_row(c["campaign_id"], f"{len(c['accounts']):,}", f"{c['exchanges']:,}",
                       f"{c['score']:.2f}", ", ".join(c["techniques"]) or "-", pivot_words)
     out.print(table)
+    print_coverage(inp)
     out.print("time by stage: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()),
               highlight=False)
 
@@ -316,6 +353,8 @@ def scan(
     intel_config: Annotated[Path | None, typer.Option(
         help="Intel config YAML (limits; the secret for partners' payment hashes may also "
              "come from DISTILLGUARD_INTEL_KEY).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help=FORMAT_HELP)] = "auto",
+    field_map: Annotated[list[str] | None, typer.Option("--map", help=MAP_HELP)] = None,
 ) -> None:
     """Find extraction accounts and campaigns; write findings.json (and a report)."""
     from distillguard.engines.scan_job import ScanJob, run_scan_job
@@ -344,9 +383,11 @@ def scan(
         conf[key.strip()] = value.strip()
     job = ScanJob(list(logs or []), db, out_path, releases, policy, report,
                   engine=engine,  # type: ignore[arg-type]
-                  spark=SparkOptions(spark_master, spark_remote, conf), intel=matcher)
+                  spark=SparkOptions(spark_master, spark_remote, conf), intel=matcher,
+                  source=source_options(fmt, field_map))
     try:
-        files = discover_log_files(split_uris(job.logs)[0]) if logs and engine == "duckdb" else []
+        files = discover_log_files(split_uris(job.logs)[0], job.source) \
+            if logs and engine == "duckdb" else []
         bar, advance = byte_progress(files, desc="ingest")
         with bar, row_progress(desc="signals") as signal_bar:
             findings, result = run_scan_job(

@@ -57,6 +57,7 @@ from distillguard.logs import (
     unreadable_reason,
     unreadable_row,
 )
+from distillguard.logs.adapters import UNKNOWN_FORMAT, SourceOptions
 from distillguard.logs.parquet import storable_as_is
 from distillguard.logs.quarantine import FILE_LINE, UNREADABLE
 from distillguard.prefetch import prefetch
@@ -83,6 +84,7 @@ class IngestReport:
     inserted: int = 0
     already_present: int = 0
     blank_lines: int = 0
+    not_exchanges: int = 0
     quarantined: Counter[str] = field(default_factory=Counter)
 
     @property
@@ -103,10 +105,13 @@ class _Slice:
     last_line: int = 0
     rows: int = 0
     blank_lines: int = 0
+    not_exchanges: int = 0
 
     @property
     def unreadable(self) -> bool:
-        return any(q.code == UNREADABLE for q in self.quarantined)
+        """The file could not be read, or its format told: no progress, tried again next run."""
+        return any(q.code in (UNREADABLE, UNKNOWN_FORMAT) and q.source_line == FILE_LINE
+                   for q in self.quarantined)
 
 
 def _now() -> datetime:
@@ -118,10 +123,12 @@ class ExchangeStore:
 
     def __init__(self, path: str | Path, *, memory_limit: str = DEFAULT_MEMORY_LIMIT,
                  threads: int | None = None, read_only: bool = False,
-                 jsonl: JsonlOptions = JsonlOptions()) -> None:
+                 jsonl: JsonlOptions = JsonlOptions(),
+                 source: SourceOptions = SourceOptions()) -> None:
         self.path = Path(path)
         self.read_only = read_only
         self.jsonl = jsonl
+        self.source = source
         self.parts_dir = self.path.with_name(self.path.name + ".parts")
         config: dict[str, Any] = {"memory_limit": memory_limit,
                                   "preserve_insertion_order": False}
@@ -230,7 +237,8 @@ class ExchangeStore:
                 if problem:
                     chunks = iter([ReadChunk(key, empty_batch(), [unreadable_row(key, problem)])])
                 else:
-                    chunks = prefetch(read_file(resolved, start_line=start, jsonl=self.jsonl))
+                    chunks = prefetch(read_file(resolved, start_line=start, jsonl=self.jsonl,
+                                                source=self.source))
                 self._ingest_file(path, chunks, key, stat, start, report, on_progress)
             if on_progress and stat:
                 on_progress(path, stat.st_size)
@@ -310,6 +318,7 @@ class ExchangeStore:
         current.quarantined += chunk.quarantined
         current.last_line = chunk.last_line
         current.blank_lines += chunk.blank_lines
+        current.not_exchanges += chunk.not_exchanges
         current.rows += chunk.batch.num_rows + len(chunk.quarantined)
         batch = chunk.batch
         if not batch.num_rows:
@@ -343,6 +352,7 @@ class ExchangeStore:
             self.con.commit()
         report.inserted += current.part.rows
         report.blank_lines += current.blank_lines
+        report.not_exchanges += current.not_exchanges
         report.quarantined.update(q.code for q in current.quarantined)
 
     def _drop_duplicates(self, batch: pa.RecordBatch
