@@ -513,6 +513,40 @@ def gateway_command(
         fail(str(exc))
 
 
+@app.command("collect")
+def collect_command(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder of the rotating OTLP JSON files "
+                                          "that scan and ingest read.")],
+    port: Annotated[int, typer.Option(help="Port of the OTLP/HTTP receiver.")] = 4318,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    max_body_mb: Annotated[float, typer.Option(
+        help="Largest request body accepted, in MiB (after gzip).")] = 16.0,
+    flush_seconds: Annotated[float, typer.Option(
+        help="Longest time a received request waits in memory before reaching the file "
+             "(what a kill -9 can lose).")] = 1.0,
+    rotate_mb: Annotated[float, typer.Option(help="Start a new file past this size.")] = 64.0,
+    rotate_minutes: Annotated[float, typer.Option(
+        help="Start a new file after this long.")] = 60.0,
+) -> None:
+    """Receive OpenTelemetry spans and logs over OTLP/HTTP (protobuf or JSON), as a Collector's
+    exporter or an SDK sends them, into rotating files that `scan` reads."""
+    from distillguard.logs.adapters.collect_server import run_collect
+    from distillguard.logs.adapters.receiver import CollectOptions
+
+    if max_body_mb <= 0 or flush_seconds <= 0 or rotate_mb <= 0 or rotate_minutes <= 0:
+        fail("--max-body-mb, --flush-seconds, --rotate-mb and --rotate-minutes must be positive")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        fail(f"cannot create {out_dir}: {exc.strerror or exc}")
+    err.print(f"collecting OTLP/HTTP on http://{host}:{port}/v1/traces and /v1/logs into "
+              f"{out_dir}", highlight=False)
+    run_collect(host, port, CollectOptions(
+        out=str(out_dir), max_body_bytes=int(max_body_mb * (1 << 20)),
+        flush_seconds=flush_seconds, rotate_bytes=int(rotate_mb * (1 << 20)),
+        rotate_seconds=rotate_minutes * 60))
+
+
 @app.command("upstream-replay")
 def upstream_replay_command(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8100,
