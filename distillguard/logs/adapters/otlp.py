@@ -52,7 +52,8 @@ from distillguard.logs.adapters.mapping import (
 )
 
 __all__ = ["CHAT_OPERATIONS", "CONTENT_ATTRIBUTES", "REQUEST_ID_ATTRIBUTE", "OtlpConverter",
-           "any_value", "attribute_map", "attributes_list", "to_any_value"]
+           "any_value", "attribute_map", "attributes_list", "export_shape_problem",
+           "to_any_value"]
 
 CHAT_OPERATIONS = frozenset({"chat", "text_completion", "generate_content"})
 INPUT, OUTPUT, SYSTEM = "gen_ai.input.messages", "gen_ai.output.messages", \
@@ -239,6 +240,11 @@ class OtlpConverter:
                     "not_otlp", "line is not an OTLP export request (no resourceSpans or "
                     "resourceLogs)"), raw)
             return
+        problem = export_shape_problem(obj)
+        if problem is not None:
+            if emit:
+                yield Converted(line, None, RecordError("not_otlp", problem), raw)
+            return
         for resource_logs in _list(obj.get("resourceLogs")):
             self._take_logs(line, resource_logs, emit)
         for resource_spans in _list(obj.get("resourceSpans")):
@@ -343,6 +349,25 @@ class OtlpConverter:
                           "attributes": {k: v for k, v in attributes.items()
                                          if k not in self._used and not _INDEXED.match(k)}}
         return record
+
+
+_NESTING = (("resourceSpans", "scopeSpans", "spans"), ("resourceLogs", "scopeLogs", "logRecords"))
+
+
+def export_shape_problem(obj: dict[str, Any]) -> str | None:
+    """Why an export request's nesting is not lists of objects, or None when it is (a
+    single span that is not an object is quarantined on its own)."""
+    for resources_key, scopes_key, items_key in _NESTING:
+        resources = obj.get(resources_key, [])
+        if not isinstance(resources, list) or not all(isinstance(r, dict) for r in resources):
+            return f"'{resources_key}' is not a list of objects"
+        for resource in resources:
+            scopes = resource.get(scopes_key, [])
+            if not isinstance(scopes, list) or not all(
+                    isinstance(s, dict) and isinstance(s.get(items_key, []), list)
+                    for s in scopes):
+                return f"'{scopes_key}' is not a list of objects with a list '{items_key}'"
+    return None
 
 
 def _list(value: Any) -> Iterable[Any]:

@@ -35,6 +35,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from distillguard.logs.adapters.otlp import export_shape_problem
 from distillguard.logs.adapters.rotating import RotatingLines
 
 __all__ = ["PROTOBUF", "CollectOptions", "ReceiverStats", "receiver_app", "to_otlp_json"]
@@ -127,16 +128,9 @@ def _check_json(data: Any, signal: _Signal) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise BadRequest(400, _INVALID_ARGUMENT, "the body must be a JSON object "
                          f"(an Export{'Trace' if signal is _TRACES else 'Logs'}ServiceRequest)")
-    scopes_key, items_key = signal.items
-    resources = data.get(signal.key, [])
-    if not isinstance(resources, list) or not all(isinstance(r, dict) for r in resources):
-        raise BadRequest(400, _INVALID_ARGUMENT, f"'{signal.key}' must be a list of objects")
-    for r in resources:
-        scopes = r.get(scopes_key, [])
-        if not isinstance(scopes, list) or not all(
-                isinstance(s, dict) and isinstance(s.get(items_key, []), list) for s in scopes):
-            raise BadRequest(400, _INVALID_ARGUMENT,
-                             f"'{scopes_key}' must be a list of objects with a list '{items_key}'")
+    problem = export_shape_problem(data)
+    if problem is not None:
+        raise BadRequest(400, _INVALID_ARGUMENT, problem)
     return data
 
 
