@@ -18,7 +18,13 @@ from distillguard.cli_intel import intel_app, load_received_intel
 from distillguard.engines import ExchangeStore, IngestReport, store_summary
 from distillguard.errors import DistillguardError
 from distillguard.logs import NotRead, discover_log_files, split_uris, survey_log_files
-from distillguard.logs.adapters import INPUT_FORMATS, SourceOptions, parse_field_map
+from distillguard.logs.adapters import (
+    INPUT_FORMATS,
+    SourceOptions,
+    file_format,
+    parse_field_map,
+    unknown_format_reason,
+)
 from distillguard.progress import byte_progress, row_progress
 from distillguard.sim import (
     DEFAULT_SCENARIO,
@@ -102,6 +108,7 @@ def _run_summary(report: IngestReport, files: int, not_read: list[NotRead]) -> d
         "files_read": report.files_read,
         "files_skipped_unchanged": len(report.files_skipped),
         "files_unreadable": report.files_unreadable,
+        "files_unknown_format": report.files_unknown_format,
         "files_stored_as_is": report.files_stored_as_is,
         "files_not_read": [{"path": n.path, "why": n.why} for n in not_read],
         "inserted": report.inserted,
@@ -134,6 +141,7 @@ def print_summary(summary: dict[str, Any]) -> None:
         out.print(f"[yellow]{len(run['files_unreadable'])} file(s) could not be read[/] "
                   "(quarantined as 'unreadable', tried again next run): "
                   + ", ".join(run["files_unreadable"][:NOT_READ_SHOWN]), highlight=False)
+    print_unknown_formats(run["files_unknown_format"])
     not_read = run["files_not_read"]
     if not_read:
         out.print(f"{len(not_read)} entr(ies) of the folders given were not read:",
@@ -162,6 +170,15 @@ def print_summary(summary: dict[str, Any]) -> None:
         out.print(reasons)
         out.print(f"Quarantined records (file, line, reason, raw line): "
                   f"{summary['quarantine_file']}", highlight=False)
+
+
+def print_unknown_formats(paths: list[str]) -> None:
+    """The files whose format could not be told, and the formats tried (one line each)."""
+    if paths:
+        out.print(f"[yellow]{len(paths)} file(s) in no format distillguard can tell[/] "
+                  "(quarantined as 'unknown_format', tried again next run): "
+                  + ", ".join(paths[:NOT_READ_SHOWN]), highlight=False)
+        out.print(unknown_format_reason(), highlight=False, soft_wrap=True)
 
 
 def print_coverage(summary: dict[str, Any]) -> None:
@@ -316,6 +333,9 @@ def print_scan(findings: dict[str, Any], out_path: Path, timings: dict[str, floa
         table.add_row(c["campaign_id"], f"{len(c['accounts']):,}", f"{c['exchanges']:,}",
                       f"{c['score']:.2f}", ", ".join(c["techniques"]) or "-", pivot_words)
     out.print(table)
+    if inp.get("quarantined"):
+        out.print(f"[yellow]{inp['quarantined']:,} record(s) quarantined[/] (file, line and reason "
+                  f"in {out_path.name}.quarantine.jsonl, or the store's)", highlight=False)
     print_coverage(inp)
     out.print("time by stage: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()),
               highlight=False)
@@ -388,6 +408,10 @@ def scan(
     try:
         files = discover_log_files(split_uris(job.logs)[0], job.source) \
             if logs and engine == "duckdb" else []
+        unknown = [str(p) for p in files if file_format(p, job.source) is None]
+        if unknown and len(unknown) == len(files):
+            fail(f"{', '.join(unknown[:NOT_READ_SHOWN])}: {unknown_format_reason()}")
+        print_unknown_formats(unknown)
         bar, advance = byte_progress(files, desc="ingest")
         with bar, row_progress(desc="signals") as signal_bar:
             findings, result = run_scan_job(

@@ -80,6 +80,7 @@ class IngestReport:
     files_read: int = 0
     files_skipped: list[str] = field(default_factory=list)
     files_unreadable: list[str] = field(default_factory=list)
+    files_unknown_format: list[str] = field(default_factory=list)
     files_stored_as_is: list[str] = field(default_factory=list)
     inserted: int = 0
     already_present: int = 0
@@ -112,6 +113,10 @@ class _Slice:
         """The file could not be read, or its format told: no progress, tried again next run."""
         return any(q.code in (UNREADABLE, UNKNOWN_FORMAT) and q.source_line == FILE_LINE
                    for q in self.quarantined)
+
+    @property
+    def unknown_format(self) -> bool:
+        return any(q.code == UNKNOWN_FORMAT for q in self.quarantined)
 
 
 def _now() -> datetime:
@@ -343,7 +348,9 @@ class ExchangeStore:
                                  [current.part.name, current.part.rows, key, now])
             last = None if done else current.last_line
             self._replace_quarantine(key, current.first_line, last, current.quarantined, now)
-            if current.unreadable or stat is None:
+            if current.unknown_format:
+                report.files_unknown_format.append(key)
+            elif current.unreadable or stat is None:
                 report.files_unreadable.append(key)
             else:
                 self.con.execute(

@@ -7,6 +7,7 @@ from distillguard.logs.adapters.formats import (
     SourceOptions,
     format_of_record,
     sniff_format,
+    unknown_format_reason,
 )
 from distillguard.logs.adapters.mapping import MAPPABLE_FIELDS, FieldMap, parse_field_map
 from distillguard.logs.adapters.read import UNKNOWN_FORMAT, file_format
@@ -22,4 +23,5 @@ __all__ = [
     "format_of_record",
     "parse_field_map",
     "sniff_format",
+    "unknown_format_reason",
 ]
