@@ -26,7 +26,7 @@ import orjson
 from distillguard.errors import RecordError
 
 __all__ = ["Conversation", "chat_message_text", "conversation_of_chat", "conversation_of_parts",
-           "decode_json_value", "parts_text"]
+           "decode_json_value", "parts_text", "tool_names"]
 
 SYSTEM_ROLES = frozenset({"system", "developer"})
 _ROLES = {"user": "user", "assistant": "assistant", "tool": "tool", "function": "tool"}
@@ -66,6 +66,19 @@ def decode_json_value(value: Any, name: str) -> Any:
         return orjson.loads(value)
     except orjson.JSONDecodeError as exc:
         raise RecordError("bad_content", f"{name} is not valid JSON: {exc}") from exc
+
+
+def tool_names(tools: Any) -> list[str] | None:
+    """The names of tool definitions (OpenAI ``{type, function: {name}}``, or ``{name}`` as
+    the Responses API and GenAI ``gen_ai.tool.definitions`` give them), or None.
+
+    >>> tool_names([{"type": "function", "function": {"name": "search"}}, {"name": "calc"}])
+    ['search', 'calc']
+    """
+    if not isinstance(tools, list):
+        return None
+    return [str(t.get("name") or (t.get("function") or {}).get("name", ""))
+            if isinstance(t, dict) else str(t) for t in tools]
 
 
 def _json_text(value: Any) -> str:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from distillguard.errors import RecordError
-from distillguard.logs.adapters.genai_content import conversation_of_chat
+from distillguard.logs.adapters.genai_content import conversation_of_chat, tool_names
 from distillguard.logs.adapters.lines import Converted
 from distillguard.logs.adapters.mapping import (
     LITELLM_FIELDS,
@@ -42,14 +42,6 @@ def _ms(seconds: Any) -> Any:
     if isinstance(seconds, int | float) and not isinstance(seconds, bool):
         return round(seconds * 1000)
     return seconds
-
-
-def _tool_names(parameters: Any) -> list[str] | None:
-    tools = parameters.get("tools") if isinstance(parameters, dict) else None
-    if not isinstance(tools, list):
-        return None
-    return [str((t.get("function") or {}).get("name", t.get("name", ""))) if isinstance(t, dict)
-            else "" for t in tools]
 
 
 class LiteLLMConverter:
@@ -90,7 +82,7 @@ class LiteLLMConverter:
         response = obj.get("response")
         conversation = conversation_of_chat(obj.get("messages"), response)
         record.update(request_id=obj.get("id"), ts=_ms(obj.get("startTime")),
-                      tools=_tool_names(obj.get("model_parameters")),
+                      tools=tool_names(json_path(obj, "model_parameters.tools")),
                       **{k: v for k, v in conversation.fields().items() if v is not None})
         record["litellm"] = {k: obj[k] for k in _KEPT if obj.get(k) is not None}
         return record

@@ -29,7 +29,7 @@ import orjson
 
 from distillguard.errors import RecordError
 from distillguard.logs.adapters.formats import OPENAI_BATCH, sniff_format
-from distillguard.logs.adapters.genai_content import conversation_of_chat
+from distillguard.logs.adapters.genai_content import conversation_of_chat, tool_names
 from distillguard.logs.adapters.lines import Converted
 from distillguard.logs.adapters.mapping import (
     OPENAI_BATCH_FIELDS,
@@ -183,13 +183,11 @@ class OpenAIBatchConverter:
             raise RecordError("missing_field", f"required field 'ts' is missing: request "
                               f"{custom_id!r} has no response to date it (put the batch's "
                               "output file beside its input file)")
-        tools = body.get("tools")
         record.update(
             request_id=json_path(paired, "response.request_id") or (paired or {}).get("id")
             or f"batch:{custom_id}",
             ts=obj.get("ts", created),
-            tools=[str((t.get("function") or {}).get("name", t.get("name", "")))
-                   for t in tools if isinstance(t, dict)] if isinstance(tools, list) else None,
+            tools=tool_names(body.get("tools")),
             **{k: v for k, v in conversation.fields().items() if v is not None})
         record["openai_batch"] = {"custom_id": custom_id, "url": obj.get("url"),
                                   "error": (paired or {}).get("error")}

@@ -42,6 +42,7 @@ from distillguard.logs.adapters.genai_content import (
     conversation_of_chat,
     conversation_of_parts,
     decode_json_value,
+    tool_names,
 )
 from distillguard.logs.adapters.lines import Converted
 from distillguard.logs.adapters.mapping import (
@@ -51,7 +52,8 @@ from distillguard.logs.adapters.mapping import (
     missing_account_error,
 )
 
-__all__ = ["CHAT_OPERATIONS", "CONTENT_ATTRIBUTES", "REQUEST_ID_ATTRIBUTE", "OtlpConverter",
+__all__ = ["CHAT_OPERATIONS", "CONTENT_ATTRIBUTES", "HAS_IMAGE_ATTRIBUTE", "REQUEST_ID_ATTRIBUTE",
+           "TOOLS_ATTRIBUTE", "TOOL_DEFINITIONS", "OtlpConverter",
            "any_value", "attribute_map", "attributes_list", "export_shape_problem",
            "to_any_value"]
 
@@ -65,6 +67,10 @@ MESSAGE_EVENTS = frozenset({"gen_ai.system.message", "gen_ai.user.message",
 PROMPT_EVENTS = frozenset({"gen_ai.content.prompt", "gen_ai.content.completion"})
 CONTENT_EVENTS = MESSAGE_EVENTS | PROMPT_EVENTS | {DETAILS_EVENT}
 REQUEST_ID_ATTRIBUTE = "distillguard.request_id"
+# The tools and the image flag: the conventions' tool definitions (JSON, opt-in), else
+# the names and flag the gateway writes.
+TOOL_DEFINITIONS = "gen_ai.tool.definitions"
+TOOLS_ATTRIBUTE, HAS_IMAGE_ATTRIBUTE = "distillguard.tools", "distillguard.has_image"
 _INDEXED = re.compile(r"^gen_ai\.(prompt|completion)\.(\d+)\.(role|content)$")
 _NANOS_PER_MS = 1_000_000
 
@@ -225,7 +231,8 @@ class OtlpConverter:
     def __init__(self, field_map: FieldMap | None = None) -> None:
         self.field_map = field_map or FieldMap(OTLP_FIELDS)
         self._used = self.field_map.used_places() | set(CONTENT_ATTRIBUTES) | {
-            REQUEST_ID_ATTRIBUTE, "gen_ai.operation.name"}
+            REQUEST_ID_ATTRIBUTE, "gen_ai.operation.name", TOOL_DEFINITIONS, TOOLS_ATTRIBUTE,
+            HAS_IMAGE_ATTRIBUTE}
         self.not_exchanges = 0
         self._held: dict[tuple[str, str], _Held] = {}
         self._orphans: dict[tuple[str, str], _Orphans] = {}
@@ -342,7 +349,10 @@ class OtlpConverter:
                               "carries no message content (turn content capture on in the "
                               "instrumentation: OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_"
                               "CONTENT)")
+        if attributes.get(HAS_IMAGE_ATTRIBUTE) is True:
+            conversation.has_image = True
         record.update(request_id=request_id, ts=start // _NANOS_PER_MS,
+                      tools=_tools(attributes),
                       **{k: v for k, v in conversation.fields().items() if v is not None})
         record["otel"] = {"trace_id": trace_id, "span_id": span_id, "span_name": span.get("name"),
                           "service_name": resource.get("service.name"),
@@ -368,6 +378,12 @@ def export_shape_problem(obj: dict[str, Any]) -> str | None:
                     for s in scopes):
                 return f"'{scopes_key}' is not a list of objects with a list '{items_key}'"
     return None
+
+
+def _tools(attributes: dict[str, Any]) -> Any:
+    """The names of the tools a span's request defined, or None."""
+    definitions = decode_json_value(attributes.get(TOOL_DEFINITIONS), TOOL_DEFINITIONS)
+    return tool_names(definitions) if definitions is not None else attributes.get(TOOLS_ATTRIBUTE)
 
 
 def _list(value: Any) -> Iterable[Any]:

@@ -175,3 +175,32 @@ def test_truncated_gzip_keeps_every_whole_line_before_the_break(tmp_path: Path) 
     assert quarantined[-1].source_line == len(records) + 1
     assert len(read_all(tmp_path / "t.jsonl.gz")[0]) == 200
     assert gzip.decompress(whole).count(b"\n") == 200
+
+
+def test_records_written_as_spans_read_back_the_same(tmp_path: Path) -> None:
+    """What the gateway exports (``otlp_spans``) is read back field for field."""
+    from distillguard.logs.adapters.otlp_spans import exchange_span, traces_request
+    from tests.conftest import make_record, write_jsonl
+
+    full = make_record(
+        1, ts=1772467200123, system="Be brief.", org_id="org-1", api_key_id="key-1",
+        account_created="2026-01-05T00:00:00Z", account_tier="pro", verified=True,
+        payment_fingerprint="pf-9", asn=64500, country="DE", user_agent="sdk/1",
+        client_fingerprint="t13d", tools=["search"], has_image=True, conversation_id="c-1",
+        response="answer", reasoning="thinking", output_tokens=3, status=200,
+        messages=[{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"},
+                  {"role": "tool", "content": "{\"x\": 1}"}, {"role": "user", "content": "c"}])
+    bare = make_record(2, ts=1772467201000)
+    native = write_jsonl(tmp_path / "native.jsonl", [full, bare])
+    spans = [exchange_span({**r, "api": "openai", "added_ms": 1.5, "upstream_ms": 20},
+                           extra=["api", "added_ms"]) for r in (full, bare)]
+    otlp = write_lines(tmp_path / "spans.jsonl", [traces_request(spans, {"service.name": "gw"})])
+    (want, _, _), (got, quarantined, _) = read_all(native), read_all(otlp)
+    assert quarantined == []
+    for w, g in zip(want, got, strict=True):
+        own = ("extra", "source_file", "source_line")
+        assert {k: v for k, v in g.items() if k not in own} == {
+            k: v for k, v in w.items() if k not in own}
+    attributes = orjson.loads(got[0]["extra"])["otel"]["attributes"]
+    assert attributes["distillguard.gateway.added_ms"] == 1.5
+    assert attributes["gen_ai.provider.name"] == "openai"
