@@ -524,6 +524,9 @@ def gateway_command(
         help="memory, or a redis:// URL shared by replicas.")] = "memory",
     findings: Annotated[Path | None, typer.Option(
         help="findings.json to use as the watchlist (re-read when it changes).")] = None,
+    otlp_endpoint: Annotated[str | None, typer.Option(
+        help="Also send every exchange as an OpenTelemetry GenAI span to this OTLP/HTTP "
+             "endpoint (base URL, e.g. http://collector:4318; docs/adapters.md).")] = None,
 ) -> None:
     """Serve an OpenAI- and Anthropic-compatible proxy that scores and acts per request."""
     from distillguard.gateway import GatewayOptions, load_config, run_gateway
@@ -532,7 +535,8 @@ def gateway_command(
     try:
         run_gateway(load_config(config), GatewayOptions(
             upstream=upstream, host=host, port=port, admin_port=admin_port or None,
-            admin_token=token, log_dir=log_dir, state=state, findings=findings))
+            admin_token=token, log_dir=log_dir, state=state, findings=findings,
+            otlp_endpoint=otlp_endpoint))
     except DistillguardError as exc:
         fail(str(exc))
 
