@@ -36,7 +36,7 @@ from distillguard.logs.records import validate_record
 from distillguard.logs.schema import empty_batch
 from distillguard.prefetch import prefetch
 
-__all__ = ["Converted", "Converter", "open_failed", "read_converted"]
+__all__ = ["Converted", "Converter", "OneRecordPerLine", "open_failed", "read_converted"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +67,37 @@ class Converter(Protocol):
     def held_from(self) -> int | None:
         """The first line whose records are still held, or None."""
         ...
+
+
+class OneRecordPerLine:
+    """A converter whose every line is one exchange, or none (``record`` returns None for
+    a line that is not an exchange: counted, passed over)."""
+
+    def __init__(self) -> None:
+        self.not_exchanges = 0
+
+    def record(self, obj: Any) -> dict[str, Any] | None:
+        """The exchange-log record of parsed line ``obj``; ``RecordError`` to quarantine it."""
+        raise NotImplementedError
+
+    def held_from(self) -> int | None:
+        return None
+
+    def finish(self) -> Iterator[Converted]:
+        return iter(())
+
+    def feed(self, line: int, obj: Any, raw: bytes, emit: bool) -> Iterator[Converted]:
+        if not emit:
+            return
+        try:
+            record = self.record(obj)
+        except RecordError as exc:
+            yield Converted(line, None, exc, raw)
+            return
+        if record is None:
+            self.not_exchanges += 1
+        else:
+            yield Converted(line, record, None, raw)
 
 
 class _Collector:

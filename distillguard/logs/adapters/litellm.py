@@ -8,12 +8,11 @@ are passed over and counted. See docs/adapters.md for the field table.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from distillguard.errors import RecordError
 from distillguard.logs.adapters.genai_content import conversation_of_chat, tool_names
-from distillguard.logs.adapters.lines import Converted
+from distillguard.logs.adapters.lines import OneRecordPerLine
 from distillguard.logs.adapters.mapping import (
     LITELLM_FIELDS,
     FieldMap,
@@ -44,33 +43,14 @@ def _ms(seconds: Any) -> Any:
     return seconds
 
 
-class LiteLLMConverter:
+class LiteLLMConverter(OneRecordPerLine):
     """Turns LiteLLM standard logging payloads into exchange-log records."""
 
     def __init__(self, field_map: FieldMap | None = None) -> None:
+        super().__init__()
         self.field_map = field_map or FieldMap(LITELLM_FIELDS)
-        self.not_exchanges = 0
 
-    def held_from(self) -> int | None:
-        return None
-
-    def finish(self) -> Iterator[Converted]:
-        return iter(())
-
-    def feed(self, line: int, obj: Any, raw: bytes, emit: bool) -> Iterator[Converted]:
-        if not emit:
-            return
-        try:
-            record = self._record(obj)
-        except RecordError as exc:
-            yield Converted(line, None, exc, raw)
-            return
-        if record is None:
-            self.not_exchanges += 1
-            return
-        yield Converted(line, record, None, raw)
-
-    def _record(self, obj: Any) -> dict[str, Any] | None:
+    def record(self, obj: Any) -> dict[str, Any] | None:
         if not isinstance(obj, dict):
             raise RecordError("not_an_object", f"record must be a JSON object, got "
                               f"{type(obj).__name__}")

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import functools
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ import orjson
 from distillguard.errors import RecordError
 from distillguard.logs.adapters.formats import OPENAI_BATCH, sniff_format
 from distillguard.logs.adapters.genai_content import conversation_of_chat, tool_names
-from distillguard.logs.adapters.lines import Converted
+from distillguard.logs.adapters.lines import OneRecordPerLine
 from distillguard.logs.adapters.mapping import (
     OPENAI_BATCH_FIELDS,
     FieldMap,
@@ -127,35 +126,16 @@ def _request_conversation(url: Any, body: dict[str, Any], answer: Any) -> Any:
     return conversation_of_chat(body.get("messages"), answer)
 
 
-class OpenAIBatchConverter:
+class OpenAIBatchConverter(OneRecordPerLine):
     """Turns OpenAI batch lines into exchange-log records (see the module docstring)."""
 
     def __init__(self, field_map: FieldMap | None = None,
                  partners: BatchPartners | None = None) -> None:
+        super().__init__()
         self.field_map = field_map or FieldMap(OPENAI_BATCH_FIELDS)
         self.partners = partners or BatchPartners()
-        self.not_exchanges = 0
 
-    def held_from(self) -> int | None:
-        return None
-
-    def finish(self) -> Iterator[Converted]:
-        return iter(())
-
-    def feed(self, line: int, obj: Any, raw: bytes, emit: bool) -> Iterator[Converted]:
-        if not emit:
-            return
-        try:
-            record = self._record(obj)
-        except RecordError as exc:
-            yield Converted(line, None, exc, raw)
-            return
-        if record is None:
-            self.not_exchanges += 1
-        else:
-            yield Converted(line, record, None, raw)
-
-    def _record(self, obj: Any) -> dict[str, Any] | None:
+    def record(self, obj: Any) -> dict[str, Any] | None:
         if not isinstance(obj, dict) or not isinstance(obj.get("custom_id"), str):
             raise RecordError("missing_field", "an openai-batch line must be an object with a "
                               "string custom_id")
