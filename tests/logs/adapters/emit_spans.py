@@ -53,7 +53,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("traffic")
     parser.add_argument("base_url")
-    parser.add_argument("--mode", default="span_only")
+    parser.add_argument("--mode", default="span_only",
+                        help="span_only (content on the span) or event_only (content in a "
+                        "log record of the span)")
     parser.add_argument("--otlp", help="OTLP/HTTP protobuf endpoint (base URL)")
     parser.add_argument("--otlp-json", help="OTLP/HTTP JSON endpoint (base URL)")
     parser.add_argument("--file", help="OTLP JSON file to append to")

@@ -1,11 +1,14 @@
 """Real GenAI spans, scanned: the same traffic through the gateway's native log and through
 the spans the official OpenTelemetry instrumentation of the openai client emits, exported
-by the SDK's OTLP exporters to ``collect`` (protobuf and JSON) and to an OTLP JSON file.
+by the SDK's OTLP exporters to ``collect`` (protobuf and JSON) and to an OTLP JSON file,
+with the content on the spans (``gen_ai.input.messages`` ...); and the same traffic sent
+once more straight to the replay upstream with the content in log records of the spans
+(``gen_ai.client.inference.operation.details``, exported beside them to a file).
 
 The traffic (``files/traffic.jsonl.gz``) is a slice of a simulation: campaign accounts
 (templated extraction prompts) and ordinary ones, 547 requests, sent by the openai client
 through the gateway to the replay upstream, every seventh one streamed. The findings of
-the four scans must agree on what a source of spans can carry; what they may differ in:
+the scans must agree on what a source of spans can carry; what they may differ in:
 
 - times (``from``/``to``, campaigns' ``first_seen``/``last_seen``): the client starts its
   span a moment before the gateway receives the request;
@@ -80,8 +83,11 @@ def replayed(tmp_path_factory: pytest.TempPathFactory, shared_corpora: Path) -> 
             emit(TRAFFIC, served.url, "span_only", otlp=proto.url, otlp_json=as_json.url,
                  file=base / "file" / "traces.jsonl")
             gateway.log.flush()
+        (base / "events").mkdir()
+        emit(TRAFFIC, replay.url, "event_only", file=base / "events" / "traces.jsonl")
     return {"native": base / "native", "proto": base / "collected-proto",
-            "json": base / "collected-json", "file": base / "file", "base": base}
+            "json": base / "collected-json", "file": base / "file", "events": base / "events",
+            "base": base}
 
 
 def _comparable(findings: dict[str, Any]) -> dict[str, Any]:
@@ -100,7 +106,7 @@ def _comparable(findings: dict[str, Any]) -> dict[str, Any]:
 def scanned(replayed: dict[str, Path]) -> dict[str, dict[str, Any]]:
     out = replayed["base"] / "findings"
     return {name: run_scan_job(ScanJob([replayed[name]], None, out / f"{name}.json"))[0]
-            for name in ("native", "proto", "json", "file")}
+            for name in ("native", "proto", "json", "file", "events")}
 
 
 def test_the_native_log_of_the_traffic_has_findings_to_compare(
@@ -111,7 +117,7 @@ def test_the_native_log_of_the_traffic_has_findings_to_compare(
     assert any(a["verdict"] == "extraction" for a in native["accounts"])
 
 
-@pytest.mark.parametrize("source", ["proto", "json", "file"])
+@pytest.mark.parametrize("source", ["proto", "json", "file", "events"])
 def test_spans_give_the_findings_of_the_native_log(scanned: dict[str, dict[str, Any]],
                                                    source: str) -> None:
     assert _comparable(scanned[source]) == _comparable(scanned["native"])
