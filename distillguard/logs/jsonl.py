@@ -26,16 +26,16 @@ from distillguard.logs.quarantine import quarantine_row, unreadable_row
 from distillguard.logs.schema import empty_batch
 from distillguard.prefetch import prefetch
 
-__all__ = ["DEFAULT_BATCH_ROWS", "DEFAULT_BLOCK_BYTES", "JsonlOptions", "LineBlock",
-           "decompressed", "line_blocks", "numbered_lines", "open_jsonl", "read_jsonl",
-           "read_jsonl_stream"]
+__all__ = ["CORRUPT_STREAM_ERRORS", "DEFAULT_BATCH_ROWS", "DEFAULT_BLOCK_BYTES", "JsonlOptions",
+           "LineBlock", "decompressed", "line_blocks", "numbered_lines", "open_jsonl",
+           "read_jsonl", "read_jsonl_stream"]
 
 DEFAULT_BATCH_ROWS = 16_384
 # Decompressed text parsed at once: large enough for pyarrow's threads to share,
 # small enough to keep memory flat (a line longer than this makes a longer block).
 DEFAULT_BLOCK_BYTES = 8 << 20
 _READ_BUFFER = 1 << 20
-_CORRUPT_STREAM = (EOFError, OSError, zlib.error, zlib_ng.error, zstandard.ZstdError)
+CORRUPT_STREAM_ERRORS = (EOFError, OSError, zlib.error, zlib_ng.error, zstandard.ZstdError)
 
 
 def open_jsonl(path: Path) -> tuple[BinaryIO, BinaryIO]:
@@ -218,7 +218,7 @@ def line_blocks(stream: BinaryIO, raw: BinaryIO, block_bytes: int) -> Iterator[L
     while True:
         try:
             piece = stream.read1(_READ_BUFFER)
-        except _CORRUPT_STREAM as exc:
+        except CORRUPT_STREAM_ERRORS as exc:
             block, _ = _whole_lines(pieces)
             if block:
                 yield LineBlock(block, raw.tell())

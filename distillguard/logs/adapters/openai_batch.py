@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,9 +37,9 @@ from distillguard.logs.adapters.mapping import (
     json_path,
     missing_account_error,
 )
-from distillguard.logs.jsonl import open_jsonl
+from distillguard.logs.jsonl import CORRUPT_STREAM_ERRORS, open_jsonl
 
-__all__ = ["BatchPartners", "OpenAIBatchConverter", "batch_partners"]
+__all__ = ["BatchPartners", "OpenAIBatchConverter", "batch_partners", "take_lines"]
 
 _NOT_EXCHANGES = ("/v1/embeddings", "/v1/moderations")
 
@@ -77,6 +78,20 @@ def _signature(folder: Path) -> tuple[tuple[str, int, int], ...]:
     return tuple(entries)
 
 
+def take_lines(partners: BatchPartners, lines: Iterable[bytes]) -> BatchPartners:
+    """``partners`` with the requests and responses of ``lines`` (JSON text) added; a
+    stream that breaks ends what is taken (its reading quarantines the break)."""
+    try:
+        for line in lines:
+            try:
+                partners.take(orjson.loads(line))
+            except orjson.JSONDecodeError:
+                continue
+    except CORRUPT_STREAM_ERRORS:
+        pass
+    return partners
+
+
 @functools.lru_cache(maxsize=4)
 def _partners(folder: Path, signature: tuple[tuple[str, int, int], ...]) -> BatchPartners:
     partners = BatchPartners()
@@ -86,14 +101,10 @@ def _partners(folder: Path, signature: tuple[tuple[str, int, int], ...]) -> Batc
             continue
         try:
             lines, raw = open_jsonl(path)
-            with raw, lines:
-                for line in lines:  # type: ignore[attr-defined]
-                    try:
-                        partners.take(orjson.loads(line))
-                    except orjson.JSONDecodeError:
-                        continue
-        except (OSError, EOFError, ValueError):
-            continue  # the file's own reading quarantines what is wrong with it
+        except OSError:
+            continue  # the file's own reading says why
+        with raw, lines:
+            take_lines(partners, lines)  # type: ignore[arg-type]
     return partners
 
 

@@ -30,6 +30,7 @@ from distillguard.logs.adapters.openai_batch import (
     BatchPartners,
     OpenAIBatchConverter,
     batch_partners,
+    take_lines,
 )
 from distillguard.logs.adapters.otlp import OtlpConverter
 from distillguard.logs.chunk import ReadChunk
@@ -102,8 +103,11 @@ def read_adapted_bytes(content: bytes, source: str, options: SourceOptions
         fmt = found or NATIVE
     if fmt in (AUTO, NATIVE):
         return None
+    partners = take_lines(BatchPartners(), _stream(content, source)) \
+        if fmt == OPENAI_BATCH else None
     raw = io.BytesIO(content)
-    return read_converted(decompressed(raw, source), raw, source, converter_for(fmt, options))
+    return read_converted(decompressed(raw, source), raw, source,
+                          converter_for(fmt, options, partners))
 
 
 def _stream(content: bytes, source: str) -> BinaryIO:

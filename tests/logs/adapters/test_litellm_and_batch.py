@@ -133,3 +133,19 @@ def test_batch_line_with_its_answer_and_responses_api(tmp_path: Path) -> None:
     assert records[0]["response"] == "a" and passed == 1
     assert [(q.source_line, q.code) for q in quarantined] == [(2, "missing_field"),
                                                              (4, "wrong_type")]
+
+
+def test_a_truncated_batch_output_file_pairs_what_it_holds(tmp_path: Path) -> None:
+    import gzip
+
+    write_lines(tmp_path / "input.jsonl", [batch_request(f"r{i}") for i in range(300)])
+    whole = write_lines(tmp_path / "output.jsonl.gz",
+                        [batch_response(f"r{i}") for i in range(300)]).read_bytes()
+    (tmp_path / "output.jsonl.gz").write_bytes(whole[: len(whole) // 2])
+    records, quarantined, _ = read_all(tmp_path / "input.jsonl")
+    assert 0 < len(records) < 300
+    assert {q.code for q in quarantined} == {"missing_field"}
+    assert len(records) + len(quarantined) == 300
+    _, out_quarantined, _ = read_all(tmp_path / "output.jsonl.gz")
+    assert out_quarantined[-1].code == "corrupt_stream"
+    assert gzip.decompress(whole).count(b"\n") == 300
