@@ -36,7 +36,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from distillguard.logs.adapters.otlp import export_shape_problem
-from distillguard.logs.adapters.rotating import RotatingLines
+from distillguard.logs.rotating import RotatingLines
 
 __all__ = ["PROTOBUF", "CollectOptions", "ReceiverStats", "receiver_app", "to_otlp_json"]
 

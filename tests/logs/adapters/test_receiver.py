@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 
 from distillguard.gateway.otlp_export import protobuf_body
 from distillguard.logs.adapters.receiver import CollectOptions, receiver_app
-from distillguard.logs.adapters.rotating import RotatingLines
+from distillguard.logs.rotating import RotatingLines
 from tests.logs.adapters.sources import content, read_all, span, traces
 
 PROTOBUF, JSON = "application/x-protobuf", "application/json"

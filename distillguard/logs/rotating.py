@@ -1,4 +1,5 @@
-"""Whole lines appended to rotating files, flushed at least every few seconds.
+"""Whole lines appended to rotating files, flushed at least every few seconds: the
+gateway's exchange log and ``collect``'s OTLP files.
 
 Lines wait in memory and reach the file in one ``write`` of whole lines when the last
 flush is ``flush_seconds`` old (on the next line, or on the timer ``run_flushes``
@@ -64,6 +65,11 @@ class RotatingLines:
         while data:
             data = data[os.write(self._fd, data):]
         self.lines_written += count
+
+    @property
+    def path(self) -> Path | None:
+        """The file being written now (None before the first flush)."""
+        return self.files_opened[-1] if self.files_opened else None
 
     def _rotate(self, now: float) -> None:
         self._close_file()
