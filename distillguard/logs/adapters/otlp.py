@@ -253,7 +253,7 @@ class OtlpConverter:
                 yield Converted(line, None, RecordError("not_otlp", problem), raw)
             return
         for resource_logs in _list(obj.get("resourceLogs")):
-            self._take_logs(line, resource_logs, emit)
+            yield from self._take_logs(line, resource_logs, emit)
         for resource_spans in _list(obj.get("resourceSpans")):
             resource = attribute_map((resource_spans.get("resource") or {}).get("attributes"))
             for scope_spans in _list(resource_spans.get("scopeSpans")):
@@ -274,7 +274,9 @@ class OtlpConverter:
                     f"{trace_id}), which is not in this file: the span is needed for the "
                     "account, model and time"), o.raw)
 
-    def _take_logs(self, line: int, resource_logs: dict[str, Any], emit: bool) -> None:
+    def _take_logs(self, line: int, resource_logs: dict[str, Any], emit: bool
+                   ) -> Iterator[Converted]:
+        """Take in content log records; a held span whose answer has come is released."""
         for scope_logs in _list(resource_logs.get("scopeLogs")):
             for record in _list(scope_logs.get("logRecords")):
                 attributes = attribute_map(record.get("attributes"))
@@ -291,6 +293,9 @@ class OtlpConverter:
                 if orphans is None:
                     orphans = self._orphans[key] = _Orphans(line, emit, orjson.dumps(record))
                 orphans.events.append(event)
+                if key in self._held and _complete(orphans.events):
+                    del self._orphans[key]
+                    yield self._convert(self._held.pop(key), orphans.events)
 
     def _take_span(self, line: int, span: Any, resource: dict[str, Any],
                    scope_spans: dict[str, Any]) -> Iterator[Converted]:

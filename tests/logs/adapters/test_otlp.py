@@ -9,7 +9,11 @@ from pathlib import Path
 import orjson
 import pytest
 
+from distillguard.logs import read_file
 from distillguard.logs.adapters import SourceOptions, parse_field_map
+from distillguard.logs.adapters.lines import read_converted
+from distillguard.logs.adapters.otlp import OtlpConverter
+from distillguard.logs.jsonl import open_jsonl
 from tests.logs.adapters.sources import (
     content,
     log_event,
@@ -204,3 +208,22 @@ def test_records_written_as_spans_read_back_the_same(tmp_path: Path) -> None:
     attributes = orjson.loads(got[0]["extra"])["otel"]["attributes"]
     assert attributes["distillguard.gateway.added_ms"] == 1.5
     assert attributes["gen_ai.provider.name"] == "openai"
+
+
+def test_a_waiting_span_is_released_when_its_answer_comes(tmp_path: Path) -> None:
+    """Spans wait for content log records only until the answer's record: the resume
+    point (``last_line``) moves on with them, and memory does not grow with the file."""
+    lines: list[object] = []
+    for i in range(6):
+        lines.append(traces(span(i)))
+        lines.append(logs(log_event(span(i), "gen_ai.client.inference.operation.details", {
+            "gen_ai.input.messages": [{"role": "user", "parts": [
+                {"type": "text", "content": f"q{i}"}]}],
+            "gen_ai.output.messages": []})))
+    path = write_lines(tmp_path / "t.jsonl", lines)
+    stream, raw = open_jsonl(path)
+    with raw, stream:
+        chunks = list(read_converted(stream, raw, str(path), OtlpConverter(), batch_rows=2))
+    assert [c.batch.num_rows for c in chunks if c.batch.num_rows] == [2, 2, 2]
+    assert [c.last_line for c in chunks if c.batch.num_rows] == [4, 8, 12]
+    assert sum(c.batch.num_rows for c in read_file(path)) == 6
