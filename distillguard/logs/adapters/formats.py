@@ -35,11 +35,13 @@ ADAPTER_FORMATS = (OTLP, LITELLM, OPENAI_BATCH)
 INPUT_FORMATS = (AUTO, NATIVE, *ADAPTER_FORMATS)
 # What each format's records carry, in the words of the error naming the formats tried.
 FORMAT_SIGNS = {
-    NATIVE: "request_id, account_id and messages (the exchange log)",
+    NATIVE: "request_id, account_id or messages (the exchange log)",
     OTLP: "resourceSpans or resourceLogs (OTLP JSON, as the Collector's file exporter writes)",
     LITELLM: "call_type and startTime (LiteLLM's standard logging payload)",
     OPENAI_BATCH: "custom_id (OpenAI batch input or output lines)",
 }
+# A record with any of these is the exchange log's, however broken (its reader says how).
+_NATIVE_KEYS = frozenset({"request_id", "account_id", "messages"})
 # How many non-blank lines, and bytes of them, are looked at to tell a file's format.
 SNIFF_LINES = 20
 SNIFF_BYTES = 64 << 20
@@ -67,6 +69,8 @@ def format_of_record(obj: Any) -> str | None:
     ('otlp', 'openai-batch')
     >>> format_of_record({"request_id": "r1", "account_id": "a", "messages": []})
     'native'
+    >>> format_of_record({"request_id": "r1"}), format_of_record({"foo": 1})
+    ('native', None)
     """
     if not isinstance(obj, dict):
         return None
@@ -76,7 +80,7 @@ def format_of_record(obj: Any) -> str | None:
         return LITELLM
     if "custom_id" in obj:
         return OPENAI_BATCH
-    if "request_id" in obj and ("account_id" in obj or "messages" in obj):
+    if not _NATIVE_KEYS.isdisjoint(obj):
         return NATIVE
     return None
 

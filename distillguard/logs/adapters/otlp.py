@@ -23,7 +23,8 @@ The conversation comes from, in this order:
 
 Log records reach a file separately from their spans (their own export batches), so a
 span whose content is not on the span waits for its log records until the one with the
-answer, at most until the end of the file. A content record whose span is not in the file is quarantined (``no_span``).
+answer, at most until the end of the file. A content record whose span is not in the
+file is quarantined (``no_span``).
 """
 
 from __future__ import annotations
