@@ -18,6 +18,13 @@ from distillguard.cli_intel import intel_app, load_received_intel
 from distillguard.engines import ExchangeStore, IngestReport, store_summary
 from distillguard.errors import DistillguardError
 from distillguard.logs import NotRead, discover_log_files, split_uris, survey_log_files
+from distillguard.logs.adapters import (
+    INPUT_FORMATS,
+    SourceOptions,
+    file_format,
+    parse_field_map,
+    unknown_format_reason,
+)
 from distillguard.progress import byte_progress, row_progress
 from distillguard.sim import (
     DEFAULT_SCENARIO,
@@ -61,14 +68,29 @@ def fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
-def run_ingest(logs: list[Path], db: Path, *, quiet: bool = False) -> dict[str, Any]:
+FORMAT_HELP = (f"Input format: {', '.join(INPUT_FORMATS)} (auto: told from each file's first "
+               "records; docs/adapters.md).")
+MAP_HELP = ("Where a field is read from in another source's records, FIELD=PLACE[,PLACE...] "
+            "(repeatable), e.g. account_id=tenant.id,resource.tenant.id (docs/adapters.md).")
+
+
+def source_options(fmt: str, maps: list[str] | None) -> SourceOptions:
+    """The ``--format`` and ``--map`` options as ``SourceOptions`` (exits on a bad one)."""
+    try:
+        return SourceOptions(fmt, parse_field_map(maps or []))
+    except DistillguardError as exc:
+        fail(str(exc))
+
+
+def run_ingest(logs: list[Path], db: Path, *, quiet: bool = False,
+               source: SourceOptions = SourceOptions()) -> dict[str, Any]:
     """Ingest ``logs`` into ``db``; return the summary (this run and the whole store)."""
-    survey = survey_log_files(logs)
+    survey = survey_log_files(logs, source)
     files = survey.files
     if not files and not quiet:
         err.print(f"[yellow]warning:[/] no exchange-log files found in {', '.join(map(str, logs))}")
     bar, advance = byte_progress(files, desc="ingest")
-    with bar, ExchangeStore(db) as store:
+    with bar, ExchangeStore(db, source=source) as store:
         report = store.ingest(files, on_progress=advance)
         summary = store_summary(store.con)
         quarantine_file = db.with_name(db.name + ".quarantine.jsonl")
@@ -86,11 +108,13 @@ def _run_summary(report: IngestReport, files: int, not_read: list[NotRead]) -> d
         "files_read": report.files_read,
         "files_skipped_unchanged": len(report.files_skipped),
         "files_unreadable": report.files_unreadable,
+        "files_unknown_format": report.files_unknown_format,
         "files_stored_as_is": report.files_stored_as_is,
         "files_not_read": [{"path": n.path, "why": n.why} for n in not_read],
         "inserted": report.inserted,
         "already_present": report.already_present,
         "blank_lines": report.blank_lines,
+        "not_exchanges": report.not_exchanges,
         "quarantined": report.quarantined_total,
         "quarantined_by_code": dict(report.quarantined.most_common()),
     }
@@ -106,6 +130,10 @@ def print_summary(summary: dict[str, Any]) -> None:
               f"{run['inserted']:,} exchanges added, {run['already_present']:,} already present, "
               f"{run['quarantined']:,} quarantined, {run['blank_lines']:,} blank lines skipped.",
               highlight=False)
+    if run["not_exchanges"]:
+        out.print(f"{run['not_exchanges']:,} record(s) of other sources were not exchanges "
+                  "(spans of other operations, embeddings, batch responses read with their "
+                  "requests) and were passed over.", highlight=False)
     if run["files_stored_as_is"]:
         out.print(f"{len(run['files_stored_as_is'])} Parquet file(s) fit the store as they are: "
                   "linked and read in place, not re-encoded.", highlight=False)
@@ -113,6 +141,7 @@ def print_summary(summary: dict[str, Any]) -> None:
         out.print(f"[yellow]{len(run['files_unreadable'])} file(s) could not be read[/] "
                   "(quarantined as 'unreadable', tried again next run): "
                   + ", ".join(run["files_unreadable"][:NOT_READ_SHOWN]), highlight=False)
+    print_unknown_formats(run["files_unknown_format"])
     not_read = run["files_not_read"]
     if not_read:
         out.print(f"{len(not_read)} entr(ies) of the folders given were not read:",
@@ -130,6 +159,7 @@ def print_summary(summary: dict[str, Any]) -> None:
     table.add_row("models", models or "-")
     table.add_row("quarantined", f"{summary['quarantined']:,}")
     out.print(table)
+    print_coverage(summary)
     if summary["quarantine_reasons"]:
         reasons = Table(title="Top quarantine reasons", title_justify="left")
         reasons.add_column("code")
@@ -142,21 +172,44 @@ def print_summary(summary: dict[str, Any]) -> None:
                   f"{summary['quarantine_file']}", highlight=False)
 
 
+def print_unknown_formats(paths: list[str]) -> None:
+    """The files whose format could not be told, and the formats tried (one line each)."""
+    if paths:
+        out.print(f"[yellow]{len(paths)} file(s) in no format distillguard can tell[/] "
+                  "(quarantined as 'unknown_format', tried again next run): "
+                  + ", ".join(paths[:NOT_READ_SHOWN]), highlight=False)
+        out.print(unknown_format_reason(), highlight=False, soft_wrap=True)
+
+
+def print_coverage(summary: dict[str, Any]) -> None:
+    """The optional fields no exchange carries and the signals the scan cannot compute."""
+    if summary.get("fields_missing"):
+        out.print("Fields no exchange carries: " + ", ".join(summary["fields_missing"]),
+                  highlight=False)
+    for s in summary.get("signals_not_computed") or []:
+        out.print(f"[yellow]not computed[/] {s['signal']} (needs {' or '.join(s['needs'])}): "
+                  f"{s['effect']}", highlight=False)
+
+
 @app.command()
 def ingest(
-    logs: Annotated[list[Path], typer.Argument(help="Exchange-log files or directories "
-                                               "(.jsonl, .jsonl.gz, .jsonl.zst, .parquet).")],
+    logs: Annotated[list[Path], typer.Argument(
+        help="Log files or directories: exchange logs (.jsonl, .jsonl.gz, .jsonl.zst, "
+             ".parquet), OTLP JSON spans, LiteLLM logs, OpenAI batch files.")],
     db: Annotated[Path, typer.Option(help="DuckDB database file to load into.")] = DEFAULT_DB,
     json_out: Annotated[Path | None, typer.Option(
         "--json", help="Also write the summary as JSON to this file ('-' for stdout only).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help=FORMAT_HELP)] = "auto",
+    field_map: Annotated[list[str] | None, typer.Option("--map", help=MAP_HELP)] = None,
 ) -> None:
     """Load exchange logs into the store, quarantining bad records.
 
     Re-running on the same files adds nothing; an interrupted run resumes where
     its last commit ended.
     """
+    source = source_options(fmt, field_map)
     try:
-        summary = run_ingest(logs, db)
+        summary = run_ingest(logs, db, source=source)
     except DistillguardError as exc:
         fail(str(exc))
         return
@@ -280,6 +333,10 @@ def print_scan(findings: dict[str, Any], out_path: Path, timings: dict[str, floa
         table.add_row(c["campaign_id"], f"{len(c['accounts']):,}", f"{c['exchanges']:,}",
                       f"{c['score']:.2f}", ", ".join(c["techniques"]) or "-", pivot_words)
     out.print(table)
+    if inp.get("quarantined"):
+        out.print(f"[yellow]{inp['quarantined']:,} record(s) quarantined[/] (file, line and reason "
+                  f"in {out_path.name}.quarantine.jsonl, or the store's)", highlight=False)
+    print_coverage(inp)
     out.print("time by stage: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()),
               highlight=False)
 
@@ -316,6 +373,8 @@ def scan(
     intel_config: Annotated[Path | None, typer.Option(
         help="Intel config YAML (limits; the secret for partners' payment hashes may also "
              "come from DISTILLGUARD_INTEL_KEY).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help=FORMAT_HELP)] = "auto",
+    field_map: Annotated[list[str] | None, typer.Option("--map", help=MAP_HELP)] = None,
 ) -> None:
     """Find extraction accounts and campaigns; write findings.json (and a report)."""
     from distillguard.engines.scan_job import ScanJob, run_scan_job
@@ -344,9 +403,15 @@ def scan(
         conf[key.strip()] = value.strip()
     job = ScanJob(list(logs or []), db, out_path, releases, policy, report,
                   engine=engine,  # type: ignore[arg-type]
-                  spark=SparkOptions(spark_master, spark_remote, conf), intel=matcher)
+                  spark=SparkOptions(spark_master, spark_remote, conf), intel=matcher,
+                  source=source_options(fmt, field_map))
     try:
-        files = discover_log_files(split_uris(job.logs)[0]) if logs and engine == "duckdb" else []
+        files = discover_log_files(split_uris(job.logs)[0], job.source) \
+            if logs and engine == "duckdb" else []
+        unknown = [str(p) for p in files if file_format(p, job.source) is None]
+        if unknown and len(unknown) == len(files):
+            fail(f"{', '.join(unknown[:NOT_READ_SHOWN])}: {unknown_format_reason()}")
+        print_unknown_formats(unknown)
         bar, advance = byte_progress(files, desc="ingest")
         with bar, row_progress(desc="signals") as signal_bar:
             findings, result = run_scan_job(
@@ -459,6 +524,9 @@ def gateway_command(
         help="memory, or a redis:// URL shared by replicas.")] = "memory",
     findings: Annotated[Path | None, typer.Option(
         help="findings.json to use as the watchlist (re-read when it changes).")] = None,
+    otlp_endpoint: Annotated[str | None, typer.Option(
+        help="Also send every exchange as an OpenTelemetry GenAI span to this OTLP/HTTP "
+             "endpoint (base URL, e.g. http://collector:4318; docs/adapters.md).")] = None,
 ) -> None:
     """Serve an OpenAI- and Anthropic-compatible proxy that scores and acts per request."""
     from distillguard.gateway import GatewayOptions, load_config, run_gateway
@@ -467,9 +535,44 @@ def gateway_command(
     try:
         run_gateway(load_config(config), GatewayOptions(
             upstream=upstream, host=host, port=port, admin_port=admin_port or None,
-            admin_token=token, log_dir=log_dir, state=state, findings=findings))
+            admin_token=token, log_dir=log_dir, state=state, findings=findings,
+            otlp_endpoint=otlp_endpoint))
     except DistillguardError as exc:
         fail(str(exc))
+
+
+@app.command("collect")
+def collect_command(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder of the rotating OTLP JSON files "
+                                          "that scan and ingest read.")],
+    port: Annotated[int, typer.Option(help="Port of the OTLP/HTTP receiver.")] = 4318,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    max_body_mb: Annotated[float, typer.Option(
+        help="Largest request body accepted, in MiB (after gzip).")] = 16.0,
+    flush_seconds: Annotated[float, typer.Option(
+        help="Longest time a received request waits in memory before reaching the file "
+             "(what a kill -9 can lose).")] = 1.0,
+    rotate_mb: Annotated[float, typer.Option(help="Start a new file past this size.")] = 64.0,
+    rotate_minutes: Annotated[float, typer.Option(
+        help="Start a new file after this long.")] = 60.0,
+) -> None:
+    """Receive OpenTelemetry spans and logs over OTLP/HTTP (protobuf or JSON), as a Collector's
+    exporter or an SDK sends them, into rotating files that `scan` reads."""
+    from distillguard.logs.adapters.collect_server import run_collect
+    from distillguard.logs.adapters.receiver import CollectOptions
+
+    if max_body_mb <= 0 or flush_seconds <= 0 or rotate_mb <= 0 or rotate_minutes <= 0:
+        fail("--max-body-mb, --flush-seconds, --rotate-mb and --rotate-minutes must be positive")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        fail(f"cannot create {out_dir}: {exc.strerror or exc}")
+    err.print(f"collecting OTLP/HTTP on http://{host}:{port}/v1/traces and /v1/logs into "
+              f"{out_dir}", highlight=False)
+    run_collect(host, port, CollectOptions(
+        out=str(out_dir), max_body_bytes=int(max_body_mb * (1 << 20)),
+        flush_seconds=flush_seconds, rotate_bytes=int(rotate_mb * (1 << 20)),
+        rotate_seconds=rotate_minutes * 60))
 
 
 @app.command("upstream-replay")

@@ -23,6 +23,8 @@ from distillguard.behavior import (
     ACCOUNT_CONTENT_SQL,
     ACCOUNT_RELEASE_SQL,
     EXCHANGES_SUMMARY_SQL,
+    FIELD_COVERAGE_SQL,
+    field_coverage,
     releases_table,
 )
 from distillguard.engines.sql_engine import SqlEngine
@@ -178,5 +180,6 @@ def run_scan(engine: SqlEngine, *, policy: Policy, releases: list[dict[str, str]
     t = step("verdict", t)
     n, accounts, first, last = engine.rows(EXCHANGES_SUMMARY_SQL)[0]
     summary = {"exchanges": n, "accounts": accounts, "quarantined": engine.quarantined(),
-               "from": first, "to": last}
+               "from": first, "to": last,
+               **field_coverage(engine.arrow(FIELD_COVERAGE_SQL).to_pylist()[0])}
     return ScanResult(verdicts, campaigns, profiles, summary, timings)

@@ -6,7 +6,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,6 +18,7 @@ from distillguard.engines.sql_engine import DuckDBEngine
 from distillguard.engines.store import ExchangeStore
 from distillguard.errors import InputError
 from distillguard.logs import discover_log_files, split_uris
+from distillguard.logs.adapters import SourceOptions
 from distillguard.verdict.findings import build_findings
 from distillguard.verdict.policy import Policy, load_policy
 from distillguard.verdict.report import findings_markdown
@@ -40,6 +41,7 @@ class ScanJob:
     engine: Literal["duckdb", "spark"] = "duckdb"
     spark: SparkOptions | None = None
     intel: IntelMatcher | None = None  # partners' indicators to match (``intel.IndicatorMatcher``)
+    source: SourceOptions = field(default_factory=SourceOptions)  # input format, field map
 
 
 def find_releases(logs: list[Path]) -> Path | None:
@@ -71,9 +73,10 @@ def _scan_on_duckdb(job: ScanJob, policy: Policy, releases: list[dict[str, str]]
         db = workdir / "scan.duckdb"
     on_progress = callbacks.pop("on_progress", None)
     try:
-        with ExchangeStore(db, memory_limit=SCAN_MEMORY_LIMIT) as store:
+        with ExchangeStore(db, memory_limit=SCAN_MEMORY_LIMIT, source=job.source) as store:
             if job.logs:
-                store.ingest(discover_log_files(split_uris(job.logs)[0]), on_progress=on_progress)
+                store.ingest(discover_log_files(split_uris(job.logs)[0], job.source),
+                             on_progress=on_progress)
             result = run_scan(DuckDBEngine(store.con), policy=policy, releases=releases,
                               **callbacks)
             if result.input["quarantined"]:
@@ -104,7 +107,7 @@ def _scan_on_spark(job: ScanJob, policy: Policy, releases: list[dict[str, str]],
     engine = SparkEngine(spark)
     try:
         start_up = time.perf_counter()
-        engine.load([str(p) for p in job.logs])
+        engine.load([str(p) for p in job.logs], job.source)
         loaded = time.perf_counter()
         result = run_scan(engine, policy=policy, releases=releases, **callbacks)
         if result.input["quarantined"]:

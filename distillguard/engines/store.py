@@ -57,6 +57,7 @@ from distillguard.logs import (
     unreadable_reason,
     unreadable_row,
 )
+from distillguard.logs.adapters import UNKNOWN_FORMAT, SourceOptions
 from distillguard.logs.parquet import storable_as_is
 from distillguard.logs.quarantine import FILE_LINE, UNREADABLE
 from distillguard.prefetch import prefetch
@@ -79,10 +80,12 @@ class IngestReport:
     files_read: int = 0
     files_skipped: list[str] = field(default_factory=list)
     files_unreadable: list[str] = field(default_factory=list)
+    files_unknown_format: list[str] = field(default_factory=list)
     files_stored_as_is: list[str] = field(default_factory=list)
     inserted: int = 0
     already_present: int = 0
     blank_lines: int = 0
+    not_exchanges: int = 0
     quarantined: Counter[str] = field(default_factory=Counter)
 
     @property
@@ -103,10 +106,17 @@ class _Slice:
     last_line: int = 0
     rows: int = 0
     blank_lines: int = 0
+    not_exchanges: int = 0
 
     @property
     def unreadable(self) -> bool:
-        return any(q.code == UNREADABLE for q in self.quarantined)
+        """The file could not be read, or its format told: no progress, tried again next run."""
+        return any(q.code in (UNREADABLE, UNKNOWN_FORMAT) and q.source_line == FILE_LINE
+                   for q in self.quarantined)
+
+    @property
+    def unknown_format(self) -> bool:
+        return any(q.code == UNKNOWN_FORMAT for q in self.quarantined)
 
 
 def _now() -> datetime:
@@ -118,10 +128,12 @@ class ExchangeStore:
 
     def __init__(self, path: str | Path, *, memory_limit: str = DEFAULT_MEMORY_LIMIT,
                  threads: int | None = None, read_only: bool = False,
-                 jsonl: JsonlOptions = JsonlOptions()) -> None:
+                 jsonl: JsonlOptions = JsonlOptions(),
+                 source: SourceOptions = SourceOptions()) -> None:
         self.path = Path(path)
         self.read_only = read_only
         self.jsonl = jsonl
+        self.source = source
         self.parts_dir = self.path.with_name(self.path.name + ".parts")
         config: dict[str, Any] = {"memory_limit": memory_limit,
                                   "preserve_insertion_order": False}
@@ -230,7 +242,8 @@ class ExchangeStore:
                 if problem:
                     chunks = iter([ReadChunk(key, empty_batch(), [unreadable_row(key, problem)])])
                 else:
-                    chunks = prefetch(read_file(resolved, start_line=start, jsonl=self.jsonl))
+                    chunks = prefetch(read_file(resolved, start_line=start, jsonl=self.jsonl,
+                                                source=self.source))
                 self._ingest_file(path, chunks, key, stat, start, report, on_progress)
             if on_progress and stat:
                 on_progress(path, stat.st_size)
@@ -310,6 +323,7 @@ class ExchangeStore:
         current.quarantined += chunk.quarantined
         current.last_line = chunk.last_line
         current.blank_lines += chunk.blank_lines
+        current.not_exchanges += chunk.not_exchanges
         current.rows += chunk.batch.num_rows + len(chunk.quarantined)
         batch = chunk.batch
         if not batch.num_rows:
@@ -334,7 +348,9 @@ class ExchangeStore:
                                  [current.part.name, current.part.rows, key, now])
             last = None if done else current.last_line
             self._replace_quarantine(key, current.first_line, last, current.quarantined, now)
-            if current.unreadable or stat is None:
+            if current.unknown_format:
+                report.files_unknown_format.append(key)
+            elif current.unreadable or stat is None:
                 report.files_unreadable.append(key)
             else:
                 self.con.execute(
@@ -343,6 +359,7 @@ class ExchangeStore:
             self.con.commit()
         report.inserted += current.part.rows
         report.blank_lines += current.blank_lines
+        report.not_exchanges += current.not_exchanges
         report.quarantined.update(q.code for q in current.quarantined)
 
     def _drop_duplicates(self, batch: pa.RecordBatch

@@ -111,6 +111,11 @@ def admin_app(gateway: Gateway, *, token: str | None = None) -> Starlette:
         gateway.metrics.watchlist_accounts.set(len(gateway.watchlist.entries))
         if gateway.log is not None:
             gateway.metrics.log_records.set(gateway.log.records_written)
+        if gateway.spans is not None:
+            for outcome, count in (("sent", gateway.spans.spans_sent),
+                                   ("dropped", gateway.spans.spans_dropped),
+                                   ("queued", gateway.spans.queued)):
+                gateway.metrics.spans.labels(outcome).set(count)
         return Response(gateway.metrics.render(),
                         media_type="text/plain; version=0.0.4; charset=utf-8")
 

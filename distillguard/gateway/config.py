@@ -36,6 +36,7 @@ __all__ = [
     "BucketLimit",
     "GatewayConfig",
     "Limits",
+    "OtlpExport",
     "Rule",
     "load_config",
 ]
@@ -80,6 +81,19 @@ class Limits:
 
     requests: BucketLimit | None = None
     tokens: BucketLimit | None = None
+
+
+@dataclass(frozen=True)
+class OtlpExport:
+    """Where and how the gateway sends its exchanges as GenAI spans (``otlp`` section)."""
+
+    endpoint: str | None = None
+    protocol: Literal["http/protobuf", "http/json"] = "http/protobuf"
+    service_name: str = "distillguard-gateway"
+    flush_seconds: float = 1.0
+    max_batch_spans: int = 512
+    max_queue_spans: int = 16384
+    timeout_seconds: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -130,6 +144,7 @@ class GatewayConfig:
     log_flush_seconds: float
     log_rotate_bytes: int
     log_rotate_seconds: float
+    otlp: OtlpExport
     limits_account: Limits
     limits_org: Limits
     throttle_account: Limits
@@ -206,6 +221,13 @@ SCHEMA = Section({
     "log": Section({"flush_seconds": Interval(float, 0.01, None),
                     "rotate_bytes": Interval(int, 1, None),
                     "rotate_seconds": Interval(float, 1, None)}),
+    "otlp": Section({"endpoint": Nullable(TEXT),
+                     "protocol": Options(("http/protobuf", "http/json")),
+                     "service_name": TEXT,
+                     "flush_seconds": Interval(float, 0.01, None),
+                     "max_batch_spans": Interval(int, 1, None),
+                     "max_queue_spans": Interval(int, 1, None),
+                     "timeout_seconds": Interval(float, 0.01, None)}),
     "limits": Nullable(Section({"account": _LIMITS, "org": _LIMITS},
                                optional=frozenset({"account", "org"}))),
     "throttle": Nullable(Section({"account": _LIMITS, "org": _LIMITS},
@@ -276,6 +298,12 @@ def _config(data: dict[str, Any]) -> GatewayConfig:
         log_flush_seconds=float(log["flush_seconds"]),
         log_rotate_bytes=log["rotate_bytes"],
         log_rotate_seconds=float(log["rotate_seconds"]),
+        otlp=OtlpExport(endpoint=data["otlp"]["endpoint"], protocol=data["otlp"]["protocol"],
+                        service_name=data["otlp"]["service_name"],
+                        flush_seconds=float(data["otlp"]["flush_seconds"]),
+                        max_batch_spans=data["otlp"]["max_batch_spans"],
+                        max_queue_spans=data["otlp"]["max_queue_spans"],
+                        timeout_seconds=float(data["otlp"]["timeout_seconds"])),
         limits_account=_limits(limits.get("account")),
         limits_org=_limits(limits.get("org")),
         throttle_account=_limits(throttle.get("account")),

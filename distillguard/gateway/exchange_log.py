@@ -15,9 +15,6 @@ the format the batch commands read.
 
 from __future__ import annotations
 
-import os
-import socket
-import time
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +24,7 @@ from distillguard.gateway.identity import Caller
 from distillguard.gateway.parsed_request import ParsedRequest
 from distillguard.gateway.periodic import Periodic
 from distillguard.gateway.policy import Decision
+from distillguard.logs.rotating import RotatingLines
 from distillguard.logs.schema import SPEC_FIELDS
 
 __all__ = ["EXTRA_FIELDS", "Exchange", "ExchangeLogWriter", "exchange_record"]
@@ -112,61 +110,25 @@ class ExchangeLogWriter:
 
     def __init__(self, directory: str | Path, *, flush_seconds: float = 1.0,
                  rotate_bytes: int = 256 << 20, rotate_seconds: float = 3600.0) -> None:
-        self.directory = Path(directory)
-        self.flush_seconds = flush_seconds
-        self.rotate_bytes = rotate_bytes
-        self.rotate_seconds = rotate_seconds
-        self.records_written = 0
-        self._buffer = bytearray()
-        self._fd: int | None = None
-        self._path: Path | None = None
-        self._opened_at = 0.0
-        self._size = 0
-        self._seq = 0
-        self._last_flush = time.monotonic()
-        self._timer = Periodic(flush_seconds / 2, self.flush)
+        self.lines = RotatingLines(directory, prefix="gateway", flush_seconds=flush_seconds,
+                                   rotate_bytes=rotate_bytes, rotate_seconds=rotate_seconds)
+        self._timer = Periodic(flush_seconds / 2, self.lines.flush)
 
     @property
     def path(self) -> Path | None:
         """The file being written now (None before the first flush)."""
-        return self._path
+        return self.lines.path
+
+    @property
+    def records_written(self) -> int:
+        return self.lines.lines_written
 
     def write(self, record: dict[str, Any]) -> None:
         """Queue one record; flush when the last flush is ``flush_seconds`` old."""
-        self._buffer += orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
-        if time.monotonic() - self._last_flush >= self.flush_seconds:
-            self.flush()
+        self.lines.append(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
 
     def flush(self) -> None:
-        self._last_flush = time.monotonic()
-        if not self._buffer:
-            return
-        if self._fd is None or self._size >= self.rotate_bytes or (
-                self._last_flush - self._opened_at >= self.rotate_seconds):
-            self._open_next()
-        assert self._fd is not None
-        data, self._buffer = bytes(self._buffer), bytearray()
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self._fd, view):]
-        self._size += len(data)
-        self.records_written += data.count(b"\n")
-
-    def _open_next(self) -> None:
-        self._close_file()
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self._seq += 1
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        host = socket.gethostname().split(".")[0] or "host"
-        self._path = self.directory / f"gateway-{stamp}-{host}-{os.getpid()}-{self._seq:04d}.jsonl"
-        self._fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        self._opened_at = time.monotonic()
-        self._size = 0
-
-    def _close_file(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        self.lines.flush()
 
     def start(self) -> None:
         """Flush on a timer too, so a quiet gateway still writes within the interval."""
@@ -174,5 +136,4 @@ class ExchangeLogWriter:
 
     async def close(self) -> None:
         await self._timer.stop()
-        self.flush()
-        self._close_file()
+        self.lines.close()

@@ -52,6 +52,9 @@ class GatewayMetrics:
                                         "Accounts in the loaded watchlist.", registry=r)
         self.log_records = Gauge("distillguard_gateway_log_records",
                                  "Exchange records written to the log since start.", registry=r)
+        self.spans = Gauge("distillguard_gateway_otlp_spans",
+                           "Exchanges exported as OTLP spans since start, by outcome "
+                           "(sent, dropped, queued).", ["outcome"], registry=r)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

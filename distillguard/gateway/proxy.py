@@ -365,5 +365,9 @@ class ProxyEndpoint:
             metrics.reasoning_withheld.labels(self.api).inc(ex.withheld)
         gw.scorer.submit(ex.caller.account.account_id, ex.ts_ms, request.messages, request.system,
                          request.tools, request.has_image)
-        if gw.log is not None:
-            gw.log.write(ex.record(gw.request_id(), total))
+        if gw.log is not None or gw.spans is not None:
+            record = ex.record(gw.request_id(), total)
+            if gw.log is not None:
+                gw.log.write(record)
+            if gw.spans is not None:
+                gw.spans.write(record)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import uvicorn
@@ -33,6 +33,7 @@ class GatewayOptions:
     log_dir: Path | None = None
     state: str = "memory"
     findings: Path | None = None
+    otlp_endpoint: str | None = None  # replaces the config's otlp.endpoint
 
 
 def uvicorn_config(app: object, host: str, port: int, config: GatewayConfig, *,
@@ -57,6 +58,9 @@ def state_store(spec: str, config: GatewayConfig) -> StateStore:
 
 def build_gateway(config: GatewayConfig, options: GatewayOptions) -> Gateway:
     key = os.environ.get(config.upstream_api_key_env) if config.upstream_api_key_env else None
+    if options.otlp_endpoint:
+        config = replace(config, otlp=replace(
+            config.otlp, endpoint=options.otlp_endpoint))
     return Gateway(config, upstream_url=options.upstream, log_dir=options.log_dir,
                    state=state_store(options.state, config), findings=options.findings,
                    upstream_api_key=key or None)

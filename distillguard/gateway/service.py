@@ -16,6 +16,7 @@ from distillguard.gateway.config import AccountInfo, GatewayConfig, Limits
 from distillguard.gateway.exchange_log import ExchangeLogWriter
 from distillguard.gateway.identity import Identifier
 from distillguard.gateway.metrics import GatewayMetrics
+from distillguard.gateway.otlp_export import SpanExporter
 from distillguard.gateway.periodic import Periodic
 from distillguard.gateway.policy import Decision, decide
 from distillguard.gateway.reasoning import summarize_reasoning
@@ -47,6 +48,7 @@ class Gateway:
         self.log = ExchangeLogWriter(log_dir, flush_seconds=config.log_flush_seconds,
                                      rotate_bytes=config.log_rotate_bytes,
                                      rotate_seconds=config.log_rotate_seconds) if log_dir else None
+        self.spans = SpanExporter(config.otlp) if config.otlp.endpoint else None
         self.state: StateStore = state or MemoryState(hours=config.window_hours)
         self.watchlist = Watchlist(findings or config.watchlist_path,
                                    poll_seconds=config.watchlist_poll_seconds)
@@ -72,6 +74,8 @@ class Gateway:
             self._settler.start()
             if self.log is not None:
                 self.log.start()
+            if self.spans is not None:
+                await self.spans.start()
         except BaseException:
             await self.close()
             raise
@@ -85,6 +89,8 @@ class Gateway:
         await self.state.close()
         if self.log is not None:
             await self.log.close()
+        if self.spans is not None:
+            await self.spans.close()
 
     def request_id(self) -> str:
         return f"{self._id_prefix}{next(self._ids)}"
