@@ -343,20 +343,28 @@ def print_metrics(m: dict[str, Any]) -> None:
         table.add_row(level, f"{r['flagged']:,}", _num(r["precision"]), _num(r["recall"]),
                       _num(r["legit_false_positive_rate"]), _num(r.get("exchange_recall")))
     out.print(table)
-    actors = Table(title="Campaign actors", title_justify="left")
-    for column in ("actor", "accounts", "extraction", "recall", "groups", "largest group"):
+    actors = Table(title="Campaign actors (operators)", title_justify="left")
+    for column in ("actor", "accounts", "extraction", "recall", "groups", "largest group",
+                   "in largest campaign"):
         actors.add_column(column)
     for name, a in m["actors"].items():
         actors.add_row(name, f"{a['accounts']:,}", f"{a['extraction']:,}", _num(a["recall"]),
-                       str(a["groups"]), _num(a["largest_group_share"]))
+                       str(a["groups"]), _num(a["largest_group_share"]),
+                       f"{_num(a['largest_campaign_share'])} ({a['largest_campaign'] or '-'})")
     out.print(actors)
+    purity = m["campaign_purity"]
+    out.print(f"campaign purity ({purity['weighting']}-weighted share of each campaign's "
+              f"majority operator): {_num(purity['purity'])}", highlight=False)
     per = m["extraction"].get("legit_by_archetype")
     if per:
         out.print("legitimate accounts given extraction, by archetype: " + ", ".join(
             f"{k} {v['flagged']}/{v['accounts']}" for k, v in per.items()), highlight=False)
     for gid, g in m["campaign_groups"].items():
+        c = purity["campaigns"][gid]
         out.print(f"group {gid}: {g['accounts']:,} accounts, purity {_num(g['purity'])} "
-                  f"({g['majority']})", highlight=False)
+                  f"({g['majority']}), operator share {_num(c['purity'])} "
+                  f"({c['operator'] or '-'}) of {c['exchanges']:,} {purity['weighting']}",
+                  highlight=False)
 
 
 def _num(x: float | None) -> str:
