@@ -140,8 +140,10 @@ def ingest(
 
 def _print_simulation(report: SimReport) -> None:
     rate = report.exchanges / report.seconds if report.seconds else 0.0
+    strength = f" (strength {report.paraphrase_strength:g})" \
+        if report.paraphrase_strength is not None else ""
     out.print(f"[bold]Simulated[/] scenario {report.scenario} at scale {report.scale:g}, seed "
-              f"{report.seed}, evasion {', '.join(report.evasion) or 'none'}, split "
+              f"{report.seed}, evasion {', '.join(report.evasion) or 'none'}{strength}, split "
               f"{report.split}: {report.exchanges:,} exchanges from {report.accounts:,} accounts "
               f"in {report.seconds:.1f} s ({rate:,.0f}/s) -> {report.out}", highlight=False)
     table = Table(title="Accounts and exchanges by archetype and actor", title_justify="left")
@@ -163,8 +165,11 @@ def simulate_command(
                                          "counts.")] = 0.01,
     seed: Annotated[int, typer.Option(help="Same seed, same output.")] = 1,
     evasion: Annotated[str | None, typer.Option(
-        help="Evasion knobs: all, none, or a list of infra,timing,volume,mixing,templates "
-             "(default: the scenario's).")] = None,
+        help="Evasion knobs: all, none, or a list of infra,timing,volume,mixing,templates,"
+             "paraphrase (default: the scenario's).")] = None,
+    paraphrase_strength: Annotated[str | None, typer.Option(
+        help="How much the paraphrase knob rewords: light, medium, heavy or a number in "
+             "(0, 1] (default: the scenario's, medium).")] = None,
     split: Annotated[str, typer.Option(help="Attack pipelines and legit items: all, train or "
                                        "test (held-out halves).")] = "all",
     attack_corpora: Annotated[str | None, typer.Option(
@@ -181,7 +186,8 @@ def simulate_command(
             out=out_dir, scenario=scenario, scale=scale, seed=seed,
             evasion=None if evasion is None else parse_evasion(evasion), split=split,
             attack_corpora=tuple(c.strip() for c in attack_corpora.split(",") if c.strip())
-            if attack_corpora else None, fmt=fmt, workers=workers, corpora=corpora))
+            if attack_corpora else None, fmt=fmt, workers=workers, corpora=corpora,
+            paraphrase_strength=paraphrase_strength))
     except DistillguardError as exc:
         fail(str(exc))
         return

@@ -16,6 +16,7 @@ import yaml
 
 from distillguard.errors import InputError
 from distillguard.logs.schema import ACCOUNT_TIERS
+from distillguard.sim.paraphrase import DEFAULT_STRENGTH, STRENGTHS, parse_strength
 
 __all__ = [
     "DEFAULT_SCENARIO",
@@ -34,7 +35,7 @@ __all__ = [
 ]
 
 DEFAULT_SCENARIO = "feb2026"
-EVASION_KNOBS = ("infra", "timing", "volume", "mixing", "templates")
+EVASION_KNOBS = ("infra", "timing", "volume", "mixing", "templates", "paraphrase")
 SPLITS = ("all", "train", "test")
 PROFILES = ("waking", "business", "campus", "flat")
 NETWORKS = ("residential", "cloud", "research", "campus", "corporate", "datacenter", "proxy",
@@ -132,6 +133,7 @@ class Scenario:
     evasion_mix: float
     legit: tuple[Archetype, ...]
     campaigns: tuple[Campaign, ...] = field(default=())
+    paraphrase_strength: float = STRENGTHS[DEFAULT_STRENGTH]
 
     @property
     def release_ms(self) -> int:
@@ -305,6 +307,7 @@ def load_scenario(name_or_path: str = DEFAULT_SCENARIO) -> Scenario:
             models=models, releases=releases, evasion=parse_evasion(raw.get("evasion")),
             attack_corpora={k: tuple(split.get(k) or ()) for k in ("train", "test")},
             evasion_mix=_share(raw.get("evasion_mix", 0.35), "evasion_mix"),
+            paraphrase_strength=parse_strength(raw.get("paraphrase_strength")),
             legit=tuple(_archetype(k, v) for k, v in (raw.get("legit") or {}).items()),
             campaigns=tuple(_campaign(k, v) for k, v in (raw.get("campaigns") or {}).items()))
     except (KeyError, TypeError, ValueError) as exc:

@@ -18,6 +18,7 @@ from distillguard.sim.content import ContentStore, StoreBuilder
 from distillguard.sim.legit_content import add_legit_pools, load_legit_corpora
 from distillguard.sim.legit_population import legit_block
 from distillguard.sim.networks import Networks
+from distillguard.sim.paraphrase import Paraphraser, load_vocabulary, parse_strength
 from distillguard.sim.population import (
     AccountBlock,
     Lockstep,
@@ -49,6 +50,7 @@ class SimOptions:
     fmt: str = "parquet"
     workers: int = 2
     corpora: Path | None = None
+    paraphrase_strength: str | float | None = None    # None: the scenario's
 
 
 @dataclass
@@ -59,6 +61,7 @@ class World:
     options: SimOptions
     slices: list[np.ndarray]
     parts: list[list[int]]
+    paraphraser: Paraphraser | None = None
 
 
 def _check(options: SimOptions) -> None:
@@ -74,6 +77,8 @@ def _check(options: SimOptions) -> None:
     if options.workers < 1:
         msg = f"--workers must be at least 1, got {options.workers}"
         raise InputError(msg)
+    if options.paraphrase_strength is not None:
+        parse_strength(options.paraphrase_strength)
 
 
 def attack_corpora_for(scenario: Scenario, split: str,
@@ -98,8 +103,9 @@ def build_world(options: SimOptions) -> World:
     add_legit_pools(builder, load_legit_corpora(corpora_dir, options.split), templates, rng)
     names = attack_corpora_for(scenario, options.split, options.attack_corpora)
     styles = STYLES if "templates" in evasion else 0
+    recurring: frozenset[str] = frozenset()
     if scenario.campaigns:
-        add_attack_pools(builder, corpora_dir, names, styles=styles, rng=rng)
+        recurring = add_attack_pools(builder, corpora_dir, names, styles=styles, rng=rng)
     store = builder.build()
     del builder
 
@@ -130,9 +136,16 @@ def build_world(options: SimOptions) -> World:
                                      ctx.networks.table(), ctx.clients.table(), how0,
                                      np.random.default_rng([options.seed, 5]))
     slices, parts = plan_slices(scenario.days, float(population.expected.sum()))
+    strength = scenario.paraphrase_strength if options.paraphrase_strength is None \
+        else parse_strength(options.paraphrase_strength)
+    paraphraser = None
+    if "paraphrase" in evasion and scenario.campaigns:
+        side = None if options.split == "all" else options.split
+        paraphraser = Paraphraser(load_vocabulary(side), strength, recurring)
     options = SimOptions(**{**options.__dict__, "evasion": evasion,
-                            "attack_corpora": tuple(names) if scenario.campaigns else ()})
-    return World(scenario, store, population, options, slices, parts)
+                            "attack_corpora": tuple(names) if scenario.campaigns else (),
+                            "paraphrase_strength": strength if paraphraser else None})
+    return World(scenario, store, population, options, slices, parts, paraphraser)
 
 
 def plan_slices(days: int, expected_rows: float) -> tuple[list[np.ndarray], list[list[int]]]:
