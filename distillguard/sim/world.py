@@ -15,7 +15,11 @@ from distillguard.sim.attack_content import add_attack_pools
 from distillguard.sim.campaigns import campaign_block
 from distillguard.sim.clients import Clients
 from distillguard.sim.content import ContentStore, StoreBuilder
-from distillguard.sim.legit_content import add_legit_pools, load_legit_corpora
+from distillguard.sim.legit_content import (
+    add_legit_pools,
+    load_legit_corpora,
+    public_judge_templates,
+)
 from distillguard.sim.legit_population import legit_block
 from distillguard.sim.networks import Networks
 from distillguard.sim.paraphrase import Paraphraser, load_vocabulary, parse_strength
@@ -100,8 +104,9 @@ def build_world(options: SimOptions) -> World:
     rng = np.random.default_rng([options.seed, 1])
     templates = load_templates()
     builder = StoreBuilder()
-    add_legit_pools(builder, load_legit_corpora(corpora_dir, options.split), templates, rng)
     names = attack_corpora_for(scenario, options.split, options.attack_corpora)
+    add_legit_pools(builder, load_legit_corpora(corpora_dir, options.split), templates, rng,
+                    public_judges=public_judge_templates(corpora_dir, names))
     styles = STYLES if "templates" in evasion else 0
     recurring: frozenset[str] = frozenset()
     if scenario.campaigns:
@@ -134,7 +139,7 @@ def build_world(options: SimOptions) -> World:
         actors.append(camp.name)
     population = assemble_population(blocks, lockstep, kinds, actors, ctx.streams, store,
                                      ctx.networks.table(), ctx.clients.table(), how0,
-                                     np.random.default_rng([options.seed, 5]))
+                                     np.random.default_rng([options.seed, 5]), ctx.calendars)
     slices, parts = plan_slices(scenario.days, float(population.expected.sum()))
     strength = scenario.paraphrase_strength if options.paraphrase_strength is None \
         else parse_strength(options.paraphrase_strength)
