@@ -19,7 +19,8 @@ from distillguard.errors import InputError
 from distillguard.sim.content import StoreBuilder, tool_schema_chars
 from distillguard.sim.rewording import reword, skeleton_lines
 
-__all__ = ["ATTACK_CORPORA", "RECURRING_MIN_ITEMS", "add_attack_pools", "is_attack_pool", "style_pool"]
+__all__ = ["ATTACK_CORPORA", "RECURRING_MIN_ITEMS", "add_attack_pools", "is_attack_pool",
+           "recurring_lines", "style_pool"]
 
 # corpus -> typical answer length in tokens (none of these corpora carries the teacher's answer)
 ATTACK_CORPORA: dict[str, float] = {
@@ -38,6 +39,13 @@ ATTACK_CORPORA: dict[str, float] = {
 # is its template, or a seed task its meta-prompt repeats, not one item's own data
 RECURRING_MIN_ITEMS = 8
 _DIGITS = re.compile(r"\d+")
+
+
+def recurring_lines(prompts: list[str]) -> set[str]:
+    """The lines (digits folded to 0) that at least ``RECURRING_MIN_ITEMS`` of a corpus's
+    user messages share."""
+    return skeleton_lines([_DIGITS.sub("0", p) for p in prompts], min_share=0.0,
+                          min_count=RECURRING_MIN_ITEMS)
 
 
 def is_attack_pool(pool: str) -> bool:
@@ -91,13 +99,13 @@ def add_attack_pools(builder: StoreBuilder, corpora_dir: Path, names: list[str],
             tools = [t["name"] for t in item.get("tools") or [] if isinstance(t, dict)] or None
             schema = tool_schema_chars(item["tools"]) if tools else 0
             messages, system = _unit(item)
-            prompts += [_DIGITS.sub("0", text) for role, text in messages if role == "user"]
+            prompts += [text for role, text in messages if role == "user"]
             if len(messages) == 1:
                 singles.append((messages[0][1], system, tools, schema))
             builder.add_conversation(name, messages, system=system, tools=tools,
                                      tool_schema_chars=schema)
         builder.describe(name, out_tokens=ATTACK_CORPORA[name])
-        recurring |= skeleton_lines(prompts, min_share=0.0, min_count=RECURRING_MIN_ITEMS)
+        recurring |= recurring_lines(prompts)
         if not styles:
             continue
         variants = reword([(p, s) for p, s, _, _ in singles], styles, rng)
