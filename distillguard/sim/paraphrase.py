@@ -40,8 +40,8 @@ from typing import Any
 from distillguard.errors import InputError
 from distillguard.sim.templates import read_data
 
-__all__ = ["DEFAULT_STRENGTH", "STRENGTHS", "Paraphraser", "Vocabulary", "load_vocabulary",
-           "parse_strength"]
+__all__ = ["DEFAULT_STRENGTH", "STRENGTHS", "Paraphraser", "Vocabulary", "in_code_fence",
+           "is_code", "load_vocabulary", "parse_strength"]
 
 STRENGTHS = {"light": 0.3, "medium": 0.6, "heavy": 0.9}
 DEFAULT_STRENGTH = "medium"
@@ -52,7 +52,7 @@ CACHE_LIMIT = 50_000
 
 _CURLY_APOSTROPHE = "\u2019"
 _WORD = "A-Za-z0-9_'\u2019-"
-_TAG = re.compile(r"<[^<>\n]{1,40}>")
+_TAG = re.compile(r"<[^<>\n]{1,40}>|\{[^{}\n]{0,40}\}")   # <text 1>, {placeholder}
 _SENTENCE_END = re.compile(r"(?<=[.!?])(?<!\b[A-Z]\.)(?<!\b(?:Mr|Dr|Ms|St|vs)\.)(?<!e\.g\.)"
                            r"(?<!i\.e\.)\s+(?=[\"'(\[]?[A-Z0-9])")
 _LIST = re.compile(r"^(\s*)(?:(\d+)([.)])|([-*•]))\s+(\S.*)$")
@@ -284,7 +284,7 @@ def _slot(text: str, m: re.Match[str], vocab: Vocabulary, heading: bool,
 
 
 def _tags(text: str) -> list[tuple[int, int]]:
-    return [m.span() for m in _TAG.finditer(text)] if "<" in text else []
+    return [m.span() for m in _TAG.finditer(text)] if "<" in text or "{" in text else []
 
 
 def _labels(text: str) -> list[tuple[int, int]]:
@@ -380,17 +380,23 @@ def compile_line(raw: str, vocab: Vocabulary, template: bool) -> _Line:
                  template=template)
 
 
+def in_code_fence(lines: list[str]) -> list[bool]:
+    """Per line: a fence of a pair of ``` fences or inside one (an unmatched fence is none)."""
+    fences = [i for i, line in enumerate(lines) if line.strip().startswith(_FENCE)]
+    out = [False] * len(lines)
+    for start, end in zip(fences[::2], fences[1::2], strict=False):
+        out[start:end + 1] = [True] * (end + 1 - start)
+    return out
+
+
 def compile_text(text: str, vocab: Vocabulary, template_lines: frozenset[str] | None = None,
                  cache: dict[str, _Line] | None = None) -> tuple[_Line, ...]:
     """Every line compiled (``template_lines`` None: all are template); template lines are
     looked up in ``cache`` first, as the same instructions recur across requests."""
     lines: list[_Line] = []
-    fenced = False
-    for raw in text.split("\n"):
-        fence = raw.strip().startswith(_FENCE)
-        if fence:
-            fenced = not fenced
-        if fenced or fence:
+    raws = text.split("\n")
+    for raw, fenced in zip(raws, in_code_fence(raws), strict=True):
+        if fenced:
             lines.append(_Line("keep", raw))
             continue
         line = cache.get(raw) if cache is not None else None
