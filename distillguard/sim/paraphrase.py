@@ -29,7 +29,6 @@ one side to the other.
 
 from __future__ import annotations
 
-import itertools
 import re
 import zlib
 from collections.abc import Iterable
@@ -49,6 +48,7 @@ FORCE_FROM = 0.5          # from this strength every long template sentence with
 LONG_SENTENCE = 40
 SHORT_LINE = 60
 CACHE_LIMIT = 50_000
+SHORT_RENDERINGS = 16     # renderings kept per short template line (under 40 characters)
 
 _CURLY_APOSTROPHE = "\u2019"
 _WORD = "A-Za-z0-9_'\u2019-"
@@ -313,18 +313,15 @@ def compile_sentence(text: str, vocab: Vocabulary, *, heading: bool = False) -> 
     return _Sentence(text, "".join(form), tuple(slots))
 
 
-def touch(text: str, vocab: Vocabulary, rnd: Random) -> str:
-    """``text`` with one replaceable word, found from a random place on, replaced: the light
-    touch given to fill-in lines, without compiling them."""
-    start = int(rnd.random() * len(text))
+def spots(text: str, vocab: Vocabulary) -> tuple[tuple[int, int, tuple[str, ...]], ...]:
+    """Where a fill-in line's words may be replaced: (start, end, alternatives)."""
     tags = _tags(text)
-    for m in itertools.chain(vocab.pattern.finditer(text, start),
-                             vocab.pattern.finditer(text, 0, start)):
+    out = []
+    for m in vocab.pattern.finditer(text):
         found = _slot(text, m, vocab, False, tags)
         if found is not None:
-            at, _, words = found
-            return text[:at] + words[int(rnd.random() * len(words))] + text[m.end():]
-    return text
+            out.append((found[0], m.end(), found[2]))
+    return tuple(out)
 
 
 def _vowel(word: str) -> bool:
@@ -343,6 +340,10 @@ class _Line:
     sentences: tuple[_Sentence, ...] = ()
     template: bool = True             # instructions (reworded) or fill-in (touched lightly)
     run: int = -1                     # list items in a run of three or more
+
+    @property
+    def long(self) -> bool:
+        return len(self.text) >= LONG_SENTENCE
 
 
 def _sentences(text: str, vocab: Vocabulary, *, heading: bool = False
@@ -387,6 +388,27 @@ def in_code_fence(lines: list[str]) -> list[bool]:
     for start, end in zip(fences[::2], fences[1::2], strict=False):
         out[start:end + 1] = [True] * (end + 1 - start)
     return out
+
+
+@dataclass(frozen=True)
+class _Text:
+    """A compiled text: its lines, and which of them a request rewrites."""
+
+    lines: tuple[_Line, ...]
+    template: tuple[int, ...]          # template lines (reworded)
+    fills: tuple[int, ...]             # fill-in lines long enough to be touched
+    runs: tuple[tuple[int, ...], ...]  # list runs that may be reordered
+
+    @classmethod
+    def of(cls, lines: tuple[_Line, ...]) -> _Text:
+        runs: dict[int, list[int]] = {}
+        for i, line in enumerate(lines):
+            if line.run >= 0:
+                runs.setdefault(line.run, []).append(i)
+        return cls(lines, tuple(i for i, x in enumerate(lines) if x.kind not in ("keep", "fill")),
+                   tuple(i for i, x in enumerate(lines)
+                         if x.kind == "fill" and len(x.text) >= LONG_SENTENCE),
+                   tuple(tuple(r) for r in runs.values()))
 
 
 def compile_text(text: str, vocab: Vocabulary, template_lines: frozenset[str] | None = None,
@@ -446,23 +468,55 @@ class Paraphraser:
         self.strength = strength
         self.template_lines = template_lines
         self.fillers = tuple(compile_sentence(f, vocab) for f in vocab.fillers)
-        self._compiled: dict[Any, tuple[_Line, ...]] = {}
+        self._compiled: dict[Any, _Text] = {}
         self._lines: dict[str, _Line] = {}
+        self._spots: dict[str, tuple[tuple[int, int, tuple[str, ...]], ...]] = {}
+        self._short: dict[str, list[str | None]] = {}
 
     def compiled(self, text: str, key: Any, *, system: bool = False) -> tuple[_Line, ...]:
-        lines = self._compiled.get(key)
-        if lines is None:
+        return self._text(text, key, system=system).lines
+
+    def _text(self, text: str, key: Any, *, system: bool = False) -> _Text:
+        compiled = self._compiled.get(key)
+        if compiled is None:
             if len(self._compiled) >= CACHE_LIMIT:
                 self._compiled.clear()
-            lines = self._compiled[key] = compile_text(
-                text, self.vocab, None if system else self.template_lines, self._lines)
-        return lines
+            compiled = self._compiled[key] = _Text.of(compile_text(
+                text, self.vocab, None if system else self.template_lines, self._lines))
+        return compiled
+
+    def short_line(self, line: _Line, render: _Render) -> str:
+        """One of ``SHORT_RENDERINGS`` renderings of a short template line; rendering ``i`` is
+        drawn from a seed of its own, so it is the same whatever was rendered before."""
+        kept = self._short.get(line.text)
+        if kept is None:
+            if len(self._short) >= CACHE_LIMIT:
+                self._short.clear()
+            kept = self._short[line.text] = [None] * SHORT_RENDERINGS
+        i = int(render.rnd.random() * SHORT_RENDERINGS)
+        text = kept[i]
+        if text is None:
+            seed = zlib.crc32(line.text.encode()) * SHORT_RENDERINGS + i
+            text = kept[i] = _Render(self, Random(seed)).sentence(line.sentences[0])
+        return text.replace("**", "") if render.strip_bold else text
+
+    def touch(self, text: str, rnd: Random) -> str:
+        """``text`` with one of its replaceable words replaced (a fill-in line's light touch)."""
+        found = self._spots.get(text)
+        if found is None:
+            if len(self._spots) >= CACHE_LIMIT:
+                self._spots.clear()
+            found = self._spots[text] = spots(text, self.vocab)
+        if not found:
+            return text
+        start, end, words = found[int(rnd.random() * len(found))]
+        return text[:start] + words[int(rnd.random() * len(words))] + text[end:]
 
     def paraphrase(self, text: str, seed: int, *, key: Any = None, system: bool = False) -> str:
         """``text`` reworded (a user message, or a system prompt); the same ``seed`` gives the
         same wording. ``key`` names ``text`` in the cache of compiled texts (default: itself)."""
-        lines = self.compiled(text, (system, text if key is None else key), system=system)
-        return _Render(self, Random(seed)).text(lines, opening=not system)
+        compiled = self._text(text, (system, text if key is None else key), system=system)
+        return _Render(self, Random(seed)).text(compiled, opening=not system)
 
 
 class _Render:
@@ -501,32 +555,36 @@ class _Render:
 
     def line(self, line: _Line) -> str:
         """A template line: words replaced, sentences reordered and merged, a filler or a
-        discourse marker now and then."""
+        discourse marker now and then. A short one-sentence line (no unit a detector hashes)
+        comes from a few renderings kept per line."""
+        if len(line.sentences) == 1 and not line.long:
+            return self.p.short_line(line, self)
         rnd, s = self.rnd, self.s
-        long_line = len(line.text) >= LONG_SENTENCE
+        long_line = line.long
         texts = [self.sentence(x, long_line) for x in line.sentences]
-        if len(texts) == 1 and not long_line:
-            return texts[0].replace("**", "") if self.strip_bold else texts[0]
         quoted = '"' in line.text   # a quotation keeps its sentences in place
-        if line.kind != "heading":
-            if (self.fillers_left and self.p.fillers and long_line
-                    and rnd.random() < 0.15 * s):
+        if line.kind != "heading" and long_line:
+            if self.fillers_left and self.p.fillers and rnd.random() < 0.15 * s:
                 self.fillers_left -= 1
                 filler = self.sentence(rnd.choice(self.p.fillers), True)
                 texts.insert(rnd.randint(1, len(texts)), filler)
             if len(texts) >= 3 and not quoted and rnd.random() < 0.5 * s:
                 i = rnd.randrange(1, len(texts) - 1)
                 texts[i], texts[i + 1] = texts[i + 1], texts[i]
-        merge = 0.4 * s
-        out = [texts[0]]
-        for t in texts[1:]:
-            if out[-1].endswith(".") and t and not quoted and rnd.random() < merge:
-                out[-1] = out[-1][:-1] + rnd.choice(self.p.vocab.connectors) + self.decap(t)
-            else:
-                out.append(t)
-        text = " ".join(out)
+        if len(texts) > 1 and not quoted:
+            merge = 0.4 * s
+            out = [texts[0]]
+            for t in texts[1:]:
+                if out[-1].endswith(".") and t and rnd.random() < merge:
+                    out[-1] = out[-1][:-1] + rnd.choice(self.p.vocab.connectors) + self.decap(t)
+                else:
+                    out.append(t)
+            texts = out
+        text = " ".join(texts)
         if long_line:
-            if self.force and text == " ".join(x.text for x in line.sentences):
+            if self.force and all(t == x.text for t, x in zip(texts, line.sentences,
+                                                                strict=False)) \
+                    and len(texts) == len(line.sentences):
                 text = self.restructure(text)
             elif self.p.vocab.markers and rnd.random() < 0.1 * s:
                 text = rnd.choice(self.p.vocab.markers) + self.decap(text)
@@ -546,57 +604,52 @@ class _Render:
             return text
         return self.rnd.choice(self.p.vocab.markers) + self.decap(text)
 
-    def text(self, lines: tuple[_Line, ...], *, opening: bool) -> str:
+    def text(self, compiled: _Text, *, opening: bool) -> str:
         rnd, s = self.rnd, self.s
-        order = self._list_orders(lines)
-        out: list[str] = []
-        joinable = False
-        for pos, line in enumerate(lines):
-            if line.kind == "keep":
-                out.append(line.text)
-                joinable = False
-                continue
-            if line.kind == "fill":
-                text = line.text
-                out.append(touch(text, self.p.vocab, rnd)
-                           if len(text) >= LONG_SENTENCE and rnd.random() < s else text)
-                joinable = False
-                continue
+        lines = compiled.lines
+        out: list[str | None] = [line.text for line in lines]
+        fills = compiled.fills
+        if fills:
+            k = min(len(fills), int(s * len(fills) + rnd.random()))
+            for pos in (fills if k >= len(fills) else rnd.sample(fills, k)):
+                out[pos] = self.p.touch(lines[pos].text, rnd)
+        order = self._list_orders(compiled.runs)
+        joinable = joined = -2   # the template text line the next one may join, and where
+        for pos in compiled.template:
+            line = lines[pos]
             if line.kind == "heading":
                 level = min(6, max(1, len(line.lead) + self.heading_shift))
                 body = self.line(line)
                 if self.heading_lower:
                     body = body[:1] + body[1:].lower()
-                out.append("#" * level + " " + body)
+                out[pos] = "#" * level + " " + body
             elif line.kind == "list" and pos in order:
                 item, number = lines[order[pos][0]], order[pos][1]
-                out.append(f"{item.lead}{number}{self.list_mark or item.mark} {self.line(item)}")
+                out[pos] = f"{item.lead}{number}{self.list_mark or item.mark} {self.line(item)}"
             elif line.kind == "list":
                 mark = f"{line.number}{line.mark}" if line.number >= 0 else line.mark
-                out.append(f"{line.lead}{mark} {self.line(line)}")
+                out[pos] = f"{line.lead}{mark} {self.line(line)}"
             else:
                 body = self.line(line)
-                if (joinable and len(out[-1]) < SHORT_LINE
-                        and len(body) < SHORT_LINE and rnd.random() < 0.3 * s):
-                    out[-1] += (" " if out[-1][-1:] in ".!?:" else "; ") + self.decap(body)
+                before = out[joined] if joinable == pos - 1 else None
+                if (before and len(before) < SHORT_LINE and len(body) < SHORT_LINE
+                        and rnd.random() < 0.3 * s):
+                    out[joined] = before + (" " if before[-1:] in ".!?:" else "; ") \
+                        + self.decap(body)
+                    out[pos] = None
+                    joinable = pos
                     continue
-                out.append(line.lead + body)
-                joinable = True
-                continue
-            joinable = False
-        text = "\n".join(out)
+                out[pos] = line.lead + body
+                joined = joinable = pos
+        text = "\n".join([x for x in out if x is not None])
         if opening and self.p.vocab.openings and rnd.random() < 0.6 * s:
             text = rnd.choice(self.p.vocab.openings) + rnd.choice(("\n\n", "\n", " ")) + text
         return text
 
-    def _list_orders(self, lines: tuple[_Line, ...]) -> dict[int, tuple[int, int]]:
+    def _list_orders(self, runs: tuple[tuple[int, ...], ...]) -> dict[int, tuple[int, int]]:
         """For the list runs this request rewrites: position -> (source line, new number)."""
-        runs: dict[int, list[int]] = {}
-        for i, line in enumerate(lines):
-            if line.run >= 0:
-                runs.setdefault(line.run, []).append(i)
         orders: dict[int, tuple[int, int]] = {}
-        for positions in runs.values():
+        for positions in runs:
             if self.list_mark is None and self.rnd.random() >= 0.6 * self.s:
                 continue
             src = list(positions)
