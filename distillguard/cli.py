@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import orjson
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from distillguard import __version__
+from distillguard.cli_intel import intel_app, load_received_intel
 from distillguard.engines import ExchangeStore, IngestReport, store_summary
 from distillguard.errors import DistillguardError
-from distillguard.logs import discover_log_files
+from distillguard.logs import NotRead, discover_log_files, split_uris, survey_log_files
 from distillguard.progress import byte_progress, row_progress
 from distillguard.sim import (
     DEFAULT_SCENARIO,
@@ -31,6 +34,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.add_typer(intel_app, name="intel")
 out = Console()
 err = Console(stderr=True)
 
@@ -51,14 +55,16 @@ def main(
     """Find and stop distillation attacks on LLM APIs."""
 
 
-def fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Print ``message`` as one line (never wrapped, brackets kept as written) and exit."""
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
 def run_ingest(logs: list[Path], db: Path, *, quiet: bool = False) -> dict[str, Any]:
     """Ingest ``logs`` into ``db``; return the summary (this run and the whole store)."""
-    files = discover_log_files(logs)
+    survey = survey_log_files(logs)
+    files = survey.files
     if not files and not quiet:
         err.print(f"[yellow]warning:[/] no exchange-log files found in {', '.join(map(str, logs))}")
     bar, advance = byte_progress(files, desc="ingest")
@@ -70,20 +76,27 @@ def run_ingest(logs: list[Path], db: Path, *, quiet: bool = False) -> dict[str, 
             store.export_quarantine(quarantine_file)
     summary["db"] = str(db)
     summary["quarantine_file"] = str(quarantine_file) if summary["quarantined"] else None
-    summary["run"] = _run_summary(report, len(files))
+    summary["run"] = _run_summary(report, len(files), survey.not_read)
     return summary
 
 
-def _run_summary(report: IngestReport, files: int) -> dict[str, Any]:
+def _run_summary(report: IngestReport, files: int, not_read: list[NotRead]) -> dict[str, Any]:
     return {
         "files": files,
         "files_read": report.files_read,
         "files_skipped_unchanged": len(report.files_skipped),
+        "files_unreadable": report.files_unreadable,
+        "files_stored_as_is": report.files_stored_as_is,
+        "files_not_read": [{"path": n.path, "why": n.why} for n in not_read],
         "inserted": report.inserted,
         "already_present": report.already_present,
+        "blank_lines": report.blank_lines,
         "quarantined": report.quarantined_total,
         "quarantined_by_code": dict(report.quarantined.most_common()),
     }
+
+
+NOT_READ_SHOWN = 10
 
 
 def print_summary(summary: dict[str, Any]) -> None:
@@ -91,7 +104,24 @@ def print_summary(summary: dict[str, Any]) -> None:
     out.print(f"[bold]Ingest[/] into {summary['db']}: {run['files_read']} file(s) read, "
               f"{run['files_skipped_unchanged']} unchanged and skipped; "
               f"{run['inserted']:,} exchanges added, {run['already_present']:,} already present, "
-              f"{run['quarantined']:,} quarantined.", highlight=False)
+              f"{run['quarantined']:,} quarantined, {run['blank_lines']:,} blank lines skipped.",
+              highlight=False)
+    if run["files_stored_as_is"]:
+        out.print(f"{len(run['files_stored_as_is'])} Parquet file(s) fit the store as they are: "
+                  "linked and read in place, not re-encoded.", highlight=False)
+    if run["files_unreadable"]:
+        out.print(f"[yellow]{len(run['files_unreadable'])} file(s) could not be read[/] "
+                  "(quarantined as 'unreadable', tried again next run): "
+                  + ", ".join(run["files_unreadable"][:NOT_READ_SHOWN]), highlight=False)
+    not_read = run["files_not_read"]
+    if not_read:
+        out.print(f"{len(not_read)} entr(ies) of the folders given were not read:",
+                  highlight=False)
+        for n in not_read[:NOT_READ_SHOWN]:
+            out.print(f"  {n['path']}: {n['why']}", highlight=False)
+        if len(not_read) > NOT_READ_SHOWN:
+            out.print(f"  ... and {len(not_read) - NOT_READ_SHOWN} more (all in --json)",
+                      highlight=False)
     table = Table(title="Store", show_header=False, title_justify="left")
     table.add_row("exchanges", f"{summary['exchanges']:,}")
     table.add_row("accounts", f"{summary['accounts']:,}")
@@ -179,6 +209,13 @@ def simulate_command(
     workers: Annotated[int, typer.Option(help="Processes writing parts.")] = 2,
     corpora: Annotated[Path | None, typer.Option(
         help="The prompt corpora (default: ../shared/corpora).")] = None,
+    shared_operator: Annotated[str | None, typer.Option(
+        help="A campaign of the scenario run by an operator that other simulations share "
+             "(same --operator-seed: same pipelines, part of the infrastructure).")] = None,
+    operator_seed: Annotated[int, typer.Option(help="The shared operator's seed.")] = 0,
+    operator_infra_share: Annotated[float, typer.Option(
+        help="Share of the shared operator's groups on its own (shared) infrastructure.")
+    ] = 0.5,
 ) -> None:
     """Write simulated API traffic with campaigns and ground truth labels."""
     try:
@@ -187,7 +224,8 @@ def simulate_command(
             evasion=None if evasion is None else parse_evasion(evasion), split=split,
             attack_corpora=tuple(c.strip() for c in attack_corpora.split(",") if c.strip())
             if attack_corpora else None, fmt=fmt, workers=workers, corpora=corpora,
-            paraphrase_strength=paraphrase_strength))
+            paraphrase_strength=paraphrase_strength, shared_operator=shared_operator,
+            operator_seed=operator_seed, operator_infra_share=operator_infra_share))
     except DistillguardError as exc:
         fail(str(exc))
         return
@@ -277,13 +315,32 @@ def scan(
     spark_conf: Annotated[list[str] | None, typer.Option(
         help="Extra Spark setting KEY=VALUE (repeatable), e.g. spark.executor.memory=8g.")
     ] = None,
+    intel: Annotated[list[Path] | None, typer.Option(
+        help="STIX bundle received from partners, or a folder of them (repeatable): their "
+             "indicators are matched against the traffic (docs/intel.md).")] = None,
+    intel_config: Annotated[Path | None, typer.Option(
+        help="Intel config YAML (limits; the secret for partners' payment hashes may also "
+             "come from DISTILLGUARD_INTEL_KEY).")] = None,
 ) -> None:
     """Find extraction accounts and campaigns; write findings.json (and a report)."""
     from distillguard.engines.scan_job import ScanJob, run_scan_job
     from distillguard.engines.spark_session import SparkOptions
+    from distillguard.intel import IndicatorMatcher, load_intel_config
 
     if engine not in ("duckdb", "spark"):
         fail(f"unknown engine {engine!r}: use duckdb or spark")
+    matcher = None
+    if intel:
+        try:
+            settings = load_intel_config(intel_config)
+            received = load_received_intel(intel, settings)
+        except DistillguardError as exc:
+            fail(str(exc))
+            return
+        matcher = IndicatorMatcher(received, settings.hasher() if settings.secret else None)
+        out.print(f"Partner intel: {len(received.indicators):,} indicators of "
+                  f"{len(received.campaigns)} campaign(s) from {len(received.sources)} "
+                  "bundle(s)", highlight=False)
     conf = {}
     for item in spark_conf or []:
         key, sep, value = item.partition("=")
@@ -292,10 +349,9 @@ def scan(
         conf[key.strip()] = value.strip()
     job = ScanJob(list(logs or []), db, out_path, releases, policy, report,
                   engine=engine,  # type: ignore[arg-type]
-                  spark=SparkOptions(spark_master, spark_remote, conf))
+                  spark=SparkOptions(spark_master, spark_remote, conf), intel=matcher)
     try:
-        local = [p for p in job.logs if "://" not in str(p)]
-        files = discover_log_files(local) if logs and engine == "duckdb" else []
+        files = discover_log_files(split_uris(job.logs)[0]) if logs and engine == "duckdb" else []
         bar, advance = byte_progress(files, desc="ingest")
         with bar, row_progress(desc="signals") as signal_bar:
             findings, result = run_scan_job(
@@ -306,6 +362,8 @@ def scan(
         fail(str(exc))
         return
     print_scan(findings, out_path, result.timings)
+    if matcher is not None:
+        out.print(matcher.summary(), highlight=False)
     if report is not None:
         out.print(f"Report: {report}", highlight=False)
 
@@ -377,14 +435,35 @@ def _num(x: float | None) -> str:
     return "-" if x is None else f"{x:.4f}"
 
 
+def _admin_token(token_file: Path | None, on_command_line: str | None) -> str | None:
+    """The admin API's token, from ``--admin-token-file`` or ``DISTILLGUARD_ADMIN_TOKEN``:
+    never from the command line, which every user of the machine can read."""
+    if on_command_line is not None:
+        fail("--admin-token is not accepted: a command line is visible to every user of the "
+             "machine. Put the token in DISTILLGUARD_ADMIN_TOKEN or in a file readable only by "
+             "you, passed with --admin-token-file.")
+    if token_file is not None:
+        try:
+            token = token_file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            fail(f"cannot read the admin token file {token_file}: {exc}")
+        if not token:
+            fail(f"the admin token file {token_file} is empty")
+        return token
+    return os.environ.get("DISTILLGUARD_ADMIN_TOKEN") or None
+
+
 @app.command("gateway")
 def gateway_command(
     upstream: Annotated[str, typer.Option(help="Base URL of the model API to forward to.")],
     port: Annotated[int, typer.Option(help="Port of the API.")] = 8080,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    admin_port: Annotated[int, typer.Option(help="Port of the admin API (0: none).")] = 8081,
-    admin_token: Annotated[str | None, typer.Option(
-        envvar="DISTILLGUARD_ADMIN_TOKEN", help="Bearer token the admin API requires.")] = None,
+    admin_port: Annotated[int, typer.Option(
+        help="Port of the admin API and /metrics (0: none).")] = 8081,
+    admin_token_file: Annotated[Path | None, typer.Option(
+        help="File holding the bearer token the admin API requires (or set "
+             "DISTILLGUARD_ADMIN_TOKEN).")] = None,
+    admin_token: Annotated[str | None, typer.Option(hidden=True)] = None,
     log_dir: Annotated[Path | None, typer.Option(
         help="Write every exchange here (rotating JSON Lines that `scan` reads).")] = None,
     config: Annotated[Path | None, typer.Option(
@@ -397,10 +476,11 @@ def gateway_command(
     """Serve an OpenAI- and Anthropic-compatible proxy that scores and acts per request."""
     from distillguard.gateway import GatewayOptions, load_config, run_gateway
 
+    token = _admin_token(admin_token_file, admin_token)
     try:
         run_gateway(load_config(config), GatewayOptions(
             upstream=upstream, host=host, port=port, admin_port=admin_port or None,
-            admin_token=admin_token, log_dir=log_dir, state=state, findings=findings))
+            admin_token=token, log_dir=log_dir, state=state, findings=findings))
     except DistillguardError as exc:
         fail(str(exc))
 
@@ -416,13 +496,263 @@ def upstream_replay_command(
         help="The prompt corpora (default: ../shared/corpora).")] = None,
 ) -> None:
     """Serve a demo model API answering from the corpora's reference responses."""
-    from distillguard.gateway import run_replay
+    from distillguard.replay import run_replay
 
     try:
         run_replay(host, port, corpora=corpora, reasoning=reasoning,
                    delay_seconds=delay_ms / 1000)
     except DistillguardError as exc:
         fail(str(exc))
+
+
+provenance_app = typer.Typer(
+    name="provenance", no_args_is_help=True,
+    help="Prove where a text or a model came from: watermark detection, radioactivity "
+         "tests, canary checks.")
+app.add_typer(provenance_app)
+
+KeyOption = Annotated[str, typer.Option(
+    envvar="DISTILLGUARD_WATERMARK_KEY", help="The watermark key (one campaign's key: see "
+    "`provenance key`).")]
+TokenizerOption = Annotated[Path | None, typer.Option(
+    help="tokenizer.json of the generating model (default: the packaged tiny model's).")]
+GammaOption = Annotated[float, typer.Option(help="Green share of the vocabulary.")]
+WidthOption = Annotated[int, typer.Option(help="Previous tokens seeding the green list.")]
+
+
+def _read_texts_or_fail(path: Path) -> Any:
+    from distillguard.safeguards import read_texts
+
+    texts = read_texts(path)
+    for bad in texts.rejected[:5]:
+        err.print(f"[yellow]skipped[/] {bad.file}:{bad.line}: {bad.reason}", highlight=False)
+    if len(texts.rejected) > 5:
+        err.print(f"[yellow]skipped[/] {len(texts.rejected) - 5} more bad line(s)")
+    return texts
+
+
+def _params(gamma: float, context_width: int) -> Any:
+    from distillguard.safeguards import WatermarkParams
+
+    return WatermarkParams(gamma=gamma, context_width=context_width)
+
+
+@provenance_app.command("detect")
+def provenance_detect(
+    texts_path: Annotated[Path, typer.Argument(
+        metavar="TEXTS", help="JSON Lines with a 'text' field per line, or a directory of "
+        ".txt files.")],
+    key: KeyOption,
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON object per text.")] = False,
+    tokenizer: TokenizerOption = None,
+    gamma: GammaOption = 0.25,
+    context_width: WidthOption = 1,
+    alpha: Annotated[float | None, typer.Option(
+        help="Call a text watermarked at p <= this (default: 3.17e-5, the one-sided normal tail "
+             "at z = 4).")] = None,
+) -> None:
+    """Score texts for the watermark of KEY: z-score and p-value per text."""
+    from distillguard.safeguards import DEFAULT_ALPHA, TEST_NAME, load_tokenizer, score_texts
+
+    alpha = DEFAULT_ALPHA if alpha is None else alpha
+    try:
+        params = _params(gamma, context_width)
+        texts = _read_texts_or_fail(texts_path)
+        scores = score_texts(texts.texts, load_tokenizer(tokenizer), key, params)
+    except DistillguardError as exc:
+        fail(str(exc))
+        return
+    if json_out:
+        for text_id, score in zip(texts.ids, scores, strict=True):
+            sys.stdout.write(orjson.dumps({"id": text_id, **score.as_dict(),
+                                           "watermarked": score.watermarked(alpha)}).decode()
+                             + "\n")
+        return
+    table = Table(title=f"Watermark test: {TEST_NAME}; watermarked at p <= {alpha:.3g}",
+                  title_justify="left")
+    for column in ("text", "tokens", "pairs scored", "green share", "z", "p-value", "watermarked"):
+        table.add_column(column, justify="left" if column == "text" else "right")
+    for text_id, s in zip(texts.ids, scores, strict=True):
+        table.add_row(text_id, f"{s.tokens:,}", f"{s.scored:,}",
+                      f"{s.green / s.scored:.3f}" if s.scored else "-", f"{s.z:.2f}",
+                      f"{s.p_value:.3g}", "yes" if s.watermarked(alpha) else "no")
+    out.print(table)
+    flagged = sum(s.watermarked(alpha) for s in scores)
+    out.print(f"{flagged} of {len(scores)} text(s) watermarked; {len(texts.rejected)} line(s) "
+              "skipped.", highlight=False)
+
+
+@provenance_app.command("radioactivity")
+def provenance_radioactivity(
+    outputs_path: Annotated[Path, typer.Argument(
+        metavar="OUTPUTS", help="The suspect model's answers: JSON Lines with 'text' (and the "
+        "'prompt' that produced it), or a directory of .txt files.")],
+    key: KeyOption,
+    model: Annotated[Path | None, typer.Option(
+        help="With the suspect's weights (a local transformers model directory), also run the "
+             "open-model test (needs the provenance extra).")] = None,
+    probe: Annotated[Path | None, typer.Option(
+        help="Texts to feed the open model (default: the prompts, else the outputs); use "
+             "text that does not carry the watermark for an exact test.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    tokenizer: TokenizerOption = None,
+    gamma: GammaOption = 0.25,
+    context_width: WidthOption = 1,
+) -> None:
+    """Was a suspect model trained on outputs watermarked with KEY? One pooled p-value."""
+    from distillguard.safeguards import TEST_NAME, black_box_test, encode_texts, load_tokenizer
+
+    try:
+        params = _params(gamma, context_width)
+        tok = load_tokenizer(tokenizer)
+        texts = _read_texts_or_fail(outputs_path)
+        prompts = [p for p in texts.prompts if p]
+        result = {"black_box": black_box_test(encode_texts(tok, texts.texts), key, params,
+                                              prompts=encode_texts(tok, prompts)).as_dict()}
+        if model is not None:
+            fed = _read_texts_or_fail(probe).texts if probe else (prompts or texts.texts)
+            result["open_model"] = _open_model_result(model, fed, tok, key, params)
+    except DistillguardError as exc:
+        fail(str(exc))
+        return
+    result["test"] = TEST_NAME
+    if json_out:
+        sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
+    for name in ("black_box", "open_model"):
+        if name in result:
+            r = result[name]
+            out.print(f"[bold]{name.replace('_', ' ')}[/]: {r['scored']:,} distinct pairs scored, "
+                      f"green share {r['green_share']:.4f} (chance {gamma}), z = {r['z']:.2f}, "
+                      f"p = {r['p_value']:.3g}", highlight=False)
+    out.print(f"test: {TEST_NAME}", highlight=False)
+
+
+def _open_model_result(model_dir: Path, texts: list[str], tok: Any, key: str, params: Any
+                       ) -> dict[str, Any]:
+    import numpy as np
+
+    try:
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        from distillguard.safeguards.tiny_lm import predict_next
+    except ImportError as exc:
+        msg = f"the open-model test needs the provenance extra: {exc}"
+        raise DistillguardError(msg) from exc
+    from distillguard.safeguards import encode_texts, open_model_test
+
+    try:
+        suspect = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True).eval()
+    except (OSError, ValueError) as exc:
+        msg = f"cannot load a model from {model_dir}: {exc}"
+        raise DistillguardError(msg) from exc
+    block = 64
+    flat = np.concatenate([np.append(ids, 0) for ids in encode_texts(tok, texts)] or [[]])
+    if flat.size < block:
+        msg = (f"the texts to feed the model hold {flat.size} tokens, fewer than one row of "
+               f"{block}: give more with --probe")
+        raise DistillguardError(msg)
+    fed = torch.from_numpy(flat[: flat.size // block * block].reshape(-1, block).astype(np.int64))
+    return open_model_test(fed.numpy(), predict_next(suspect, fed).numpy(), key, params).as_dict()
+
+
+def _groups(groups: list[str] | None, groups_file: Path | None) -> list[str]:
+    names = list(groups or [])
+    if groups_file is not None:
+        try:
+            raw = groups_file.read_bytes()
+        except OSError as exc:
+            fail(f"cannot read {groups_file}: {exc}")
+        try:
+            findings = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            names += [line.strip() for line in raw.decode("utf-8", "replace").splitlines()
+                      if line.strip()]
+        else:
+            if not isinstance(findings, dict) or not isinstance(findings.get("accounts"), list):
+                fail(f"{groups_file} is JSON but not a findings file (no 'accounts' list)")
+            names += [c["campaign_id"] for c in findings.get("campaigns") or []]
+            names += [a["account_id"] for a in findings["accounts"] if not a.get("campaign_id")]
+    if not names:
+        fail("name the account groups: --group G (repeatable) or --groups FILE")
+    return list(dict.fromkeys(names))
+
+
+SecretOption = Annotated[str, typer.Option(envvar="DISTILLGUARD_CANARY_SECRET",
+                                           help="The secret the canaries were derived from.")]
+GroupOption = Annotated[list[str] | None, typer.Option(
+    "--group", help="An account group (campaign id or account id); repeatable.")]
+GroupsFileOption = Annotated[Path | None, typer.Option(
+    "--groups", help="findings.json (its campaigns, and accounts in none) or a text file "
+    "with one group per line.")]
+
+
+@provenance_app.command("canary-check")
+def provenance_canary_check(
+    outputs_path: Annotated[Path, typer.Argument(
+        metavar="OUTPUTS", help="The suspect model's outputs: JSON Lines with 'text', or a "
+        "directory of .txt files.")],
+    secret: SecretOption,
+    group: GroupOption = None,
+    groups_file: GroupsFileOption = None,
+    min_hits: Annotated[int, typer.Option(help="Outputs carrying a group's canary needed to "
+                                          "name it.")] = 2,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Which account group's canaries does a suspect model reproduce?"""
+    from distillguard.safeguards import canary_check, canary_for
+
+    names = _groups(group, groups_file)
+    try:
+        texts = _read_texts_or_fail(outputs_path)
+    except DistillguardError as exc:
+        fail(str(exc))
+        return
+    report = canary_check(texts.texts, [canary_for(secret, g) for g in names], min_hits=min_hits)
+    if json_out:
+        sys.stdout.write(orjson.dumps({
+            "outputs": report.outputs, "groups": report.groups, "min_hits": report.min_hits,
+            "named": list(report.named), "ambiguous": list(report.ambiguous),
+            "hits": [{"group": h.group, "phrase_hits": h.phrase_hits, "tool_hits": h.tool_hits,
+                      "examples": [texts.ids[i] for i in h.examples]} for h in report.hits]},
+            option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
+    for h in report.hits:
+        out.print(f"{h.group}: {h.phrase_hits} output(s) with its phrase, {h.tool_hits} with its "
+                  f"decoy tool (e.g. {', '.join(texts.ids[i] for i in h.examples)})",
+                  highlight=False)
+    if report.named:
+        out.print(f"[bold red]leaked[/]: {', '.join(report.named)} (at least {min_hits} "
+                  f"outputs each, of {report.outputs})", highlight=False)
+    else:
+        out.print(f"no group named: no canary of {report.groups} group(s) in at least "
+                  f"{min_hits} of {report.outputs} output(s)", highlight=False)
+    if report.ambiguous:
+        out.print(f"[yellow]warning:[/] these groups share a phrase: {', '.join(report.ambiguous)}")
+
+
+@provenance_app.command("canaries")
+def provenance_canaries(secret: SecretOption, group: GroupOption = None,
+                        groups_file: GroupsFileOption = None) -> None:
+    """Show each group's signature phrase and decoy tool."""
+    from distillguard.safeguards import canary_for
+
+    for name in _groups(group, groups_file):
+        c = canary_for(secret, name)
+        out.print(f"{name}: phrase {c.phrase!r}, decoy tool {c.tool_name}", highlight=False)
+
+
+@provenance_app.command("key")
+def provenance_key(
+    secret: Annotated[str, typer.Option(envvar="DISTILLGUARD_WATERMARK_SECRET",
+                                        help="The watermark secret.")],
+    group: Annotated[str, typer.Option(help="Campaign id (or account id).")],
+) -> None:
+    """Print one group's watermark key (what `detect` and `radioactivity` take)."""
+    from distillguard.safeguards import derive_key
+
+    sys.stdout.write(derive_key(secret, group) + "\n")
 
 
 if __name__ == "__main__":
