@@ -468,6 +468,7 @@ class Paraphraser:
         self.strength = strength
         self.template_lines = template_lines
         self.fillers = tuple(compile_sentence(f, vocab) for f in vocab.fillers)
+        self.openings = tuple(compile_sentence(f, vocab) for f in vocab.openings)
         self._compiled: dict[Any, _Text] = {}
         self._lines: dict[str, _Line] = {}
         self._spots: dict[str, tuple[tuple[int, int, tuple[str, ...]], ...]] = {}
@@ -642,8 +643,9 @@ class _Render:
                 out[pos] = line.lead + body
                 joined = joinable = pos
         text = "\n".join([x for x in out if x is not None])
-        if opening and self.p.vocab.openings and rnd.random() < 0.6 * s:
-            text = rnd.choice(self.p.vocab.openings) + rnd.choice(("\n\n", "\n", " ")) + text
+        if opening and self.p.openings and rnd.random() < 0.6 * s:
+            first = self.sentence(rnd.choice(self.p.openings), True)
+            text = first + rnd.choice(("\n\n", "\n", " ")) + text
         return text
 
     def _list_orders(self, runs: tuple[tuple[int, ...], ...]) -> dict[int, tuple[int, int]]:
