@@ -223,8 +223,10 @@ def ingest(
 
 def _print_simulation(report: SimReport) -> None:
     rate = report.exchanges / report.seconds if report.seconds else 0.0
+    strength = f" (strength {report.paraphrase_strength:g})" \
+        if report.paraphrase_strength is not None else ""
     out.print(f"[bold]Simulated[/] scenario {report.scenario} at scale {report.scale:g}, seed "
-              f"{report.seed}, evasion {', '.join(report.evasion) or 'none'}, split "
+              f"{report.seed}, evasion {', '.join(report.evasion) or 'none'}{strength}, split "
               f"{report.split}: {report.exchanges:,} exchanges from {report.accounts:,} accounts "
               f"in {report.seconds:.1f} s ({rate:,.0f}/s) -> {report.out}", highlight=False)
     table = Table(title="Accounts and exchanges by archetype and actor", title_justify="left")
@@ -246,8 +248,11 @@ def simulate_command(
                                          "counts.")] = 0.01,
     seed: Annotated[int, typer.Option(help="Same seed, same output.")] = 1,
     evasion: Annotated[str | None, typer.Option(
-        help="Evasion knobs: all, none, or a list of infra,timing,volume,mixing,templates "
-             "(default: the scenario's).")] = None,
+        help="Evasion knobs: all, none, or a list of infra,timing,volume,mixing,templates,"
+             "paraphrase (default: the scenario's).")] = None,
+    paraphrase_strength: Annotated[str | None, typer.Option(
+        help="How much the paraphrase knob rewords: light, medium, heavy or a number in "
+             "(0, 1] (default: the scenario's, medium).")] = None,
     split: Annotated[str, typer.Option(help="Attack pipelines and legit items: all, train or "
                                        "test (held-out halves).")] = "all",
     attack_corpora: Annotated[str | None, typer.Option(
@@ -272,8 +277,8 @@ def simulate_command(
             evasion=None if evasion is None else parse_evasion(evasion), split=split,
             attack_corpora=tuple(c.strip() for c in attack_corpora.split(",") if c.strip())
             if attack_corpora else None, fmt=fmt, workers=workers, corpora=corpora,
-            shared_operator=shared_operator, operator_seed=operator_seed,
-            operator_infra_share=operator_infra_share))
+            paraphrase_strength=paraphrase_strength, shared_operator=shared_operator,
+            operator_seed=operator_seed, operator_infra_share=operator_infra_share))
     except DistillguardError as exc:
         fail(str(exc))
         return
@@ -467,20 +472,28 @@ def print_metrics(m: dict[str, Any]) -> None:
         table.add_row(level, f"{r['flagged']:,}", _num(r["precision"]), _num(r["recall"]),
                       _num(r["legit_false_positive_rate"]), _num(r.get("exchange_recall")))
     out.print(table)
-    actors = Table(title="Campaign actors", title_justify="left")
-    for column in ("actor", "accounts", "extraction", "recall", "groups", "largest group"):
+    actors = Table(title="Campaign actors (operators)", title_justify="left")
+    for column in ("actor", "accounts", "extraction", "recall", "groups", "largest group",
+                   "in largest campaign"):
         actors.add_column(column)
     for name, a in m["actors"].items():
         actors.add_row(name, f"{a['accounts']:,}", f"{a['extraction']:,}", _num(a["recall"]),
-                       str(a["groups"]), _num(a["largest_group_share"]))
+                       str(a["groups"]), _num(a["largest_group_share"]),
+                       f"{_num(a['largest_campaign_share'])} ({a['largest_campaign'] or '-'})")
     out.print(actors)
+    purity = m["campaign_purity"]
+    out.print(f"campaign purity ({purity['weighting']}-weighted share of each campaign's "
+              f"majority operator): {_num(purity['purity'])}", highlight=False)
     per = m["extraction"].get("legit_by_archetype")
     if per:
         out.print("legitimate accounts given extraction, by archetype: " + ", ".join(
             f"{k} {v['flagged']}/{v['accounts']}" for k, v in per.items()), highlight=False)
     for gid, g in m["campaign_groups"].items():
+        c = purity["campaigns"][gid]
         out.print(f"group {gid}: {g['accounts']:,} accounts, purity {_num(g['purity'])} "
-                  f"({g['majority']})", highlight=False)
+                  f"({g['majority']}), operator share {_num(c['purity'])} "
+                  f"({c['operator'] or '-'}) of {c['exchanges']:,} {purity['weighting']}",
+                  highlight=False)
 
 
 def _num(x: float | None) -> str:

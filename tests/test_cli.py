@@ -55,3 +55,27 @@ def test_ingest_of_empty_directory_warns_and_succeeds(tmp_path: Path) -> None:
                                  str(tmp_path / "s.duckdb")])
     assert result.exit_code == 0
     assert "no exchange-log files found" in result.output
+
+
+def test_eval_prints_and_writes_campaign_purity_and_largest_campaign_share(
+        tmp_path: Path) -> None:
+    findings = {"accounts": [
+        {"account_id": "a1", "verdict": "extraction", "campaign_id": "C1"},
+        {"account_id": "b1", "verdict": "extraction", "campaign_id": "C1"},
+        {"account_id": "b2", "verdict": "review", "campaign_id": "C1"}], "campaigns": []}
+    (tmp_path / "f.json").write_bytes(orjson.dumps(findings))
+    (tmp_path / "l.jsonl").write_bytes(b"".join(orjson.dumps(row) + b"\n" for row in (
+        {"account_id": "a1", "actor": "a", "archetype": "a"},
+        {"account_id": "a2", "actor": "a", "archetype": "a"},
+        {"account_id": "b1", "actor": "b", "archetype": "b"},
+        {"account_id": "b2", "actor": "b", "archetype": "b"},
+        {"account_id": "l1", "actor": None, "archetype": "chat"})))
+    result = runner.invoke(app, ["eval", "--findings", str(tmp_path / "f.json"), "--labels",
+                                 str(tmp_path / "l.jsonl"), "--json", str(tmp_path / "m.json")])
+    assert result.exit_code == 0, result.output
+    assert "campaign purity (accounts-weighted share of each campaign's majority operator): " \
+           "0.6667" in " ".join(result.output.split())
+    metrics = orjson.loads((tmp_path / "m.json").read_bytes())
+    assert metrics["campaign_purity"]["purity"] == round(2 / 3, 6)
+    assert metrics["actors"]["a"]["largest_campaign_share"] == 0.5
+    assert metrics["actors"]["b"]["largest_campaign_share"] == 1.0

@@ -2,8 +2,12 @@
 
 from distillguard.evaluate.actor_listing import actor_listing
 from distillguard.evaluate.labels import exchanges_per_account, read_labels
-from distillguard.evaluate.metrics import evaluate_findings
+from distillguard.evaluate.metrics import (
+    campaign_purity,
+    evaluate_findings,
+    largest_campaign_shares,
+)
 from distillguard.evaluate.truncate import first_exchanges
 
-__all__ = ["actor_listing", "evaluate_findings", "exchanges_per_account", "first_exchanges",
-           "read_labels"]
+__all__ = ["actor_listing", "campaign_purity", "evaluate_findings", "exchanges_per_account",
+           "first_exchanges", "largest_campaign_shares", "read_labels"]

@@ -6,6 +6,14 @@ among legitimate accounts overall and per legitimate archetype, recall per
 campaign actor, exchange-weighted recall, and how each actor's flagged
 accounts spread over campaign groups (fragmentation) and how pure each
 group is.
+
+Attribution is scored twice. *Campaign purity* is, for every campaign the scan
+found, the share of its exchanges sent by its majority operator (legitimate
+accounts inside a campaign never count as the majority), averaged over
+campaigns weighted by their exchanges: two operators merged into one campaign
+pull it down. Per operator, *largest campaign share* is the share of all its
+accounts that sit in the one campaign holding most of them: an operator split
+over several campaigns, or missed, pulls it down.
 """
 
 from __future__ import annotations
@@ -13,7 +21,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from typing import Any
 
-__all__ = ["evaluate_findings"]
+__all__ = ["campaign_purity", "evaluate_findings", "largest_campaign_shares"]
 
 
 def _ratio(a: float, b: float) -> float | None:
@@ -79,4 +87,55 @@ def evaluate_findings(findings: dict[str, Any], labels: dict[str, str | None], *
         purity[gid] = {"accounts": len(members), "majority": top,
                        "purity": _ratio(n, len(members)), "mix": dict(counts)}
     out["campaign_groups"] = purity
+    weighting = "exchanges" if exchanges is not None else "accounts"
+    out["campaign_purity"] = {"weighting": weighting,
+                              **campaign_purity(group, labels, _weights(labels, exchanges))}
+    for actor, share in largest_campaign_shares(group, labels).items():
+        actors[actor].update(share)
+    return out
+
+
+def _weights(labels: dict[str, str | None], exchanges: dict[str, int] | None
+             ) -> dict[str, int]:
+    if exchanges is None:
+        return dict.fromkeys(labels, 1)
+    return exchanges
+
+
+def campaign_purity(group: dict[str, str | None], labels: dict[str, str | None],
+                    weights: dict[str, int]) -> dict[str, Any]:
+    """Exchange-weighted share of each campaign's majority operator, and its mean.
+
+    ``group`` maps accounts to the campaign the scan put them in (None: none);
+    ``weights`` maps accounts to their exchanges (accounts it lacks weigh 1).
+    Legitimate accounts count against the campaign, never as its majority.
+    """
+    by_campaign: dict[str, Counter[str | None]] = defaultdict(Counter)
+    for account, gid in group.items():
+        if gid:
+            by_campaign[gid][labels.get(account)] += weights.get(account, 1)
+    campaigns = {}
+    majority_total = total = 0
+    for gid in sorted(by_campaign):
+        sent = by_campaign[gid]
+        operators = [(n, actor) for actor, n in sent.items() if actor]
+        n_major, major = max(operators) if operators else (0, None)
+        n_all = sum(sent.values())
+        campaigns[gid] = {"operator": major, "exchanges": n_all,
+                          "purity": _ratio(n_major, n_all)}
+        majority_total += n_major
+        total += n_all
+    return {"purity": _ratio(majority_total, total), "campaigns": campaigns}
+
+
+def largest_campaign_shares(group: dict[str, str | None],
+                            labels: dict[str, str | None]) -> dict[str, dict[str, Any]]:
+    """Per operator: the campaign holding most of its accounts, and their share of all of them."""
+    out = {}
+    for actor in sorted({x for x in labels.values() if x}):
+        members = [a for a, x in labels.items() if x == actor]
+        counts = Counter(group[a] for a in members if group.get(a))
+        largest, n = max(((n, gid) for gid, n in counts.items()), default=(0, None))[::-1]
+        out[actor] = {"largest_campaign": largest,
+                      "largest_campaign_share": _ratio(n, len(members))}
     return out

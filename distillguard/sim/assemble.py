@@ -14,10 +14,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from distillguard.logs.schema import SPEC_FIELDS, TS_TYPE
+from distillguard.sim.attack_content import is_attack_pool
 from distillguard.sim.content import ContentStore
 from distillguard.sim.identity import hex_ids
+from distillguard.sim.paraphrase import Paraphraser
 from distillguard.sim.population import TIERS, Population
 from distillguard.sim.sessions import Events
 from distillguard.sim.timing import HOUR_MS, adoption_share
@@ -93,13 +96,16 @@ class Rows:
     output_tokens: np.ndarray
     has_image: np.ndarray
     conv_ids: pa.StringArray
+    session: np.ndarray       # the session each row belongs to (within the slice)
+    paraphrase: np.ndarray    # rows whose text the ``paraphrase`` knob rewords
+    seed: int                 # the slice's paraphrasing seed
 
     def __len__(self) -> int:
         return len(self.ts)
 
 
 def plan_rows(pop: Population, store: ContentStore, ev: Events, start_ms: int,
-              rng: np.random.Generator) -> Rows:
+              rng: np.random.Generator, *, paraphrase: bool = False) -> Rows:
     n = len(ev)
     acct = ev.acct
     s_acct = ev.s_acct
@@ -115,17 +121,72 @@ def plan_rows(pop: Population, store: ContentStore, ev: Events, start_ms: int,
     pool_image = np.array([store.pools[p].image for p, _ in pop.stream_keys])[ev.stream]
     single = store.msg_len[ev.entry] == 1
     has_image = pool_image | (single & (rng.random(n) < pop.image_share[acct]))
+    reworded = np.array([is_attack_pool(p) for p, _ in pop.stream_keys], bool)[ev.stream] \
+        if paraphrase else np.zeros(n, bool)
     return Rows(ts=ev.ts, entry=ev.entry, acct=acct, ip=ip, key=key, conv=conv,
                 model=_models(pop, ev, start_ms, rng)[ev.session], status=status,
                 input_tokens=input_tokens, output_tokens=output_tokens, has_image=has_image,
-                conv_ids=conv_ids)
+                conv_ids=conv_ids, session=ev.session, paraphrase=reworded,
+                seed=int(rng.integers(0, 2**62)))
+
+
+def _seed(base: int, session: int, message: int) -> int:
+    """One request's paraphrasing seed: the same for a message in every turn of a session."""
+    return (base * 0x9E3779B97F4A7C15 + int(session) * 0xC2B2AE3D27D4EB4F + int(message)) \
+        & 0x7FFFFFFFFFFFFFFF
+
+
+def _reworded(texts: list[str], rows_of: np.ndarray, keys: np.ndarray, rows: Rows,
+              session: np.ndarray, paraphraser: Paraphraser, *, system: bool) -> list[str]:
+    return [paraphraser.paraphrase(t, _seed(rows.seed, session[r], -1 - k if system else k),
+                                   key=int(k), system=system)
+            for t, r, k in zip(texts, rows_of, keys, strict=True)]
+
+
+def _texts(store: ContentStore, rows: Rows, entry: np.ndarray, lo: int, hi: int,
+           paraphraser: Paraphraser | None) -> tuple[pa.Array, pa.Array, np.ndarray]:
+    """The ``messages`` and ``system`` columns of ``rows[lo:hi]``, pipeline requests reworded
+    (user turns and system prompts), and the characters each row gained by it."""
+    n = hi - lo
+    todo = rows.paraphrase[lo:hi]
+    system = store.system(entry)
+    gained = np.zeros(n, np.int64)
+    if paraphraser is None or not todo.any():
+        return store.messages(entry), system, gained
+    session = rows.session[lo:hi]
+    offsets, flat = store.message_index(entry)
+    row = np.repeat(np.arange(n), np.diff(offsets))
+    contents = store.contents.take(flat)
+    pick = np.flatnonzero(todo[row] & (store.roles[flat] == 0))
+    if len(pick):
+        old = contents.take(pa.array(pick)).to_pylist()
+        new = _reworded(old, row[pick], flat[pick], rows, session, paraphraser, system=False)
+        np.add.at(gained, row[pick], [len(b) - len(a) for a, b in zip(old, new, strict=True)])
+        mask = np.zeros(len(flat), bool)
+        mask[pick] = True
+        contents = pc.replace_with_mask(contents, pa.array(mask), pa.array(new, pa.string()))
+    sys_idx = store.system_idx[entry]
+    with_system = np.flatnonzero(todo & (sys_idx >= 0))
+    if len(with_system):
+        old = store.systems.take(pa.array(sys_idx[with_system])).to_pylist()
+        new = _reworded(old, with_system, sys_idx[with_system], rows, session, paraphraser,
+                        system=True)
+        gained[with_system] += [len(b) - len(a) for a, b in zip(old, new, strict=True)]
+        mask = np.zeros(n, bool)
+        mask[with_system] = True
+        system = pc.replace_with_mask(system, pa.array(mask), pa.array(new, pa.string()))
+    return store.messages(entry, contents), system, gained
 
 
 def rows_batch(pop: Population, store: ContentStore, rows: Rows, models: dict[str, str],
-               lo: int, hi: int, rng: np.random.Generator) -> pa.RecordBatch:
+               lo: int, hi: int, rng: np.random.Generator,
+               paraphraser: Paraphraser | None = None) -> pa.RecordBatch:
     """The record batch of ``rows[lo:hi]``: the only place text is materialized."""
     n = hi - lo
     acct, entry, ip = rows.acct[lo:hi], rows.entry[lo:hi], rows.ip[lo:hi]
+    messages, system, gained = _texts(store, rows, entry, lo, hi, paraphraser)
+    input_tokens = np.maximum(rows.input_tokens[lo:hi] + np.round(gained / 4).astype(np.int64),
+                              1)
     status, conv = rows.status[lo:hi], rows.conv[lo:hi]
     client = pop.client[acct]
     acct_idx = pa.array(acct)
@@ -135,8 +196,8 @@ def rows_batch(pop: Population, store: ContentStore, rows: Rows, models: dict[st
         "ts": pa.array(rows.ts[lo:hi], TS_TYPE),
         "account_id": pop.account_id.take(acct_idx),
         "model": names.take(pa.array(rows.model[lo:hi])),
-        "messages": store.messages(entry),
-        "system": store.system(entry),
+        "messages": messages,
+        "system": system,
         "org_id": pop.org_id.take(acct_idx),
         "api_key_id": pop.keys.take(pa.array(rows.key[lo:hi])),
         "account_created": pa.array(pop.created_ms[acct], TS_TYPE),
@@ -154,7 +215,7 @@ def rows_batch(pop: Population, store: ContentStore, rows: Rows, models: dict[st
         if len(rows.conv_ids) else pa.nulls(n, pa.string()),
         "response": store.response(entry, status == 200),
         "reasoning": pa.nulls(n, pa.string()),
-        "input_tokens": pa.array(rows.input_tokens[lo:hi]),
+        "input_tokens": pa.array(input_tokens),
         "output_tokens": pa.array(rows.output_tokens[lo:hi]),
         "status": pa.array(status),
     }

@@ -7,6 +7,7 @@ also gets re-worded variants ``<corpus>~<style>`` (see ``rewording``).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,10 @@ import orjson
 from distillguard.corpora import corpus_files, iter_corpus
 from distillguard.errors import InputError
 from distillguard.sim.content import StoreBuilder, tool_schema_chars
-from distillguard.sim.rewording import reword
+from distillguard.sim.rewording import reword, skeleton_lines
 
-__all__ = ["ATTACK_CORPORA", "add_attack_pools", "style_pool"]
+__all__ = ["ATTACK_CORPORA", "RECURRING_MIN_ITEMS", "add_attack_pools", "is_attack_pool",
+           "recurring_lines", "style_pool"]
 
 # corpus -> typical answer length in tokens (none of these corpora carries the teacher's answer)
 ATTACK_CORPORA: dict[str, float] = {
@@ -31,6 +33,24 @@ ATTACK_CORPORA: dict[str, float] = {
     "toolbench": 150,
     "magpie": 450,
 }
+
+
+# a line sent with at least this many of a corpus's items (digits folded: list numbers vary)
+# is its template, or a seed task its meta-prompt repeats, not one item's own data
+RECURRING_MIN_ITEMS = 8
+_DIGITS = re.compile(r"\d+")
+
+
+def recurring_lines(prompts: list[str]) -> set[str]:
+    """The lines (digits folded to 0) that at least ``RECURRING_MIN_ITEMS`` of a corpus's
+    user messages share."""
+    return skeleton_lines([_DIGITS.sub("0", p) for p in prompts], min_share=0.0,
+                          min_count=RECURRING_MIN_ITEMS)
+
+
+def is_attack_pool(pool: str) -> bool:
+    """A pool of pipeline requests: a corpus or one of its re-worded styles."""
+    return pool.split("~", 1)[0] in ATTACK_CORPORA
 
 
 def style_pool(corpus: str, style: int) -> str:
@@ -58,9 +78,14 @@ def _unit(item: dict[str, Any]) -> tuple[list[tuple[str, str]], str | None]:
 
 
 def add_attack_pools(builder: StoreBuilder, corpora_dir: Path, names: list[str], *,
-                     styles: int, rng: np.random.Generator) -> None:
-    """Add one pool per corpus in ``names``, and ``styles`` re-worded variants of each."""
+                     styles: int, rng: np.random.Generator) -> frozenset[str]:
+    """Add one pool per corpus in ``names``, and ``styles`` re-worded variants of each.
+
+    Returns the lines that recur across each corpus's requests (its instructions, and
+    the seed tasks a meta-prompt repeats): what the ``paraphrase`` knob rewords fully.
+    """
     files = corpus_files(corpora_dir)
+    recurring: set[str] = set()
     for name in names:
         if name not in ATTACK_CORPORA:
             msg = (f"unknown attack corpus {name!r} (known: {', '.join(ATTACK_CORPORA)})")
@@ -69,15 +94,18 @@ def add_attack_pools(builder: StoreBuilder, corpora_dir: Path, names: list[str],
             msg = f"attack corpus {name!r} is missing from {corpora_dir}"
             raise InputError(msg)
         singles: list[tuple[str, str | None, list[str] | None, int]] = []
+        prompts: list[str] = []
         for item in iter_corpus(files[name]):
             tools = [t["name"] for t in item.get("tools") or [] if isinstance(t, dict)] or None
             schema = tool_schema_chars(item["tools"]) if tools else 0
             messages, system = _unit(item)
+            prompts += [text for role, text in messages if role == "user"]
             if len(messages) == 1:
                 singles.append((messages[0][1], system, tools, schema))
             builder.add_conversation(name, messages, system=system, tools=tools,
                                      tool_schema_chars=schema)
         builder.describe(name, out_tokens=ATTACK_CORPORA[name])
+        recurring |= recurring_lines(prompts)
         if not styles:
             continue
         variants = reword([(p, s) for p, s, _, _ in singles], styles, rng)
@@ -88,3 +116,4 @@ def add_attack_pools(builder: StoreBuilder, corpora_dir: Path, names: list[str],
                 builder.add_single(pool, prompt, system=system, tools=tools,
                                    tool_schema_chars=schema)
             builder.describe(pool, out_tokens=ATTACK_CORPORA[name])
+    return frozenset(recurring)

@@ -12,7 +12,16 @@ one of these:
 - ``volume``: low and slow: active on nearly every day of the whole window,
   with little spread between accounts, so none stands out by volume;
 - ``mixing``: a larger share of ordinary users' chat in every account;
-- ``templates``: each account sends its own re-worded variant of the templates.
+- ``templates``: each account sends its own re-worded variant of the templates;
+- ``paraphrase``: every templated request is reworded on its own (``paraphrase``,
+  applied when the text is written).
+
+Whatever it evades, a campaign stays one operator: its accounts are opened in
+batches (``creation``), its jobs run on its own schedule (``schedule``), its
+orchestrator sends waves of requests from many accounts at once unless it
+evades on timing (``waves``), its residential IPs come from its own vendor's
+country mix (``vendor``) and its automation passes for a few ordinary clients
+(``clients``), and it moves to a new model on its own delay.
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ from distillguard.sim.accounts import (
     available,
     created,
     day_masks,
+    job_calendar,
     lognormal,
     stream_matrix,
     tiers,
@@ -36,12 +46,13 @@ from distillguard.sim.attack_content import ATTACK_CORPORA, style_pool
 from distillguard.sim.legit_content import CHAT_POOLS
 from distillguard.sim.operator import SharedOperator
 from distillguard.sim.population import MAX_STREAMS, TIERS, AccountBlock, Lockstep
-from distillguard.sim.scenario import Campaign, Stream
+from distillguard.sim.scenario import Campaign, Stream, Waves
 from distillguard.sim.timing import PROFILE_INDEX
 
 __all__ = ["campaign_block"]
 
 _MIX_WEIGHTS = {"chat_hh": 0.45, "chat_sharegpt": 0.45, "dolly": 0.1}
+INFRA_CREATION_SPREAD = 8.0   # with evasion infra, a batch of accounts opens over more hours
 _FREE = TIERS.index("free")
 
 
@@ -123,18 +134,19 @@ def _lifetimes(ctx: BuildContext, spec: Campaign, n: int,
 
 
 def _infrastructure(ctx: BuildContext, network: str, members: np.ndarray, spec: Campaign,
-                    evade: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                    evade: bool, vendor: np.ndarray | None
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(ip_start, ip_len, rotates, country) for accounts ``members`` of one group."""
     n = len(members)
     if evade or network == "residential":
-        country = ctx.networks.draw_countries(n, proxy=True)
+        country = ctx.networks.draw_countries(n, proxy=True, weights=vendor)
         per = 1 + (ctx.rng.random(n) < 0.35) + (ctx.rng.random(n) < 0.1)
         start, length = ctx.networks.own_residential(country, per)
         return start, length, np.zeros(n, bool), country
     if network == "proxy":
         size = max(8, int(spec.proxy_exits_per_account * n))
-        start, length = ctx.networks.proxy_pool(size)
-        country = ctx.networks.draw_countries(n, proxy=True)
+        start, length = ctx.networks.proxy_pool(size, vendor)
+        country = ctx.networks.draw_countries(n, proxy=True, weights=vendor)
         return np.full(n, start), np.full(n, length), np.ones(n, bool), country
     size = max(2, n // 8) if network == "datacenter" else 3
     start, length, country = ctx.networks.hosted_block("cloud", size)
@@ -164,21 +176,29 @@ def campaign_block(spec: Campaign, kind: int, scale: float, evasion: frozenset[s
     volume = volume / volume.sum() * total
     active_from, active_to = _lifetimes(ctx, spec, n, low_and_slow)
     share_days = max(spec.active_days, 0.9) if low_and_slow else spec.active_days
-    day_mask = day_masks(ctx, share_days, n)
+    calendar = ctx.calendar(job_calendar(ctx, spec.schedule, every_day=low_and_slow)) \
+        if spec.schedule else ctx.calendar()
+    # an operator's accounts work on the days its jobs run
+    run_days = ctx.calendars[calendar].reshape(ctx.days, 24).max(axis=1) >= 1.0 \
+        if spec.schedule else None
+    day_mask = day_masks(ctx, share_days, n, within=run_days)
 
     ip_start, ip_len = np.zeros(n, np.int64), np.zeros(n, np.int64)
     rotates, country = np.zeros(n, bool), np.zeros(n, np.int64)
     client = np.zeros(n, np.int64)
     tier = np.zeros(n, np.int8)
     evade_infra = "infra" in evasion
+    with operator.traits(ctx) if operator else contextlib.nullcontext():
+        vendor = ctx.networks.vendor_weights(spec.vendor) if spec.vendor > 0 else None
+        automation, automation_p = ctx.clients.consumer_set(spec.clients)
     for g in range(n_groups):
         members = np.flatnonzero(local == g)
         network = pathways[g].network if pathways else spec.network
         with operator.group_infrastructure(ctx) if operator else contextlib.nullcontext():
             ip_start[members], ip_len[members], rotates[members], country[members] = \
-                _infrastructure(ctx, network, members, spec, evade_infra)
-            client[members] = ctx.clients.consumer(len(members)) if evade_infra \
-                else ctx.clients.custom()
+                _infrastructure(ctx, network, members, spec, evade_infra, vendor)
+            client[members] = ctx.rng.choice(automation, size=len(members), p=automation_p) \
+                if evade_infra else ctx.clients.custom()
         tier[members] = tiers(rng, pathways[g].tiers if pathways else spec.tiers, len(members))
     if evade_infra:
         payment = np.where(tier == _FREE, -1, ctx.keys(n))
@@ -214,14 +234,48 @@ def campaign_block(spec: Campaign, kind: int, scale: float, evasion: frozenset[s
         stream_rows = _rows(ctx, attack, n, specialize=spec.specialize, mix=mix, styles=style)
         own_volume = volume
     streams, weights = stream_matrix(ctx, [r or [("chat_hh", 0, 0.0)] for r in stream_rows])
+    if spec.waves and not lockstep and "timing" not in evasion:
+        lengths = ctx.streams.session_lengths(ctx.store)[np.maximum(streams, 0)]
+        session_len = (weights * lengths).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-12)
+        wave, own_volume = _waves(ctx, spec.waves, volume, session_len, calendar, day_mask,
+                                  active_from, active_to)
+        groups_out.append(wave)
     adopt_at, adopt_share, ramp = adoption(ctx, spec.adoption, n)
     return AccountBlock(
         kind=kind, group=group, org_key=ctx.keys(n), payment_key=payment,
-        created_ms=created(ctx, spec.new_accounts, active_from), tier=tier,
+        created_ms=created(ctx, spec.new_accounts, active_from, spec.creation,
+                           spread_scale=INFRA_CREATION_SPREAD if evade_infra else 1.0),
+        tier=tier,
         verified=rng.random(n) < spec.verified, tz=tz, profile=np.full(n, profile, np.int8),
         day_mask=day_mask, active_from=active_from, active_to=active_to, volume=own_volume,
         adopt_at=adopt_at, adopt_share=adopt_share, adopt_ramp=ramp,
         small_share=np.clip(spec.small_model * rng.uniform(0, 2, n), 0, 1),
         image_share=np.full(n, spec.image_share), ip_start=ip_start, ip_len=ip_len,
         ip_rotates=rotates, client=client, n_keys=1 + (rng.random(n) < 0.4),
-        streams=streams, weights=weights), groups_out
+        streams=streams, weights=weights, calendar=np.full(n, calendar)), groups_out
+
+
+def _waves(ctx: BuildContext, spec: Waves, volume: np.ndarray, session_len: np.ndarray,
+           calendar: int, day_mask: np.ndarray, active_from: np.ndarray, active_to: np.ndarray
+           ) -> tuple[Lockstep, np.ndarray]:
+    """The operator's waves, and what each account still sends on its own (exchanges).
+
+    A wave goes to the accounts live at its hour, so each account's chance to take part is
+    raised by the share of the schedule it is live for: its planned volume holds. Each
+    participant starts one session (``session_len`` exchanges on average).
+    """
+    cal = ctx.calendars[calendar]
+    hours = np.arange(len(cal))
+    live = day_mask[:, hours // 24] & (hours[None, :] >= active_from[:, None]) \
+        & (hours[None, :] < active_to[:, None])
+    live_share = np.maximum((live * cal[None, :]).sum(axis=1) / cal.sum(), 1e-3)
+    in_waves = volume * spec.share / np.maximum(session_len, 1.0)     # sessions
+    # a wave cannot be larger than the accounts live at its hour (with some room)
+    size = min(float(np.mean(spec.size)), 0.8 * float(live_share.sum()))
+    ticks = float(in_waves.sum()) / max(size, 1.0)
+    participation = np.clip(in_waves / live_share / max(ticks, 1e-9), 0.0, 1.0)
+    sent = participation * ticks * live_share * np.maximum(session_len, 1.0)
+    wave = Lockstep(members=np.arange(len(volume)), participation=participation,
+                    tick_volume=ticks, spread_ms=int(spec.spread_s * 1000), wave=True,
+                    calendar=calendar, live_share=live_share)
+    return wave, volume - sent

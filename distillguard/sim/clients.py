@@ -39,6 +39,13 @@ class Clients:
         """Clients of ordinary people: browsers and SDKs by popularity."""
         return self.rng.choice(self._n_common, size=n, p=self._all)
 
+    def consumer_set(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """``k`` common clients (by popularity) and how often each is used among them: what
+        an operator's automation passes for."""
+        ids = self.rng.choice(self._n_common, size=min(k, self._n_common), replace=False,
+                              p=self._all)
+        return ids, self._all[ids] / self._all[ids].sum()
+
     def sdk(self, n: int) -> np.ndarray:
         return self.rng.choice(self._n_common, size=n, p=self._sdk)
 

@@ -64,14 +64,22 @@ class ContentStore:
     out_chars: np.ndarray        # int64 per entry: characters of the answer, -1 unknown
     pools: dict[str, Pool]
 
-    def messages(self, entries: np.ndarray) -> pa.ListArray:
-        """The ``messages`` column for ``entries`` (list<struct<role, content>>)."""
+    def message_index(self, entries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(offsets, flat): where each entry's messages start in the ``messages`` column of
+        ``entries``, and the flat message behind each of them."""
         lens = self.msg_len[entries].astype(np.int64)
         offsets = np.zeros(len(entries) + 1, dtype=np.int64)
         np.cumsum(lens, out=offsets[1:])
         flat = np.repeat(self.msg_start[entries] - offsets[:-1], lens) + np.arange(offsets[-1])
+        return offsets, flat
+
+    def messages(self, entries: np.ndarray, contents: pa.Array | None = None) -> pa.ListArray:
+        """The ``messages`` column for ``entries`` (list<struct<role, content>>); ``contents``
+        replaces the texts (one per message, in ``message_index`` order)."""
+        offsets, flat = self.message_index(entries)
         values = pa.StructArray.from_arrays(
-            [_ROLE_ARRAY.take(self.roles[flat]), self.contents.take(flat)],
+            [_ROLE_ARRAY.take(self.roles[flat]),
+             self.contents.take(flat) if contents is None else contents],
             fields=list(MESSAGE_TYPE))
         return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), values,
                                         type=pa.list_(MESSAGE_TYPE))

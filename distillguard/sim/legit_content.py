@@ -12,6 +12,7 @@ so the two sides see different people and different questions.
 
 from __future__ import annotations
 
+import re
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from distillguard.sim.content import StoreBuilder
 from distillguard.sim.templates import LegitTemplates, TaskTemplate
 
 __all__ = ["CHAT_POOLS", "LEGIT_CORPORA", "LegitCorpora", "add_legit_pools", "app_pool",
-           "load_legit_corpora"]
+           "judge_pool", "load_legit_corpora", "public_judge_templates"]
 
 LEGIT_CORPORA = ("hh_rlhf", "sharegpt", "dolly", "fastchat_bench")
 CHAT_POOLS = ("chat_hh", "chat_sharegpt", "dolly")
@@ -141,9 +142,10 @@ class _Fills:
             value = source[int(i)]
             if fill in ("qa", "qa_pair"):
                 values = {"question": value[0], "answer": value[1]}
-                if fill == "qa_pair":
-                    other = self.qa[int(self.rng.integers(len(self.qa)))][1]
-                    values = {"question": value[0], "answer_a": value[1], "answer_b": other}
+                if fill == "qa_pair":   # the team's own answer and other systems' answers
+                    others = [self.qa[int(i)][1] for i in self.rng.integers(len(self.qa), size=3)]
+                    values = {"question": value[0], "answer_a": value[1], "answer_b": others[0],
+                              "answer_c": others[1], "answer_d": others[2]}
             elif fill == "context":
                 values = {"context": value[0], "question": value[1]}
             else:
@@ -184,9 +186,84 @@ def _add_template_pool(builder: StoreBuilder, pool: str, t: TaskTemplate, fills:
     builder.describe(pool, out_tokens=t.output_tokens, image=t.image)
 
 
+def _spans_template(text: str, spans: list[tuple[int, int, str]]) -> str:
+    """``text`` with each (start, end) span replaced by its ``{placeholder}``."""
+    out, pos = [], 0
+    for start, end, name in sorted(spans):
+        out += [text[pos:start], "{" + name + "}"]
+        pos = end
+    return "".join([*out, text[pos:]])
+
+
+_ANSWERS = ("answer_a", "answer_b", "answer_c", "answer_d")
+_TEXT_TAG = re.compile(r"<text (\d)> ?")
+
+
+def _alpaca_eval_template(prompt: str) -> str | None:
+    """AlpacaEval's judge prompt: the instruction, then the outputs, each in triple quotes."""
+    parts = prompt.split('"""')
+    if len(parts) != 7:
+        return None
+    names = ("question", "answer_a", "answer_b")
+    return "".join(p if i % 2 == 0 else '"""{' + names[i // 2] + '}"""'
+                   for i, p in enumerate(parts))
+
+
+def _ultrafeedback_template(prompt: str) -> str | None:
+    """An UltraFeedback rating prompt: its rubric, then the instruction and four texts."""
+    at = prompt.find("## Annotation")
+    instruction = prompt.find("Instruction: ", at)
+    texts = prompt.find("\n\nTexts:\n", instruction)
+    tags = list(_TEXT_TAG.finditer(prompt, texts))
+    ends = [prompt.find(marker, texts) for marker in ("\n\nWorld Knowledge:", "\n\n### Output")]
+    end = min(e for e in ends if e >= 0) if any(e >= 0 for e in ends) else -1
+    if min(at, instruction, texts, end) < 0 or len(tags) != len(_ANSWERS):
+        return None
+    spans = [(instruction + len("Instruction: "), texts, "question")]
+    for i, tag in enumerate(tags):
+        stop = tags[i + 1].start() - 1 if i + 1 < len(tags) else end
+        spans.append((tag.end(), stop, _ANSWERS[i]))
+    return _spans_template(prompt, spans)
+
+
+_PUBLIC_JUDGES = {"alpaca_eval_judge": (None, _alpaca_eval_template, 20.0),
+                  "ultrafeedback": ("preference_templates:", _ultrafeedback_template, 380.0)}
+
+
+def public_judge_templates(corpora_dir: Path, names: Iterable[str]) -> list[TaskTemplate]:
+    """The public judge prompts among the pipelines ``names`` (AlpacaEval's, UltraFeedback's
+    rating prompts), as templates an evaluation team fills with its own models' outputs:
+    the same instructions the pipelines send, with other questions and answers."""
+    files = corpus_files(corpora_dir)
+    out: list[TaskTemplate] = []
+    for name in names:
+        if name not in _PUBLIC_JUDGES or name not in files:
+            continue
+        prefix, convert, tokens = _PUBLIC_JUDGES[name]
+        seen: set[str] = set()
+        for item in iter_corpus(files[name]):
+            template_id = str(item.get("template_id"))
+            if template_id in seen or (prefix and not template_id.startswith(prefix)):
+                continue
+            template = convert(item["prompt"])
+            if template is None:
+                continue
+            seen.add(template_id)
+            out.append(TaskTemplate(name=f"{name}:{template_id}", system=item.get("system"),
+                                    template=template, fill="qa_pair", output_tokens=tokens))
+    return out
+
+
+def judge_pool(corpus: str) -> str:
+    """Pool of evaluation teams running ``corpus``'s public judge prompt."""
+    return f"judge:{corpus}"
+
+
 def add_legit_pools(builder: StoreBuilder, corpora: LegitCorpora, templates: LegitTemplates,
-                    rng: np.random.Generator, *, fills_per_template: int = 800) -> None:
-    """Add the chat pools, one pool per app template and app instance, and the eval pools."""
+                    rng: np.random.Generator, *, fills_per_template: int = 800,
+                    public_judges: Iterable[TaskTemplate] = ()) -> None:
+    """Add the chat pools, one pool per app template and app instance, the eval pools, and
+    one pool per pipeline whose public judge prompt evaluation teams run."""
     for name, pool in (("hh_rlhf", "chat_hh"), ("sharegpt", "chat_sharegpt")):
         for conv, system in zip(corpora.conversations[name], corpora.systems[name], strict=True):
             builder.add_conversation(pool, conv, system=system)
@@ -211,3 +288,6 @@ def add_legit_pools(builder: StoreBuilder, corpora: LegitCorpora, templates: Leg
     for t in templates.eval.values():
         _add_template_pool(builder, f"eval:{t.name}", t, fills, fills_per_template,
                            templates.languages)
+    for t in public_judges:
+        _add_template_pool(builder, judge_pool(t.name.split(":", 1)[0]), t, fills,
+                           fills_per_template // 2, templates.languages)

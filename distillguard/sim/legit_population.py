@@ -13,8 +13,10 @@ import numpy as np
 from distillguard.sim.accounts import (
     BuildContext,
     adoption,
+    available,
     created,
     day_masks,
+    job_calendar,
     lognormal,
     profile_index,
     shared_streams,
@@ -100,6 +102,13 @@ def legit_block(spec: Archetype, kind: int, scale: float, ctx: BuildContext,
                            rng.integers(0, hours - 24, n), 0)
     per_day = lognormal(rng, *spec.per_day, n)
     volume = per_day * (hours - active_from) / 24
+    if spec.forwarded_share:   # per_day is what their own account sends
+        volume = volume / (1 - spec.forwarded_share)
+    if spec.schedule:   # each group (a team) runs its jobs on its own days and hours
+        calendar = np.array([ctx.calendar(job_calendar(ctx, spec.schedule))
+                             for _ in range(n_groups)])[local]
+    else:
+        calendar = np.full(n, ctx.calendar())
     adopt_at, adopt_share, ramp = adoption(ctx, spec.adoption, n,
                                            group if not solo else None)
     if spec.one_model:
@@ -108,12 +117,13 @@ def legit_block(spec: Archetype, kind: int, scale: float, ctx: BuildContext,
         small = np.clip(spec.small_model * rng.uniform(0, 2, n), 0, 1)
     if spec.streams[0].pool == "app":
         streams, weights = _app_streams(ctx, templates, local, n_groups)
-    else:
-        streams, weights = shared_streams(
-            ctx, [(s.pool, s.run, s.weight) for s in spec.streams], n)
+    else:   # judge pools exist for the pipelines of the split only
+        chosen = available(ctx, spec.streams) or list(spec.streams)
+        streams, weights = shared_streams(ctx, [(s.pool, s.run, s.weight) for s in chosen], n)
     return AccountBlock(
         kind=kind, group=group, org_key=org_key, payment_key=payment,
-        created_ms=created(ctx, spec.new_accounts, active_from), tier=tier,
+        created_ms=created(ctx, spec.new_accounts, active_from, spec.creation, group=group),
+        tier=tier,
         verified=rng.random(n) < spec.verified, tz=tz,
         profile=np.full(n, profile_index(spec), np.int8),
         day_mask=day_masks(ctx, spec.active_days, n), active_from=active_from.astype(np.int64),
@@ -122,4 +132,5 @@ def legit_block(spec: Archetype, kind: int, scale: float, ctx: BuildContext,
         image_share=np.full(n, spec.image_share), ip_start=ip_start, ip_len=ip_len,
         ip_rotates=np.zeros(n, bool), client=_clients(spec.client, ctx, local, n_groups),
         n_keys=1 + (rng.random(n) < 0.3) + (rng.random(n) < 0.1 * (spec.client == "app")),
-        streams=streams, weights=weights)
+        streams=streams, weights=weights, calendar=calendar, forward_to=spec.forwarded_by,
+        forward_share=spec.forwarded_share, personal=spec.personal)

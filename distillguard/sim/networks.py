@@ -55,9 +55,19 @@ class Networks:
     def country_code(self, idx: int) -> str:
         return self.countries[idx]
 
-    def draw_countries(self, n: int, *, proxy: bool = False) -> np.ndarray:
-        weights = self.exit_weights if proxy else self.consumer_weights
+    def draw_countries(self, n: int, *, proxy: bool = False,
+                       weights: np.ndarray | None = None) -> np.ndarray:
+        """Countries of ``n`` people (``proxy``: of residential-proxy exits; ``weights``: of
+        one vendor's exits)."""
+        if weights is None:
+            weights = self.exit_weights if proxy else self.consumer_weights
         return self.rng.choice(len(self.countries), size=n, p=weights)
+
+    def vendor_weights(self, concentration: float) -> np.ndarray:
+        """Country mix of one residential-IP vendor's exits: the usual proxy-exit countries,
+        concentrated on a few of them (the lower ``concentration``, the fewer)."""
+        w = self.rng.dirichlet(self.exit_weights * concentration + 1e-3)
+        return w / w.sum()
 
     def draw_tz(self, countries: np.ndarray) -> np.ndarray:
         """A UTC offset (hours) for each country index."""
@@ -114,9 +124,9 @@ class Networks:
         asn, c = options[int(self.rng.integers(len(options)))]
         return self._add(np.full(n, asn), np.full(n, c)), n, c
 
-    def proxy_pool(self, n: int) -> tuple[int, int]:
+    def proxy_pool(self, n: int, weights: np.ndarray | None = None) -> tuple[int, int]:
         """A residential-proxy exit pool: ``n`` home addresses across countries; (start, n)."""
-        countries = self.draw_countries(n, proxy=True)
+        countries = self.draw_countries(n, proxy=True, weights=weights)
         asns = self._home_asns(countries)
         return self._add(asns, countries), n
 

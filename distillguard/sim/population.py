@@ -9,6 +9,7 @@ expected volume over the window is the planned one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -75,6 +76,10 @@ class AccountBlock:
     n_keys: np.ndarray
     streams: np.ndarray            # (n, MAX_STREAMS) stream ids, -1 unused
     weights: np.ndarray            # (n, MAX_STREAMS)
+    calendar: np.ndarray | None = None   # index into the context's calendars (None: 0)
+    forward_to: str | None = None  # a campaign that forwards some of these users' sessions
+    forward_share: float = 0.0     # ... this share of them (``volume`` counts them too)
+    personal: int = 0              # each account keeps to this many units of a pool (0: any)
 
     @property
     def n(self) -> int:
@@ -91,6 +96,10 @@ class Lockstep:
     tick_volume: float = 0.0       # planned ticks over the window
     member_streams: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int32))
     stream_weights: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    spread_ms: int = 1_500         # a tick's requests all start within this
+    wave: bool = False             # a wave: the operator's schedule sets the ticks, each live
+    calendar: int = 0              # member sends from its own streams (else lockstep)
+    live_share: np.ndarray | None = None   # waves: share of the ticks each member is live for
 
 
 @dataclass
@@ -129,6 +138,12 @@ class Population:
     ips: IpTable
     clients: ClientTable
     expected: np.ndarray           # planned exchanges per account (own sessions and ticks)
+    calendars: np.ndarray          # (calendars, window hours) intensity; row 0 always on
+    calendar: np.ndarray           # per account: its row of ``calendars``
+    personal: np.ndarray           # per account: units it keeps to in a pool (0: any)
+    personal_seed: np.ndarray
+    forward_to: np.ndarray         # per account: kind that forwards its sessions, -1 none
+    forward_share: np.ndarray
 
     @property
     def n(self) -> int:
@@ -147,11 +162,22 @@ def _shared_ids(rng: np.random.Generator, keys: np.ndarray, kind: str) -> pa.Arr
     return ids.take(pa.array(inverse.astype(np.int64), mask=missing))
 
 
+def _per_block(blocks: list[AccountBlock], value: Callable[[AccountBlock], object],
+               dtype: type) -> np.ndarray:
+    """A per-block value for each account."""
+    return np.concatenate([np.full(b.n, value(b), dtype) for b in blocks])
+
+
 def assemble_population(blocks: list[AccountBlock], lockstep: list[list[Lockstep]],
                         kinds: list[str], actors: list[str | None], streams: StreamTable,
                         store: ContentStore, ips: IpTable, clients: ClientTable,
-                        how0: int, rng: np.random.Generator) -> Population:
-    """Concatenate the blocks, draw ids, and set rates from planned volumes."""
+                        how0: int, rng: np.random.Generator,
+                        calendars: list[np.ndarray] | None = None) -> Population:
+    """Concatenate the blocks, draw ids, and set rates from planned volumes.
+
+    Sessions a campaign forwards for users of a legitimate archetype (a reseller) count in
+    that campaign's planned volume: its own volume shrinks by as much.
+    """
     offsets = np.cumsum([0] + [b.n for b in blocks])
     ticks = [g for block_groups, off in zip(lockstep, offsets, strict=False)
              for g in _shift(block_groups, int(off))]
@@ -169,6 +195,7 @@ def assemble_population(blocks: list[AccountBlock], lockstep: list[list[Lockstep
     mean_len = np.where(stream_ids >= 0, weights * lengths[np.maximum(stream_ids, 0)], 0).sum(1)
     total_w = weights.sum(1)
     mean_len = np.where(total_w > 0, mean_len / np.maximum(total_w, 1e-12), 1.0)
+    session_len = np.maximum(mean_len, 1.0)
     cum = np.cumsum(weights, axis=1) / np.maximum(total_w, 1e-12)[:, None]
 
     shapes = weekly_shapes()
@@ -176,17 +203,38 @@ def assemble_population(blocks: list[AccountBlock], lockstep: list[list[Lockstep
     tz = _concat(blocks, "tz")
     day_mask = _concat(blocks, "day_mask")
     active_from, active_to = _concat(blocks, "active_from"), _concat(blocks, "active_to")
-    volume = _concat(blocks, "volume")
-    denom = shape_hours(shapes, profile, tz, how0, day_mask, active_from, active_to)
+    volume = _concat(blocks, "volume").astype(float)
+    hours = day_mask.shape[1] * 24
+    cal_table = np.stack(calendars) if calendars else np.ones((1, hours), np.float32)
+    calendar = np.concatenate([b.calendar if b.calendar is not None else np.zeros(b.n, np.int64)
+                               for b in blocks]).astype(np.int64)
+    forward_to = _per_block(blocks, lambda b: kinds.index(b.forward_to)
+                            if b.forward_to in kinds else -1, np.int16)
+    forward_share = np.where(forward_to >= 0,
+                             _per_block(blocks, lambda b: b.forward_share, float), 0.0)
+    denom = shape_hours(shapes, profile, tz, how0, day_mask, active_from, active_to, cal_table,
+                        calendar)
+    forward_share = np.where(denom > 0, forward_share, 0.0)   # who never sends, forwards none
+    forwarded = _forwarded_volume(kind, volume, forward_to, forward_share)
+    volume = volume * np.where(forwarded > 0, 1 - forwarded, 1.0)
     rate = np.where(denom > 0, volume / np.maximum(denom, 1e-12) / mean_len, 0.0)
-    expected = np.where(denom > 0, volume, 0.0)
+    expected = np.where(denom > 0, volume * (1 - forward_share), 0.0)
+    for k in np.unique(forward_to[forward_to >= 0]):
+        target = kind == k
+        sent = float((volume * forward_share)[forward_to == k].sum())
+        expected[target] += sent * volume[target] / max(float(volume[target].sum()), 1e-12)
     for g in ticks:
         m = g.members[:1]
-        g_denom = shape_hours(shapes, profile[m], tz[m], how0, day_mask[m], active_from[m],
-                              active_to[m])[0]
+        if g.wave:   # the operator's schedule, in UTC, over the whole window
+            g_denom = float(cal_table[g.calendar].sum())
+        else:
+            g_denom = shape_hours(shapes, profile[m], tz[m], how0, day_mask[m], active_from[m],
+                                  active_to[m], cal_table, calendar[m])[0]
         g.tick_rate = g.tick_volume / g_denom if g_denom > 0 else 0.0
         if g_denom > 0:
-            expected[g.members] += g.tick_volume * g.participation
+            live = g.live_share if g.live_share is not None else 1.0
+            length = session_len[g.members] if g.wave else 1.0
+            expected[g.members] += g.tick_volume * g.participation * live * length
     return Population(
         kinds=kinds, actors=actors, kind=kind, account_id=account_id,
         org_id=_shared_ids(rng, org_key, "org"),
@@ -201,7 +249,23 @@ def assemble_population(blocks: list[AccountBlock], lockstep: list[list[Lockstep
         ip_len=_concat(blocks, "ip_len"), ip_rotates=_concat(blocks, "ip_rotates"),
         client=_concat(blocks, "client"), streams=stream_ids, cum_weights=cum,
         stream_keys=list(streams.keys), lockstep=ticks, ips=ips, clients=clients,
-        expected=expected)
+        expected=expected, calendars=cal_table, calendar=calendar,
+        personal=_per_block(blocks, lambda b: b.personal, np.int32),
+        personal_seed=rng.integers(0, 2**31, n), forward_to=forward_to,
+        forward_share=forward_share)
+
+
+def _forwarded_volume(kind: np.ndarray, volume: np.ndarray, forward_to: np.ndarray,
+                      share: np.ndarray) -> np.ndarray:
+    """Per account of a forwarding campaign: the share of its planned volume that is other
+    users' forwarded sessions (0 elsewhere), at most 0.9."""
+    out = np.zeros(len(kind))
+    for k in np.unique(forward_to[forward_to >= 0]):
+        target = kind == k
+        own = float(volume[target].sum())
+        sent = float((volume * share)[forward_to == k].sum())
+        out[target] = min(0.9, sent / own) if own > 0 else 0.0
+    return out
 
 
 def _shift(groups: list[Lockstep], offset: int) -> list[Lockstep]:

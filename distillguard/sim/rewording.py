@@ -25,12 +25,13 @@ _BLANK_RUNS = re.compile(r"\n{3,}")
 Item = tuple[str, str | None]
 
 
-def skeleton_lines(prompts: list[str], *, min_share: float = 0.05) -> set[str]:
-    """Lines that recur across many prompts: the template, not the fill-in."""
+def skeleton_lines(prompts: list[str], *, min_share: float = 0.05, min_count: int = 3) -> set[str]:
+    """Lines that recur across many prompts (at least ``min_share`` of them and at least
+    ``min_count``): the template, not the fill-in."""
     df: Counter[str] = Counter()
     for p in prompts:
         df.update({line for line in p.split("\n") if len(line.strip()) >= MIN_LINE_CHARS})
-    floor = max(3, int(min_share * len(prompts)))
+    floor = max(min_count, int(min_share * len(prompts)))
     return {line for line, n in df.items() if n >= floor}
 
 

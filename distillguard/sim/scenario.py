@@ -6,16 +6,18 @@ problem is reported as an ``InputError`` naming the field, when the file loads.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
 from distillguard.errors import InputError
 from distillguard.logs.schema import ACCOUNT_TIERS
+from distillguard.sim.paraphrase import DEFAULT_STRENGTH, STRENGTHS, parse_strength
 
 __all__ = [
     "DEFAULT_SCENARIO",
@@ -25,16 +27,19 @@ __all__ = [
     "Archetype",
     "Behavior",
     "Campaign",
+    "Creation",
     "Pathway",
     "Scenario",
+    "Schedule",
     "Stream",
+    "Waves",
     "list_scenarios",
     "load_scenario",
     "parse_evasion",
 ]
 
 DEFAULT_SCENARIO = "feb2026"
-EVASION_KNOBS = ("infra", "timing", "volume", "mixing", "templates")
+EVASION_KNOBS = ("infra", "timing", "volume", "mixing", "templates", "paraphrase")
 SPLITS = ("all", "train", "test")
 PROFILES = ("waking", "business", "campus", "flat")
 NETWORKS = ("residential", "cloud", "research", "campus", "corporate", "datacenter", "proxy",
@@ -52,6 +57,36 @@ class Adoption:
     share: tuple[float, float]
     ramp_hours: float
     coordinated: bool = False
+
+
+@dataclass(frozen=True)
+class Creation:
+    """Accounts opened in batches: about ``batch`` at a time, within ``spread_hours``."""
+
+    batch: float
+    spread_hours: float
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When an operator's (or a team's) jobs run: on a share ``days`` of the days, ``windows``
+    runs a day (a range) of ``hours`` hours each (a range, UTC), at ``floor`` of full
+    intensity between runs and a fifth of that on days off."""
+
+    days: float
+    windows: tuple[float, float]
+    hours: tuple[float, float]
+    floor: float
+
+
+@dataclass(frozen=True)
+class Waves:
+    """Orchestrated bursts: a ``share`` of an operator's sessions sent by ``size`` (a range)
+    of its live accounts at once, within ``spread_s`` seconds."""
+
+    share: float
+    size: tuple[float, float]
+    spread_s: float
 
 
 @dataclass(frozen=True)
@@ -90,6 +125,8 @@ class Behavior:
     active_days: float = 1.0
     adoption: Adoption
     streams: tuple[Stream, ...]
+    creation: Creation | None = None
+    schedule: Schedule | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -100,6 +137,9 @@ class Archetype(Behavior):
     min_groups: int = 1
     members: tuple[float, float] = (1.0, 0.0)
     per_day: tuple[float, float]
+    forwarded_by: str | None = None     # a campaign that also forwards these users' requests
+    forwarded_share: float = 0.0        # ... this share of their sessions
+    personal: int = 0                   # each user keeps to this many conversations (0: any)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -117,6 +157,9 @@ class Campaign(Behavior):
     mix: float = 0.0
     specialize: int = 2
     pathways: tuple[Pathway, ...] = ()
+    waves: Waves | None = None
+    vendor: float = 0.0       # how concentrated its residential-IP vendor's countries are (0: no)
+    clients: int = 3          # ordinary clients its automation passes for, with evasion infra
 
 
 @dataclass(frozen=True)
@@ -132,6 +175,7 @@ class Scenario:
     evasion_mix: float
     legit: tuple[Archetype, ...]
     campaigns: tuple[Campaign, ...] = field(default=())
+    paraphrase_strength: float = STRENGTHS[DEFAULT_STRENGTH]
 
     @property
     def release_ms(self) -> int:
@@ -242,15 +286,61 @@ def _behavior(name: str, raw: dict[str, Any], where: str) -> dict[str, Any]:
             coordinated=bool(adoption.get("coordinated", False))),
         "streams": tuple(Stream(str(s["pool"]), float(s["weight"]), int(s.get("run", 0)))
                          for s in streams),
+        "creation": _section(raw, "creation", where, _creation),
+        "schedule": _section(raw, "schedule", where, _schedule),
     }
+
+
+def _mapping(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        msg = f"{where} must be a mapping; got {value!r}"
+        raise InputError(msg)
+    return value
+
+
+_T = TypeVar("_T")
+
+
+def _section(raw: dict[str, Any], key: str, where: str,
+             build: Callable[[dict[str, Any], str], _T]) -> _T | None:
+    """An optional mapping ``key`` of ``raw``, built by ``build`` (None when absent)."""
+    value = raw.get(key)
+    if value is None:
+        return None
+    return build(_mapping(value, f"{where}.{key}"), f"{where}.{key}")
+
+
+def _creation(raw: dict[str, Any], where: str) -> Creation:
+    return Creation(batch=max(1.0, float(raw.get("batch", 20))),
+                    spread_hours=float(raw.get("spread_hours", 2)))
+
+
+def _schedule(raw: dict[str, Any], where: str) -> Schedule:
+    return Schedule(days=_share(raw.get("days", 1.0), f"{where}.days"),
+                    windows=_pair(raw.get("windows", [1, 3]), f"{where}.windows"),
+                    hours=_pair(raw.get("hours", [2, 8]), f"{where}.hours"),
+                    floor=_share(raw.get("floor", 0.2), f"{where}.floor"))
+
+
+def _waves(raw: dict[str, Any], where: str) -> Waves:
+    return Waves(share=_share(raw.get("share", 0.5), f"{where}.share"),
+                 size=_pair(raw.get("size", [5, 20]), f"{where}.size"),
+                 spread_s=float(raw.get("spread_s", 60)))
 
 
 def _archetype(name: str, raw: dict[str, Any]) -> Archetype:
     where = f"legit.{name}"
+    forwarded = raw.get("forwarded")
+    if forwarded is not None:
+        forwarded = _mapping(forwarded, f"{where}.forwarded")
     return Archetype(**_behavior(name, raw, where), groups=int(raw["groups"]),
                      min_groups=int(raw.get("min_groups", 1)),
                      members=_pair(raw.get("members", [1, 0]), f"{where}.members"),
-                     per_day=_pair(raw["per_day"], f"{where}.per_day"))
+                     per_day=_pair(raw["per_day"], f"{where}.per_day"),
+                     forwarded_by=str(forwarded["by"]) if forwarded else None,
+                     forwarded_share=_share(forwarded.get("share", 0.5),
+                                            f"{where}.forwarded.share") if forwarded else 0.0,
+                     personal=int(raw.get("personal", 0)))
 
 
 def _campaign(name: str, raw: dict[str, Any]) -> Campaign:
@@ -268,7 +358,10 @@ def _campaign(name: str, raw: dict[str, Any]) -> Campaign:
                     lifetime_days=_pair(lifetime, f"{where}.lifetime_days") if lifetime else None,
                     proxy_exits_per_account=float(raw.get("proxy_exits_per_account", 20)),
                     mix=_share(raw.get("mix", 0.0), f"{where}.mix"),
-                    specialize=int(raw.get("specialize", 2)), pathways=pathways)
+                    specialize=int(raw.get("specialize", 2)), pathways=pathways,
+                    waves=_section(raw, "waves", where, _waves),
+                    vendor=float(raw.get("vendor", 0.0)),
+                    clients=max(1, int(raw.get("clients", 3))))
 
 
 def parse_evasion(value: str | list[str] | None) -> frozenset[str]:
@@ -299,14 +392,22 @@ def load_scenario(name_or_path: str = DEFAULT_SCENARIO) -> Scenario:
             msg = "models must name small, old and new models, each listed in releases"
             raise InputError(msg)
         split = raw.get("attack_corpora") or {}
-        return Scenario(
+        scenario = Scenario(
             name=str(raw.get("name", name_or_path)), description=str(raw.get("description", "")),
             start_ms=_ms(window["start"], "window.start"), days=int(window["days"]),
             models=models, releases=releases, evasion=parse_evasion(raw.get("evasion")),
             attack_corpora={k: tuple(split.get(k) or ()) for k in ("train", "test")},
             evasion_mix=_share(raw.get("evasion_mix", 0.35), "evasion_mix"),
+            paraphrase_strength=parse_strength(raw.get("paraphrase_strength")),
             legit=tuple(_archetype(k, v) for k, v in (raw.get("legit") or {}).items()),
             campaigns=tuple(_campaign(k, v) for k, v in (raw.get("campaigns") or {}).items()))
+        names = {c.name for c in scenario.campaigns}
+        for a in scenario.legit:
+            if a.forwarded_by and names and a.forwarded_by not in names:
+                msg = (f"legit.{a.name}.forwarded.by names no campaign of the scenario: "
+                       f"{a.forwarded_by!r} (campaigns: {', '.join(sorted(names))})")
+                raise InputError(msg)
+        return scenario
     except (KeyError, TypeError, ValueError) as exc:
         msg = f"scenario {name_or_path!r} is malformed: {exc!r}"
         raise InputError(msg) from exc

@@ -21,7 +21,6 @@ __all__ = ["Events", "slice_events"]
 
 TURN_GAP_MEDIAN_S = 45.0      # reading an answer and typing the next turn
 RUN_SPACING_S = (2.0, 10.0)   # seconds between requests of a benchmark run
-TICK_SPREAD_MS = 1_500
 
 
 @dataclass(frozen=True)
@@ -47,7 +46,8 @@ def _own_sessions(pop: Population, shapes: np.ndarray, how0: int, hours: np.ndar
                   start_ms: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
     live = np.flatnonzero((pop.rate > 0) & (pop.active_from < hours[-1] + 1)
                           & (pop.active_to > hours[0]))
-    values = shape_values(shapes, pop.profile[live], pop.tz[live], how0, hours)
+    values = shape_values(shapes, pop.profile[live], pop.tz[live], how0, hours, pop.calendars,
+                          pop.calendar[live])
     on = pop.day_mask[live][:, hours // 24] & (hours[None, :] >= pop.active_from[live, None]) \
         & (hours[None, :] < pop.active_to[live, None])
     counts = rng.poisson(pop.rate[live, None] * values * on)
@@ -67,28 +67,48 @@ def _tick_sessions(pop: Population, shapes: np.ndarray, how0: int, hours: np.nda
     accts, starts, streams = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], \
         [np.zeros(0, np.int64)]
     for g in pop.lockstep:
-        m0 = g.members[:1]
-        values = shape_values(shapes, pop.profile[m0], pop.tz[m0], how0, hours)[0]
-        on = pop.day_mask[m0[0], hours // 24] & (hours >= pop.active_from[m0[0]]) \
-            & (hours < pop.active_to[m0[0]])
+        if g.wave:
+            values = pop.calendars[g.calendar, hours]
+            on = np.ones(len(hours), bool)
+        else:
+            m0 = g.members[:1]
+            values = shape_values(shapes, pop.profile[m0], pop.tz[m0], how0, hours,
+                                  pop.calendars, pop.calendar[m0])[0]
+            on = pop.day_mask[m0[0], hours // 24] & (hours >= pop.active_from[m0[0]]) \
+                & (hours < pop.active_to[m0[0]])
         n_ticks = rng.poisson(g.tick_rate * values * on)
         total = int(n_ticks.sum())
         if not total:
             continue
-        tick_ts = start_ms + np.repeat(hours, n_ticks) * HOUR_MS + rng.integers(0, HOUR_MS, total)
-        p = g.stream_weights / g.stream_weights.sum()
-        tick_stream = rng.choice(len(p), size=total, p=p)
+        tick_hour = np.repeat(hours, n_ticks)
+        tick_ts = start_ms + tick_hour * HOUR_MS + rng.integers(0, HOUR_MS, total)
         takes = rng.random((total, len(g.members))) < g.participation[None, :]
         t, m = np.nonzero(takes)
-        accts.append(g.members[m])
-        starts.append(tick_ts[t] + rng.integers(0, TICK_SPREAD_MS, len(t)))
-        streams.append(g.member_streams[m, tick_stream[t]].astype(np.int64))
+        acct = g.members[m]
+        if g.wave:   # only the accounts live at that hour take part, each with its own streams
+            h = tick_hour[t]
+            live = pop.day_mask[acct, h // 24] & (h >= pop.active_from[acct]) \
+                & (h < pop.active_to[acct])
+            t, acct = t[live], acct[live]
+            slot = (rng.random(len(acct))[:, None] > pop.cum_weights[acct]).sum(axis=1)
+            stream = pop.streams[acct, np.minimum(slot, pop.streams.shape[1] - 1)]
+        else:
+            p = g.stream_weights / g.stream_weights.sum()
+            tick_stream = rng.choice(len(p), size=total, p=p)
+            stream = g.member_streams[m, tick_stream[t]]
+        accts.append(acct)
+        starts.append(tick_ts[t] + rng.integers(0, g.spread_ms, len(t)))
+        streams.append(stream.astype(np.int64))
     return np.concatenate(accts), np.concatenate(starts), np.concatenate(streams)
 
 
-def _units(pop: Population, store: ContentStore, s_stream: np.ndarray,
+def _units(pop: Population, store: ContentStore, s_acct: np.ndarray, s_stream: np.ndarray,
            rng: np.random.Generator) -> tuple[np.ndarray, ...]:
-    """Expand sessions into units: (session, first entry, turns, offset in ms)."""
+    """Expand sessions into units: (session, first entry, turns, offset in ms).
+
+    An account with ``personal`` units keeps to that many units of each pool (a person
+    comes back to the same few conversations), fixed by its ``personal_seed``.
+    """
     sess, first, turns, offset = [], [], [], []
     for sid in np.unique(s_stream):
         pool_name, run = pop.stream_keys[int(sid)]
@@ -104,6 +124,12 @@ def _units(pop: Population, store: ContentStore, s_stream: np.ndarray,
             members = np.repeat(members, run)
         else:
             unit = rng.integers(0, size, len(members))
+            keeps = pop.personal[s_acct[members]]
+            own = keeps > 0
+            if own.any():
+                pick = (rng.random(int(own.sum())) * keeps[own]).astype(np.int64)
+                seed = pop.personal_seed[s_acct[members[own]]]
+                unit[own] = (seed * 2_654_435_761 + pick * 40_503) % size
             off = np.zeros(len(members))
         sess.append(members)
         first.append(pool.first[unit])
@@ -116,13 +142,36 @@ def _units(pop: Population, store: ContentStore, s_stream: np.ndarray,
             np.concatenate(offset).astype(np.int64))
 
 
+def _forward(pop: Population, s_acct: np.ndarray, s_start: np.ndarray, start_ms: int,
+             rng: np.random.Generator) -> np.ndarray:
+    """Sessions a reseller forwards: sent from one of the forwarding campaign's accounts live
+    at that hour instead of the user's own (the unit stays the user's)."""
+    share = pop.forward_share[s_acct]
+    moved = np.flatnonzero((share > 0) & (rng.random(len(s_acct)) < share))
+    if not len(moved):
+        return s_acct
+    out = s_acct.copy()
+    hour = (s_start[moved] - start_ms) // HOUR_MS
+    target = pop.forward_to[s_acct[moved]]
+    for k in np.unique(target):
+        accounts = np.flatnonzero((pop.kind == k) & (pop.expected > 0))
+        for h in np.unique(hour[target == k]):
+            live = accounts[pop.day_mask[accounts, h // 24] & (pop.active_from[accounts] <= h)
+                            & (pop.active_to[accounts] > h)]
+            these = moved[(target == k) & (hour == h)]
+            if len(live):
+                out[these] = live[rng.integers(0, len(live), len(these))]
+    return out
+
+
 def slice_events(pop: Population, store: ContentStore, shapes: np.ndarray, how0: int,
                  start_ms: int, hours: np.ndarray, rng: np.random.Generator) -> Events:
     """Every exchange whose session starts in window ``hours``, sorted by time."""
     own = _own_sessions(pop, shapes, how0, hours, start_ms, rng)
     ticks = _tick_sessions(pop, shapes, how0, hours, start_ms, rng)
     s_acct, s_start, s_stream = (np.concatenate([a, b]) for a, b in zip(own, ticks, strict=True))
-    u_sess, u_first, u_turns, u_off = _units(pop, store, s_stream, rng)
+    u_sess, u_first, u_turns, u_off = _units(pop, store, s_acct, s_stream, rng)
+    s_acct = _forward(pop, s_acct, s_start, start_ms, rng)
     r_unit = np.repeat(np.arange(len(u_sess)), u_turns)
     unit_row0 = np.concatenate([[0], np.cumsum(u_turns)[:-1]])
     turn = np.arange(len(r_unit)) - unit_row0[r_unit]

@@ -50,6 +50,7 @@ class SimReport:
     evasion: list[str]
     split: str
     attack_corpora: list[str]
+    paraphrase_strength: float | None = None
     exchanges: int = 0
     accounts: int = 0
     seconds: float = 0.0
@@ -78,12 +79,13 @@ def _run_part(part: int) -> tuple[int, np.ndarray, int]:
             rng = np.random.default_rng([opts.seed, 1000, s])
             events = slice_events(pop, world.store, shapes, how0, world.scenario.start_ms,
                                   world.slices[s], rng)
-            rows = plan_rows(pop, world.store, events, world.scenario.start_ms, rng)
+            rows = plan_rows(pop, world.store, events, world.scenario.start_ms, rng,
+                             paraphrase=world.paraphraser is not None)
             groups = max(1, -(-len(rows) // ROW_GROUP_ROWS))
             bounds = np.linspace(0, len(rows), groups + 1).astype(int)
             for lo, hi in itertools.pairwise(bounds):
                 writer.write(rows_batch(pop, world.store, rows, world.scenario.models, lo, hi,
-                                        rng))
+                                        rng, world.paraphraser))
                 pa.default_memory_pool().release_unused()
             _release_memory()
             counts += np.bincount(events.acct, minlength=pop.n)
@@ -168,7 +170,8 @@ def simulate(options: SimOptions, *, show_progress: bool = True) -> SimReport:
                             [pop.kinds[k] for k in pop.kind], counts > 0)
     report = SimReport(out=out, scenario=world.scenario.name, scale=opts.scale, seed=opts.seed,
                        evasion=sorted(opts.evasion or ()), split=opts.split,
-                       attack_corpora=list(opts.attack_corpora or ()), exchanges=rows,
+                       attack_corpora=list(opts.attack_corpora or ()),
+                       paraphrase_strength=opts.paraphrase_strength, exchanges=rows,
                        accounts=accounts, seconds=round(time.perf_counter() - t0, 2),
                        by_kind=_by_kind(pop, counts))
     write_json(out / "simulation.json", report.as_dict())

@@ -41,20 +41,27 @@ def hour_of_week_offset(start_ms: int) -> int:
 
 
 def shape_values(shapes: np.ndarray, profile: np.ndarray, tz: np.ndarray, how0: int,
-                 hours: np.ndarray) -> np.ndarray:
-    """(accounts, hours) shape at window ``hours`` in each account's own time zone."""
+                 hours: np.ndarray, calendars: np.ndarray | None = None,
+                 calendar: np.ndarray | None = None) -> np.ndarray:
+    """(accounts, hours) shape at window ``hours`` in each account's own time zone, times
+    its ``calendar`` (a row of ``calendars``: when its operator's or team's jobs run)."""
     local = (how0 + hours[None, :] + np.rint(tz).astype(np.int64)[:, None]) % 168
-    return shapes[profile[:, None], local]
+    values = shapes[profile[:, None], local]
+    if calendars is not None and calendar is not None:
+        values = values * calendars[calendar[:, None], hours[None, :]]
+    return values
 
 
 def shape_hours(shapes: np.ndarray, profile: np.ndarray, tz: np.ndarray, how0: int,
-                day_mask: np.ndarray, active_from: np.ndarray, active_to: np.ndarray) -> np.ndarray:
+                day_mask: np.ndarray, active_from: np.ndarray, active_to: np.ndarray,
+                calendars: np.ndarray | None = None,
+                calendar: np.ndarray | None = None) -> np.ndarray:
     """Sum over the window of each account's shape on its active days and hours."""
     total = np.zeros(len(profile))
     hours_per_day = np.arange(24)
     for day in range(day_mask.shape[1]):
         hours = day * 24 + hours_per_day
-        values = shape_values(shapes, profile, tz, how0, hours)
+        values = shape_values(shapes, profile, tz, how0, hours, calendars, calendar)
         on = (hours[None, :] >= active_from[:, None]) & (hours[None, :] < active_to[:, None])
         total += (values * on).sum(axis=1) * day_mask[:, day]
     return total

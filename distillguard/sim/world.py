@@ -15,10 +15,15 @@ from distillguard.sim.attack_content import add_attack_pools
 from distillguard.sim.campaigns import campaign_block
 from distillguard.sim.clients import Clients
 from distillguard.sim.content import ContentStore, StoreBuilder
-from distillguard.sim.legit_content import add_legit_pools, load_legit_corpora
+from distillguard.sim.legit_content import (
+    add_legit_pools,
+    load_legit_corpora,
+    public_judge_templates,
+)
 from distillguard.sim.legit_population import legit_block
 from distillguard.sim.networks import Networks
 from distillguard.sim.operator import SharedOperator
+from distillguard.sim.paraphrase import Paraphraser, load_vocabulary, parse_strength
 from distillguard.sim.population import (
     AccountBlock,
     Lockstep,
@@ -50,6 +55,7 @@ class SimOptions:
     fmt: str = "parquet"
     workers: int = 2
     corpora: Path | None = None
+    paraphrase_strength: str | float | None = None    # None: the scenario's
     # one campaign run by an operator shared with other simulations (``sim.operator``)
     shared_operator: str | None = None
     operator_seed: int = 0
@@ -64,6 +70,7 @@ class World:
     options: SimOptions
     slices: list[np.ndarray]
     parts: list[list[int]]
+    paraphraser: Paraphraser | None = None
 
 
 def _check(options: SimOptions) -> None:
@@ -79,6 +86,8 @@ def _check(options: SimOptions) -> None:
     if options.workers < 1:
         msg = f"--workers must be at least 1, got {options.workers}"
         raise InputError(msg)
+    if options.paraphrase_strength is not None:
+        parse_strength(options.paraphrase_strength)
 
 
 def attack_corpora_for(scenario: Scenario, split: str,
@@ -100,13 +109,15 @@ def build_world(options: SimOptions) -> World:
     rng = np.random.default_rng([options.seed, 1])
     templates = load_templates()
     builder = StoreBuilder()
-    add_legit_pools(builder, load_legit_corpora(corpora_dir, options.split), templates, rng)
     names = attack_corpora_for(scenario, options.split, options.attack_corpora)
+    add_legit_pools(builder, load_legit_corpora(corpora_dir, options.split), templates, rng,
+                    public_judges=public_judge_templates(corpora_dir, names))
     styles = STYLES if "templates" in evasion else 0
     operator = _shared_operator(options, scenario)
+    recurring: frozenset[str] = frozenset()
     if scenario.campaigns:
-        add_attack_pools(builder, corpora_dir, names, styles=styles,
-                         rng=operator.pipelines_rng() if operator else rng)
+        recurring = add_attack_pools(builder, corpora_dir, names, styles=styles,
+                                     rng=operator.pipelines_rng() if operator else rng)
     store = builder.build()
     del builder
 
@@ -136,11 +147,18 @@ def build_world(options: SimOptions) -> World:
         actors.append(camp.name)
     population = assemble_population(blocks, lockstep, kinds, actors, ctx.streams, store,
                                      ctx.networks.table(), ctx.clients.table(), how0,
-                                     np.random.default_rng([options.seed, 5]))
+                                     np.random.default_rng([options.seed, 5]), ctx.calendars)
     slices, parts = plan_slices(scenario.days, float(population.expected.sum()))
+    strength = scenario.paraphrase_strength if options.paraphrase_strength is None \
+        else parse_strength(options.paraphrase_strength)
+    paraphraser = None
+    if "paraphrase" in evasion and scenario.campaigns:
+        side = None if options.split == "all" else options.split
+        paraphraser = Paraphraser(load_vocabulary(side), strength, recurring)
     options = SimOptions(**{**options.__dict__, "evasion": evasion,
-                            "attack_corpora": tuple(names) if scenario.campaigns else ()})
-    return World(scenario, store, population, options, slices, parts)
+                            "attack_corpora": tuple(names) if scenario.campaigns else (),
+                            "paraphrase_strength": strength if paraphraser else None})
+    return World(scenario, store, population, options, slices, parts, paraphraser)
 
 
 def _shared_operator(options: SimOptions, scenario: Scenario) -> SharedOperator | None:

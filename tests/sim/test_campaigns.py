@@ -39,9 +39,12 @@ def test_written_campaign_volumes_match_the_report_at_scale(baseline: Simulated)
     by_kind = {r["kind"]: r for r in baseline.report.by_kind}
     scale = baseline.report.scale
     for name, spec in REPORT.items():
-        tolerance = 0.1 if spec.exchanges * scale < 5_000 else 0.03
-        assert by_kind[name]["exchanges"] == pytest.approx(spec.exchanges * scale, rel=tolerance)
-        assert by_kind[name]["accounts"] == round(spec.accounts * scale)
+        planned = spec.exchanges * scale
+        # requests sent in waves come in clumps: the count varies as sqrt(clump / planned)
+        clump = 1 + (spec.waves.share * float(np.mean(spec.waves.size)) if spec.waves else 0)
+        tolerance = 0.1 if planned < 5_000 else max(0.03, 4 * (clump / planned) ** 0.5)
+        assert by_kind[name]["exchanges"] == pytest.approx(planned, rel=tolerance), name
+        assert by_kind[name]["accounts"] == max(spec.min_accounts, round(spec.accounts * scale))
     legit = sum(r["exchanges"] for r in baseline.report.by_kind if r["actor"] is None)
     assert legit > 0.3 * baseline.report.exchanges
 

@@ -35,14 +35,14 @@ def test_labels_name_every_account_in_the_exchanges_once(baseline: Simulated) ->
     assert all(set(line) == {"account_id", "actor", "archetype"} for line in lines)
     assert all(line["archetype"] == line["actor"] for line in lines if line["actor"])
     assert {line["archetype"] for line in lines if not line["actor"]} == {
-        "chat", "app", "eval", "edu", "corp"}
+        "chat", "app", "eval", "edu", "corp", "judge", "resale"}
     labelled = [line["account_id"] for line in lines]
     assert len(labelled) == len(set(labelled))
     seen = {r[0] for r in baseline.rows(
         f"SELECT DISTINCT account_id FROM read_parquet('{baseline.out}/exchanges/*.parquet')")}
     assert seen == set(labelled)
     actors = {line["actor"] for line in lines}
-    assert actors == {None, "reasoning", "agentic", "hydra"}
+    assert actors == {None, "reasoning", "agentic", "hydra", "datagen", "rewardlab"}
 
 
 def test_releases_put_the_new_model_inside_the_window(baseline: Simulated) -> None:
