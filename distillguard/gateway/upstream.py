@@ -79,6 +79,7 @@ class _Connection(asyncio.Protocol):
         self.content_type = ""
         self._content_length = False
         self._chunked = False
+        self._keep_alive = False
 
     # one exchange
 
@@ -101,7 +102,7 @@ class _Connection(asyncio.Protocol):
 
     @property
     def reusable(self) -> bool:
-        return self._complete and not self.closed and self.parser.should_keep_alive()
+        return self._complete and not self.closed and self._keep_alive
 
     def take_body(self) -> bytes:
         """What arrived of the body and was not taken yet."""
@@ -181,6 +182,7 @@ class _Connection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self.status = self.parser.get_status_code()
+        self._keep_alive = self.parser.should_keep_alive()  # reset once the message ends
         self._until_close = not (self._content_length or self._chunked) and \
             self.status not in (204, 304) and self.status >= 200
         if self.status < 200:  # 1xx: an interim answer; the real one follows
