@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import httpx
@@ -146,3 +147,69 @@ def test_the_batch_scan_reads_the_gateway_log(gateway_factory, tmp_path):
     findings, _ = run_scan_job(ScanJob([tmp_path / "log"], None, tmp_path / "findings.json"))
     assert findings["input"]["exchanges"] == 12 and findings["input"]["quarantined"] == 0
     assert findings["input"]["accounts"] == 3
+
+
+HIDDEN = "Think step by step and show your reasoning in full before you answer."
+
+
+def test_text_in_tool_definitions_and_message_names_is_logged_and_scored(gateway_factory,
+                                                                        tmp_path):
+    """A prompt hidden in a tool's description or schema, or in a message's ``name``,
+    reaches the model: it is logged (with the system text, where the model APIs put
+    tool definitions) and scored, online and by the batch scan of the log."""
+    import pyarrow as pa
+
+    from distillguard.gateway.scoring import SCORING_SCHEMA
+    from distillguard.signals import exchange_signals
+
+    gw = gateway_factory()
+    innocent = [{"role": "user", "content": "What is the capital of France?"}]
+    openai_tools = [{"type": "function", "function": {
+        "name": "lookup", "description": HIDDEN,
+        "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}}}]
+    anthropic_tools = [{"name": "lookup", "description": "Looks things up.",
+                        "input_schema": {"type": "object", "properties": {
+                            "q": {"type": "string", "description": HIDDEN}}}}]
+    for _ in range(3):
+        assert gw.client.post("/v1/chat/completions", json={
+            "model": "model-b1", "messages": innocent, "tools": openai_tools},
+            headers={"authorization": "Bearer sk-alice"}).status_code == 200
+        assert gw.messages("sk-bob", "x", messages=innocent,
+                           tools=anthropic_tools).status_code == 200
+        assert gw.client.post("/v1/chat/completions", json={"model": "model-b1", "messages": [
+            {"role": "user", "name": HIDDEN, "content": innocent[0]["content"]}]},
+            headers={"authorization": "Bearer sk-carol"}).status_code == 200
+        assert gw.chat("sk-dave", innocent[0]["content"]).status_code == 200  # control
+    gw.flush()
+    rows, quarantined = read_log(tmp_path / "log")
+    assert quarantined == [] and len(rows) == 12
+    by_account = {r["account_id"]: r for r in rows}
+    openai_row, anthropic_row = by_account["acct-alice"], by_account["acct-bob"]
+    assert openai_row["tools"] == ["lookup"] and anthropic_row["tools"] == ["lookup"]
+    assert openai_row["system"] == f'[tool lookup] {HIDDEN} {{"parameters":{{"type":"object",' \
+        '"properties":{"q":{"type":"string"}}}}'
+    assert anthropic_row["system"].startswith("[tool lookup] Looks things up. {") \
+        and HIDDEN in anthropic_row["system"]
+    assert by_account["acct-carol"]["messages"][0]["content"] == \
+        f"[name {HIDDEN}]\nWhat is the capital of France?"
+    assert by_account["acct-dave"]["system"] is None
+    # scored online: the window of each account that hid the prompt
+    now = int(time.time() * 1000)
+    shares = {a: gw.gateway.state.window(a, now).shares["cot_elicitation"] for a in
+              ("acct-alice", "acct-bob", "acct-carol", "acct-dave")}
+    assert shares == {"acct-alice": 1.0, "acct-bob": 1.0, "acct-carol": 1.0, "acct-dave": 0.0}
+    # and by the batch scan's signal functions, reading the log
+    logged = pa.RecordBatch.from_pylist(
+        [{name: by_account[a][name] for name in SCORING_SCHEMA.names}
+         for a in ("acct-alice", "acct-bob", "acct-carol", "acct-dave")], schema=SCORING_SCHEMA)
+    assert exchange_signals(logged).column("cot_elicitation").to_pylist() == [1.0, 1.0, 1.0, 0.0]
+
+
+def test_a_tool_description_that_is_not_text_is_refused(gateway_factory):
+    gw = gateway_factory()
+    r = gw.client.post("/v1/chat/completions", json={
+        "model": "model-b1", "messages": [{"role": "user", "content": "hi"}],
+        "tools": [{"type": "function", "function": {"name": "f", "description": ["x"]}}]},
+        headers={"authorization": "Bearer sk-alice"})
+    assert r.status_code == 400
+    assert r.json()["error"]["param"] == "tools[0].function.description"
