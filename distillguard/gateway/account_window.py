@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from distillguard.gateway.scoring import ScoredRequest
+if TYPE_CHECKING:
+    from distillguard.gateway.scoring import ScoredRequest
 
 __all__ = ["COUNTERS", "AccountWindows", "TemplateMemory", "WindowStats", "request_counts",
            "sliding_minute"]

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from distillguard.errors import StateStoreError
-from distillguard.gateway.account_window import TemplateMemory, WindowStats, request_counts
+from distillguard.gateway.account_window import WindowStats
 from distillguard.gateway.config import AccountInfo, GatewayConfig, Limits
 from distillguard.gateway.exchange_log import ExchangeLogWriter
 from distillguard.gateway.identity import Identifier
@@ -19,7 +19,7 @@ from distillguard.gateway.metrics import GatewayMetrics
 from distillguard.gateway.periodic import Periodic
 from distillguard.gateway.policy import Decision, decide
 from distillguard.gateway.reasoning import summarize_reasoning
-from distillguard.gateway.scoring import ScoredRequest, Scorer
+from distillguard.gateway.scoring import Scorer, WindowRow
 from distillguard.gateway.state import MemoryState, StateStore
 from distillguard.gateway.token_bucket import BucketCharge
 from distillguard.gateway.upstream import UpstreamClient
@@ -52,8 +52,8 @@ class Gateway:
                                    poll_seconds=config.watchlist_poll_seconds)
         self.scorer = Scorer(self._on_scored, interval=config.batch_interval,
                              batch_max=config.batch_max, worker=config.scoring_worker,
-                             nice=config.scoring_worker_nice)
-        self.templates = TemplateMemory(config.template_memory)
+                             nice=config.scoring_worker_nice,
+                             template_memory=config.template_memory)
         self.metrics = GatewayMetrics()
         self.models = frozenset(config.models)
         self.needs_window = any(rule.needs_window for rule in config.rules)
@@ -134,11 +134,8 @@ class Gateway:
         except StateStoreError:
             self.metrics.state_errors.inc()
 
-    async def _on_scored(self, scored: list[ScoredRequest]) -> None:
-        rows = [(s.account_id, s.ts_ms, request_counts(s, self.templates.reuses(s.account_id,
-                                                                              s.units)))
-                for s in scored]
-        self.metrics.scored.inc(len(rows))
+    async def _on_scored(self, rows: list[WindowRow]) -> None:
+        self.metrics.scored.inc(sum(counts["requests"] for _, _, counts in rows))
         try:
             await self.state.record(rows)
         except StateStoreError:
