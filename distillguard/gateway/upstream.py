@@ -42,17 +42,23 @@ _HIGH_WATER = 1 << 18
 _KEEPALIVE_SECONDS = 60.0
 
 
+def _mapped(exc: Exception, url: str) -> UpstreamError:
+    """A socket or timeout error as the ``UpstreamError`` it means."""
+    if isinstance(exc, TimeoutError):
+        return UpstreamTimeout(f"upstream {url} did not answer in time")
+    return UpstreamError(f"upstream {url} failed: {exc.__class__.__name__}: {exc}")
+
+
+_MAPPED = (OSError, httptools.HttpParserError)  # TimeoutError is an OSError
+
+
 @contextmanager
 def upstream_errors(url: str) -> Iterator[None]:
     """Map socket and timeout errors to the ``UpstreamError`` tree."""
     try:
         yield
-    except (UpstreamError, UpstreamTimeout):
-        raise
-    except TimeoutError as exc:
-        raise UpstreamTimeout(f"upstream {url} did not answer in time") from exc
-    except (OSError, httptools.HttpParserError) as exc:
-        raise UpstreamError(f"upstream {url} failed: {exc.__class__.__name__}: {exc}") from exc
+    except _MAPPED as exc:
+        raise _mapped(exc, url) from exc
 
 
 class _Connection(asyncio.Protocol):
@@ -269,12 +275,13 @@ class UpstreamReply:
         conn = self._conn
         parts = []
         try:
-            with upstream_errors(self.url):
-                while True:
-                    await conn.wait_body()
-                    parts.append(conn.take_body())
-                    if conn.complete:
-                        return b"".join(parts)
+            while True:
+                await conn.wait_body()
+                parts.append(conn.take_body())
+                if conn.complete:
+                    return b"".join(parts) if len(parts) > 1 else parts[0]
+        except _MAPPED as exc:  # not a context manager: this is every request's path
+            raise _mapped(exc, self.url) from exc
         finally:
             self._release()
 
@@ -406,13 +413,14 @@ class UpstreamClient:
         await self._slots.acquire()
         conn: _Connection | None = None
         try:
-            with upstream_errors(url):
-                conn = await self._connection()
-                await conn.send(request)
-        except BaseException:
+            conn = await self._connection()
+            await conn.send(request)
+        except BaseException as exc:
             if conn is not None:
                 conn.close()
                 self._open.discard(conn)
             self._slots.release()
+            if isinstance(exc, _MAPPED):
+                raise _mapped(exc, url) from exc
             raise
         return UpstreamReply(self, conn, url)

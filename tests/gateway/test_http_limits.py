@@ -153,3 +153,35 @@ def test_an_unexpected_failure_is_a_500_in_the_apis_format(gateway_factory, path
     del gw.gateway.decide  # mended: the next request (on a new connection) is served
     assert httpx.post(gw.url + path, json=body, headers={"x-api-key": "sk-alice"}
                       ).status_code == 200
+
+
+def test_a_response_head_leaves_with_its_body_and_never_waits_alone():
+    import asyncio
+
+    from distillguard.gateway.http_protocol import _OneWrite
+
+    class Transport:
+        def __init__(self) -> None:
+            self.writes: list[bytes] = []
+
+        def write(self, data: bytes) -> None:
+            self.writes.append(data)
+
+        def is_closing(self) -> bool:
+            return False
+
+    async def run() -> tuple[list[bytes], list[bytes], list[bytes]]:
+        loop = asyncio.get_running_loop()
+        whole, alone = Transport(), Transport()
+        writer = _OneWrite(whole, loop)
+        writer.write(b"HEAD")
+        writer.write(b"body-1")
+        writer.write(b"body-2")
+        _OneWrite(alone, loop).write(b"HEAD")
+        before = list(alone.writes)
+        await asyncio.sleep(0)  # the end of the loop's turn
+        return whole.writes, before, alone.writes
+
+    whole, before, alone = asyncio.run(run())
+    assert whole == [b"HEADbody-1", b"body-2"]
+    assert before == [] and alone == [b"HEAD"]
