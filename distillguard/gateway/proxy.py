@@ -215,7 +215,8 @@ class ProxyEndpoint:
         try:
             return await self.gateway.upstream.post(self.path, body, api=self.api,
                                                     client_headers=headers,
-                                                    credential=ex.caller.credential)
+                                                    credential=ex.caller.credential,
+                                                    whole=not ex.request.stream)
         finally:
             ex.upstream_seconds = time.perf_counter() - up_start
 

@@ -79,6 +79,8 @@ class _Connection(asyncio.Protocol):
         self._paused = False
         self._complete = False
         self._until_close = False
+        self._whole = False  # resolve ``send`` only when the whole answer is in
+        self._got_head = False
         self._timer: asyncio.TimerHandle | None = None
         self._last_read = 0.0
         self.status = 0
@@ -89,11 +91,13 @@ class _Connection(asyncio.Protocol):
 
     # one exchange
 
-    def send(self, request: bytes) -> asyncio.Future[None]:
-        """Write ``request``; the future resolves when the answer's head has arrived."""
+    def send(self, request: bytes, whole: bool) -> asyncio.Future[None]:
+        """Write ``request``; the future resolves when the answer's head has arrived, or
+        with ``whole`` when all of it has (one wake-up of the caller instead of two)."""
         assert self.transport is not None
-        self.status, self.content_type = 0, ""
+        self.status, self.content_type, self._whole = 0, "", whole
         self._content_length = self._chunked = self._complete = self._until_close = False
+        self._got_head = False
         self._body.clear()
         self._buffered = 0
         self._head = self.loop.create_future()
@@ -194,8 +198,9 @@ class _Connection(asyncio.Protocol):
         if self.status < 200:  # 1xx: an interim answer; the real one follows
             self.content_type = ""
             return
-        if self._head is not None and not self._head.done():
-            self._head.set_result(None)
+        self._got_head = True
+        if not self._whole:
+            self._resolve()
 
     def on_body(self, body: bytes) -> None:
         self._body.append(body)
@@ -210,7 +215,12 @@ class _Connection(asyncio.Protocol):
             return
         self._complete = True
         self.done()
+        self._resolve()
         self._wake()
+
+    def _resolve(self) -> None:
+        if self._head is not None and not self._head.done():
+            self._head.set_result(None)
 
     # failures
 
@@ -218,9 +228,10 @@ class _Connection(asyncio.Protocol):
         self.closed = True
         if self._head is None or self._complete:
             return
-        if self._until_close and self._head.done():  # a body delimited by the close
+        if self._until_close and self._got_head:  # a body delimited by the close
             self._complete = True
             self.done()
+            self._resolve()
             self._wake()
             return
         reason = f"{exc.__class__.__name__}: {exc}" if exc else "the connection was closed"
@@ -403,10 +414,11 @@ class UpstreamClient:
         self._slots.release()
 
     async def post(self, path: str, body: bytes, *, api: str, client_headers: dict[str, str],
-                   credential: tuple[str, str]) -> UpstreamReply:
+                   credential: tuple[str, str], whole: bool = False) -> UpstreamReply:
         """Send ``body`` to ``path`` with the client's ``credential`` (header name and value)
         unless the gateway has a key of its own; the reply's body is read by the caller
-        (``read`` or ``chunks``), or dropped with ``close``."""
+        (``read`` or ``chunks``), or dropped with ``close``. ``whole``: return only once
+        the whole answer is in (a request that is not streamed)."""
         assert self._slots is not None, "UpstreamClient.start() was not called"
         url = self.base_url + path
         request = self._head(path, api, client_headers, credential, len(body)) + body
@@ -414,7 +426,7 @@ class UpstreamClient:
         conn: _Connection | None = None
         try:
             conn = await self._connection()
-            await conn.send(request)
+            await conn.send(request, whole)
         except BaseException as exc:
             if conn is not None:
                 conn.close()
