@@ -213,3 +213,64 @@ def test_a_tool_description_that_is_not_text_is_refused(gateway_factory):
         headers={"authorization": "Bearer sk-alice"})
     assert r.status_code == 400
     assert r.json()["error"]["param"] == "tools[0].function.description"
+
+
+def test_an_https_upstream_is_reached_over_checked_tls(gateway_factory, replay_corpus,
+                                                      tmp_path, monkeypatch):
+    """The upstream client speaks TLS to an https:// upstream and checks its certificate
+    against the trusted ones (here a self-signed one made trusted for the test)."""
+    import shutil
+    import subprocess
+
+    from distillguard.replay import replay_app
+    from tests.gateway.conftest import ServerThread
+
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        subprocess.run(["apt-get", "install", "-y", "-q", "openssl"], check=True,
+                       capture_output=True)
+        openssl = shutil.which("openssl") or "openssl"
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    with ServerThread(replay_app(replay_corpus), lifespan="off", ssl_keyfile=str(key),
+                      ssl_certfile=str(cert)) as server:
+        untrusted = gateway_factory(upstream=server.url)
+        r = untrusted.chat("sk-alice", "hi")
+        assert r.status_code == 502 and "upstream_unreachable" in r.text  # not trusted
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+        trusted = gateway_factory(upstream=server.url, log_dir=tmp_path / "log2")
+        r = trusted.chat("sk-alice", "What is the capital of France?")
+        assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"]
+
+
+def test_upstream_connections_are_kept_alive_and_reused(gateway_factory):
+    """Sequential requests reuse one pooled connection to the upstream; an upstream that
+    closes after each answer gets a new one each time, and nothing fails."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from tests.gateway.conftest import ServerThread
+
+    ports: list[int] = []
+
+    async def answer(request: Request) -> JSONResponse:
+        assert request.client is not None
+        ports.append(request.client.port)
+        body = await request.json()
+        headers = {"connection": "close"} if "close" in str(body["messages"]) else None
+        return JSONResponse({"id": "c", "object": "chat.completion", "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": "ok"},
+             "finish_reason": "stop"}]}, headers=headers)
+
+    app = Starlette(routes=[Route("/v1/chat/completions", answer, methods=["POST"])])
+    with ServerThread(app, lifespan="off") as upstream:
+        gw = gateway_factory(upstream=upstream.url)
+        assert [gw.chat("sk-alice", f"keep {i}").status_code for i in range(4)] == [200] * 4
+        kept = set(ports)
+        assert [gw.chat("sk-alice", f"close {i}").status_code for i in range(3)] == [200] * 3
+    assert len(kept) == 1
+    assert len(set(ports[4:])) == 3 and not set(ports[5:]) & kept
