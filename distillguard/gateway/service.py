@@ -57,6 +57,9 @@ class Gateway:
         self.metrics = GatewayMetrics()
         self.models = frozenset(config.models)
         self.needs_window = any(rule.needs_window for rule in config.rules)
+        self._base_limits = any(limit is not None for limits in (
+            config.limits_account, config.limits_org) for limit in (limits.requests,
+                                                                   limits.tokens))
         self._token_debts: dict[str, BucketCharge] = {}
         self._settler = Periodic(SETTLE_SECONDS, self.settle_tokens)
         self._ids = itertools.count(1)
@@ -102,6 +105,8 @@ class Gateway:
     def charges(self, account: AccountInfo, decision: Decision, tokens: float
                 ) -> list[BucketCharge]:
         """The buckets a request must fit: the base limits, and the throttle's when throttled."""
+        if not self._base_limits and decision.enforced != "throttle":
+            return []
         plan: list[tuple[str, Limits]] = [(f"acct:{account.account_id}", self.config.limits_account)]
         if account.org_id:
             plan.append((f"org:{account.org_id}", self.config.limits_org))
