@@ -19,15 +19,20 @@ Callers catch at the level they need::
     ├── StateStoreError         shared gateway state (Redis) failed
     ├── WorkerGone              the gateway's scoring worker process died
     └── IntelError              threat-intel export or exchange failed
+        ├── IntelConfigError    the intel configuration (secret, producer) is missing or unusable
+        ├── BundleError         a STIX bundle that cannot be used (malformed, hostile, too big)
+        └── TaxiiError          a TAXII server refused or failed a request
 """
 
 from __future__ import annotations
 
 __all__ = [
     "ApiError",
+    "BundleError",
     "DistillguardError",
     "EngineError",
     "InputError",
+    "IntelConfigError",
     "IntelError",
     "RecordError",
     "RuleError",
@@ -35,6 +40,7 @@ __all__ = [
     "SchemaError",
     "StateStoreError",
     "StoreLockedError",
+    "TaxiiError",
     "UnknownSignalError",
     "UpstreamError",
     "UpstreamMalformed",
@@ -134,3 +140,15 @@ class WorkerGone(DistillguardError):
 
 class IntelError(DistillguardError):
     """Threat-intel export or exchange failed."""
+
+
+class IntelConfigError(IntelError):
+    """The intel configuration (the keyed-hash secret, the producer) is missing or unusable."""
+
+
+class BundleError(IntelError):
+    """A STIX bundle that cannot be used: malformed, hostile or too big."""
+
+
+class TaxiiError(IntelError):
+    """A TAXII server refused or failed a request."""

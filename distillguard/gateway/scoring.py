@@ -34,7 +34,7 @@ import pyarrow as pa
 from distillguard.errors import WorkerGone
 from distillguard.gateway.account_window import MINUTE_MS, TemplateMemory, request_counts
 from distillguard.logs.schema import MESSAGE_TYPE
-from distillguard.signals import exchange_signals, load_lexicon
+from distillguard.signals import TECHNIQUES, exchange_signals, load_lexicon
 
 __all__ = ["SCORING_SCHEMA", "ScoredRequest", "Scorer", "WindowCounter", "WindowRow", "score_rows",
            "write_frame"]
@@ -44,7 +44,6 @@ WindowRow = tuple[str, int, dict[str, int]]
 
 SCORING_SCHEMA = pa.schema([("messages", pa.list_(MESSAGE_TYPE)), ("system", pa.string()),
                             ("tools", pa.list_(pa.string())), ("has_image", pa.bool_())])
-_TECHNIQUES = ("cot_elicitation", "grading", "data_generation", "safe_rewrite", "tool_use")
 
 
 @dataclass(slots=True)
@@ -70,7 +69,7 @@ def score_rows(rows: list[tuple[Any, ...]]) -> dict[str, list[Any]]:
         [pa.array(list(c), f.type) for c, f in zip(columns, SCORING_SCHEMA, strict=True)],
         schema=SCORING_SCHEMA)
     signals = exchange_signals(batch, lexicon=load_lexicon())
-    out = {name: signals.column(name).to_pylist() for name in _TECHNIQUES}
+    out = {name: signals.column(name).to_pylist() for name in TECHNIQUES}
     out["capability"] = signals.column("capability").cast(pa.string()).to_pylist()
     for name in ("prior_turns", "text_hash", "units"):
         out[name] = signals.column(name).to_pylist()
@@ -91,7 +90,7 @@ class WindowCounter:
         merged: dict[tuple[str, int], WindowRow] = {}
         for i, row in enumerate(rows):
             account, ts = row[0], row[1]
-            scored = ScoredRequest(account, ts, {t: out[t][i] for t in _TECHNIQUES},
+            scored = ScoredRequest(account, ts, {t: out[t][i] for t in TECHNIQUES},
                                    out["capability"][i], out["prior_turns"][i],
                                    out["text_hash"][i], out["units"][i])
             counts = request_counts(scored, self.templates.reuses(account, scored.units))

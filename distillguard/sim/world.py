@@ -18,6 +18,7 @@ from distillguard.sim.content import ContentStore, StoreBuilder
 from distillguard.sim.legit_content import add_legit_pools, load_legit_corpora
 from distillguard.sim.legit_population import legit_block
 from distillguard.sim.networks import Networks
+from distillguard.sim.operator import SharedOperator
 from distillguard.sim.population import (
     AccountBlock,
     Lockstep,
@@ -49,6 +50,10 @@ class SimOptions:
     fmt: str = "parquet"
     workers: int = 2
     corpora: Path | None = None
+    # one campaign run by an operator shared with other simulations (``sim.operator``)
+    shared_operator: str | None = None
+    operator_seed: int = 0
+    operator_infra_share: float = 0.5
 
 
 @dataclass
@@ -98,8 +103,10 @@ def build_world(options: SimOptions) -> World:
     add_legit_pools(builder, load_legit_corpora(corpora_dir, options.split), templates, rng)
     names = attack_corpora_for(scenario, options.split, options.attack_corpora)
     styles = STYLES if "templates" in evasion else 0
+    operator = _shared_operator(options, scenario)
     if scenario.campaigns:
-        add_attack_pools(builder, corpora_dir, names, styles=styles, rng=rng)
+        add_attack_pools(builder, corpora_dir, names, styles=styles,
+                         rng=operator.pipelines_rng() if operator else rng)
     store = builder.build()
     del builder
 
@@ -120,8 +127,9 @@ def build_world(options: SimOptions) -> World:
         kinds.append(spec.name)
         actors.append(None)
     for camp in scenario.campaigns:
-        block, groups = campaign_block(camp, len(kinds), options.scale, evasion,
-                                       scenario.evasion_mix, styles, ctx)
+        block, groups = campaign_block(
+            camp, len(kinds), options.scale, evasion, scenario.evasion_mix, styles, ctx,
+            operator if operator is not None and operator.campaign == camp.name else None)
         blocks.append(block)
         lockstep.append(groups)
         kinds.append(camp.name)
@@ -133,6 +141,18 @@ def build_world(options: SimOptions) -> World:
     options = SimOptions(**{**options.__dict__, "evasion": evasion,
                             "attack_corpora": tuple(names) if scenario.campaigns else ()})
     return World(scenario, store, population, options, slices, parts)
+
+
+def _shared_operator(options: SimOptions, scenario: Scenario) -> SharedOperator | None:
+    if options.shared_operator is None:
+        return None
+    names = [c.name for c in scenario.campaigns]
+    if options.shared_operator not in names:
+        msg = (f"--shared-operator {options.shared_operator!r} is no campaign of scenario "
+               f"{scenario.name} (its campaigns: {', '.join(names) or 'none'})")
+        raise InputError(msg)
+    return SharedOperator(options.shared_operator, options.operator_seed,
+                          options.operator_infra_share)
 
 
 def plan_slices(days: int, expected_rows: float) -> tuple[list[np.ndarray], list[list[int]]]:

@@ -52,6 +52,7 @@ def _wait_up(url: str, proc: subprocess.Popen) -> None:
     raise AssertionError("gateway did not start")
 
 
+@pytest.mark.slow
 def test_kill_9_loses_at_most_the_last_second(replay, tmp_path: Path) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
