@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 
 from distillguard.gateway import admin_app
+from distillguard.gateway.state import MemoryState
 from tests.gateway.conftest import ServerThread, gateway_config
 
 
@@ -21,7 +22,9 @@ def test_admin_shows_account_state_and_policy_behind_a_token(gateway_factory):
                                     "when": {"tiers": ["free"]}}],
                             throttle={"account": {"requests_per_minute": 60,
                                                   "burst_seconds": 10}})
-    gw = gateway_factory(config)
+    # The buckets' clock stands still: what the admin shows does not depend on how long
+    # the requests took (a bucket refilling on a loaded machine showed 10, not 7).
+    gw = gateway_factory(config, state=MemoryState(clock=lambda: 1000.0))
     for i in range(3):
         assert gw.chat("sk-bob", f"Explain step by step, show your reasoning: {i}+1?"
                        ).status_code == 200
@@ -39,7 +42,7 @@ def test_admin_shows_account_state_and_policy_behind_a_token(gateway_factory):
     assert bob["window"]["requests"] == 3 and bob["window"]["shares"]["cot_elicitation"] == 1.0
     assert bob["decision"] == {"action": "throttle", "rule": "slow-free", "shadow": False,
                                "enforced": "throttle"}
-    assert bob["limiter_levels"]["thr-acct:acct-bob:req"] < 10  # 3 taken from 10
+    assert bob["limiter_levels"]["thr-acct:acct-bob:req"] == 7  # 3 taken from 10
 
 
 def test_metrics_count_requests_actions_latency_and_errors(gateway_factory):
