@@ -7,6 +7,7 @@ its pure-Python parser and asyncio's loop, several times slower per request.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -40,11 +41,13 @@ def uvicorn_config(app: object, host: str, port: int, config: GatewayConfig, *,
                    lifespan: str = "on", loop: str = "uvloop") -> uvicorn.Config:
     """How the gateway's apps are served: the gateway's HTTP protocol (head limits, refusals
     in JSON) and none of uvicorn's own proxy-header handling, which would believe
-    ``X-Forwarded-For`` from loopback before the gateway's trusted proxies are consulted."""
+    ``X-Forwarded-For`` from loopback before the gateway's trusted proxies are consulted.
+    No ``server: uvicorn`` header: a client has no use for the server's name (and one
+    header less is built per response)."""
     protocol = gateway_protocol(config.max_header_bytes, config.max_header_count)
     return uvicorn.Config(app, host=host, port=port, loop=loop, http=protocol,
                           proxy_headers=False, lifespan=lifespan, access_log=False,
-                          log_level="warning", timeout_keep_alive=30)
+                          log_level="warning", timeout_keep_alive=30, server_header=False)
 
 
 def state_store(spec: str, config: GatewayConfig) -> StateStore:
@@ -72,6 +75,10 @@ async def _serve_gateway(config: GatewayConfig, options: GatewayOptions) -> None
     if options.admin_port:
         configs.append(uvicorn_config(admin_app(gateway, token=options.admin_token),
                                       options.host, options.admin_port, config, lifespan="off"))
+    # What is loaded by now (modules, pyarrow, the config) lives as long as the process:
+    # frozen, the garbage collector stops scanning it again at every full collection.
+    gc.collect()
+    gc.freeze()
     await asyncio.gather(*(uvicorn.Server(c).serve() for c in configs))
 
 
