@@ -12,9 +12,12 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from distillguard.gateway.scoring import ScoredRequest
 from distillguard.signals import TECHNIQUES
+
+if TYPE_CHECKING:
+    from distillguard.gateway.scoring import ScoredRequest
 
 __all__ = ["COUNTERS", "SHARES", "AccountWindows", "TemplateMemory", "WindowStats", "request_counts",
            "sliding_minute"]

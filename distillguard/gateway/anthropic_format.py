@@ -15,7 +15,13 @@ from typing import Any
 import orjson
 
 from distillguard.gateway.api_errors import ANTHROPIC
-from distillguard.gateway.parsed_request import OpaqueParts, ParsedRequest, bad_request, text_of
+from distillguard.gateway.parsed_request import (
+    OpaqueParts,
+    ParsedRequest,
+    ToolDefinitions,
+    bad_request,
+    text_of,
+)
 
 __all__ = ["anthropic_request", "anthropic_response_fields", "anthropic_withhold"]
 
@@ -136,13 +142,15 @@ def anthropic_request(body: Any, *, allow_unknown_parts: bool = False) -> Parsed
         blocks.read(system, "system")
         system = blocks.text
     tools = body.get("tools")
-    names = None
+    definitions = ToolDefinitions()
     if tools is not None:
         if not isinstance(tools, list):
             raise bad_request("tools: must be an array")
-        names = [str(t.get("name", "")) if isinstance(t, dict) else "" for t in tools]
-    return ParsedRequest(ANTHROPIC, body, model, stream, messages, system, names, image,
-                         opaque.found)
+        for i, tool in enumerate(tools):
+            definitions.add(tool, f"tools.{i}")
+    return ParsedRequest(ANTHROPIC, body, model, stream, messages,
+                         definitions.with_system(system),
+                         definitions.names if tools is not None else None, image, opaque.found)
 
 
 def anthropic_response_fields(body: dict[str, Any]) -> dict[str, Any]:

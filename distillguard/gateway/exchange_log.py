@@ -31,8 +31,9 @@ from distillguard.logs.schema import SPEC_FIELDS
 
 __all__ = ["EXTRA_FIELDS", "Exchange", "ExchangeLogWriter", "exchange_record"]
 
-# The spec's fields in its order, and whether each is required.
-_SPEC = tuple((f.name, not f.nullable) for f in SPEC_FIELDS)
+# The spec's fields in its order, and those it requires.
+_SPEC = tuple(f.name for f in SPEC_FIELDS)
+_REQUIRED = tuple(f.name for f in SPEC_FIELDS if not f.nullable)
 # The gateway's own fields; readers keep them in ``extra`` (docs/gateway.md, "The log").
 EXTRA_FIELDS = ("api", "stream", "added_ms", "upstream_ms", "error", "gateway_action",
                 "gateway_rule", "gateway_shadow", "watchlist_verdict",
@@ -45,14 +46,11 @@ def exchange_record(fields: dict[str, Any], extra: dict[str, Any]) -> dict[str, 
     have are not written), then the gateway's ``extra`` fields (``EXTRA_FIELDS``). None
     means absent; a required field absent is a ``ValueError`` (a gateway bug, never the
     client's doing)."""
-    record: dict[str, Any] = {}
-    for name, required in _SPEC:
-        value = fields.get(name)
-        if value is not None:
-            record[name] = value
-        elif required:
+    for name in _REQUIRED:
+        if fields.get(name) is None:
             raise ValueError(f"exchange record without its required field {name!r}")
-    record.update((name, value) for name, value in extra.items() if value is not None)
+    record = {name: fields[name] for name in _SPEC if fields.get(name) is not None}
+    record.update({name: value for name, value in extra.items() if value is not None})
     return record
 
 

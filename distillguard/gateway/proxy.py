@@ -56,11 +56,9 @@ _PARSERS: dict[str, Callable[..., ParsedRequest]] = {"openai": openai_request,
 
 async def read_body(receive: Any, headers: dict[str, str], limit: int) -> bytes:
     """The request body; ``ApiError`` 413 as soon as it is known to pass ``limit`` bytes."""
-    too_large = ApiError(413, f"Request body is larger than the limit of {limit} bytes.",
-                         code="request_too_large")
     length = headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > limit:
-        raise too_large
+        raise _too_large(limit)
     chunks, size = [], 0
     while True:
         message = await receive()
@@ -69,10 +67,15 @@ async def read_body(receive: Any, headers: dict[str, str], limit: int) -> bytes:
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise too_large
-        chunks.append(chunk)
+            raise _too_large(limit)
         if not message.get("more_body", False):
-            return b"".join(chunks)
+            return b"".join(chunks) + chunk if chunks else chunk
+        chunks.append(chunk)
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, f"Request body is larger than the limit of {limit} bytes.",
+                    code="request_too_large")
 
 
 async def _send(send: Any, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
@@ -212,7 +215,8 @@ class ProxyEndpoint:
         try:
             return await self.gateway.upstream.post(self.path, body, api=self.api,
                                                     client_headers=headers,
-                                                    credential=ex.caller.credential)
+                                                    credential=ex.caller.credential,
+                                                    whole=not ex.request.stream)
         finally:
             ex.upstream_seconds = time.perf_counter() - up_start
 
@@ -352,17 +356,13 @@ class ProxyEndpoint:
         gw = self.gateway
         request, decision = ex.request, ex.decision
         total = time.perf_counter() - ex.started
-        metrics = gw.metrics
-        if ex.upstream_seconds:
-            metrics.upstream_latency.labels(self.api).observe(ex.upstream_seconds)
-        metrics.added_latency.labels(self.api).observe(max(0.0, total - ex.upstream_seconds))
-        metrics.responses.labels(self.api, str(ex.status)).inc()
-        if decision is not None:
-            metrics.requests.labels(self.api, decision.action, decision.rule or "",
-                                    decision.verdict or "", "true" if decision.shadow else "false"
-                                    ).inc()
+        decided = None if decision is None else (
+            decision.action, decision.rule or "", decision.verdict or "",
+            "true" if decision.shadow else "false")
+        gw.metrics.exchanges.exchange(self.api, ex.status, decided,
+                                      max(0.0, total - ex.upstream_seconds), ex.upstream_seconds)
         if ex.withheld:
-            metrics.reasoning_withheld.labels(self.api).inc(ex.withheld)
+            gw.metrics.reasoning_withheld.labels(self.api).inc(ex.withheld)
         gw.scorer.submit(ex.caller.account.account_id, ex.ts_ms, request.messages, request.system,
                          request.tools, request.has_image)
         if gw.log is not None:

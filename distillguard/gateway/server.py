@@ -7,6 +7,7 @@ its pure-Python parser and asyncio's loop, several times slower per request.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +69,10 @@ async def _serve_gateway(config: GatewayConfig, options: GatewayOptions) -> None
     if options.admin_port:
         configs.append(uvicorn_config(admin_app(gateway, token=options.admin_token),
                                       options.host, options.admin_port, config, lifespan="off"))
+    # What is loaded by now (modules, pyarrow, the config) lives as long as the process:
+    # frozen, the garbage collector stops scanning it again at every full collection.
+    gc.collect()
+    gc.freeze()
     await asyncio.gather(*(uvicorn.Server(c).serve() for c in configs))
 
 

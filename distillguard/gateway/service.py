@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from distillguard.errors import StateStoreError
-from distillguard.gateway.account_window import TemplateMemory, WindowStats, request_counts
+from distillguard.gateway.account_window import WindowStats
 from distillguard.gateway.config import AccountInfo, GatewayConfig, Limits
 from distillguard.gateway.exchange_log import ExchangeLogWriter
 from distillguard.gateway.identity import Identifier
@@ -19,7 +19,7 @@ from distillguard.gateway.metrics import GatewayMetrics
 from distillguard.gateway.periodic import Periodic
 from distillguard.gateway.policy import Decision, decide
 from distillguard.gateway.reasoning import summarize_reasoning
-from distillguard.gateway.scoring import ScoredRequest, Scorer
+from distillguard.gateway.scoring import Scorer, WindowRow
 from distillguard.gateway.state import MemoryState, StateStore
 from distillguard.gateway.token_bucket import BucketCharge
 from distillguard.gateway.upstream import UpstreamClient
@@ -52,11 +52,14 @@ class Gateway:
                                    poll_seconds=config.watchlist_poll_seconds)
         self.scorer = Scorer(self._on_scored, interval=config.batch_interval,
                              batch_max=config.batch_max, worker=config.scoring_worker,
-                             nice=config.scoring_worker_nice)
-        self.templates = TemplateMemory(config.template_memory)
+                             nice=config.scoring_worker_nice,
+                             template_memory=config.template_memory)
         self.metrics = GatewayMetrics()
         self.models = frozenset(config.models)
         self.needs_window = any(rule.needs_window for rule in config.rules)
+        self._base_limits = any(limit is not None for limits in (
+            config.limits_account, config.limits_org) for limit in (limits.requests,
+                                                                   limits.tokens))
         self._token_debts: dict[str, BucketCharge] = {}
         self._settler = Periodic(SETTLE_SECONDS, self.settle_tokens)
         self._ids = itertools.count(1)
@@ -102,6 +105,8 @@ class Gateway:
     def charges(self, account: AccountInfo, decision: Decision, tokens: float
                 ) -> list[BucketCharge]:
         """The buckets a request must fit: the base limits, and the throttle's when throttled."""
+        if not self._base_limits and decision.enforced != "throttle":
+            return []
         plan: list[tuple[str, Limits]] = [(f"acct:{account.account_id}", self.config.limits_account)]
         if account.org_id:
             plan.append((f"org:{account.org_id}", self.config.limits_org))
@@ -134,11 +139,8 @@ class Gateway:
         except StateStoreError:
             self.metrics.state_errors.inc()
 
-    async def _on_scored(self, scored: list[ScoredRequest]) -> None:
-        rows = [(s.account_id, s.ts_ms, request_counts(s, self.templates.reuses(s.account_id,
-                                                                              s.units)))
-                for s in scored]
-        self.metrics.scored.inc(len(rows))
+    async def _on_scored(self, rows: list[WindowRow]) -> None:
+        self.metrics.scored.inc(sum(counts["requests"] for _, _, counts in rows))
         try:
             await self.state.record(rows)
         except StateStoreError:

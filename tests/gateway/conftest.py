@@ -37,14 +37,15 @@ class ServerThread:
     (its HTTP protocol and uvicorn settings, on uvloop).
     """
 
-    def __init__(self, app: Any, *, lifespan: str = "on", gateway: Any = None) -> None:
+    def __init__(self, app: Any, *, lifespan: str = "on", gateway: Any = None,
+                 **tls: str) -> None:
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         if gateway is not None:
             config = uvicorn_config(app, "127.0.0.1", self.port, gateway, lifespan=lifespan)
-        else:
+        else:  # ``tls``: uvicorn's ssl_keyfile and ssl_certfile
             config = uvicorn.Config(app, host="127.0.0.1", port=self.port, lifespan=lifespan,
-                                    log_level="warning", loop="asyncio")
+                                    log_level="warning", loop="asyncio", **tls)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
