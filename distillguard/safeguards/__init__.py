@@ -43,7 +43,15 @@ from distillguard.safeguards.plan import (
     load_safeguard_policy,
     plan_for,
 )
-from distillguard.safeguards.radioactivity import black_box_test, open_model_test, prompt_pairs
+from distillguard.safeguards.radioactivity import (
+    black_box_count_test,
+    black_box_test,
+    chernoff_p_value,
+    green_mass_test,
+    open_model_test,
+    prompt_pairs,
+    weighted_green_score,
+)
 from distillguard.safeguards.reasoning import (
     SummaryParams,
     answer_only,
@@ -60,6 +68,7 @@ from distillguard.safeguards.tokenizer import (
 )
 from distillguard.safeguards.watermark import (
     DEFAULT_WATERMARK,
+    WATERMARK_HEADER,
     WatermarkParams,
     bias_logits,
     context_token_hashes,
@@ -67,6 +76,8 @@ from distillguard.safeguards.watermark import (
     green_mask,
     key_seed,
     pair_hashes,
+    parse_watermark_header,
+    watermark_header,
 )
 
 __all__ = [
@@ -78,6 +89,7 @@ __all__ = [
     "NO_SAFEGUARDS",
     "TEST_NAME",
     "VERDICTS",
+    "WATERMARK_HEADER",
     "Canary",
     "CanaryHit",
     "CanaryReport",
@@ -95,10 +107,12 @@ __all__ = [
     "bias_logits",
     "binomial_score",
     "binomial_scores",
+    "black_box_count_test",
     "black_box_test",
     "canary_check",
     "canary_for",
     "canary_queries",
+    "chernoff_p_value",
     "context_token_hashes",
     "corpus_texts",
     "decoy_tool",
@@ -106,12 +120,14 @@ __all__ = [
     "distinct_pairs",
     "encode_texts",
     "green_mask",
+    "green_mass_test",
     "key_seed",
     "load_safeguard_policy",
     "load_tokenizer",
     "normalize_text",
     "open_model_test",
     "pair_hashes",
+    "parse_watermark_header",
     "plan_for",
     "prompt_pairs",
     "read_texts",
@@ -124,4 +140,6 @@ __all__ = [
     "split_steps",
     "summarize_reasoning",
     "train_tokenizer",
+    "watermark_header",
+    "weighted_green_score",
 ]
