@@ -112,6 +112,7 @@ class GatewayConfig:
     connect_timeout: float
     read_timeout: float
     max_connections: int
+    max_answer_bytes: int
     upstream_api_key_env: str | None
     unknown_keys: Literal["derive", "reject"]
     keys: dict[str, AccountInfo]
@@ -192,6 +193,7 @@ SCHEMA = Section({
     "upstream": Section({"connect_timeout_seconds": Interval(float, 0, None),
                          "read_timeout_seconds": Interval(float, 0, None),
                          "max_connections": Interval(int, 1, None),
+                         "max_answer_bytes": Interval(int, 1024, None),
                          "api_key_env": Nullable(TEXT)}),
     "identity": Section({"unknown_keys": Options(("derive", "reject")),
                          "keys": Nullable(MappingOf(TEXT, _KEY)),
@@ -264,6 +266,7 @@ def _config(data: dict[str, Any]) -> GatewayConfig:
         connect_timeout=float(upstream["connect_timeout_seconds"]),
         read_timeout=float(upstream["read_timeout_seconds"]),
         max_connections=upstream["max_connections"],
+        max_answer_bytes=upstream["max_answer_bytes"],
         upstream_api_key_env=upstream["api_key_env"],
         unknown_keys=identity["unknown_keys"], keys=_keys(identity["keys"]),
         trusted_proxies=tuple(ipaddress.ip_network(p) for p in identity["trusted_proxies"] or []),

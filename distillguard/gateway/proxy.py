@@ -318,7 +318,7 @@ class ProxyEndpoint:
             raise UpstreamMalformed(f"the upstream answered a streamed request with "
                                     f"{reply.content_type or 'no content type'}, not "
                                     "text/event-stream")
-        watcher = stream_watcher(self.api, rewrite)
+        watcher = stream_watcher(self.api, rewrite, self.gateway.config.max_answer_bytes)
         up_start = time.perf_counter() - ex.upstream_seconds
         ex.status = 200
         began = False

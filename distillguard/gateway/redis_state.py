@@ -5,7 +5,9 @@ script each time, atomically, on Redis's own clock (``TIME``): replicas never
 race and never disagree on time. Window counters are per account and hour
 (``HINCRBY``, written once per scored micro-batch) and per minute; a replica
 keeps a local copy of each account's window, re-read in the background at most
-every ``refresh_seconds``, so the request path never waits on Redis for it.
+every ``refresh_seconds``, so the request path never waits on Redis for it. The
+replica's own counts are added to its copy as they are written: its own traffic
+counts at once, other replicas' at the next read.
 The client (``resp.py``) pipelines every command on one connection; its errors
 never leave this module: they become ``StateStoreError``. Every call gives up
 after ``timeout`` seconds (a frozen Redis keeps its port open and never
@@ -14,7 +16,9 @@ the limiter fails open at once rather than each request waiting out the timeout.
 
 Round trips: a request makes one (the limiter's script) when a limit applies and
 none otherwise. Windows that went stale are re-read together, in one pipeline per
-turn of the event loop, whatever the number of accounts.
+turn of the event loop, whatever the number of accounts, and an account's at most
+once per ``refresh_seconds``; counters are written once per scored batch
+(``tests/gateway/test_redis_round_trips.py`` counts the commands).
 """
 
 from __future__ import annotations
@@ -29,8 +33,8 @@ from distillguard.gateway.account_window import (
     COUNTERS,
     HOUR_MS,
     MINUTE_MS,
+    AccountWindows,
     WindowStats,
-    sliding_minute,
 )
 from distillguard.gateway.resp import RespClient, RespError
 from distillguard.gateway.token_bucket import BucketCharge
@@ -84,7 +88,8 @@ class RedisState:
         self._failed_at: float | None = None
         self._client = RespClient(url, timeout=timeout)
         self._sha = ""
-        self._windows: dict[str, tuple[WindowStats, float]] = {}
+        self._local = AccountWindows(hours)  # the windows as last read, plus own counts
+        self._read_at: dict[str, float] = {}  # monotonic time each account's was read
         self._stale: set[str] = set()  # accounts whose window is to be re-read
         self._refresh: asyncio.Task[None] | None = None
 
@@ -173,12 +178,11 @@ class RedisState:
         for (account_id, minute), n in minutes.items():
             key = self._minute_key(account_id, minute)
             commands += [("INCRBY", key, n), ("EXPIRE", key, 180)]
+        for account_id, ts_ms, counts in rows:
+            if account_id in self._read_at:
+                self._local.add(account_id, ts_ms, counts)
         with self._redis_errors("window update"):
             await self._client.calls(commands)
-        for account_id, _, _ in rows:
-            cached = self._windows.get(account_id)
-            if cached is not None:
-                self._windows[account_id] = (cached[0], float("-inf"))  # stale: re-read
 
     async def _read_windows(self, accounts: list[str]) -> list[WindowStats]:
         """The windows of ``accounts`` from Redis, in one pipeline; each kept as the local
@@ -200,10 +204,10 @@ class RedisState:
                           if k in COUNTERS}
                       for h, r in zip(hours, results, strict=False) if r}
             this_minute, last_minute = (int(x or 0) for x in results[-2:])
-            stats = WindowStats.from_counts(hourly, sliding_minute(
-                {minute: this_minute, minute - 1: last_minute}, now_ms))
-            self._windows[account_id] = (stats, read_at)
-            out.append(stats)
+            self._local.replace(account_id, hourly, {minute: this_minute,
+                                                     minute - 1: last_minute})
+            self._read_at[account_id] = read_at
+            out.append(self._local.stats(account_id, now_ms))
         return out
 
     async def fresh_window(self, account_id: str) -> WindowStats:
@@ -222,9 +226,9 @@ class RedisState:
     def window(self, account_id: str, now_ms: int) -> WindowStats:
         """The local copy (empty before the first read); re-read in the background when
         stale, with every other stale account's."""
-        cached = self._windows.get(account_id)
-        if cached is None or time.monotonic() - cached[1] >= self.refresh_seconds:
+        read_at = self._read_at.get(account_id)
+        if read_at is None or time.monotonic() - read_at >= self.refresh_seconds:
             self._stale.add(account_id)
             if self._refresh is None:
                 self._refresh = asyncio.get_running_loop().create_task(self._refresh_stale())
-        return cached[0] if cached is not None else WindowStats()
+        return self._local.stats(account_id, now_ms) if read_at is not None else WindowStats()

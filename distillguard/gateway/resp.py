@@ -11,6 +11,12 @@ A call that gets no reply within ``timeout`` fails with ``TimeoutError``, and so
 do all calls waiting behind it: the connection is closed (a frozen Redis keeps its
 port open and never answers) and the next call opens a new one. Error replies are
 ``RespError``; connection failures ``OSError``.
+
+What a server sends is not trusted to be Redis: bytes that are not RESP2, arrays
+nested deeper than ``MAX_DEPTH``, a reply of more than ``MAX_ITEMS`` values or still
+unfinished past ``MAX_REPLY_BYTES`` (so that reading again a reply that arrives in
+pieces stays cheap), or a reply no command asked for fail every waiting call with a ``RespError`` saying
+so, and the connection is closed (the gateway's replies are a few hundred bytes).
 """
 
 from __future__ import annotations
@@ -21,7 +27,11 @@ from collections import deque
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-__all__ = ["RespClient", "RespError"]
+__all__ = ["MAX_DEPTH", "MAX_ITEMS", "MAX_REPLY_BYTES", "RespClient", "RespError"]
+
+MAX_DEPTH = 4
+MAX_ITEMS = 4096
+MAX_REPLY_BYTES = 1 << 20
 
 
 class RespError(Exception):
@@ -40,9 +50,11 @@ def _encode(args: tuple[Any, ...]) -> bytes:
     return b"".join(out)
 
 
-def _parse(buf: bytearray, pos: int) -> tuple[Any, int]:
+def _parse(buf: bytearray, pos: int, depth: int = 0, items: list[int] | None = None
+           ) -> tuple[Any, int]:
     """One reply from ``buf`` at ``pos``: the value (bulk strings as str) and the next
-    position; ``_Incomplete`` when the buffer ends first."""
+    position; ``_Incomplete`` when the buffer ends first. ``items``: the values an
+    array may still hold, shared by the arrays nested in it."""
     end = buf.find(b"\r\n", pos)
     if end < 0:
         raise _Incomplete
@@ -54,6 +66,8 @@ def _parse(buf: bytearray, pos: int) -> tuple[Any, int]:
         return int(line), pos
     if kind == b"$":
         size = int(line)
+        if size < -1 or size > MAX_REPLY_BYTES:
+            raise RespError(f"a bulk string of {size} bytes")
         if size < 0:
             return None, pos
         if len(buf) < pos + size + 2:
@@ -61,13 +75,18 @@ def _parse(buf: bytearray, pos: int) -> tuple[Any, int]:
         return bytes(buf[pos:pos + size]).decode(), pos + size + 2
     if kind == b"*":
         count = int(line)
+        items = [MAX_ITEMS] if items is None else items
+        items[0] -= max(count, 0)
+        if count < -1 or depth >= MAX_DEPTH or items[0] < 0:
+            raise RespError(f"an array of {count} values, {depth + 1} deep (at most "
+                            f"{MAX_ITEMS} values, {MAX_DEPTH} deep)")
         if count < 0:
             return None, pos
-        items = []
+        values = []
         for _ in range(count):
-            item, pos = _parse(buf, pos)
-            items.append(item)
-        return items, pos
+            value, pos = _parse(buf, pos, depth + 1, items)
+            values.append(value)
+        return values, pos
     if kind == b"-":
         return RespError(line.decode(errors="replace")), pos
     raise RespError(f"not a RESP reply: {bytes(buf[pos - 2 - len(line) - 1:end])[:80]!r}")
@@ -97,6 +116,9 @@ class _Connection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
+        if not self.waiting:
+            self.fail(RespError(f"Redis sent {bytes(data[:40])!r} when no command was waiting"))
+            return
         self.buf += data
         pos = 0
         try:
@@ -115,6 +137,11 @@ class _Connection(asyncio.Protocol):
             self.fail(RespError(f"Redis sent what is not a reply: {exc}"))
             return
         del self.buf[:pos]
+        if self.buf and not self.waiting:
+            self.fail(RespError(f"Redis sent {bytes(self.buf[:40])!r} that no command asked "
+                                "for"))
+        elif len(self.buf) > MAX_REPLY_BYTES:
+            self.fail(RespError(f"Redis sent a reply longer than {MAX_REPLY_BYTES} bytes"))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.fail(ConnectionError(f"the connection to Redis was lost: {exc or 'closed'}"))

@@ -48,7 +48,8 @@ class Gateway:
         self.upstream = UpstreamClient(upstream_url, api_key=upstream_api_key,
                                        connect_timeout=config.connect_timeout,
                                        read_timeout=config.read_timeout,
-                                       max_connections=config.max_connections)
+                                       max_connections=config.max_connections,
+                                       max_answer_bytes=config.max_answer_bytes)
         self.log = ExchangeLogWriter(log_dir, flush_seconds=config.log_flush_seconds,
                                      rotate_bytes=config.log_rotate_bytes,
                                      rotate_seconds=config.log_rotate_seconds) if log_dir else None

@@ -35,8 +35,11 @@ class StreamWatcher:
     Only whole events are passed on: a partial one waits for its end. An event
     that is not server-sent events of JSON (a line that is no SSE field, data
     that is not a JSON object or ``[DONE]``) stops the watcher: ``failure`` says
-    why, and nothing from that event on is passed on.
+    why, and nothing from that event on is passed on; so does an event still unfinished
+    past ``max_event_bytes`` (an upstream is not trusted to end its events).
     """
+
+    max_event_bytes = 1 << 25
 
     def __init__(self, rewrite: Rewrite | None) -> None:
         self.rewrite = rewrite
@@ -53,19 +56,35 @@ class StreamWatcher:
         self.withheld_chars = 0
         self.failure: str | None = None
         self.upstream_error: str | None = None  # an error event the upstream sent
-        self._buffer = b""
+        self._buffer = b""  # the unfinished event: ``_pieces`` joined when one ends
+        self._pieces: list[bytes] = []
+        self._pending = 0  # bytes in ``_buffer`` and ``_pieces``
 
     def feed(self, chunk: bytes) -> bytes:
         """The bytes to send on for ``chunk``: its whole, valid events (rewritten when
         withholding); the rest of the stream is held until its events end."""
         if self.failure is not None:
             return b""
-        self._buffer += chunk.replace(b"\r\n", b"\n") if b"\r" in chunk else chunk
-        end = self._buffer.rfind(b"\n\n")
-        if end < 0:
+        if b"\r" in chunk:
+            chunk = chunk.replace(b"\r\n", b"\n")
+        ends = b"\n\n" in chunk or (chunk[:1] == b"\n" and self._last_byte() == b"\n")
+        self._pieces.append(chunk)  # joined only when an event ends: linear in the event
+        self._pending += len(chunk)
+        if not ends:
+            if self._pending > self.max_event_bytes:
+                self.failure = f"an event is longer than {self.max_event_bytes} bytes"
+                self._buffer, self._pieces = b"", []
             return b""
-        whole, self._buffer = self._buffer[:end + 2], self._buffer[end + 2:]
+        buffer = b"".join((self._buffer, *self._pieces))
+        self._pieces = []
+        end = buffer.rfind(b"\n\n")
+        whole, self._buffer = buffer[:end + 2], buffer[end + 2:]
+        self._pending = len(self._buffer)
         return self._events(whole.split(b"\n\n")[:-1], whole)
+
+    def _last_byte(self) -> bytes:
+        last = self._pieces[-1] if self._pieces else self._buffer
+        return last[-1:]
 
     def _events(self, events: list[bytes], whole: bytes) -> bytes:
         out: list[bytes] = []
@@ -81,7 +100,8 @@ class StreamWatcher:
 
     def finish(self) -> bytes:
         """The stream ended: what is still held, if it is a valid (unterminated) event."""
-        rest, self._buffer = self._buffer, b""
+        rest = b"".join((self._buffer, *self._pieces))
+        self._buffer, self._pieces, self._pending = b"", [], 0
         if self.failure is not None or not rest.strip():
             return b""
         return self._events([rest.rstrip(b"\n")], rest)
@@ -333,6 +353,9 @@ class AnthropicStream(StreamWatcher):
         return b"".join(self._release_stop(sign=True)) + rest
 
 
-def stream_watcher(api: str, rewrite: Rewrite | None) -> StreamWatcher:
+def stream_watcher(api: str, rewrite: Rewrite | None, max_event_bytes: int = 1 << 25
+                   ) -> StreamWatcher:
     """The watcher for ``api``'s stream; ``rewrite`` set to rewrite the answer."""
-    return AnthropicStream(rewrite) if api == "anthropic" else OpenAIStream(rewrite)
+    watcher = AnthropicStream(rewrite) if api == "anthropic" else OpenAIStream(rewrite)
+    watcher.max_event_bytes = max_event_bytes
+    return watcher

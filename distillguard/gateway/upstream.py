@@ -12,7 +12,11 @@ objects) for the same exchange (docs/gateway.md, "Measured").
 Nothing is compressed: no ``Accept-Encoding`` is sent, so the body the upstream
 answers is the body the client gets. Timeouts: ``connect_timeout`` to open a
 connection, ``read_timeout`` between two reads of the answer. Errors never leave
-this module as anything but ``UpstreamTimeout`` or ``UpstreamError``.
+this module as anything but ``UpstreamTimeout``, ``UpstreamMalformed`` (an answer
+that is not HTTP, a head longer than ``MAX_HEAD_BYTES``, a whole answer longer than
+``max_answer_bytes``, a second answer nobody asked for) or ``UpstreamError``.
+An upstream is not trusted to be well-behaved: what it sends is bounded, and a
+connection that sent more than its answer is closed, never reused.
 """
 
 from __future__ import annotations
@@ -26,9 +30,9 @@ from urllib.parse import urlsplit
 
 import httptools
 
-from distillguard.errors import UpstreamError, UpstreamTimeout
+from distillguard.errors import UpstreamError, UpstreamMalformed, UpstreamTimeout
 
-__all__ = ["UpstreamClient", "UpstreamReply", "upstream_errors"]
+__all__ = ["MAX_HEAD_BYTES", "UpstreamClient", "UpstreamReply", "upstream_errors"]
 
 # Request headers passed on to the upstream, with the one credential the gateway
 # identified the client by (or the gateway's own key); the rest (host,
@@ -40,6 +44,13 @@ _PASS_HEADERS = ("anthropic-version", "anthropic-beta", "openai-organization",
 _HIGH_WATER = 1 << 18
 # Idle pooled connections older than this are closed rather than reused.
 _KEEPALIVE_SECONDS = 60.0
+# An answer's head (status line and headers, interim 1xx answers included) longer than
+# this is not an answer: httptools would gather a header for as long as it is sent.
+MAX_HEAD_BYTES = 65536
+
+
+class _SecondAnswer(Exception):
+    """The upstream began an answer after the one asked for was complete."""
 
 
 def _mapped(exc: Exception, url: str) -> UpstreamError:
@@ -64,9 +75,11 @@ def upstream_errors(url: str) -> Iterator[None]:
 class _Connection(asyncio.Protocol):
     """One kept-alive connection to the upstream, carrying one exchange at a time."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, read_timeout: float) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, read_timeout: float,
+                 max_answer_bytes: int) -> None:
         self.loop = loop
         self.read_timeout = read_timeout
+        self.max_answer_bytes = max_answer_bytes
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.closed = False
@@ -81,6 +94,8 @@ class _Connection(asyncio.Protocol):
         self._until_close = False
         self._whole = False  # resolve ``send`` only when the whole answer is in
         self._got_head = False
+        self._head_bytes = 0  # read before the head ended
+        self._received = 0  # body bytes of a whole answer
         self._timer: asyncio.TimerHandle | None = None
         self._last_read = 0.0
         self.status = 0
@@ -98,6 +113,7 @@ class _Connection(asyncio.Protocol):
         self.status, self.content_type, self._whole = 0, "", whole
         self._content_length = self._chunked = self._complete = self._until_close = False
         self._got_head = False
+        self._head_bytes = self._received = 0
         self._body.clear()
         self._buffered = 0
         self._head = self.loop.create_future()
@@ -161,9 +177,24 @@ class _Connection(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            self._fail(UpstreamError("the upstream switched protocols"))
+            self._fail(UpstreamMalformed("the upstream switched protocols"))
+            return
+        except httptools.HttpParserCallbackError as exc:
+            if isinstance(exc.__context__, _SecondAnswer):
+                self.close()  # what was asked for is whole; what follows is never read
+            elif isinstance(exc.__context__, UpstreamError):
+                self._fail(exc.__context__)
+            else:
+                self._fail(UpstreamMalformed(f"the upstream's answer is not HTTP: {exc}"))
+            return
         except httptools.HttpParserError as exc:
-            self._fail(UpstreamError(f"the upstream's answer is not HTTP: {exc}"))
+            self._fail(UpstreamMalformed(f"the upstream's answer is not HTTP: {exc}"))
+            return
+        if not self._got_head and not self._complete:
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_HEAD_BYTES:
+                self._fail(UpstreamMalformed(f"the upstream's answer head is longer than "
+                                             f"{MAX_HEAD_BYTES} bytes"))
 
     def eof_received(self) -> bool | None:
         self._ended()
@@ -180,6 +211,10 @@ class _Connection(asyncio.Protocol):
         pass
 
     # httptools callbacks
+
+    def on_message_begin(self) -> None:
+        if self._complete:
+            raise _SecondAnswer
 
     def on_header(self, name: bytes, value: bytes) -> None:
         name = name.lower()
@@ -203,6 +238,11 @@ class _Connection(asyncio.Protocol):
             self._resolve()
 
     def on_body(self, body: bytes) -> None:
+        if self._whole:
+            self._received += len(body)
+            if self._received > self.max_answer_bytes:
+                raise UpstreamMalformed(f"the upstream's answer is longer than "
+                                        f"{self.max_answer_bytes} bytes")
         self._body.append(body)
         self._buffered += len(body)
         if self._buffered > _HIGH_WATER and not self._paused and self.transport is not None:
@@ -329,7 +369,8 @@ class UpstreamClient:
     """Pooled connections to ``base_url``; start and close it inside the event loop."""
 
     def __init__(self, base_url: str, *, api_key: str | None = None, connect_timeout: float = 5.0,
-                 read_timeout: float = 120.0, max_connections: int = 512) -> None:
+                 read_timeout: float = 120.0, max_connections: int = 512,
+                 max_answer_bytes: int = 1 << 25) -> None:
         self.base_url = base_url.rstrip("/")
         parts = urlsplit(self.base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -345,6 +386,7 @@ class UpstreamClient:
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.max_connections = max_connections
+        self.max_answer_bytes = max_answer_bytes
         self._ssl: ssl.SSLContext | None = None
         self._idle: deque[_Connection] = deque()
         self._open: set[_Connection] = set()
@@ -394,7 +436,8 @@ class UpstreamClient:
         try:
             async with asyncio.timeout(self.connect_timeout):
                 _, conn = await loop.create_connection(
-                    lambda: _Connection(loop, self.read_timeout), self._host, self._port,
+                    lambda: _Connection(loop, self.read_timeout, self.max_answer_bytes),
+                    self._host, self._port,
                     ssl=self._ssl, server_hostname=self._host if self._tls else None)
         except TimeoutError as exc:
             raise UpstreamTimeout(f"upstream {self.base_url} did not accept a connection in "

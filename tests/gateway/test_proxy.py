@@ -24,6 +24,7 @@ def test_openai_answer_is_the_upstreams_and_is_logged(gateway_factory, replay, t
                         json={"model": "model-b1", "messages": [{"role": "user", "content": KANE}]})
     r = gw.chat("sk-alice", KANE)
     assert r.status_code == 200
+    assert "server" not in r.headers and "date" in r.headers  # the server's name is not told
     answer = r.json()["choices"][0]["message"]["content"]
     assert answer == direct.json()["choices"][0]["message"]["content"]
     assert answer.startswith("The American Film Institute")
