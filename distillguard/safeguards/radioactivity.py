@@ -119,44 +119,54 @@ def chernoff_p_value(statistic: float, weights: np.ndarray, gamma: float) -> flo
 
 def weighted_green_score(contexts: np.ndarray, weights: np.ndarray, key: str,
                          params: WatermarkParams = DEFAULT_WATERMARK, *,
-                         tokens: int = 0, exclude: np.ndarray | None = None
-                         ) -> WatermarkScore:
+                         tokens: int = 0, exclude: np.ndarray | None = None,
+                         per_context: bool = False) -> WatermarkScore:
     """The weighted test over ``weights`` (n, vocab): row ``i`` the weight of every token
-    after context ``contexts[i]`` (n, context_width). Rows with equal contexts are summed
-    first (they share one green list); pairs whose hash is in ``exclude`` weigh 0.
-    ``scored`` is the number of distinct contexts, ``green`` the green weight rounded."""
+    after context ``contexts[i]`` (n, context_width). Rows with equal contexts share one
+    green list: they are summed, or with ``per_context`` averaged (each distinct context
+    then weighs alike, however often it occurs). Pairs whose hash is in ``exclude`` weigh 0.
+    In the score, ``scored`` and ``green`` are the total and the green weight, rounded."""
     contexts = np.asarray(contexts, dtype=np.int64).reshape(len(weights), -1)
     if contexts.shape[0] == 0:
         return binomial_score(0, 0, params.gamma)
     distinct, inverse = np.unique(contexts, axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
     summed = np.zeros((distinct.shape[0], weights.shape[1]), dtype=np.float64)
-    np.add.at(summed, inverse.reshape(-1), weights)
+    np.add.at(summed, inverse, weights)
+    if per_context:
+        summed /= np.bincount(inverse, minlength=distinct.shape[0])[:, None]
     green = green_mask(distinct, key, weights.shape[1], params)
     if exclude is not None and exclude.size:
         rows, cols = np.nonzero(summed)
-        hashes = context_token_hashes(distinct[rows], cols, key)
-        summed[rows[np.isin(hashes, exclude)], cols[np.isin(hashes, exclude)]] = 0.0
+        excluded = np.isin(context_token_hashes(distinct[rows], cols, key), exclude)
+        summed[rows[excluded], cols[excluded]] = 0.0
     green_weight = float(summed[green].sum())
     total = float(summed.sum())
     statistic = green_weight - params.gamma * total
     sd = float(np.sqrt(params.gamma * (1 - params.gamma) * np.square(summed).sum()))
     z = statistic / sd if sd > 0 else 0.0
     p = chernoff_p_value(statistic, summed[summed > 0], params.gamma)
-    return WatermarkScore(tokens, int(distinct.shape[0]), round(green_weight), float(z), p)
+    return WatermarkScore(tokens, round(total), round(green_weight), float(z), p)
 
 
 def green_mass_test(fed: np.ndarray, probs: np.ndarray, key: str,
-                    params: WatermarkParams = DEFAULT_WATERMARK) -> WatermarkScore:
+                    params: WatermarkParams = DEFAULT_WATERMARK, *,
+                    per_context: bool = True) -> WatermarkScore:
     """Reading mode with the whole distribution: ``fed`` (n, T) token ids given to the
     suspect, ``probs`` (n, T, vocab) its next-token probabilities (``probs[:, t]`` follows
-    ``fed[:, :t + 1]``). Exact (as a bound) when ``fed`` does not depend on the key."""
+    ``fed[:, :t + 1]``). Exact (as a bound) when ``fed`` does not depend on the key.
+
+    ``per_context`` (the default): the suspect's mean distribution after each distinct
+    context counts once. A frequent context ("the") would otherwise weigh thousands of
+    times, and its green list is one random draw: its noise, not more evidence."""
     fed = np.asarray(fed, dtype=np.int64)
     h = params.context_width
     if fed.ndim != 2 or probs.shape[:2] != fed.shape or fed.shape[1] < h:
         return binomial_score(0, 0, params.gamma)
     windows = np.lib.stride_tricks.sliding_window_view(fed, h, axis=1).reshape(-1, h)
     weights = np.asarray(probs[:, h - 1:, :], dtype=np.float64).reshape(windows.shape[0], -1)
-    return weighted_green_score(windows, weights, key, params, tokens=int(windows.shape[0]))
+    return weighted_green_score(windows, weights, key, params, tokens=int(windows.shape[0]),
+                                per_context=per_context)
 
 
 def black_box_count_test(outputs: Sequence[np.ndarray], key: str, vocab_size: int,
