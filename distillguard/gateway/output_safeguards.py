@@ -149,6 +149,8 @@ class OutputSafeguards:
         """How the answer is rewritten: the policy's ``withhold_reasoning`` action or the
         plan's reasoning rule (the stronger of the two), answer-only mode, the signature.
         None: the answer passes unchanged."""
+        if guard is None and not withhold:
+            return None
         plan = guard.plan if guard is not None and not guard.shadow else None
         reasoning: Reasoning = "summary" if withhold else "keep"
         if plan is not None and _STRENGTH[plan.reasoning] > _STRENGTH[reasoning]:
