@@ -35,7 +35,7 @@ from distillguard.safeguards.canaries import (
 from distillguard.safeguards.corpus_text import corpus_texts
 from distillguard.safeguards.detect import DEFAULT_ALPHA, score_many
 from distillguard.safeguards.logits_processor import WatermarkLogitsProcessor, green_table
-from distillguard.safeguards.radioactivity import black_box_test, open_model_test
+from distillguard.safeguards.radioactivity import black_box_test, green_mass_test, open_model_test
 from distillguard.safeguards.tiny_lm import (
     TinyLMConfig,
     generate,
@@ -173,7 +173,11 @@ def _test_student(student: Any, probe_prompts: torch.Tensor, reading: torch.Tens
     open_model = {f"open_model_top{k}": open_model_test(reading.numpy(), predicted[:, :, :k],
                                                         config.key, config.params).as_dict()
                   for k in config.reading_top_k}
-    return {"black_box": bb.as_dict(), **open_model}
+    with torch.no_grad():
+        probs = torch.cat([torch.softmax(student(input_ids=reading[s:s + 64]).logits.float(), -1)
+                           for s in range(0, reading.shape[0], 64)]).numpy()
+    mass = green_mass_test(reading.numpy(), probs, config.key, config.params).as_dict()
+    return {"black_box": bb.as_dict(), **open_model, "open_model_green_mass": mass}
 
 
 CANARY_SECRET = "experiment-canary-secret"
