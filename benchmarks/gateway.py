@@ -10,7 +10,10 @@ counted from each request's scheduled time, so a slow server cannot slow the
 load down and hide its own queueing. Measured:
 
 1. the upstream client, the gateway's own against aiohttp and httpx: CPU per
-   request forwarding to the replay upstream;
+   request forwarding to the replay upstream; then CPU per request of the upstream
+   (direct) and of the gateway and its scoring worker under a closed loop (4,000
+   requests, 16 at a time, connections kept alive): the figure least moved by what
+   else the machine runs;
 2. direct to the upstream and through the gateway at 100 and 500 req/s:
    p50/p99 latency and the gateway's added latency (the difference), and CPU per
    request of the gateway, its scoring worker and (in the direct run) the upstream;
@@ -202,6 +205,20 @@ def measure_clients(upstream: str, n: int = 3000) -> dict[str, dict[str, float]]
                                kind, str(n)], capture_output=True, text=True, check=True)
         out[kind] = json.loads(proc.stdout.strip().splitlines()[-1])
     return out
+
+
+def closed_loop_cpu(url: str, proc: subprocess.Popen, n: int = 4000) -> dict[str, float]:
+    """CPU per request (µs) of the server ``proc`` and of its children (the scoring worker)
+    while the aiohttp client sends ``n`` requests 16 at a time to ``url`` (after 200 to warm
+    up, counted too: the server does them)."""
+    before = cpu_seconds(proc.pid)
+    out = subprocess.run([PYTHON, "-c", CLIENT_CODE, url + "/v1/chat/completions", "aiohttp",
+                          str(n)], capture_output=True, text=True, check=True)
+    after = cpu_seconds(proc.pid)
+    served = n + 200
+    return {"server": (after[0] - before[0]) / served * 1e6,
+            "children": (after[1] - before[1]) / served * 1e6,
+            "requests_per_s": json.loads(out.stdout.strip().splitlines()[-1])["requests_per_s"]}
 
 
 # --- servers ---------------------------------------------------------------------------------
@@ -418,6 +435,13 @@ def main() -> None:
                                 "--admin-port", str(admin_port), "--log-dir",
                                 str(work / "log")]))
             wait_http(gateway + "/healthz", procs[1])
+            direct_cpu = closed_loop_cpu(upstream, procs[0])
+            gateway_cpu = closed_loop_cpu(gateway, procs[1])
+            print(f"CPU per request, closed loop (16 at a time, kept alive): the upstream direct "
+                  f"{direct_cpu['server']:.0f} us ({direct_cpu['requests_per_s']:.0f} req/s); "
+                  f"the gateway process {gateway_cpu['server']:.0f} us (bar <= 500 us), its "
+                  f"scoring worker {gateway_cpu['children']:.0f} us "
+                  f"({gateway_cpu['requests_per_s']:.0f} req/s); {load_average()}", flush=True)
             results: dict[str, dict[float, dict[str, Any]]] = {"direct": {}, "gateway": {}}
             for rate in rates:
                 before = added_histogram(admin)

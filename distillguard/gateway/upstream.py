@@ -227,6 +227,8 @@ class _Connection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self.status = self.parser.get_status_code()
+        if not 100 <= self.status <= 599:
+            raise UpstreamMalformed(f"the upstream answered with status {self.status}")
         self._keep_alive = self.parser.should_keep_alive()  # reset once the message ends
         self._until_close = not (self._content_length or self._chunked) and \
             self.status not in (204, 304) and self.status >= 200

@@ -106,6 +106,8 @@ def _assert_502(r, code: str) -> None:
       b"{" + b" " * 8998 + b"}"], "upstream_malformed", "longer than 4096 bytes"),
     ([b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 500\r\n\r\n{\"id"],
      "upstream_unreachable", "dropped the connection"),
+    ([b"HTTP/1.1 999 Whatever\r\ncontent-length: 2\r\n\r\n{}"], "upstream_malformed",
+     "status 999"),
 ])
 def test_a_malformed_answer_is_502_in_the_apis_format_and_logged(gateway_factory, tmp_path,
                                                                  answer, code, logged):
