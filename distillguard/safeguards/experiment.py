@@ -28,6 +28,7 @@ import torch
 
 from distillguard.safeguards.canaries import (
     canary_check,
+    canary_exposure,
     canary_for,
     canary_queries,
     should_mark,
@@ -38,6 +39,7 @@ from distillguard.safeguards.logits_processor import WatermarkLogitsProcessor, g
 from distillguard.safeguards.radioactivity import black_box_test, green_mass_test, open_model_test
 from distillguard.safeguards.tiny_lm import (
     TinyLMConfig,
+    continuation_log_probs,
     generate,
     new_model,
     pack_blocks,
@@ -82,6 +84,8 @@ class ExperimentConfig:
     signature_share: float = 0.2
     canary_samples: int = 16
     canary_tokens: int = 24
+    # With the weights: each group's phrase ranked among this many random phrases.
+    canary_candidates: int = 199
     threads: int = 1
 
 
@@ -197,8 +201,17 @@ def _canary_result(model: Any, tokenizer: Any, config: ExperimentConfig, seed: i
         outs = generate(model, prompts, new_tokens=config.canary_tokens, seed=seed + i)
         texts += [query + tokenizer.decode(o.tolist()) for o in outs]
     report = canary_check(texts, _canaries(config))
+
+    def score(opener: str, continuations: Any) -> list[float]:
+        prefix = encode_texts(tokenizer, ["\n\n" + opener])[0]
+        whole = encode_texts(tokenizer, ["\n\n" + opener + c for c in continuations])
+        return continuation_log_probs(model, prefix, [w[prefix.size:] for w in whole])
+    exposure = canary_exposure(score, _canaries(config), candidates=config.canary_candidates)
+    alpha = 0.05 / len(exposure)
     return {"queries": len(texts), "named": list(report.named),
-            "hits": {h.group: h.hits for h in report.hits}}
+            "hits": {h.group: h.hits for h in report.hits},
+            "exposure_p": {e.group: e.p_value for e in exposure},
+            "exposure_named": [e.group for e in exposure if e.p_value <= alpha]}
 
 
 def student_plan(config: ExperimentConfig) -> list[tuple[float, int]]:

@@ -97,6 +97,7 @@ def test_radioactivity_end_to_end_on_tiny_models(shared_corpora: Path, tmp_path:
     assert results["students"][0]["black_box"]["p_value"] > 0.01
     assert results["students"][0]["canary"]["named"] == []  # the clean student names nobody
     assert all(r["canary"]["queries"] == 8 * config.canary_samples for r in results["students"])
+    assert all(len(r["canary"]["exposure_p"]) == 8 for r in results["students"])
     cost = {c["delta"]: c for c in results["cost"]}
     assert cost[2.0]["heldout_perplexity"] > cost[0.0]["heldout_perplexity"]
     summary = summarize(results)
