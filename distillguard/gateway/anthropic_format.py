@@ -23,7 +23,8 @@ from distillguard.gateway.parsed_request import (
     text_of,
 )
 
-__all__ = ["anthropic_request", "anthropic_response_fields", "anthropic_withhold"]
+__all__ = ["anthropic_map_answers", "anthropic_request", "anthropic_response_fields",
+           "anthropic_withhold"]
 
 
 # Blocks that reach the model but are not text the gateway can read: noted as opaque.
@@ -183,3 +184,16 @@ def anthropic_withhold(body: dict[str, Any], summary: Any) -> int:
             withheld += len(block["thinking"])
             block["thinking"] = summary(block["thinking"])
     return withheld
+
+
+def anthropic_map_answers(body: dict[str, Any], change: Any, *, last_only: bool = False) -> bool:
+    """Replace the text blocks' text (the last one's only, with ``last_only``) with
+    ``change(text)``; True when one changed."""
+    blocks = [b for b in body.get("content") or []
+              if isinstance(b, dict) and b.get("type") == "text" and isinstance(b.get("text"), str)]
+    changed = False
+    for block in blocks[-1:] if last_only else blocks:
+        new = change(block["text"])
+        changed |= new != block["text"]
+        block["text"] = new
+    return changed

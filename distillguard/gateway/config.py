@@ -151,7 +151,10 @@ class GatewayConfig:
     throttle_account: Limits
     throttle_org: Limits
     verification_url: str
-    summary_chars: int
+    safeguards_path: str | None
+    safeguards_mode: Literal["enforce", "shadow", "off"]
+    watermark_secret_env: str | None
+    canary_secret_env: str | None
     mode: Literal["enforce", "shadow"]
     rules: tuple[Rule, ...]
 
@@ -235,7 +238,9 @@ SCHEMA = Section({
     "throttle": Nullable(Section({"account": _LIMITS, "org": _LIMITS},
                                  optional=frozenset({"account", "org"}))),
     "verification_url": TEXT,
-    "withhold_reasoning": Section({"summary_chars": Interval(int, 1, None)}),
+    "safeguards": Section({"path": Nullable(TEXT), "mode": Options(("enforce", "shadow", "off")),
+                           "watermark_secret_env": Nullable(TEXT),
+                           "canary_secret_env": Nullable(TEXT)}),
     "mode": Options(("enforce", "shadow")),
     "rules": Nullable(ListOf(_RULE)),
 })
@@ -312,7 +317,10 @@ def _config(data: dict[str, Any]) -> GatewayConfig:
         throttle_account=_limits(throttle.get("account")),
         throttle_org=_limits(throttle.get("org")),
         verification_url=data["verification_url"],
-        summary_chars=data["withhold_reasoning"]["summary_chars"],
+        safeguards_path=data["safeguards"]["path"],
+        safeguards_mode=data["safeguards"]["mode"],
+        watermark_secret_env=data["safeguards"]["watermark_secret_env"],
+        canary_secret_env=data["safeguards"]["canary_secret_env"],
         mode=data["mode"],
         rules=tuple(_rule(r) for r in data["rules"] or []))
 

@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from distillguard.gateway.identity import Caller
+from distillguard.gateway.output_safeguards import OutputGuard
 from distillguard.gateway.parsed_request import ParsedRequest
 from distillguard.gateway.periodic import Periodic
 from distillguard.gateway.policy import Decision
@@ -35,7 +36,7 @@ _REQUIRED = tuple(f.name for f in SPEC_FIELDS if not f.nullable)
 # The gateway's own fields; readers keep them in ``extra`` (docs/gateway.md, "The log").
 EXTRA_FIELDS = ("api", "stream", "added_ms", "upstream_ms", "error", "gateway_action",
                 "gateway_rule", "gateway_shadow", "watchlist_verdict",
-                "reasoning_withheld_chars", "opaque_parts")
+                "reasoning_withheld_chars", "opaque_parts", "safeguards")
 _TOKEN_FIELDS = ("input_tokens", "output_tokens")
 
 
@@ -55,8 +56,8 @@ def exchange_record(fields: dict[str, Any], extra: dict[str, Any]) -> dict[str, 
 class Exchange:
     """What becomes of one request: filled in as it goes, written to the log at the end."""
 
-    __slots__ = ("api", "caller", "decision", "error", "fields", "request", "started", "status",
-                 "ts_ms", "upstream_seconds", "withheld")
+    __slots__ = ("api", "caller", "decision", "error", "fields", "guard", "request", "request_id",
+                 "started", "status", "ts_ms", "upstream_seconds", "withheld")
 
     def __init__(self, request: ParsedRequest, caller: Caller, ts_ms: int, started: float
                  ) -> None:
@@ -70,6 +71,8 @@ class Exchange:
         self.error: str | None = None
         self.upstream_seconds = 0.0
         self.withheld = 0
+        self.guard: OutputGuard | None = None  # the output safeguards, for listed accounts
+        self.request_id: str | None = None  # set early when a safeguard needs it
 
     def record(self, request_id: str, total_seconds: float) -> dict[str, Any]:
         """The exchange's log line, ``total_seconds`` after it arrived."""
@@ -99,7 +102,8 @@ class Exchange:
             "gateway_shadow": decision.shadow if acted else None,
             "watchlist_verdict": decision.verdict if acted else None,
             "reasoning_withheld_chars": self.withheld or None,
-            "opaque_parts": request.opaque_parts}
+            "opaque_parts": request.opaque_parts,
+            "safeguards": self.guard.log_field() if self.guard is not None else None}
         return exchange_record(fields, extra)
 
 

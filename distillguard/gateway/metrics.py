@@ -130,6 +130,10 @@ class GatewayMetrics:
         self.reasoning_withheld = Counter("distillguard_gateway_reasoning_withheld_chars",
                                           "Characters of reasoning replaced by a summary.",
                                           ["api"], registry=r)
+        self.safeguards = Counter("distillguard_gateway_safeguards_applied",
+                                  "Output safeguards applied to answers (watermark requested, "
+                                  "decoy tool, reasoning summary or drop, answer only, "
+                                  "signature).", ["api", "safeguard"], registry=r)
         self.scored = Counter("distillguard_gateway_scored_requests",
                               "Requests scored with the signal functions.", registry=r)
         self.state_errors = Counter("distillguard_gateway_state_errors",

@@ -20,7 +20,8 @@ from distillguard.gateway.parsed_request import (
     text_of,
 )
 
-__all__ = ["REASONING_KEYS", "openai_request", "openai_response_fields", "openai_withhold"]
+__all__ = ["REASONING_KEYS", "openai_map_answers", "openai_request", "openai_response_fields",
+           "openai_withhold"]
 
 REASONING_KEYS = ("reasoning_content", "reasoning")
 _ROLES = {"user": "user", "assistant": "assistant", "tool": "tool", "function": "tool"}
@@ -160,3 +161,15 @@ def openai_withhold(body: dict[str, Any], summary: Any) -> int:
                 withheld += len(message[key])
                 message[key] = summary(message[key])
     return withheld
+
+
+def openai_map_answers(body: dict[str, Any], change: Any) -> bool:
+    """Replace every choice's answer text with ``change(text)``; True when one changed."""
+    changed = False
+    for choice in body.get("choices") or []:
+        message = choice.get("message") if isinstance(choice, dict) else None
+        if isinstance(message, dict) and isinstance(message.get("content"), str):
+            new = change(message["content"])
+            changed |= new != message["content"]
+            message["content"] = new
+    return changed

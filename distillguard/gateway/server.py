@@ -59,14 +59,19 @@ def state_store(spec: str, config: GatewayConfig) -> StateStore:
     return MemoryState(hours=config.window_hours)
 
 
+def _env(name: str | None) -> str | None:
+    return (os.environ.get(name) or None) if name else None
+
+
 def build_gateway(config: GatewayConfig, options: GatewayOptions) -> Gateway:
-    key = os.environ.get(config.upstream_api_key_env) if config.upstream_api_key_env else None
     if options.otlp_endpoint:
         config = replace(config, otlp=replace(
             config.otlp, endpoint=options.otlp_endpoint))
     return Gateway(config, upstream_url=options.upstream, log_dir=options.log_dir,
                    state=state_store(options.state, config), findings=options.findings,
-                   upstream_api_key=key or None)
+                   upstream_api_key=_env(config.upstream_api_key_env),
+                   watermark_secret=_env(config.watermark_secret_env),
+                   canary_secret=_env(config.canary_secret_env))
 
 
 async def _serve_gateway(config: GatewayConfig, options: GatewayOptions) -> None:

@@ -17,14 +17,15 @@ from distillguard.gateway.exchange_log import ExchangeLogWriter
 from distillguard.gateway.identity import Identifier
 from distillguard.gateway.metrics import GatewayMetrics
 from distillguard.gateway.otlp_export import SpanExporter
+from distillguard.gateway.output_safeguards import OutputSafeguards
 from distillguard.gateway.periodic import Periodic
 from distillguard.gateway.policy import Decision, decide
-from distillguard.gateway.reasoning import summarize_reasoning
 from distillguard.gateway.scoring import Scorer, WindowRow
 from distillguard.gateway.state import MemoryState, StateStore
 from distillguard.gateway.token_bucket import BucketCharge
 from distillguard.gateway.upstream import UpstreamClient
 from distillguard.gateway.watchlist import Watchlist
+from distillguard.safeguards.plan import SafeguardPolicy, load_safeguard_policy
 
 __all__ = ["SETTLE_SECONDS", "Gateway"]
 
@@ -37,7 +38,11 @@ class Gateway:
 
     def __init__(self, config: GatewayConfig, *, upstream_url: str, log_dir: str | Path | None,
                  state: StateStore | None = None, findings: str | Path | None = None,
-                 upstream_api_key: str | None = None) -> None:
+                 upstream_api_key: str | None = None,
+                 safeguards: SafeguardPolicy | None = None, watermark_secret: str | None = None,
+                 canary_secret: str | None = None) -> None:
+        """``safeguards``: the safeguards file's policy (None: ``config.safeguards_path`` or
+        the packaged default); the secrets: None, the safeguards that need them are off."""
         self.config = config
         self.identifier = Identifier(config.keys, unknown_keys=config.unknown_keys,
                                      trusted_proxies=config.trusted_proxies)
@@ -53,6 +58,10 @@ class Gateway:
         self.state: StateStore = state or MemoryState(hours=config.window_hours)
         self.watchlist = Watchlist(findings or config.watchlist_path,
                                    poll_seconds=config.watchlist_poll_seconds)
+        self.safeguards = OutputSafeguards(
+            self.watchlist, mode=config.safeguards_mode,
+            policy=safeguards or load_safeguard_policy(config.safeguards_path),
+            watermark_secret=watermark_secret, canary_secret=canary_secret)
         self.scorer = Scorer(self._on_scored, interval=config.batch_interval,
                              batch_max=config.batch_max, worker=config.scoring_worker,
                              nice=config.scoring_worker_nice,
@@ -98,9 +107,6 @@ class Gateway:
 
     def request_id(self) -> str:
         return f"{self._id_prefix}{next(self._ids)}"
-
-    def summary(self, text: str) -> str:
-        return summarize_reasoning(text, self.config.summary_chars)
 
     def window(self, account_id: str, now_ms: int) -> WindowStats | None:
         return self.state.window(account_id, now_ms) if self.needs_window else None

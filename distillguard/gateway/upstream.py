@@ -407,7 +407,7 @@ class UpstreamClient:
         self._idle.clear()
 
     def _head(self, path: str, api: str, client: dict[str, str], credential: tuple[str, str],
-              length: int) -> bytes:
+              length: int, extra: tuple[tuple[str, str], ...] = ()) -> bytes:
         lines = [f"POST {self._prefix}{path} HTTP/1.1\r\nhost: {self._host_header}\r\n"
                  f"content-type: application/json\r\ncontent-length: {length}\r\n"]
         for name in _PASS_HEADERS:
@@ -421,6 +421,7 @@ class UpstreamClient:
                 lines.append(f"authorization: Bearer {self.api_key}\r\n")
         else:
             lines.append(f"{credential[0]}: {credential[1]}\r\n")
+        lines.extend(f"{name}: {value}\r\n" for name, value in extra)
         lines.append("\r\n")
         return "".join(lines).encode("latin-1")
 
@@ -459,14 +460,17 @@ class UpstreamClient:
         self._slots.release()
 
     async def post(self, path: str, body: bytes, *, api: str, client_headers: dict[str, str],
-                   credential: tuple[str, str], whole: bool = False) -> UpstreamReply:
+                   credential: tuple[str, str], whole: bool = False,
+                   extra_headers: tuple[tuple[str, str], ...] = ()) -> UpstreamReply:
         """Send ``body`` to ``path`` with the client's ``credential`` (header name and value)
         unless the gateway has a key of its own; the reply's body is read by the caller
         (``read`` or ``chunks``), or dropped with ``close``. ``whole``: return only once
-        the whole answer is in (a request that is not streamed)."""
+        the whole answer is in (a request that is not streamed). ``extra_headers``: the
+        gateway's own, after the client's (the watermark request)."""
         assert self._slots is not None, "UpstreamClient.start() was not called"
         url = self.base_url + path
-        request = self._head(path, api, client_headers, credential, len(body)) + body
+        request = self._head(path, api, client_headers, credential, len(body),
+                             extra_headers) + body
         await self._slots.acquire()
         conn: _Connection | None = None
         try:
