@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +41,8 @@ def test_spans_sent_to_collect_scan_to_the_logs_findings(
     traffic = _traffic()
     keys = {f"sk-{a}": {"account_id": a, "payment_fingerprint": f"pf-{hash(a) % 7}"}
             for a in {r["account_id"] for r in traffic}}
-    with ServerThread(receiver_app(CollectOptions(str(tmp_path / "spans")))) as collector:
+    receiver = receiver_app(CollectOptions(str(tmp_path / "spans"), flush_seconds=0.2))
+    with ServerThread(receiver) as collector:
         config = load_config(overrides={
             "identity": {"keys": keys, "unknown_keys": "reject"}, "mode": "shadow",
             "scoring": {"worker": "inline"},
@@ -53,8 +56,12 @@ def test_spans_sent_to_collect_scan_to_the_logs_findings(
                     "model": r["model"], "messages": system + r["messages"]},
                     headers={"Authorization": f"Bearer sk-{r['account_id']}"})
                 assert reply.status_code == 200, reply.text
+            # sent while serving, on the exporter's timer (not left to the shutdown, which
+            # a loaded machine may not finish within the server thread's join)
+            _wait_for(lambda: receiver.state.stats.spans >= len(traffic))
         assert gateway.spans is not None
         assert (gateway.spans.spans_sent, gateway.spans.spans_dropped) == (len(traffic), 0)
+        _wait_for(lambda: receiver.state.lines.lines_written >= receiver.state.stats.requests)
     scans = {name: run_scan_job(ScanJob([tmp_path / name], None, tmp_path / f"{name}.json"))[0]
              for name in ("log", "spans")}
     assert scans["log"]["input"]["exchanges"] == len(traffic)
@@ -62,6 +69,13 @@ def test_spans_sent_to_collect_scan_to_the_logs_findings(
     for findings in scans.values():
         findings.pop("generated_at")
     assert scans["spans"] == scans["log"]
+
+
+def _wait_for(condition: Callable[[], bool], seconds: float = 300) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "not done in time"
+        time.sleep(0.1)
 
 
 class _Endpoint:
