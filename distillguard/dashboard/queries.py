@@ -1,0 +1,255 @@
+"""What each page shows, read from the findings and the dashboard's tables.
+
+A read-only query layer: every query is parameterized (nothing a user types is
+ever part of SQL text), each call uses a cursor of its own (pages are served
+from several threads), and only ``account_exchanges`` reads the store's
+``exchanges``, one page at a time, narrowed to the account's first and last
+time so that the Parquet reader skips the row groups outside them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import duckdb
+
+from distillguard.dashboard.aggregates import TIE_KINDS
+from distillguard.dashboard.highlight import Segment, segments, technique_spans
+from distillguard.engines import map_duckdb_errors
+from distillguard.signals.lexicon import Lexicon, load_lexicon
+from distillguard.verdict.decisions import Decision, account_decision, in_force, match_campaigns
+from distillguard.verdict.findings import iso
+from distillguard.verdict.policy import Policy
+
+__all__ = ["EXCHANGES_PER_PAGE", "RELEASE_WINDOW", "DashboardQueries", "ExchangePage"]
+
+EXCHANGES_PER_PAGE = 25
+# The hours around a release that a campaign page charts.
+RELEASE_WINDOW = (timedelta(hours=24), timedelta(hours=72))
+
+_EXCHANGE_COLUMNS = ("ts, request_id, model, input_tokens, output_tokens, status, "
+                     "coalesce(system, '') AS system, "
+                     "coalesce(messages[-1].content, '') AS prompt, len(messages) AS turns, "
+                     "coalesce(response, '') AS response, conversation_id")
+_SEARCHED = ("lower(request_id || ' ' || model || ' ' || coalesce(system, '') || ' ' "
+             "|| coalesce(messages[-1].content, ''))")
+
+
+class ExchangePage(dict):  # type: ignore[type-arg]
+    """One page of an account's exchanges: ``rows``, ``page``, ``pages``, ``total``, ``q``."""
+
+
+class DashboardQueries:
+    """Pages' data over one store connection and the findings of its scan."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, findings: dict[str, Any], policy: Policy,
+                 *, lexicon: Lexicon | None = None) -> None:
+        self.con = con
+        self.findings = findings
+        self.policy = policy
+        self.lexicon = lexicon or load_lexicon()
+        self.accounts = {a["account_id"]: a for a in findings["accounts"]}
+        self.dismissed = {a["account_id"]: a for a in findings.get("dismissed_accounts", [])}
+        self.campaigns = {c["campaign_id"]: c for c in findings["campaigns"]}
+
+    # -- plumbing -----------------------------------------------------------------
+
+    def _rows(self, sql: str, params: list[Any] | dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        with map_duckdb_errors("dashboard query failed"):
+            cursor = self.con.cursor()
+            try:
+                result = cursor.execute(sql, params or [])
+                names = [d[0] for d in result.description]
+                return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
+            finally:
+                cursor.close()
+
+    def highlighted(self, texts: list[str]) -> list[list[Segment]]:
+        """Each text cut into pieces, with the techniques that matched each."""
+        return [segments(t, spans) for t, spans in
+                zip(texts, technique_spans(texts, self.lexicon), strict=True)]
+
+    # -- decisions ----------------------------------------------------------------
+
+    def decisions(self) -> list[Decision]:
+        from distillguard.dashboard.decisions import read_decisions
+
+        return read_decisions(self.con)
+
+    def decisions_in_force(self) -> tuple[dict[str, Decision], dict[str, Decision]]:
+        """The decision in force on each campaign and each listed account of these findings."""
+        forced = in_force(self.decisions())
+        campaigns = match_campaigns(self.findings["campaigns"], forced.values(), self.policy)
+        accounts = {}
+        for account_id in [*self.accounts, *self.dismissed]:
+            d = account_decision(account_id, forced)
+            if d is not None:
+                accounts[account_id] = d
+        return campaigns, accounts
+
+    # -- overview -----------------------------------------------------------------
+
+    def releases(self) -> list[dict[str, Any]]:
+        return [{"model": r["model"], "released_at": iso(r["released_at"])}
+                for r in self._rows("SELECT model, released_at FROM dashboard_releases "
+                                    "ORDER BY released_at")]
+
+    def traffic(self, campaign_id: str | None = None) -> dict[str, Any]:
+        """Exchanges per hour: per campaign and everyone else (or one campaign's, by model)."""
+        if campaign_id is None:
+            rows = self._rows("SELECT hour, coalesce(campaign_id, '') AS series, "
+                              "sum(exchanges) AS n FROM dashboard_traffic GROUP BY ALL "
+                              "ORDER BY hour")
+        else:
+            rows = self._rows("SELECT hour, model AS series, sum(exchanges) AS n "
+                              "FROM dashboard_traffic WHERE campaign_id = ? GROUP BY ALL "
+                              "ORDER BY hour", [campaign_id])
+        hours = sorted({r["hour"] for r in rows})
+        position = {h: i for i, h in enumerate(hours)}
+        series: dict[str, list[int]] = {}
+        for r in rows:
+            series.setdefault(r["series"], [0] * len(hours))[position[r["hour"]]] = int(r["n"])
+        return {"hours": [iso(h) for h in hours], "series": series}
+
+    def overview(self) -> dict[str, Any]:
+        accounts = self.findings["accounts"]
+        campaign_decisions, account_decisions = self.decisions_in_force()
+        return {
+            "input": self.findings["input"],
+            "generated_at": self.findings.get("generated_at"),
+            "counts": {"extraction": sum(a["verdict"] == "extraction" for a in accounts),
+                       "review": sum(a["verdict"] == "review" for a in accounts),
+                       "campaigns": len(self.findings["campaigns"]),
+                       "decisions": len(in_force(self.decisions()))},
+            "campaigns": sorted(self.findings["campaigns"], key=lambda c: -c["score"]),
+            "campaign_decisions": campaign_decisions,
+            "account_decisions": account_decisions,
+            "traffic": self.traffic(),
+            "releases": self.releases(),
+            "dismissed_campaigns": self.findings.get("dismissed_campaigns", []),
+            "dismissed_accounts": self.findings.get("dismissed_accounts", []),
+        }
+
+    # -- campaign -----------------------------------------------------------------
+
+    def release_windows(self, campaign_id: str) -> list[dict[str, Any]]:
+        """Around each release: per hour, the share of the campaign's traffic and of
+        everyone else's (outside campaigns) that went to the new model."""
+        before, after = RELEASE_WINDOW
+        windows = []
+        for r in self.releases():
+            released = datetime.fromisoformat(r["released_at"].rstrip("Z"))
+            rows = self._rows(
+                "SELECT hour, "
+                "sum(exchanges) FILTER (WHERE campaign_id = $c) AS c_all, "
+                "sum(exchanges) FILTER (WHERE campaign_id = $c AND model = $m) AS c_new, "
+                "sum(exchanges) FILTER (WHERE campaign_id IS NULL) AS o_all, "
+                "sum(exchanges) FILTER (WHERE campaign_id IS NULL AND model = $m) AS o_new "
+                "FROM dashboard_traffic WHERE hour >= $lo AND hour < $hi GROUP BY hour "
+                "ORDER BY hour", {"c": campaign_id, "m": r["model"], "lo": released - before,
+                                  "hi": released + after})
+            if not any(x["c_all"] for x in rows):
+                continue
+            windows.append({
+                **r, "hours": [iso(x["hour"]) for x in rows],
+                "campaign": [round((x["c_new"] or 0) / x["c_all"], 4) if x["c_all"] else None
+                             for x in rows],
+                "others": [round((x["o_new"] or 0) / x["o_all"], 4) if x["o_all"] else None
+                           for x in rows],
+                "campaign_exchanges": [int(x["c_all"] or 0) for x in rows]})
+        return windows
+
+    def campaign(self, campaign_id: str) -> dict[str, Any] | None:
+        c = self.campaigns.get(campaign_id)
+        if c is None:
+            return None
+        members = self._rows("SELECT account_id, verdict, score, exchanges FROM dashboard_nodes "
+                             "WHERE campaign_id = ? ORDER BY score DESC, account_id",
+                             [campaign_id])
+        for m in members:
+            m["reason"] = self.accounts.get(m["account_id"], {}).get("reasons", [""])[0]
+        samples = self._rows("SELECT account_id, request_id, ts, text FROM dashboard_samples "
+                             "WHERE campaign_id = ? ORDER BY rank", [campaign_id])
+        if not samples:
+            samples = [{"account_id": None, "request_id": None, "ts": None, "text": t}
+                       for t in c.get("sample_prompts", [])]
+        for s, pieces in zip(samples, self.highlighted([s["text"] for s in samples]),
+                             strict=True):
+            s["segments"] = pieces
+        campaign_decisions, _ = self.decisions_in_force()
+        return {"campaign": c, "members": members, "samples": samples,
+                "windows": self.release_windows(campaign_id),
+                "traffic": self.traffic(campaign_id), "releases": self.releases(),
+                "decision": campaign_decisions.get(campaign_id),
+                "techniques": [t.name for t in self.lexicon.techniques]}
+
+    def campaign_graph(self, campaign_id: str) -> dict[str, Any] | None:
+        """Nodes (accounts) and edges (ties, by kind) of a campaign's graph."""
+        if campaign_id not in self.campaigns:
+            return None
+        nodes = self._rows("SELECT account_id AS id, verdict, score, exchanges, x, y "
+                           "FROM dashboard_nodes WHERE campaign_id = ? ORDER BY account_id",
+                           [campaign_id])
+        edges = self._rows("SELECT source, target, kind, detail FROM dashboard_edges "
+                           "WHERE campaign_id = ? ORDER BY source, target, kind", [campaign_id])
+        kinds = sorted({e["kind"] for e in edges}, key=lambda k: (k not in TIE_KINDS, k))
+        return {"campaign_id": campaign_id, "nodes": nodes,
+                "edges": [[e["source"], e["target"], e["kind"], e["detail"]] for e in edges],
+                "kinds": {k: TIE_KINDS.get(k, k.replace("_", " ")) for k in kinds}}
+
+    # -- account ------------------------------------------------------------------
+
+    def account_profile(self, account_id: str) -> dict[str, Any] | None:
+        """The account's behavior row (None when the store has no such account)."""
+        rows = self._rows("SELECT * FROM dashboard_accounts WHERE account_id = ?", [account_id])
+        return rows[0] if rows else None
+
+    def account(self, account_id: str) -> dict[str, Any] | None:
+        profile = self.account_profile(account_id)
+        entry = self.accounts.get(account_id)
+        dismissed = self.dismissed.get(account_id)
+        if profile is None and entry is None and dismissed is None:
+            return None
+        links = self._rows(
+            "SELECT CASE WHEN source = $a THEN target ELSE source END AS other, kind, detail, "
+            "campaign_id FROM dashboard_edges WHERE source = $a OR target = $a "
+            "ORDER BY kind, other", {"a": account_id})
+        for link in links:
+            link["kind_words"] = TIE_KINDS.get(link["kind"], link["kind"])
+        _, account_decisions = self.decisions_in_force()
+        return {"account_id": account_id, "entry": entry, "dismissed": dismissed,
+                "profile": profile, "links": links,
+                "decision": account_decisions.get(account_id),
+                "campaign": self.campaigns.get((entry or {}).get("campaign_id") or "")}
+
+    def account_exchanges(self, account_id: str, *, page: int = 1, q: str = "",
+                          per_page: int = EXCHANGES_PER_PAGE) -> ExchangePage:
+        """One page of an account's exchanges, oldest first; ``q`` keeps those whose
+        request id, model, system prompt or new turn contain it (any case)."""
+        profile = self.account_profile(account_id)
+        if profile is None:
+            return ExchangePage(rows=[], page=1, pages=0, total=0, q=q)
+        where = "account_id = $a AND ts BETWEEN $lo AND $hi"
+        params: dict[str, Any] = {"a": account_id, "lo": profile["first_seen"],
+                                  "hi": profile["last_seen"]}
+        q = q.strip()
+        if q:
+            where += f" AND contains({_SEARCHED}, lower($q))"
+            params["q"] = q
+            total = self._rows(f"SELECT count(*) AS n FROM exchanges WHERE {where}",
+                               params)[0]["n"]
+        else:
+            total = int(profile["exchanges"])
+        pages = max(1, -(-total // per_page))
+        page = min(max(page, 1), pages)
+        rows = self._rows(f"SELECT {_EXCHANGE_COLUMNS} FROM exchanges WHERE {where} "
+                          "ORDER BY ts, request_id LIMIT $limit OFFSET $offset",
+                          {**params, "limit": per_page,
+                           "offset": (page - 1) * per_page})
+        texts = [(f"{r['system']}\n" if r["system"] else "") + r["prompt"] for r in rows]
+        for r, text, pieces in zip(rows, texts, self.highlighted(texts), strict=True):
+            r["text"] = text
+            r["segments"] = pieces
+            r["ts"] = iso(r["ts"])
+        return ExchangePage(rows=rows, page=page, pages=pages, total=total, q=q)
