@@ -164,8 +164,8 @@ def _error_handler(pages: _Pages) -> Any:
             status, message = 500, str(exc)
         if request.url.path.startswith("/api/"):
             return JSONResponse({"error": {"status": status, "message": message}}, status)
-        return pages._page("error.html", status=status, title=_STATUS_TITLES.get(status, "Error"),
-                           message=message)
+        return pages._page("error.html", status=status, code=status,
+                           title=_STATUS_TITLES.get(status, "Error"), message=message)
     return handle
 
 

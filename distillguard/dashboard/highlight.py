@@ -1,9 +1,11 @@
 """Where the technique lexicon fires in a request: the spans the pages highlight.
 
-Spans come from RE2 through pyarrow's regex kernels, the engine the signals
-use, so a page highlights exactly what the signals match: a global replace
-wraps every match of a technique's patterns in marker characters, read back as
-positions. Pages render the text escaped, piece by piece (``segments``), with
+The lexicon's patterns are RE2 syntax (the signals run them through pyarrow);
+the ones it uses are also valid Python regular expressions with the same
+meaning under ``re.ASCII`` (RE2's ``\\w``, ``\\b`` and ``\\d`` are ASCII), and a test
+checks that both engines agree on which texts match. Python's are compiled
+once, where RE2 through pyarrow would compile every pattern again for each
+page. Pages render the text escaped, piece by piece (``segments``), with
 ``<mark>`` around the pieces a technique matched; the text itself is never
 trusted as markup.
 """
@@ -13,16 +15,12 @@ from __future__ import annotations
 import itertools
 import re
 from dataclasses import dataclass
-
-import pyarrow as pa
-import pyarrow.compute as pc
+from functools import lru_cache
 
 from distillguard.signals.lexicon import Lexicon
 
 __all__ = ["Segment", "Span", "segments", "technique_spans"]
 
-_OPEN, _CLOSE = "\x02", "\x03"
-_MARKER = re.compile(f"([{_OPEN}{_CLOSE}])")
 _STRENGTHS = ("strong", "weak")
 
 
@@ -45,6 +43,13 @@ class Segment:
     strength: str = ""
 
 
+@lru_cache(maxsize=8)
+def _compiled(lexicon: Lexicon) -> list[tuple[str, str, re.Pattern[str]]]:
+    return [(t.name, strength, re.compile(pattern, re.ASCII))
+            for t in lexicon.techniques
+            for strength, pattern in zip(_STRENGTHS, (t.strong, t.weak), strict=True) if pattern]
+
+
 def technique_spans(texts: list[str], lexicon: Lexicon) -> list[list[Span]]:
     """For each text, every span a technique's strong or weak patterns match.
 
@@ -54,33 +59,11 @@ def technique_spans(texts: list[str], lexicon: Lexicon) -> list[list[Span]]:
     ...  if s.strength == "strong"]
     [(7, 25, 'cot_elicitation')]
     """
-    clean = [t.replace(_OPEN, "\ufffd").replace(_CLOSE, "\ufffd") for t in texts]
-    array = pa.array(clean, pa.string())
-    found: list[list[Span]] = [[] for _ in texts]
-    for technique in lexicon.techniques:
-        for strength, pattern in zip(_STRENGTHS, (technique.strong, technique.weak), strict=True):
-            if not pattern or not len(array):
-                continue
-            marked = pc.replace_substring_regex(array, pattern, _OPEN + "\\0" + _CLOSE)
-            for i, text in enumerate(marked.to_pylist()):
-                if text is not None and _OPEN in text:
-                    found[i] += _marks(text, technique.name, strength)
-    return found
-
-
-def _marks(marked: str, technique: str, strength: str) -> list[Span]:
-    """Spans of a text whose matches are wrapped in the marker characters."""
-    spans: list[Span] = []
-    position = start = 0
-    for piece in _MARKER.split(marked):
-        if piece == _OPEN:
-            start = position
-        elif piece == _CLOSE:
-            if position > start:
-                spans.append(Span(start, position, technique, strength))
-        else:
-            position += len(piece)
-    return spans
+    patterns = _compiled(lexicon)
+    return [[Span(m.start(), m.end(), name, strength)
+             for name, strength, pattern in patterns
+             for m in pattern.finditer(text) if m.end() > m.start()]
+            for text in texts]
 
 
 def segments(text: str, spans: list[Span]) -> list[Segment]:

@@ -77,9 +77,10 @@ class DashboardQueries:
 
         return read_decisions(self.con)
 
-    def decisions_in_force(self) -> tuple[dict[str, Decision], dict[str, Decision]]:
+    def decisions_in_force(self, decisions: list[Decision] | None = None
+                           ) -> tuple[dict[str, Decision], dict[str, Decision]]:
         """The decision in force on each campaign and each listed account of these findings."""
-        forced = in_force(self.decisions())
+        forced = in_force(self.decisions() if decisions is None else decisions)
         campaigns = match_campaigns(self.findings["campaigns"], forced.values(), self.policy)
         accounts = {}
         for account_id in [*self.accounts, *self.dismissed]:
@@ -95,16 +96,10 @@ class DashboardQueries:
                 for r in self._rows("SELECT model, released_at FROM dashboard_releases "
                                     "ORDER BY released_at")]
 
-    def traffic(self, campaign_id: str | None = None) -> dict[str, Any]:
-        """Exchanges per hour: per campaign and everyone else (or one campaign's, by model)."""
-        if campaign_id is None:
-            rows = self._rows("SELECT hour, coalesce(campaign_id, '') AS series, "
-                              "sum(exchanges) AS n FROM dashboard_traffic GROUP BY ALL "
-                              "ORDER BY hour")
-        else:
-            rows = self._rows("SELECT hour, model AS series, sum(exchanges) AS n "
-                              "FROM dashboard_traffic WHERE campaign_id = ? GROUP BY ALL "
-                              "ORDER BY hour", [campaign_id])
+    def traffic(self) -> dict[str, Any]:
+        """Exchanges per hour: per campaign, and everyone else (series '')."""
+        rows = self._rows("SELECT hour, coalesce(campaign_id, '') AS series, "
+                          "sum(exchanges) AS n FROM dashboard_traffic GROUP BY ALL ORDER BY hour")
         hours = sorted({r["hour"] for r in rows})
         position = {h: i for i, h in enumerate(hours)}
         series: dict[str, list[int]] = {}
@@ -114,14 +109,15 @@ class DashboardQueries:
 
     def overview(self) -> dict[str, Any]:
         accounts = self.findings["accounts"]
-        campaign_decisions, account_decisions = self.decisions_in_force()
+        decisions = self.decisions()
+        campaign_decisions, account_decisions = self.decisions_in_force(decisions)
         return {
             "input": self.findings["input"],
             "generated_at": self.findings.get("generated_at"),
             "counts": {"extraction": sum(a["verdict"] == "extraction" for a in accounts),
                        "review": sum(a["verdict"] == "review" for a in accounts),
                        "campaigns": len(self.findings["campaigns"]),
-                       "decisions": len(in_force(self.decisions()))},
+                       "decisions": len(in_force(decisions))},
             "campaigns": sorted(self.findings["campaigns"], key=lambda c: -c["score"]),
             "campaign_decisions": campaign_decisions,
             "account_decisions": account_decisions,
@@ -133,32 +129,40 @@ class DashboardQueries:
 
     # -- campaign -----------------------------------------------------------------
 
-    def release_windows(self, campaign_id: str) -> list[dict[str, Any]]:
+    def release_windows(self, campaign_id: str, releases: list[dict[str, Any]]
+                        ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         """Around each release: per hour, the share of the campaign's traffic and of
-        everyone else's (outside campaigns) that went to the new model."""
+        everyone else's (outside campaigns) that went to the new model; and the
+        campaign's traffic per hour and model."""
+        rows = self._rows("SELECT hour, model, "
+                          "sum(exchanges) FILTER (WHERE campaign_id = $c) AS c, "
+                          "sum(exchanges) FILTER (WHERE campaign_id IS NULL) AS o "
+                          "FROM dashboard_traffic GROUP BY ALL ORDER BY hour",
+                          {"c": campaign_id})
+        hours = sorted({r["hour"] for r in rows})
+        by_hour: dict[Any, dict[str, tuple[int, int]]] = {h: {} for h in hours}
+        for r in rows:
+            by_hour[r["hour"]][r["model"]] = (int(r["c"] or 0), int(r["o"] or 0))
         before, after = RELEASE_WINDOW
         windows = []
-        for r in self.releases():
-            released = datetime.fromisoformat(r["released_at"].rstrip("Z"))
-            rows = self._rows(
-                "SELECT hour, "
-                "sum(exchanges) FILTER (WHERE campaign_id = $c) AS c_all, "
-                "sum(exchanges) FILTER (WHERE campaign_id = $c AND model = $m) AS c_new, "
-                "sum(exchanges) FILTER (WHERE campaign_id IS NULL) AS o_all, "
-                "sum(exchanges) FILTER (WHERE campaign_id IS NULL AND model = $m) AS o_new "
-                "FROM dashboard_traffic WHERE hour >= $lo AND hour < $hi GROUP BY hour "
-                "ORDER BY hour", {"c": campaign_id, "m": r["model"], "lo": released - before,
-                                  "hi": released + after})
-            if not any(x["c_all"] for x in rows):
+        for release in releases:
+            released = datetime.fromisoformat(release["released_at"].rstrip("Z"))
+            inside = [h for h in hours if released - before <= h < released + after]
+            totals = [[sum(v[i] for v in by_hour[h].values()) for i in (0, 1)] for h in inside]
+            new = [by_hour[h].get(release["model"], (0, 0)) for h in inside]
+            if not any(c for c, _ in totals):
                 continue
             windows.append({
-                **r, "hours": [iso(x["hour"]) for x in rows],
-                "campaign": [round((x["c_new"] or 0) / x["c_all"], 4) if x["c_all"] else None
-                             for x in rows],
-                "others": [round((x["o_new"] or 0) / x["o_all"], 4) if x["o_all"] else None
-                           for x in rows],
-                "campaign_exchanges": [int(x["c_all"] or 0) for x in rows]})
-        return windows
+                **release, "hours": [iso(h) for h in inside],
+                "campaign": [round(n[0] / t[0], 4) if t[0] else None
+                             for n, t in zip(new, totals, strict=True)],
+                "others": [round(n[1] / t[1], 4) if t[1] else None
+                           for n, t in zip(new, totals, strict=True)],
+                "campaign_exchanges": [t[0] for t in totals]})
+        models = sorted({m for h in hours for m, (c, _) in by_hour[h].items() if c})
+        traffic = {"hours": [iso(h) for h in hours],
+                   "series": {m: [by_hour[h].get(m, (0, 0))[0] for h in hours] for m in models}}
+        return windows, traffic
 
     def campaign(self, campaign_id: str) -> dict[str, Any] | None:
         c = self.campaigns.get(campaign_id)
@@ -178,9 +182,10 @@ class DashboardQueries:
                              strict=True):
             s["segments"] = pieces
         campaign_decisions, _ = self.decisions_in_force()
+        releases = self.releases()
+        windows, traffic = self.release_windows(campaign_id, releases)
         return {"campaign": c, "members": members, "samples": samples,
-                "windows": self.release_windows(campaign_id),
-                "traffic": self.traffic(campaign_id), "releases": self.releases(),
+                "windows": windows, "traffic": traffic, "releases": releases,
                 "decision": campaign_decisions.get(campaign_id),
                 "techniques": [t.name for t in self.lexicon.techniques]}
 
@@ -237,16 +242,32 @@ class DashboardQueries:
         if q:
             where += f" AND contains({_SEARCHED}, lower($q))"
             params["q"] = q
+        # The page's times first, reading only narrow columns (and, for a search, the
+        # text searched); then its rows whole, within the page's own time span: the
+        # text of the account's other exchanges stays unread.
+        picked = self._rows(f"SELECT ts, request_id, count(*) OVER () AS n FROM exchanges "
+                            f"WHERE {where} ORDER BY ts, request_id LIMIT $limit OFFSET $offset",
+                            {**params, "limit": per_page, "offset": (max(page, 1) - 1) * per_page})
+        if not q:
+            total = int(profile["exchanges"])
+        elif picked:
+            total = int(picked[0]["n"])
+        else:
             total = self._rows(f"SELECT count(*) AS n FROM exchanges WHERE {where}",
                                params)[0]["n"]
-        else:
-            total = int(profile["exchanges"])
         pages = max(1, -(-total // per_page))
-        page = min(max(page, 1), pages)
-        rows = self._rows(f"SELECT {_EXCHANGE_COLUMNS} FROM exchanges WHERE {where} "
-                          "ORDER BY ts, request_id LIMIT $limit OFFSET $offset",
-                          {**params, "limit": per_page,
-                           "offset": (page - 1) * per_page})
+        if page > pages or page < 1:
+            return self.account_exchanges(account_id, page=min(max(page, 1), pages), q=q,
+                                          per_page=per_page) if total else ExchangePage(
+                rows=[], page=1, pages=1, total=0, q=q)
+        rows = []
+        if picked:
+            wanted = {r["request_id"] for r in picked}
+            rows = [r for r in self._rows(
+                f"SELECT {_EXCHANGE_COLUMNS} FROM exchanges WHERE account_id = $a "
+                "AND ts BETWEEN $lo AND $hi ORDER BY ts, request_id",
+                {"a": account_id, "lo": picked[0]["ts"], "hi": picked[-1]["ts"]})
+                if r["request_id"] in wanted]
         texts = [(f"{r['system']}\n" if r["system"] else "") + r["prompt"] for r in rows]
         for r, text, pieces in zip(rows, texts, self.highlighted(texts), strict=True):
             r["text"] = text

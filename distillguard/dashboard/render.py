@@ -119,7 +119,7 @@ def traffic_spec(traffic: dict[str, Any], campaigns: list[dict[str, Any]],
 @lru_cache(maxsize=1)
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.PackageLoader("distillguard.dashboard", "templates"),
-                             autoescape=True, undefined=jinja2.StrictUndefined,
+                             autoescape=True, undefined=jinja2.ChainableUndefined,
                              trim_blocks=True, lstrip_blocks=True)
     env.filters.update(num=_num, pct=_pct, when=_when, figure=_figure)
     env.globals.update(best_pivot=_best_pivot, pivot_for=_pivot_for, window_spec=_window_spec,
@@ -142,7 +142,7 @@ def _context(queries: DashboardQueries, standalone: bool) -> dict[str, Any]:
 def render_page(template: str, queries: DashboardQueries, **context: Any) -> str:
     """One dashboard page (scripts and styles served from /static)."""
     return environment().get_template(template).render(
-        **_context(queries, standalone=False), scripts=SCRIPTS, **context)
+        **{"nav": "", **_context(queries, standalone=False), "scripts": SCRIPTS, **context})
 
 
 def _asset(name: str) -> str:
