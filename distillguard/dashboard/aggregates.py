@@ -92,7 +92,7 @@ def findings_key(findings_bytes: bytes) -> str:
 
 def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     return bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?",
-                            [name]).fetchone()[0])
+                            [name]).fetchall()[0][0])
 
 
 def tables_built_for(con: duckdb.DuckDBPyConnection) -> str | None:
@@ -100,8 +100,8 @@ def tables_built_for(con: duckdb.DuckDBPyConnection) -> str | None:
     with map_duckdb_errors("cannot read the dashboard tables"):
         if not _has_table(con, "dashboard_build"):
             return None
-        row = con.execute("SELECT findings_key FROM dashboard_build").fetchone()
-    return row[0] if row else None
+        rows = con.execute("SELECT findings_key FROM dashboard_build").fetchall()
+    return rows[0][0] if rows else None
 
 
 def _register(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> None:
@@ -114,7 +114,7 @@ def _insert(con: duckdb.DuckDBPyConnection, name: str, rows: list[tuple[Any, ...
         return
     columns = [r[0] for r in con.execute(f"DESCRIBE {name}").fetchall()]
     incoming = pa.table({c: [r[i] for r in rows] for i, c in enumerate(columns)})  # noqa: F841
-    con.execute(f"INSERT INTO {name} SELECT * FROM incoming")
+    con.execute(f"INSERT INTO {name} SELECT * FROM incoming").fetchall()
 
 
 def _members(findings: dict[str, Any]) -> pa.Table:
@@ -129,7 +129,8 @@ def _members(findings: dict[str, Any]) -> pa.Table:
 def _releases(con: duckdb.DuckDBPyConnection, findings: dict[str, Any]) -> None:
     if _has_table(con, "releases"):
         con.execute("CREATE OR REPLACE TABLE dashboard_releases AS "
-                    "SELECT DISTINCT model, released_at FROM releases ORDER BY released_at")
+                    "SELECT DISTINCT model, released_at FROM releases ORDER BY released_at"
+                    ).fetchall()
         return
     seen = {(p["model"], p["released_at"]) for c in findings["campaigns"] for p in c["pivots"]}
     rows = sorted(seen, key=lambda r: r[1])
@@ -244,17 +245,18 @@ def build_dashboard_tables(con: duckdb.DuckDBPyConnection, findings: dict[str, A
     started = time.perf_counter()
     step = on_step or (lambda _name: None)
     with map_duckdb_errors("cannot build the dashboard tables"):
-        con.execute(_DDL)
+        con.execute(_DDL).fetchall()
         _register(con, "dashboard_members", _members(findings))
         members = {a["account_id"]: a["campaign_id"] for a in findings["accounts"]
                    if a.get("campaign_id")}
         step("traffic")
-        con.execute(f"CREATE OR REPLACE TABLE dashboard_traffic AS {TRAFFIC_SQL}")
+        con.execute(f"CREATE OR REPLACE TABLE dashboard_traffic AS {TRAFFIC_SQL}").fetchall()
         _releases(con, findings)
         step("accounts")
         behavior = "account_behavior" if _has_table(con, "account_behavior") else None
         con.execute("CREATE OR REPLACE TABLE dashboard_accounts AS "
-                    + (f"SELECT * FROM {behavior}" if behavior else ACCOUNT_BEHAVIOR_SQL))
+                    + (f"SELECT * FROM {behavior}" if behavior else ACCOUNT_BEHAVIOR_SQL)
+                    ).fetchall()
         cursor = con.execute("SELECT * FROM dashboard_accounts SEMI JOIN dashboard_members "
                              "USING (account_id)")
         columns = [d[0] for d in cursor.description]
@@ -278,5 +280,5 @@ def build_dashboard_tables(con: duckdb.DuckDBPyConnection, findings: dict[str, A
         _insert(con, "dashboard_samples", samples)
         seconds = time.perf_counter() - started
         con.execute("INSERT INTO dashboard_build VALUES (?, ?, now()::TIMESTAMP, ?)",
-                    [key, findings.get("generated_at"), seconds])
+                    [key, findings.get("generated_at"), seconds]).fetchall()
     return seconds
