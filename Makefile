@@ -16,7 +16,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
-# The tests also run the Spark engine (the optional extra; Java 17 is on the machine).
+# The tests also run the Spark engine (the optional extra). Its Java 17+ runtime, like
+# redis-server, is installed by the tests' fixtures with apt-get when missing (README:
+# "What the commands install").
 $(SPARK_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,spark]'
 	touch $(SPARK_STAMP)

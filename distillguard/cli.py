@@ -18,7 +18,7 @@ from distillguard.cli_dashboard import dashboard_command, decisions_command, rep
 from distillguard.cli_intel import intel_app, load_received_intel
 from distillguard.engines import ExchangeStore, IngestReport, store_summary
 from distillguard.errors import DistillguardError
-from distillguard.logs import discover_log_files, split_uris
+from distillguard.logs import NotRead, discover_log_files, split_uris, survey_log_files
 from distillguard.progress import byte_progress, row_progress
 from distillguard.sim import (
     DEFAULT_SCENARIO,
@@ -67,7 +67,8 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 def run_ingest(logs: list[Path], db: Path, *, quiet: bool = False) -> dict[str, Any]:
     """Ingest ``logs`` into ``db``; return the summary (this run and the whole store)."""
-    files = discover_log_files(logs)
+    survey = survey_log_files(logs)
+    files = survey.files
     if not files and not quiet:
         err.print(f"[yellow]warning:[/] no exchange-log files found in {', '.join(map(str, logs))}")
     bar, advance = byte_progress(files, desc="ingest")
@@ -79,20 +80,27 @@ def run_ingest(logs: list[Path], db: Path, *, quiet: bool = False) -> dict[str, 
             store.export_quarantine(quarantine_file)
     summary["db"] = str(db)
     summary["quarantine_file"] = str(quarantine_file) if summary["quarantined"] else None
-    summary["run"] = _run_summary(report, len(files))
+    summary["run"] = _run_summary(report, len(files), survey.not_read)
     return summary
 
 
-def _run_summary(report: IngestReport, files: int) -> dict[str, Any]:
+def _run_summary(report: IngestReport, files: int, not_read: list[NotRead]) -> dict[str, Any]:
     return {
         "files": files,
         "files_read": report.files_read,
         "files_skipped_unchanged": len(report.files_skipped),
+        "files_unreadable": report.files_unreadable,
+        "files_stored_as_is": report.files_stored_as_is,
+        "files_not_read": [{"path": n.path, "why": n.why} for n in not_read],
         "inserted": report.inserted,
         "already_present": report.already_present,
+        "blank_lines": report.blank_lines,
         "quarantined": report.quarantined_total,
         "quarantined_by_code": dict(report.quarantined.most_common()),
     }
+
+
+NOT_READ_SHOWN = 10
 
 
 def print_summary(summary: dict[str, Any]) -> None:
@@ -100,7 +108,24 @@ def print_summary(summary: dict[str, Any]) -> None:
     out.print(f"[bold]Ingest[/] into {summary['db']}: {run['files_read']} file(s) read, "
               f"{run['files_skipped_unchanged']} unchanged and skipped; "
               f"{run['inserted']:,} exchanges added, {run['already_present']:,} already present, "
-              f"{run['quarantined']:,} quarantined.", highlight=False)
+              f"{run['quarantined']:,} quarantined, {run['blank_lines']:,} blank lines skipped.",
+              highlight=False)
+    if run["files_stored_as_is"]:
+        out.print(f"{len(run['files_stored_as_is'])} Parquet file(s) fit the store as they are: "
+                  "linked and read in place, not re-encoded.", highlight=False)
+    if run["files_unreadable"]:
+        out.print(f"[yellow]{len(run['files_unreadable'])} file(s) could not be read[/] "
+                  "(quarantined as 'unreadable', tried again next run): "
+                  + ", ".join(run["files_unreadable"][:NOT_READ_SHOWN]), highlight=False)
+    not_read = run["files_not_read"]
+    if not_read:
+        out.print(f"{len(not_read)} entr(ies) of the folders given were not read:",
+                  highlight=False)
+        for n in not_read[:NOT_READ_SHOWN]:
+            out.print(f"  {n['path']}: {n['why']}", highlight=False)
+        if len(not_read) > NOT_READ_SHOWN:
+            out.print(f"  ... and {len(not_read) - NOT_READ_SHOWN} more (all in --json)",
+                      highlight=False)
     table = Table(title="Store", show_header=False, title_justify="left")
     table.add_row("exchanges", f"{summary['exchanges']:,}")
     table.add_row("accounts", f"{summary['accounts']:,}")

@@ -88,8 +88,10 @@ def _scan_on_duckdb(job: ScanJob, policy: Policy, releases: list[dict[str, str]]
 
 def _scan_on_spark(job: ScanJob, policy: Policy, releases: list[dict[str, str]],
                    **callbacks: Any) -> ScanResult:
+    from distillguard.engines.spark_session import import_pyspark, spark_session
+
+    import_pyspark()  # without the spark extra, a clear error before the engine's imports
     from distillguard.engines.spark_engine import SparkEngine
-    from distillguard.engines.spark_session import spark_session
 
     if job.db is not None:
         msg = "--db is the embedded engine's store; the Spark engine reads the logs themselves"

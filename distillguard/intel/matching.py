@@ -55,7 +55,7 @@ def ipv4_to_int(ips: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     >>> import pyarrow as pa
     >>> value, ok = ipv4_to_int(pa.array(["10.0.0.1", "::1", None, "1.2.3"]))
     >>> [int(v) for v in value[ok]], ok.tolist()
-    [167772161], [True, False, False, False]
+    ([167772161], [True, False, False, False])
     """
     ips = pc.fill_null(ips.cast(pa.string()), "")
     ok = np.asarray(pc.match_substring_regex(

@@ -20,6 +20,8 @@ from distillguard.engines.scan_job import ScanJob, run_scan_job
 from distillguard.engines.spark_session import SparkOptions
 from distillguard.sim import SimOptions, simulate
 
+pytestmark = pytest.mark.usefixtures("java_runtime")
+
 
 def _free_port() -> int:
     with socket.socket() as s:

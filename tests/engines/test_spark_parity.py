@@ -12,6 +12,8 @@ from distillguard.engines.scan_job import ScanJob, run_scan_job
 from distillguard.engines.spark_session import SparkOptions
 from distillguard.sim import SimOptions, parse_evasion, simulate
 
+pytestmark = pytest.mark.usefixtures("java_runtime")
+
 
 def _add_bad_records(exchanges: Path) -> int:
     """A JSON Lines file of broken records and one resent request; return how many."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import select
 import shutil
 import signal
@@ -22,6 +21,7 @@ import uvicorn
 from distillguard.gateway import Gateway, admin_app, gateway_app, load_config
 from distillguard.gateway.server import uvicorn_config
 from distillguard.replay import ReplayCorpus, replay_app
+from tests.conftest import install_debian_package, installed_path
 
 
 def free_port() -> int:
@@ -244,14 +244,11 @@ def _install_redis_server() -> str:
     found = shutil.which("redis-server")
     if found:
         return found
-    install = ["apt-get", "install", "-y", "-q", "redis-server"]
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    if subprocess.run(install, capture_output=True, check=False, env=env).returncode != 0:
-        subprocess.run(["apt-get", "update", "-q"], capture_output=True, check=False, env=env)
-        subprocess.run(install, capture_output=True, check=True, env=env)
-    found = shutil.which("redis-server")
+    install_debian_package("redis-server", "the shared-state tests need redis-server, not on PATH: "
+                                           "sudo apt-get install -y redis-server")
+    found = shutil.which("redis-server") or installed_path("redis-server", r"/\S+/bin/redis-server")
     if not found:
-        pytest.fail("redis-server could not be installed with apt-get")
+        pytest.fail("apt-get installed redis-server, but dpkg -L lists no bin/redis-server in it")
     return found
 
 
