@@ -5,6 +5,7 @@ from distillguard.dashboard.aggregates import (
     TIE_KINDS,
     build_dashboard_tables,
     findings_key,
+    stored_exchanges,
     tables_built_for,
 )
 from distillguard.dashboard.app import dashboard_app
@@ -47,6 +48,7 @@ __all__ = [
     "render_report",
     "run_dashboard",
     "segments",
+    "stored_exchanges",
     "tables_built_for",
     "technique_spans",
 ]

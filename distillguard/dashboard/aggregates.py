@@ -44,7 +44,7 @@ from distillguard.verdict.campaign_sql import CAMPAIGN_SAMPLE_PROMPTS_SQL
 from distillguard.verdict.profiles import prompt_text
 
 __all__ = ["DASHBOARD_TABLES", "TIE_KINDS", "build_dashboard_tables", "findings_key",
-           "tables_built_for"]
+           "stored_exchanges", "tables_built_for"]
 
 DASHBOARD_TABLES = ("dashboard_build", "dashboard_members", "dashboard_traffic",
                     "dashboard_releases", "dashboard_accounts", "dashboard_edges",
@@ -73,6 +73,9 @@ FROM (SELECT account_id, unnest(list_distinct(units)) AS unit FROM signals
 SEMI JOIN community_units USING (unit)
 """
 
+STORED_SQL = ("SELECT (SELECT coalesce(sum(rows), 0) FROM parts) "
+              "+ (SELECT coalesce(sum(rows), 0) FROM linked_parts)")
+
 _DDL = """
 CREATE OR REPLACE TABLE dashboard_build (findings_key VARCHAR, generated_at VARCHAR,
     built_at TIMESTAMP, seconds DOUBLE);
@@ -85,9 +88,16 @@ CREATE OR REPLACE TABLE dashboard_samples (campaign_id VARCHAR, rank INTEGER,
 """
 
 
-def findings_key(findings_bytes: bytes) -> str:
-    """Which findings the tables were built for: a hash of the findings file."""
-    return hashlib.sha256(findings_bytes).hexdigest()[:32]
+def findings_key(findings_bytes: bytes, stored: int = 0) -> str:
+    """What the tables were built for: a hash of the findings file and the number of
+    exchanges in the store (exchanges ingested since, and the tables are built again)."""
+    return hashlib.sha256(findings_bytes + b"\0" + str(stored).encode()).hexdigest()[:32]
+
+
+def stored_exchanges(con: duckdb.DuckDBPyConnection) -> int:
+    """The exchanges in the store, from its catalog (no pass over them)."""
+    with map_duckdb_errors("cannot read the store's catalog"):
+        return int(con.execute(STORED_SQL).fetchall()[0][0])
 
 
 def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
@@ -253,7 +263,10 @@ def build_dashboard_tables(con: duckdb.DuckDBPyConnection, findings: dict[str, A
         con.execute(f"CREATE OR REPLACE TABLE dashboard_traffic AS {TRAFFIC_SQL}").fetchall()
         _releases(con, findings)
         step("accounts")
-        behavior = "account_behavior" if _has_table(con, "account_behavior") else None
+        # The scan's per-account figures, unless exchanges were stored after it (then each
+        # account's count and time span are computed again, so its pages show them all).
+        behavior = ("account_behavior" if _has_table(con, "account_behavior")
+                    and stored_exchanges(con) == findings["input"].get("exchanges") else None)
         con.execute("CREATE OR REPLACE TABLE dashboard_accounts AS "
                     + (f"SELECT * FROM {behavior}" if behavior else ACCOUNT_BEHAVIOR_SQL)
                     ).fetchall()

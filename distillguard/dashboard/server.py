@@ -17,7 +17,12 @@ from typing import Any
 import orjson
 import uvicorn
 
-from distillguard.dashboard.aggregates import build_dashboard_tables, findings_key, tables_built_for
+from distillguard.dashboard.aggregates import (
+    build_dashboard_tables,
+    findings_key,
+    stored_exchanges,
+    tables_built_for,
+)
 from distillguard.dashboard.app import dashboard_app
 from distillguard.dashboard.decisions import read_decisions
 from distillguard.dashboard.queries import DashboardQueries
@@ -82,7 +87,7 @@ def open_dashboard(db: Path, findings_path: Path, *, policy: Path | None = None,
     loaded_policy = load_policy(policy)
     store = ExchangeStore(db)
     try:
-        key = findings_key(raw)
+        key = findings_key(raw, stored_exchanges(store.con))
         built = None
         if rebuild or tables_built_for(store.con) != key:
             built = build_dashboard_tables(store.con, findings, key, on_step=on_step)

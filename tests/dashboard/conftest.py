@@ -8,9 +8,7 @@ campaign account that sent hostile requests.
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,7 +21,7 @@ import pytest
 from distillguard.dashboard import dashboard_app, open_dashboard
 from distillguard.dashboard.server import OpenDashboard
 from distillguard.engines import ExchangeStore
-from tests.conftest import write_jsonl
+from tests.conftest import install_debian_package, installed_path, write_jsonl
 from tests.gateway.conftest import ServerThread
 
 HOSTILE_PROMPTS = [
@@ -186,20 +184,17 @@ def tiny_served(tiny: StoreCase) -> Iterator[Served]:
     yield from serve(tiny)
 
 
-def install_debian_packages(binary: str, packages: list[str]) -> str:
-    """``binary``'s path, installing the Debian ``packages`` with apt-get when it is missing.
-    (The same steps as the Redis fixture's; one shared helper can replace both.)"""
-    found = shutil.which(binary)
+def chromium_executable() -> str:
+    """Debian's Chromium, installed with apt-get on first use (CI machines start without
+    it); the tests are skipped with one line where it cannot be installed."""
+    found = shutil.which("chromium")
     if found:
         return found
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages]
-    if subprocess.run(install, capture_output=True, check=False, env=env).returncode != 0:
-        subprocess.run(["apt-get", "update", "-q"], capture_output=True, check=False, env=env)
-        subprocess.run(install, capture_output=True, check=True, env=env)
-    found = shutil.which(binary)
+    install_debian_package("chromium", "the dashboard's browser tests need Debian's chromium, "
+                                       "not on PATH: sudo apt-get install -y chromium")
+    found = shutil.which("chromium") or installed_path("chromium", r"/\S+/bin/chromium")
     if not found:
-        pytest.fail(f"{binary} could not be installed with apt-get ({', '.join(packages)})")
+        pytest.fail("apt-get installed chromium, but dpkg -L lists no bin/chromium in it")
     return found
 
 
@@ -209,18 +204,26 @@ CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first
 
 
 @pytest.fixture(scope="session")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """Debian's Chromium, headless, with a fresh profile, driven by Playwright (which never
-    downloads a browser of its own here)."""
-    executable = install_debian_packages("chromium", ["chromium", "chromium-driver"])
+def browser() -> Iterator[Any]:
+    """Debian's Chromium, headless, driven by Playwright (which never downloads a browser of
+    its own here)."""
+    executable = chromium_executable()
     from playwright.sync_api import sync_playwright
 
-    profile = tmp_path_factory.mktemp("chromium-profile")
     with sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            str(profile), executable_path=executable, headless=True, args=CHROMIUM_FLAGS,
-            viewport={"width": 1360, "height": 900})
+        launched = p.chromium.launch(executable_path=executable, headless=True,
+                                     args=CHROMIUM_FLAGS)
         try:
-            yield context
+            yield launched
         finally:
-            context.close()
+            launched.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A fresh browser context (no cookies from other tests) and a page in it."""
+    context = browser.new_context(viewport={"width": 1360, "height": 900})
+    try:
+        yield context.new_page()
+    finally:
+        context.close()

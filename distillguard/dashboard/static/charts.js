@@ -169,10 +169,20 @@
     });
   }
 
+  /* Legend swatches name their colour in data-color (inline styles are outside the
+   * page's Content Security Policy); only #rgb / #rrggbb values are taken. */
+  function colorSwatches() {
+    document.querySelectorAll(".swatch[data-color]").forEach(function (swatch) {
+      var color = swatch.getAttribute("data-color");
+      if (/^#[0-9a-fA-F]{3}([0-9a-fA-F]{3})?$/.test(color)) { swatch.style.background = color; }
+    });
+  }
+
   var pending = null;
   window.addEventListener("resize", function () {
     window.clearTimeout(pending);
     pending = window.setTimeout(drawAll, 150);
   });
+  colorSwatches();
   drawAll();
 })();
