@@ -35,9 +35,10 @@ from distillguard.dashboard.render import (
 from distillguard.dashboard.security import DashboardGuard, FormTokens, check_post
 from distillguard.errors import DistillguardError, EngineError, InputError
 
-__all__ = ["MAX_FORM_BYTES", "dashboard_app"]
+__all__ = ["MAX_FORM_BYTES", "MAX_PAGE", "dashboard_app"]
 
 MAX_FORM_BYTES = 16_384
+MAX_PAGE = 10**9
 _STATUS_TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Refused", 404: "Not found",
                   413: "Too large", 500: "Server error"}
 
@@ -46,11 +47,18 @@ def _json(data: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(data, default=str), status, media_type="application/json")
 
 
-def _int(value: str | None, default: int) -> int:
+def _page_number(value: str | None) -> int:
+    """``?page=``: a whole number from 1 (past the last page, the last page answers)."""
+    if value is None:
+        return 1
     try:
-        return int(value) if value is not None else default
-    except ValueError as exc:
-        raise HTTPException(400, f"not a number: {value!r}") from exc
+        number = int(value)
+    except ValueError:
+        number = 0
+    if not 1 <= number <= MAX_PAGE:
+        raise HTTPException(400, f"page must be a whole number from 1 to {MAX_PAGE:,}, "
+                                 f"not {value[:40]!r}")
+    return number
 
 
 class _Pages:
@@ -83,7 +91,8 @@ class _Pages:
         return RedirectResponse(account_url(wanted), 303)
 
     def _exchanges(self, request: Request, account_id: str) -> Any:
-        return self.q.account_exchanges(account_id, page=_int(request.query_params.get("page"), 1),
+        return self.q.account_exchanges(account_id,
+                                        page=_page_number(request.query_params.get("page")),
                                         q=request.query_params.get("q", "")[:200])
 
     async def account(self, request: Request) -> Response:
@@ -156,6 +165,10 @@ def _error_handler(pages: _Pages) -> Any:
     async def handle(request: Request, exc: Exception) -> Response:
         if isinstance(exc, HTTPException):
             status, message = exc.status_code, str(exc.detail)
+            if status == 404 and message == "Not Found":
+                message = f"Nothing at {request.url.path}."
+            elif status == 405:
+                message = f"{request.method} is not answered at {request.url.path}."
         elif isinstance(exc, InputError):
             status, message = 400, str(exc)
         elif isinstance(exc, EngineError):

@@ -119,7 +119,7 @@ class StoreCase:
     findings: dict[str, Any]
 
 
-def _write_case(folder: Path, records: list[dict[str, Any]], findings: dict[str, Any]
+def write_case(folder: Path, records: list[dict[str, Any]], findings: dict[str, Any]
                 ) -> StoreCase:
     folder.mkdir(parents=True, exist_ok=True)
     logs = write_jsonl(folder / "exchanges.jsonl", records)
@@ -133,7 +133,7 @@ def _write_case(folder: Path, records: list[dict[str, Any]], findings: dict[str,
 
 @pytest.fixture
 def tiny(tmp_path: Path) -> StoreCase:
-    return _write_case(tmp_path / "tiny", tiny_records(), tiny_findings())
+    return write_case(tmp_path / "tiny", tiny_records(), tiny_findings())
 
 
 @pytest.fixture(scope="session")
