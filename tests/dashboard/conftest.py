@@ -8,7 +8,6 @@ campaign account that sent hostile requests.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,7 +20,7 @@ import pytest
 from distillguard.dashboard import dashboard_app, open_dashboard
 from distillguard.dashboard.server import OpenDashboard
 from distillguard.engines import ExchangeStore
-from tests.conftest import install_debian_package, installed_path, write_jsonl
+from tests.conftest import installed_program, write_jsonl
 from tests.gateway.conftest import ServerThread
 
 HOSTILE_PROMPTS = [
@@ -187,15 +186,9 @@ def tiny_served(tiny: StoreCase) -> Iterator[Served]:
 def chromium_executable() -> str:
     """Debian's Chromium, installed with apt-get on first use (CI machines start without
     it); the tests are skipped with one line where it cannot be installed."""
-    found = shutil.which("chromium")
-    if found:
-        return found
-    install_debian_package("chromium", "the dashboard's browser tests need Debian's chromium, "
-                                       "not on PATH: sudo apt-get install -y chromium")
-    found = shutil.which("chromium") or installed_path("chromium", r"/\S+/bin/chromium")
-    if not found:
-        pytest.fail("apt-get installed chromium, but dpkg -L lists no bin/chromium in it")
-    return found
+    return installed_program("chromium", "chromium",
+                             "the dashboard's browser tests need Debian's chromium, not on "
+                             "PATH: sudo apt-get install -y chromium")
 
 
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
