@@ -18,7 +18,10 @@ starts at once. Tables:
   analyst, shared IPs, client fingerprints and creation times, each with what
   they share;
 - ``dashboard_nodes``: each campaign account with a starting layout position;
-- ``dashboard_samples``: requests of each campaign that carry its templates.
+- ``dashboard_samples``: requests of each campaign that carry its templates;
+- ``dashboard_exchange_keys``: every exchange's account, time and request id, in
+  that order, so that an account's page of exchanges is found without a pass over
+  the store (DuckDB's zone maps skip all but the account's own rows).
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ __all__ = ["DASHBOARD_TABLES", "TIE_KINDS", "build_dashboard_tables", "findings_
 
 DASHBOARD_TABLES = ("dashboard_build", "dashboard_members", "dashboard_traffic",
                     "dashboard_releases", "dashboard_accounts", "dashboard_edges",
-                    "dashboard_nodes", "dashboard_samples")
+                    "dashboard_nodes", "dashboard_samples", "dashboard_exchange_keys")
 # Ties between accounts, by the scan's edge kind (``linkage.edge_table``) or one the
 # dashboard adds, and how pages name them.
 TIE_KINDS = {"content": "shared templates", "payment_fingerprint": "payment method",
@@ -63,6 +66,11 @@ TRAFFIC_SQL = """
 SELECT date_trunc('hour', e.ts) AS hour, m.campaign_id, e.model, count(*) AS exchanges
 FROM exchanges e LEFT JOIN dashboard_members m USING (account_id)
 GROUP BY ALL ORDER BY hour
+"""
+
+EXCHANGE_KEYS_SQL = """
+CREATE OR REPLACE TABLE dashboard_exchange_keys AS
+SELECT account_id, ts, request_id FROM exchanges ORDER BY account_id, ts, request_id
 """
 
 # Per campaign account: the characteristic template units its sample carries.
@@ -108,7 +116,7 @@ def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
 def tables_built_for(con: duckdb.DuckDBPyConnection) -> str | None:
     """The findings key the dashboard tables were last built for (None: never)."""
     with map_duckdb_errors("cannot read the dashboard tables"):
-        if not _has_table(con, "dashboard_build"):
+        if not all(_has_table(con, name) for name in DASHBOARD_TABLES):
             return None
         rows = con.execute("SELECT findings_key FROM dashboard_build").fetchall()
     return rows[0][0] if rows else None
@@ -288,6 +296,8 @@ def build_dashboard_tables(con: duckdb.DuckDBPyConnection, findings: dict[str, A
                        int(accounts.get(a, {}).get("exchanges", 0)), float(x), float(y))
                       for a, (x, y) in zip(ids, positions, strict=True)]
         _insert(con, "dashboard_nodes", nodes)
+        step("exchange index")
+        con.execute(EXCHANGE_KEYS_SQL).fetchall()
         step("samples")
         samples = _samples(con, members, samples_per_campaign)
         _insert(con, "dashboard_samples", samples)

@@ -3,8 +3,9 @@
 A read-only query layer: every query is parameterized (nothing a user types is
 ever part of SQL text), each call uses a cursor of its own (pages are served
 from several threads), and only ``account_exchanges`` reads the store's
-``exchanges``, one page at a time, narrowed to the account's first and last
-time so that the Parquet reader skips the row groups outside them.
+``exchanges``: one page at a time, found in the exchange index and read within the
+page's own first and last time, so that the Parquet reader skips the row groups
+outside them (a search reads the account's text, within its first and last time).
 """
 
 from __future__ import annotations
@@ -22,12 +23,26 @@ from distillguard.verdict.decisions import Decision, account_decision, in_force,
 from distillguard.verdict.findings import iso
 from distillguard.verdict.policy import Policy
 
-__all__ = ["EXCHANGES_PER_PAGE", "RELEASE_WINDOW", "DashboardQueries", "ExchangePage"]
+__all__ = ["EXCHANGES_PER_PAGE", "GRAPH_ALL_EDGES_UP_TO", "GRAPH_TIES_PER_ACCOUNT",
+           "RELEASE_WINDOW", "DashboardQueries", "ExchangePage"]
 
 EXCHANGES_PER_PAGE = 25
 # The hours around a release that a campaign page charts.
 RELEASE_WINDOW = (timedelta(hours=24), timedelta(hours=72))
 
+# A campaign graph with more ties than this shows each account's strongest few.
+GRAPH_ALL_EDGES_UP_TO = 4_000
+GRAPH_TIES_PER_ACCOUNT = 4
+GRAPH_EDGES_SQL = """
+WITH e AS (
+    SELECT source, target, kind, detail, count(*) OVER () AS total,
+           row_number() OVER (PARTITION BY source ORDER BY weight DESC, target, kind) AS by_source,
+           row_number() OVER (PARTITION BY target ORDER BY weight DESC, source, kind) AS by_target
+    FROM dashboard_edges WHERE campaign_id = $c)
+SELECT source, target, kind, detail, total FROM e
+WHERE total <= $all OR by_source <= $k OR by_target <= $k
+ORDER BY source, target, kind
+"""
 _EXCHANGE_COLUMNS = ("ts, request_id, model, input_tokens, output_tokens, status, "
                      "coalesce(system, '') AS system, "
                      "coalesce(messages[-1].content, '') AS prompt, len(messages) AS turns, "
@@ -190,17 +205,20 @@ class DashboardQueries:
                 "techniques": [t.name for t in self.lexicon.techniques]}
 
     def campaign_graph(self, campaign_id: str) -> dict[str, Any] | None:
-        """Nodes (accounts) and edges (ties, by kind) of a campaign's graph."""
+        """Nodes (accounts) and edges (ties, by kind) of a campaign's graph. A large
+        campaign's graph keeps each account's ``GRAPH_TIES_PER_ACCOUNT`` strongest ties
+        (an edge stays when it is among either end's); ``edges_total`` counts them all."""
         if campaign_id not in self.campaigns:
             return None
         nodes = self._rows("SELECT account_id AS id, verdict, score, exchanges, x, y "
                            "FROM dashboard_nodes WHERE campaign_id = ? ORDER BY account_id",
                            [campaign_id])
-        edges = self._rows("SELECT source, target, kind, detail FROM dashboard_edges "
-                           "WHERE campaign_id = ? ORDER BY source, target, kind", [campaign_id])
+        edges = self._rows(GRAPH_EDGES_SQL, {"c": campaign_id, "k": GRAPH_TIES_PER_ACCOUNT,
+                                             "all": GRAPH_ALL_EDGES_UP_TO})
         kinds = sorted({e["kind"] for e in edges}, key=lambda k: (k not in TIE_KINDS, k))
         return {"campaign_id": campaign_id, "nodes": nodes,
                 "edges": [[e["source"], e["target"], e["kind"], e["detail"]] for e in edges],
+                "edges_total": int(edges[0]["total"]) if edges else 0,
                 "kinds": {k: TIE_KINDS.get(k, k.replace("_", " ")) for k in kinds}}
 
     # -- account ------------------------------------------------------------------
@@ -242,19 +260,25 @@ class DashboardQueries:
         if q:
             where += f" AND contains({_SEARCHED}, lower($q))"
             params["q"] = q
-        # The page's times first, reading only narrow columns (and, for a search, the
-        # text searched); then its rows whole, within the page's own time span: the
-        # text of the account's other exchanges stays unread.
-        picked = self._rows(f"SELECT ts, request_id, count(*) OVER () AS n FROM exchanges "
-                            f"WHERE {where} ORDER BY ts, request_id LIMIT $limit OFFSET $offset",
-                            {**params, "limit": per_page, "offset": (max(page, 1) - 1) * per_page})
+        # The page's times first: from the exchange index (sorted by account), or for a
+        # search from the store's narrow columns and the text searched; then its rows
+        # whole, within the page's own time span: the text of the account's other
+        # exchanges stays unread.
+        offset = (max(page, 1) - 1) * per_page
         if not q:
-            total = int(profile["exchanges"])
-        elif picked:
-            total = int(picked[0]["n"])
+            total = int(self._rows("SELECT count(*) AS n FROM dashboard_exchange_keys "
+                                   "WHERE account_id = $a", {"a": account_id})[0]["n"])
+            picked = self._rows("SELECT ts, request_id FROM dashboard_exchange_keys "
+                                "WHERE account_id = $a ORDER BY ts, request_id "
+                                "LIMIT $limit OFFSET $offset",
+                                {"a": account_id, "limit": per_page, "offset": offset})
         else:
-            total = self._rows(f"SELECT count(*) AS n FROM exchanges WHERE {where}",
-                               params)[0]["n"]
+            picked = self._rows(f"SELECT ts, request_id, count(*) OVER () AS n FROM exchanges "
+                                f"WHERE {where} ORDER BY ts, request_id "
+                                f"LIMIT $limit OFFSET $offset",
+                                {**params, "limit": per_page, "offset": offset})
+            total = int(picked[0]["n"]) if picked else int(self._rows(
+                f"SELECT count(*) AS n FROM exchanges WHERE {where}", params)[0]["n"])
         pages = max(1, -(-total // per_page))
         if page > pages or page < 1:
             return self.account_exchanges(account_id, page=min(max(page, 1), pages), q=q,

@@ -205,3 +205,19 @@ def test_report_is_one_self_contained_file(tiny_served: Served) -> None:
 def test_pages_answer_fast_enough_to_measure(tiny_served: Served, path: str) -> None:
     """Each page renders (no timing asserted here: benchmarks/dashboard.py measures)."""
     assert _get(tiny_served, path).status_code == 200
+
+
+def test_large_graphs_keep_each_accounts_strongest_ties(tiny_served: Served,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from distillguard.dashboard import queries
+
+    full = tiny_served.opened.queries.campaign_graph("C1")
+    assert full is not None and full["edges_total"] == len(full["edges"])
+    monkeypatch.setattr(queries, "GRAPH_ALL_EDGES_UP_TO", 2)
+    monkeypatch.setattr(queries, "GRAPH_TIES_PER_ACCOUNT", 1)
+    cut = tiny_served.opened.queries.campaign_graph("C1")
+    assert cut is not None and cut["edges_total"] == full["edges_total"]
+    assert len(cut["nodes"]) == len(CAMPAIGN) and len(cut["edges"]) < len(full["edges"])
+    tied = {a for e in cut["edges"] for a in e[:2]}
+    assert tied == {n["id"] for n in full["nodes"] if any(n["id"] in e[:2] for e in full["edges"])}
+    assert all(e in full["edges"] for e in cut["edges"])

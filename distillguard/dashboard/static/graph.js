@@ -49,6 +49,7 @@
       self.nodes[s].degree += 1;
       self.nodes[t].degree += 1;
     });
+    this.total = graph.edges_total || this.edges.length;
     this.view = {scale: 1, dx: 0, dy: 0};
     this.resize();
     this.placeFromServer();
@@ -196,7 +197,8 @@
     this.box.setAttribute("data-rendered-nodes", String(drawn));
     this.box.setAttribute("data-rendered-edges", String(ties));
     this.status.textContent = drawn.toLocaleString("en-US") + " accounts \u00b7 " +
-      ties.toLocaleString("en-US") + " ties shown";
+      ties.toLocaleString("en-US") + " ties shown" + (this.total > this.edges.length ?
+        " (each account's strongest of " + this.total.toLocaleString("en-US") + ")" : "");
   };
 
   ForceGraph.prototype.toGraph = function (px, py) {
