@@ -35,11 +35,13 @@
     var self = this;
     this.kinds.forEach(function (k) { self.visible[k] = true; });
     var index = {};
+    // Smaller nodes in large graphs, so that thousands of accounts stay apart.
+    var shrink = Math.max(0.3, Math.min(1, Math.sqrt(300 / Math.max(1, graph.nodes.length))));
     this.nodes = graph.nodes.map(function (n, i) {
       index[n.id] = i;
       return {id: n.id, verdict: n.verdict, exchanges: n.exchanges || 0, x: n.x, y: n.y,
               vx: 0, vy: 0, fixed: false, degree: 0,
-              r: 3 + Math.min(7, Math.log10(1 + (n.exchanges || 0)) * 1.6)};
+              r: (3 + Math.min(7, Math.log10(1 + (n.exchanges || 0)) * 1.6)) * shrink};
     });
     this.edges = [];
     graph.edges.forEach(function (e) {
