@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from distillguard import __version__
+from distillguard.cli_dashboard import dashboard_command, decisions_command, report_command
 from distillguard.cli_intel import intel_app, load_received_intel
 from distillguard.engines import ExchangeStore, IngestReport, store_summary
 from distillguard.errors import DistillguardError
@@ -42,6 +43,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(intel_app, name="intel")
+app.command("dashboard")(dashboard_command)
+app.command("report")(report_command)
+app.command("decisions")(decisions_command)
 out = Console()
 err = Console(stderr=True)
 
@@ -409,7 +413,8 @@ def scan(
     job = ScanJob(list(logs or []), db, out_path, releases, policy, report,
                   engine=engine,  # type: ignore[arg-type]
                   spark=SparkOptions(spark_master, spark_remote, conf), intel=matcher,
-                  source=source_options(fmt, field_map))
+                  source=source_options(fmt, field_map),
+                  decisions=tuple(_store_decisions(db)))
     try:
         files = discover_log_files(split_uris(job.logs)[0], job.source) \
             if logs and engine == "duckdb" else []
@@ -427,10 +432,25 @@ def scan(
         fail(str(exc))
         return
     print_scan(findings, out_path, result.timings)
+    if findings.get("decisions"):
+        out.print(f"Analysts' decisions applied: {len(findings['decisions'])}; "
+                  f"{len(findings.get('dismissed_accounts', [])):,} dismissed account(s) not "
+                  "listed again", highlight=False)
     if matcher is not None:
         out.print(matcher.summary(), highlight=False)
     if report is not None:
         out.print(f"Report: {report}", highlight=False)
+
+
+def _store_decisions(db: Path | None) -> list[Any]:
+    from distillguard.dashboard import load_decisions
+
+    if db is None:
+        return []
+    try:
+        return load_decisions(db)
+    except DistillguardError as exc:
+        fail(str(exc))
 
 
 @app.command("eval")
@@ -500,22 +520,23 @@ def _num(x: float | None) -> str:
     return "-" if x is None else f"{x:.4f}"
 
 
-def _admin_token(token_file: Path | None, on_command_line: str | None) -> str | None:
-    """The admin API's token, from ``--admin-token-file`` or ``DISTILLGUARD_ADMIN_TOKEN``:
-    never from the command line, which every user of the machine can read."""
+def _secret_token(token_file: Path | None, on_command_line: str | None, *, env: str,
+                  option: str, what: str) -> str | None:
+    """A bearer token from ``--<option>-file`` or the environment variable ``env``: never
+    from the command line, which every user of the machine can read."""
     if on_command_line is not None:
-        fail("--admin-token is not accepted: a command line is visible to every user of the "
-             "machine. Put the token in DISTILLGUARD_ADMIN_TOKEN or in a file readable only by "
-             "you, passed with --admin-token-file.")
+        fail(f"--{option} is not accepted: a command line is visible to every user of the "
+             f"machine. Put the token in {env} or in a file readable only by you, passed with "
+             f"--{option}-file.")
     if token_file is not None:
         try:
             token = token_file.read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError) as exc:
-            fail(f"cannot read the admin token file {token_file}: {exc}")
+            fail(f"cannot read the {what} token file {token_file}: {exc}")
         if not token:
-            fail(f"the admin token file {token_file} is empty")
+            fail(f"the {what} token file {token_file} is empty")
         return token
-    return os.environ.get("DISTILLGUARD_ADMIN_TOKEN") or None
+    return os.environ.get(env) or None
 
 
 @app.command("gateway")
@@ -544,7 +565,8 @@ def gateway_command(
     """Serve an OpenAI- and Anthropic-compatible proxy that scores and acts per request."""
     from distillguard.gateway import GatewayOptions, load_config, run_gateway
 
-    token = _admin_token(admin_token_file, admin_token)
+    token = _secret_token(admin_token_file, admin_token, env="DISTILLGUARD_ADMIN_TOKEN",
+                          option="admin-token", what="admin")
     try:
         run_gateway(load_config(config), GatewayOptions(
             upstream=upstream, host=host, port=port, admin_port=admin_port or None,

@@ -30,10 +30,12 @@ from distillguard.behavior import (
 from distillguard.engines.sql_engine import SqlEngine
 from distillguard.linkage.candidates import (
     ACCOUNT_COMMUNITY_SCHEMA,
+    ACCOUNT_EDGE_SCHEMA,
     COMMUNITY_UNITS_SCHEMA,
     candidate_graph,
     candidate_ids,
     community_table,
+    edge_table,
     graph_candidates,
     graph_membership,
 )
@@ -100,11 +102,13 @@ def _link_accounts(engine: SqlEngine, evidence: list[AccountEvidence], evidence_
     candidates = graph_candidates(evidence_rows, policy.candidate_min_template_requests)
     engine.register("account_community", ACCOUNT_COMMUNITY_SCHEMA.empty_table())
     engine.register("community_units", COMMUNITY_UNITS_SCHEMA.empty_table())
+    engine.register("account_edges", ACCOUNT_EDGE_SCHEMA.empty_table())
     if not candidates.num_rows:
         return {}
     engine.register("graph_candidates", candidate_ids(candidates))
     unit_uses = engine.arrow(ACCOUNT_UNITS_SQL, {"min_owners": policy.template_min_owners})
     graph = candidate_graph(candidates, unit_uses, policy.graph)
+    engine.register("account_edges", edge_table(graph))
     membership = graph_membership(graph)
     provisional = campaign_communities(evidence, {a: c for a, (c, _) in membership.items()},
                                        policy)

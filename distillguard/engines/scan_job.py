@@ -19,6 +19,7 @@ from distillguard.engines.store import ExchangeStore
 from distillguard.errors import InputError
 from distillguard.logs import discover_log_files, split_uris
 from distillguard.logs.adapters import SourceOptions
+from distillguard.verdict.decisions import Decision, apply_decisions
 from distillguard.verdict.findings import build_findings
 from distillguard.verdict.policy import Policy, load_policy
 from distillguard.verdict.report import findings_markdown
@@ -42,6 +43,7 @@ class ScanJob:
     spark: SparkOptions | None = None
     intel: IntelMatcher | None = None  # partners' indicators to match (``intel.IndicatorMatcher``)
     source: SourceOptions = field(default_factory=SourceOptions)  # input format, field map
+    decisions: tuple[Decision, ...] = ()  # analysts' decisions (``verdict.decisions``)
 
 
 def find_releases(logs: list[Path]) -> Path | None:
@@ -139,6 +141,7 @@ def run_scan_job(job: ScanJob, *, on_progress: Callable[[Path, int], None] | Non
                   on_signal_rows=on_signal_rows, intel=job.intel)
     findings = build_findings(result.verdicts, result.campaigns, result.campaign_profiles,
                               result.input, policy)
+    findings = apply_decisions(findings, job.decisions, policy)
     job.out.parent.mkdir(parents=True, exist_ok=True)
     job.out.write_bytes(orjson.dumps(findings, option=orjson.OPT_INDENT_2))
     if job.report is not None:

@@ -3,12 +3,14 @@
 from distillguard.linkage.account_graph import AccountGraph, GraphParams, build_account_graph
 from distillguard.linkage.candidates import (
     ACCOUNT_COMMUNITY_SCHEMA,
+    ACCOUNT_EDGE_SCHEMA,
     CANDIDATE_COLUMNS,
     COMMUNITY_UNITS_SCHEMA,
     SHARED_VALUE_FIELDS,
     candidate_graph,
     candidate_ids,
     community_table,
+    edge_table,
     graph_candidates,
     graph_membership,
 )
@@ -18,6 +20,7 @@ from distillguard.linkage.shared_values import shared_value_edges
 
 __all__ = [
     "ACCOUNT_COMMUNITY_SCHEMA",
+    "ACCOUNT_EDGE_SCHEMA",
     "CANDIDATE_COLUMNS",
     "COMMUNITY_UNITS_SCHEMA",
     "SHARED_VALUE_FIELDS",
@@ -29,6 +32,7 @@ __all__ = [
     "candidate_ids",
     "community_table",
     "content_neighbors",
+    "edge_table",
     "graph_candidates",
     "graph_membership",
     "leiden_communities",

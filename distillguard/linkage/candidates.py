@@ -15,12 +15,14 @@ from distillguard.linkage.account_graph import AccountGraph, GraphParams, build_
 
 __all__ = [
     "ACCOUNT_COMMUNITY_SCHEMA",
+    "ACCOUNT_EDGE_SCHEMA",
     "CANDIDATE_COLUMNS",
     "COMMUNITY_UNITS_SCHEMA",
     "SHARED_VALUE_FIELDS",
     "candidate_graph",
     "candidate_ids",
     "community_table",
+    "edge_table",
     "graph_candidates",
     "graph_membership",
 ]
@@ -35,6 +37,9 @@ CANDIDATE_COLUMNS = ("account_id", "sampled", "template_share", *SHARED_VALUE_FI
 # (``community_units``, built by ``COMMUNITY_UNITS_SQL``). Empty until linked.
 ACCOUNT_COMMUNITY_SCHEMA = pa.schema([("account_id", pa.string()), ("community", pa.int64())])
 COMMUNITY_UNITS_SCHEMA = pa.schema([("unit", pa.int64())])
+# The account graph's edges (``edge_table``), kept for analysts: what ties two accounts.
+ACCOUNT_EDGE_SCHEMA = pa.schema([("source", pa.string()), ("target", pa.string()),
+                                 ("kind", pa.string()), ("weight", pa.float32())])
 
 
 def graph_candidates(accounts: pa.Table, min_template_requests: int) -> pa.Table:
@@ -88,6 +93,16 @@ def community_table(graph: AccountGraph, communities: set[int]) -> pa.Table:
     return pa.table({
         "account_id": pa.array(graph.accounts, pa.string()).filter(pa.array(keep)),
         "community": pa.array(graph.community[keep], pa.int64())}, schema=ACCOUNT_COMMUNITY_SCHEMA)
+
+
+def edge_table(graph: AccountGraph) -> pa.Table:
+    """The graph's edges by account id (``ACCOUNT_EDGE_SCHEMA``): ``content`` (shared
+    template units; weight the cosine) or the shared infrastructure field."""
+    accounts = pa.array(graph.accounts, pa.string())
+    return pa.table({"source": accounts.take(pa.array(graph.sources, pa.int64())),
+                     "target": accounts.take(pa.array(graph.targets, pa.int64())),
+                     "kind": pa.array(graph.kinds, pa.string()),
+                     "weight": pa.array(graph.weights, pa.float32())}, schema=ACCOUNT_EDGE_SCHEMA)
 
 
 def graph_membership(graph: AccountGraph) -> dict[str, tuple[int, float]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import select
-import shutil
 import signal
 import socket
 import subprocess
@@ -21,7 +20,7 @@ import uvicorn
 from distillguard.gateway import Gateway, admin_app, gateway_app, load_config
 from distillguard.gateway.server import uvicorn_config
 from distillguard.replay import ReplayCorpus, replay_app
-from tests.conftest import install_debian_package, installed_path
+from tests.conftest import installed_program
 
 
 def free_port() -> int:
@@ -242,15 +241,9 @@ def read_log(log_dir: Path) -> tuple[list[dict[str, Any]], list[Any]]:
 
 def _install_redis_server() -> str:
     """Debian's redis-server, installed on first use (CI machines start without it)."""
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    install_debian_package("redis-server", "the shared-state tests need redis-server, not on PATH: "
-                                           "sudo apt-get install -y redis-server")
-    found = shutil.which("redis-server") or installed_path("redis-server", r"/\S+/bin/redis-server")
-    if not found:
-        pytest.fail("apt-get installed redis-server, but dpkg -L lists no bin/redis-server in it")
-    return found
+    return installed_program("redis-server", "redis-server",
+                             "the shared-state tests need redis-server, not on PATH: "
+                             "sudo apt-get install -y redis-server")
 
 
 class RedisServer:
