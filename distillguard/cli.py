@@ -15,10 +15,16 @@ from rich.table import Table
 
 from distillguard import __version__
 from distillguard.cli_intel import intel_app, load_received_intel
-from distillguard.engines import ExchangeStore, IngestReport, store_summary
+from distillguard.engines import (
+    DEFAULT_MEMORY,
+    EngineResources,
+    ExchangeStore,
+    IngestReport,
+    store_summary,
+)
 from distillguard.errors import DistillguardError
 from distillguard.logs import NotRead, discover_log_files, split_uris, survey_log_files
-from distillguard.progress import byte_progress, row_progress
+from distillguard.progress import QueryProgress, byte_progress, row_progress
 from distillguard.sim import (
     DEFAULT_SCENARIO,
     SimOptions,
@@ -61,14 +67,32 @@ def fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
-def run_ingest(logs: list[Path], db: Path, *, quiet: bool = False) -> dict[str, Any]:
+MemoryOption = Annotated[str, typer.Option(
+    "--memory", help="Memory the embedded engine may use (e.g. 512MB, 2GB); what does not fit "
+                     "spills to --temp-dir. The process needs about 0.5 GB more besides.")]
+ThreadsOption = Annotated[int | None, typer.Option(
+    "--threads", help="Engine threads (default: one per core); each holds its own buffers.")]
+TempDirOption = Annotated[Path | None, typer.Option(
+    "--temp-dir", help="Folder the engine spills to (default: <db>.tmp beside the store).")]
+
+
+def engine_resources(memory: str, threads: int | None, temp_dir: Path | None) -> EngineResources:
+    """The engine's resources from the command line (exits with one line if unusable)."""
+    try:
+        return EngineResources(memory, threads, temp_dir)
+    except DistillguardError as exc:
+        fail(str(exc))
+
+
+def run_ingest(logs: list[Path], db: Path, *, quiet: bool = False,
+               resources: EngineResources = EngineResources()) -> dict[str, Any]:
     """Ingest ``logs`` into ``db``; return the summary (this run and the whole store)."""
     survey = survey_log_files(logs)
     files = survey.files
     if not files and not quiet:
         err.print(f"[yellow]warning:[/] no exchange-log files found in {', '.join(map(str, logs))}")
     bar, advance = byte_progress(files, desc="ingest")
-    with bar, ExchangeStore(db) as store:
+    with bar, ExchangeStore(db, resources=resources) as store:
         report = store.ingest(files, on_progress=advance)
         summary = store_summary(store.con)
         quarantine_file = db.with_name(db.name + ".quarantine.jsonl")
@@ -149,14 +173,18 @@ def ingest(
     db: Annotated[Path, typer.Option(help="DuckDB database file to load into.")] = DEFAULT_DB,
     json_out: Annotated[Path | None, typer.Option(
         "--json", help="Also write the summary as JSON to this file ('-' for stdout only).")] = None,
+    memory: MemoryOption = DEFAULT_MEMORY,
+    threads: ThreadsOption = None,
+    temp_dir: TempDirOption = None,
 ) -> None:
     """Load exchange logs into the store, quarantining bad records.
 
     Re-running on the same files adds nothing; an interrupted run resumes where
     its last commit ended.
     """
+    resources = engine_resources(memory, threads, temp_dir)
     try:
-        summary = run_ingest(logs, db)
+        summary = run_ingest(logs, db, resources=resources)
     except DistillguardError as exc:
         fail(str(exc))
         return
@@ -316,8 +344,14 @@ def scan(
     intel_config: Annotated[Path | None, typer.Option(
         help="Intel config YAML (limits; the secret for partners' payment hashes may also "
              "come from DISTILLGUARD_INTEL_KEY).")] = None,
+    memory: MemoryOption = DEFAULT_MEMORY,
+    threads: ThreadsOption = None,
+    temp_dir: TempDirOption = None,
 ) -> None:
-    """Find extraction accounts and campaigns; write findings.json (and a report)."""
+    """Find extraction accounts and campaigns; write findings.json (and a report).
+
+    Memory is bounded by --memory whatever the size of the logs (docs/scale.md).
+    """
     from distillguard.engines.scan_job import ScanJob, run_scan_job
     from distillguard.engines.spark_session import SparkOptions
     from distillguard.intel import IndicatorMatcher, load_intel_config
@@ -344,13 +378,16 @@ def scan(
         conf[key.strip()] = value.strip()
     job = ScanJob(list(logs or []), db, out_path, releases, policy, report,
                   engine=engine,  # type: ignore[arg-type]
-                  spark=SparkOptions(spark_master, spark_remote, conf), intel=matcher)
+                  spark=SparkOptions(spark_master, spark_remote, conf), intel=matcher,
+                  resources=engine_resources(memory, threads, temp_dir))
     try:
         files = discover_log_files(split_uris(job.logs)[0]) if logs and engine == "duckdb" else []
         bar, advance = byte_progress(files, desc="ingest")
-        with bar, row_progress(desc="signals") as signal_bar:
+        with bar, row_progress(desc="signals") as signal_bar, QueryProgress() as tables:
             findings, result = run_scan_job(
                 job, on_progress=advance, on_signal_rows=signal_bar.update,
+                on_signal_total=lambda n: setattr(signal_bar, "total", n),
+                on_query_progress=tables,
                 on_step=(lambda name: err.print(f"{name}: done", highlight=False))
                 if engine == "spark" else None)
     except DistillguardError as exc:
