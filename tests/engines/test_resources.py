@@ -94,7 +94,16 @@ def test_a_small_memory_limit_gives_the_same_findings(tmp_path: Path,
                         evasion=parse_evasion("all"), corpora=shared_corpora),
              show_progress=False)
     roomy, _ = run_scan_job(ScanJob([tmp_path / "exchanges"], None, tmp_path / "a.json"))
+    tables: list[tuple[str, float]] = []
+    totals: list[int] = []
     tight, _ = run_scan_job(ScanJob([tmp_path / "exchanges"], None, tmp_path / "b.json",
-                                    resources=EngineResources("100MB", 1)))
+                                    resources=EngineResources("100MB", 1)),
+                            on_query_progress=lambda name, pct: tables.append((name, pct)),
+                            on_signal_total=totals.append)
     assert findings_digest(tight) == findings_digest(roomy)
     assert roomy["input"]["exchanges"] > 0
+    # progress: every table built reports its end, and the signals stage knows its total
+    assert {"account_behavior", "unit_stats", "account_template"} <= {n for n, _ in tables}
+    assert ("unit_stats", 100.0) in tables
+    assert all(0 <= pct <= 100 for _, pct in tables)
+    assert totals == [roomy["input"]["exchanges"]]
