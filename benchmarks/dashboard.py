@@ -49,15 +49,14 @@ def scanned_store(scale: float, corpora: Path) -> tuple[Path, Path]:
             subprocess.run(["rm", "-rf", str(stale)], check=True)
         done = measure(f"""
             from pathlib import Path
-            from distillguard.engines import scan_job
+            from distillguard.engines import EngineResources
             from distillguard.engines.scan_job import ScanJob, run_scan_job
-            # Making the store is setup, not what is measured: the scan's default limit
-            # runs out on this input's Parquet parts (linked in place, 68 MB row groups).
-            scan_job.SCAN_MEMORY_LIMIT = {SETUP_MEMORY_LIMIT!r}
+            # Making the store is setup, not what is measured: given memory to spare.
             sim = Path({str(sim)!r})
             findings, res = run_scan_job(ScanJob([sim / "exchanges"], Path({str(db)!r}),
                                                  Path({str(findings)!r}),
-                                                 releases=sim / "releases.json"))
+                                                 releases=sim / "releases.json",
+                                                 resources=EngineResources({SETUP_MEMORY_LIMIT!r})))
             result = findings["input"]["exchanges"]
         """)
         print(f"  ingested and scanned {done['result']:,} exchanges into {db} in "

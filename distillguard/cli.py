@@ -16,7 +16,13 @@ from rich.table import Table
 from distillguard import __version__
 from distillguard.cli_dashboard import dashboard_command, decisions_command, report_command
 from distillguard.cli_intel import intel_app, load_received_intel
-from distillguard.engines import ExchangeStore, IngestReport, store_summary
+from distillguard.engines import (
+    DEFAULT_MEMORY,
+    EngineResources,
+    ExchangeStore,
+    IngestReport,
+    store_summary,
+)
 from distillguard.errors import DistillguardError
 from distillguard.logs import NotRead, discover_log_files, split_uris, survey_log_files
 from distillguard.logs.adapters import (
@@ -26,7 +32,7 @@ from distillguard.logs.adapters import (
     parse_field_map,
     unknown_format_reason,
 )
-from distillguard.progress import byte_progress, row_progress
+from distillguard.progress import QueryProgress, byte_progress, row_progress
 from distillguard.sim import (
     DEFAULT_SCENARIO,
     SimOptions,
@@ -86,15 +92,33 @@ def source_options(fmt: str, maps: list[str] | None) -> SourceOptions:
         fail(str(exc))
 
 
+MemoryOption = Annotated[str, typer.Option(
+    "--memory", help="Memory the embedded engine may use (e.g. 512MB, 2GB); what does not fit "
+                     "spills to --temp-dir. The process needs about 0.5 GB more besides.")]
+ThreadsOption = Annotated[int | None, typer.Option(
+    "--threads", help="Engine threads (default: one per core); each holds its own buffers.")]
+TempDirOption = Annotated[Path | None, typer.Option(
+    "--temp-dir", help="Folder the engine spills to (default: <db>.tmp beside the store).")]
+
+
+def engine_resources(memory: str, threads: int | None, temp_dir: Path | None) -> EngineResources:
+    """The engine's resources from the command line (exits with one line if unusable)."""
+    try:
+        return EngineResources(memory, threads, temp_dir)
+    except DistillguardError as exc:
+        fail(str(exc))
+
+
 def run_ingest(logs: list[Path], db: Path, *, quiet: bool = False,
-               source: SourceOptions = SourceOptions()) -> dict[str, Any]:
+               source: SourceOptions = SourceOptions(),
+               resources: EngineResources = EngineResources()) -> dict[str, Any]:
     """Ingest ``logs`` into ``db``; return the summary (this run and the whole store)."""
     survey = survey_log_files(logs, source)
     files = survey.files
     if not files and not quiet:
         err.print(f"[yellow]warning:[/] no exchange-log files found in {', '.join(map(str, logs))}")
     bar, advance = byte_progress(files, desc="ingest")
-    with bar, ExchangeStore(db, source=source) as store:
+    with bar, ExchangeStore(db, source=source, resources=resources) as store:
         report = store.ingest(files, on_progress=advance)
         summary = store_summary(store.con)
         quarantine_file = db.with_name(db.name + ".quarantine.jsonl")
@@ -205,6 +229,9 @@ def ingest(
         "--json", help="Also write the summary as JSON to this file ('-' for stdout only).")] = None,
     fmt: Annotated[str, typer.Option("--format", help=FORMAT_HELP)] = "auto",
     field_map: Annotated[list[str] | None, typer.Option("--map", help=MAP_HELP)] = None,
+    memory: MemoryOption = DEFAULT_MEMORY,
+    threads: ThreadsOption = None,
+    temp_dir: TempDirOption = None,
 ) -> None:
     """Load exchange logs into the store, quarantining bad records.
 
@@ -212,8 +239,9 @@ def ingest(
     its last commit ended.
     """
     source = source_options(fmt, field_map)
+    resources = engine_resources(memory, threads, temp_dir)
     try:
-        summary = run_ingest(logs, db, source=source)
+        summary = run_ingest(logs, db, source=source, resources=resources)
     except DistillguardError as exc:
         fail(str(exc))
         return
@@ -384,8 +412,14 @@ def scan(
              "come from DISTILLGUARD_INTEL_KEY).")] = None,
     fmt: Annotated[str, typer.Option("--format", help=FORMAT_HELP)] = "auto",
     field_map: Annotated[list[str] | None, typer.Option("--map", help=MAP_HELP)] = None,
+    memory: MemoryOption = DEFAULT_MEMORY,
+    threads: ThreadsOption = None,
+    temp_dir: TempDirOption = None,
 ) -> None:
-    """Find extraction accounts and campaigns; write findings.json (and a report)."""
+    """Find extraction accounts and campaigns; write findings.json (and a report).
+
+    Memory is bounded by --memory whatever the size of the logs (docs/scale.md).
+    """
     from distillguard.engines.scan_job import ScanJob, run_scan_job
     from distillguard.engines.spark_session import SparkOptions
     from distillguard.intel import IndicatorMatcher, load_intel_config
@@ -414,7 +448,8 @@ def scan(
                   engine=engine,  # type: ignore[arg-type]
                   spark=SparkOptions(spark_master, spark_remote, conf), intel=matcher,
                   source=source_options(fmt, field_map),
-                  decisions=tuple(_store_decisions(db)))
+                  decisions=tuple(_store_decisions(db)),
+                  resources=engine_resources(memory, threads, temp_dir))
     try:
         files = discover_log_files(split_uris(job.logs)[0], job.source) \
             if logs and engine == "duckdb" else []
@@ -423,9 +458,11 @@ def scan(
             fail(f"{', '.join(unknown[:NOT_READ_SHOWN])}: {unknown_format_reason()}")
         print_unknown_formats(unknown)
         bar, advance = byte_progress(files, desc="ingest")
-        with bar, row_progress(desc="signals") as signal_bar:
+        with bar, row_progress(desc="signals") as signal_bar, QueryProgress() as tables:
             findings, result = run_scan_job(
                 job, on_progress=advance, on_signal_rows=signal_bar.update,
+                on_signal_total=lambda n: setattr(signal_bar, "total", n),
+                on_query_progress=tables,
                 on_step=(lambda name: err.print(f"{name}: done", highlight=False))
                 if engine == "spark" else None)
     except DistillguardError as exc:

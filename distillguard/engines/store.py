@@ -46,6 +46,7 @@ import pyarrow.compute as pc
 from distillguard.engines.duckdb_errors import map_duckdb_errors
 from distillguard.engines.linked import LINKED_PREFIX, link_into, linked_select
 from distillguard.engines.parts import PartWriter, write_schema_part
+from distillguard.engines.resources import EngineResources
 from distillguard.engines.store_sql import CREATE_TABLES
 from distillguard.logs import (
     JsonlOptions,
@@ -62,9 +63,8 @@ from distillguard.logs.parquet import storable_as_is
 from distillguard.logs.quarantine import FILE_LINE, UNREADABLE
 from distillguard.prefetch import prefetch
 
-__all__ = ["COMMIT_ROWS", "DEFAULT_MEMORY_LIMIT", "ExchangeStore", "IngestReport"]
+__all__ = ["COMMIT_ROWS", "ExchangeStore", "IngestReport"]
 
-DEFAULT_MEMORY_LIMIT = "512MB"
 # Rows per commit (and per part file): bigger commits mean fewer, larger parts;
 # smaller ones lose less work to a crash.
 COMMIT_ROWS = 131_072
@@ -126,19 +126,16 @@ def _now() -> datetime:
 class ExchangeStore:
     """A DuckDB catalog plus Parquet parts holding exchanges, quarantine and progress."""
 
-    def __init__(self, path: str | Path, *, memory_limit: str = DEFAULT_MEMORY_LIMIT,
-                 threads: int | None = None, read_only: bool = False,
-                 jsonl: JsonlOptions = JsonlOptions(),
+    def __init__(self, path: str | Path, *, resources: EngineResources = EngineResources(),
+                 read_only: bool = False, jsonl: JsonlOptions = JsonlOptions(),
                  source: SourceOptions = SourceOptions()) -> None:
         self.path = Path(path)
         self.read_only = read_only
         self.jsonl = jsonl
+        self.resources = resources
         self.source = source
         self.parts_dir = self.path.with_name(self.path.name + ".parts")
-        config: dict[str, Any] = {"memory_limit": memory_limit,
-                                  "preserve_insertion_order": False}
-        if threads:
-            config["threads"] = threads
+        config = resources.duckdb_config(self.path)
         with map_duckdb_errors(f"cannot open database {self.path}"):
             if not read_only:
                 self.parts_dir.mkdir(parents=True, exist_ok=True)
@@ -184,9 +181,13 @@ class ExchangeStore:
                 "SELECT part, source_file FROM linked_parts ORDER BY created_at, part").fetchall()
             if linked:
                 store_types = self._column_types(schema_part)
-                selects += [linked_select(str(self.parts_dir / part), source,
-                                          dict(self._column_types(str(self.parts_dir / part))),
-                                          store_types) for part, source in linked]
+                by_types: dict[tuple[tuple[str, str], ...], list[tuple[str, str]]] = {}
+                for part, source in linked:
+                    path = str(self.parts_dir / part)
+                    by_types.setdefault(tuple(self._column_types(path)), []).append(
+                        (path, source))
+                selects += [linked_select(files, dict(types), store_types)
+                            for types, files in by_types.items()]
             self.con.execute(f"CREATE OR REPLACE {kind} exchanges AS "
                              + " UNION ALL ".join(selects))
 

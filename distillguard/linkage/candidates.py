@@ -75,9 +75,9 @@ def candidate_graph(candidates: pa.Table, unit_uses: pa.Table, params: GraphPara
     Nodes are the candidates in their order.
     """
     accounts = candidates.column("account_id").to_pylist()
-    position = {a: i for i, a in enumerate(accounts)}
-    account_pos = np.array([position[a] for a in unit_uses.column("account_id").to_pylist()],
-                           dtype=np.int64)
+    account_pos = pc.index_in(unit_uses.column("account_id"),
+                              value_set=candidates.column("account_id").combine_chunks()
+                              ).to_numpy().astype(np.int64)
     _, unit_pos = np.unique(unit_uses.column("unit").to_numpy(), return_inverse=True)
     counts = unit_uses.column("n").to_numpy().astype(np.int64)
     sampled = np.maximum(candidates.column("sampled").to_numpy(), 1).astype(np.float32)

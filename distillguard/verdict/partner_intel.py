@@ -98,6 +98,12 @@ class IntelMatches:
     # partner template units left out because ordinary accounts here send them too
     crowd_units: int = 0
 
+    def accounts(self) -> set[str]:
+        """The accounts any indicator matched: the only ones besides the graph's whose
+        evidence the verdict reads."""
+        return ({m.account_id for m in self.infrastructure}
+                | {u.account_id for u in self.templates})
+
 
 def _best_template_use(matches: IntelMatches) -> dict[str, PartnerTemplateUse]:
     best: dict[str, PartnerTemplateUse] = {}
