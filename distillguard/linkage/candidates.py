@@ -44,7 +44,9 @@ ACCOUNT_EDGE_SCHEMA = pa.schema([("source", pa.string()), ("target", pa.string()
 
 def graph_candidates(accounts: pa.Table, min_template_requests: int) -> pa.Table:
     """The rows of ``accounts`` (``CANDIDATE_COLUMNS``, any order of rows) with at
-    least ``min_template_requests`` sampled requests on shared templates.
+    least ``min_template_requests`` sampled requests on shared templates, sorted by
+    account id: the graph's nodes come in this order, and Leiden's result depends on
+    node order even with a fixed seed, so an engine's row order must not decide it.
 
     Entering the graph is no verdict: a candidate is listed only if it lands in
     a campaign and carries the campaign's templates.
@@ -59,7 +61,7 @@ def graph_candidates(accounts: pa.Table, min_template_requests: int) -> pa.Table
                                     pc.cast(accounts.column("sampled"), pa.float64())),
                         round_mode="half_to_even")
     keep = pc.greater_equal(requests, min_template_requests)
-    return accounts.select(list(CANDIDATE_COLUMNS)).filter(keep)
+    return accounts.select(list(CANDIDATE_COLUMNS)).filter(keep).sort_by("account_id")
 
 
 def candidate_ids(candidates: pa.Table) -> pa.Table:

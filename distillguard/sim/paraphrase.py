@@ -421,9 +421,12 @@ def compile_text(text: str, vocab: Vocabulary, template_lines: frozenset[str] | 
         if fenced:
             lines.append(_Line("keep", raw))
             continue
-        line = cache.get(raw) if cache is not None else None
+        # Only template lines are cached: a line that is template in one text (a system
+        # prompt, all template) may be fill-in in another, and a worker's cache must never
+        # make its output depend on what it rendered before.
+        template = template_lines is None or _DIGITS.sub("0", raw) in template_lines
+        line = cache.get(raw) if template and cache is not None else None
         if line is None:
-            template = template_lines is None or _DIGITS.sub("0", raw) in template_lines
             line = compile_line(raw, vocab, template)
             if template and cache is not None:
                 if len(cache) >= CACHE_LIMIT:
