@@ -54,10 +54,10 @@ def technique_spans(texts: list[str], lexicon: Lexicon) -> list[list[Span]]:
     """For each text, every span a technique's strong or weak patterns match.
 
     >>> from distillguard.signals.lexicon import load_lexicon
-    >>> [(s.start, s.end, s.technique) for s in
-    ...  technique_spans(["Please think step by step."], load_lexicon())[0]
-    ...  if s.strength == "strong"]
-    [(7, 25, 'cot_elicitation')]
+    >>> text = "Please think step by step."
+    >>> [(s.start, s.end, text[s.start:s.end]) for s in
+    ...  technique_spans([text], load_lexicon())[0] if s.strength == "strong"]
+    [(7, 25, 'think step by step')]
     """
     patterns = _compiled(lexicon)
     return [[Span(m.start(), m.end(), name, strength)

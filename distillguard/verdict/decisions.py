@@ -143,10 +143,10 @@ def new_evidence(then: dict[str, Any], account: dict[str, Any], campaign: dict[s
     campaign's techniques and templates).
 
     >>> from distillguard.verdict.policy import load_policy
-    >>> then = {"verdict": "review", "rules": ["a.b"], "techniques": ["grading"],
+    >>> then = {"verdict": "review", "rules": ["a.b"], "techniques": ["t1"],
     ...         "templates": ["unit:1", "unit:2"]}
     >>> now = {"verdict": "extraction", "rules": ["a.b", "c.d"]}
-    >>> c = {"techniques": ["grading"], "indicators": {"templates": ["unit:1", "unit:3"]}}
+    >>> c = {"techniques": ["t1"], "indicators": {"templates": ["unit:1", "unit:3"]}}
     >>> for words in new_evidence(then, now, c, load_policy()):
     ...     print(words)
     its verdict rose from review to extraction
