@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SPARK_STAMP := $(VENV)/.installed-spark
 
-.PHONY: setup demo test lint bench bench-gateway clean
+.PHONY: setup demo test test-fast lint bench bench-gateway clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
-# The tests also run the Spark engine (the optional extra; Java 17 is on the machine).
+# The tests also run the Spark engine (the optional extra). Its Java 17+ runtime, like
+# redis-server, is installed by the tests' fixtures with apt-get when missing (README:
+# "What the commands install").
 $(SPARK_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,spark]'
 	touch $(SPARK_STAMP)
@@ -31,6 +33,11 @@ lint: setup
 
 test: lint $(SPARK_STAMP)
 	$(BIN)/python -m pytest -q
+
+# The inner loop: everything but the tests marked slow (whole simulations and
+# scans, Spark, servers); `make test` stays the full suite.
+test-fast: lint $(SPARK_STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
 
 bench: setup
 	$(BIN)/python benchmarks/ingest.py

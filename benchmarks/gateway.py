@@ -230,11 +230,12 @@ def litellm_proxy(upstream: str, port: int, workdir: Path) -> subprocess.Popen |
                              "LITELLM_MASTER_KEY": BENCH_KEY})
 
 
-def added_histogram(gateway: str) -> dict[float, float]:
-    """The gateway's own added-latency histogram (cumulative counts by upper bound, s)."""
+def added_histogram(admin: str) -> dict[float, float]:
+    """The gateway's own added-latency histogram (cumulative counts by upper bound, s), from
+    ``/metrics`` on its admin port."""
     import urllib.request
 
-    with urllib.request.urlopen(gateway + "/metrics", timeout=5) as r:
+    with urllib.request.urlopen(admin + "/metrics", timeout=5) as r:
         text = r.read().decode()
     prefix = 'distillguard_gateway_added_latency_seconds_bucket{api="openai",le="'
     out = {}
@@ -352,9 +353,10 @@ def main() -> None:
         return
     rates = [float(r) for r in args.rates.split(",")]
     dg = shutil.which("distillguard", path=str(Path(PYTHON).parent)) or "distillguard"
-    up_port, gw_port = free_port(), free_port()
+    up_port, gw_port, admin_port = free_port(), free_port(), free_port()
     upstream = f"http://127.0.0.1:{up_port}"
     gateway = f"http://127.0.0.1:{gw_port}"
+    admin = f"http://127.0.0.1:{admin_port}"
     print(f"gateway benchmark on {os.cpu_count()} cores, {args.seconds:g} s per point "
           f"(+2 s warm-up), OpenAI chat completions, non-streamed", flush=True)
     with tempfile.TemporaryDirectory(prefix="dg-bench-") as tmp:
@@ -368,12 +370,13 @@ def main() -> None:
                               f"{v['requests_per_s']:.0f} req/s" for k, v in clients.items()),
                   flush=True)
             procs.append(start([dg, "gateway", "--upstream", upstream, "--port", str(gw_port),
-                                "--admin-port", "0", "--log-dir", str(work / "log")]))
+                                "--admin-port", str(admin_port), "--log-dir",
+                                str(work / "log")]))
             wait_http(gateway + "/healthz", procs[1])
             results: dict[str, dict[float, dict[str, Any]]] = {"direct": {}, "gateway": {}}
             for rate in rates:
                 for name, base in (("direct", upstream), ("gateway", gateway)):
-                    before = added_histogram(gateway)
+                    before = added_histogram(admin)
                     cpu0 = cpu_seconds(procs[1].pid)
                     r = results[name][rate] = run_load(base + "/v1/chat/completions", rate,
                                                        args.seconds)
@@ -383,7 +386,7 @@ def main() -> None:
                 print(f"{rate:5.0f} req/s gateway CPU per request: "
                       f"{(cpu1[0] - cpu0[0]) / n * 1e6:.0f} us in the gateway process, "
                       f"{(cpu1[1] - cpu0[1]) / n * 1e6:.0f} us in its scoring worker", flush=True)
-                after = added_histogram(gateway)
+                after = added_histogram(admin)
                 d, g = results["direct"][rate], results["gateway"][rate]
                 print(f"{rate:5.0f} req/s added by the gateway: p50 "
                       f"{g['p50_ms'] - d['p50_ms']:+.2f} ms, p99 {g['p99_ms'] - d['p99_ms']:+.2f} ms"

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import orjson
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from distillguard import __version__
+from distillguard.cli_intel import intel_app, load_received_intel
 from distillguard.engines import ExchangeStore, IngestReport, store_summary
 from distillguard.errors import DistillguardError
-from distillguard.logs import discover_log_files
+from distillguard.logs import NotRead, discover_log_files, split_uris, survey_log_files
 from distillguard.progress import byte_progress, row_progress
 from distillguard.sim import (
     DEFAULT_SCENARIO,
@@ -31,6 +34,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.add_typer(intel_app, name="intel")
 out = Console()
 err = Console(stderr=True)
 
@@ -51,14 +55,16 @@ def main(
     """Find and stop distillation attacks on LLM APIs."""
 
 
-def fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Print ``message`` as one line (never wrapped, brackets kept as written) and exit."""
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
 def run_ingest(logs: list[Path], db: Path, *, quiet: bool = False) -> dict[str, Any]:
     """Ingest ``logs`` into ``db``; return the summary (this run and the whole store)."""
-    files = discover_log_files(logs)
+    survey = survey_log_files(logs)
+    files = survey.files
     if not files and not quiet:
         err.print(f"[yellow]warning:[/] no exchange-log files found in {', '.join(map(str, logs))}")
     bar, advance = byte_progress(files, desc="ingest")
@@ -70,20 +76,27 @@ def run_ingest(logs: list[Path], db: Path, *, quiet: bool = False) -> dict[str, 
             store.export_quarantine(quarantine_file)
     summary["db"] = str(db)
     summary["quarantine_file"] = str(quarantine_file) if summary["quarantined"] else None
-    summary["run"] = _run_summary(report, len(files))
+    summary["run"] = _run_summary(report, len(files), survey.not_read)
     return summary
 
 
-def _run_summary(report: IngestReport, files: int) -> dict[str, Any]:
+def _run_summary(report: IngestReport, files: int, not_read: list[NotRead]) -> dict[str, Any]:
     return {
         "files": files,
         "files_read": report.files_read,
         "files_skipped_unchanged": len(report.files_skipped),
+        "files_unreadable": report.files_unreadable,
+        "files_stored_as_is": report.files_stored_as_is,
+        "files_not_read": [{"path": n.path, "why": n.why} for n in not_read],
         "inserted": report.inserted,
         "already_present": report.already_present,
+        "blank_lines": report.blank_lines,
         "quarantined": report.quarantined_total,
         "quarantined_by_code": dict(report.quarantined.most_common()),
     }
+
+
+NOT_READ_SHOWN = 10
 
 
 def print_summary(summary: dict[str, Any]) -> None:
@@ -91,7 +104,24 @@ def print_summary(summary: dict[str, Any]) -> None:
     out.print(f"[bold]Ingest[/] into {summary['db']}: {run['files_read']} file(s) read, "
               f"{run['files_skipped_unchanged']} unchanged and skipped; "
               f"{run['inserted']:,} exchanges added, {run['already_present']:,} already present, "
-              f"{run['quarantined']:,} quarantined.", highlight=False)
+              f"{run['quarantined']:,} quarantined, {run['blank_lines']:,} blank lines skipped.",
+              highlight=False)
+    if run["files_stored_as_is"]:
+        out.print(f"{len(run['files_stored_as_is'])} Parquet file(s) fit the store as they are: "
+                  "linked and read in place, not re-encoded.", highlight=False)
+    if run["files_unreadable"]:
+        out.print(f"[yellow]{len(run['files_unreadable'])} file(s) could not be read[/] "
+                  "(quarantined as 'unreadable', tried again next run): "
+                  + ", ".join(run["files_unreadable"][:NOT_READ_SHOWN]), highlight=False)
+    not_read = run["files_not_read"]
+    if not_read:
+        out.print(f"{len(not_read)} entr(ies) of the folders given were not read:",
+                  highlight=False)
+        for n in not_read[:NOT_READ_SHOWN]:
+            out.print(f"  {n['path']}: {n['why']}", highlight=False)
+        if len(not_read) > NOT_READ_SHOWN:
+            out.print(f"  ... and {len(not_read) - NOT_READ_SHOWN} more (all in --json)",
+                      highlight=False)
     table = Table(title="Store", show_header=False, title_justify="left")
     table.add_row("exchanges", f"{summary['exchanges']:,}")
     table.add_row("accounts", f"{summary['accounts']:,}")
@@ -179,6 +209,13 @@ def simulate_command(
     workers: Annotated[int, typer.Option(help="Processes writing parts.")] = 2,
     corpora: Annotated[Path | None, typer.Option(
         help="The prompt corpora (default: ../shared/corpora).")] = None,
+    shared_operator: Annotated[str | None, typer.Option(
+        help="A campaign of the scenario run by an operator that other simulations share "
+             "(same --operator-seed: same pipelines, part of the infrastructure).")] = None,
+    operator_seed: Annotated[int, typer.Option(help="The shared operator's seed.")] = 0,
+    operator_infra_share: Annotated[float, typer.Option(
+        help="Share of the shared operator's groups on its own (shared) infrastructure.")
+    ] = 0.5,
 ) -> None:
     """Write simulated API traffic with campaigns and ground truth labels."""
     try:
@@ -187,7 +224,9 @@ def simulate_command(
             evasion=None if evasion is None else parse_evasion(evasion), split=split,
             attack_corpora=tuple(c.strip() for c in attack_corpora.split(",") if c.strip())
             if attack_corpora else None, fmt=fmt, workers=workers, corpora=corpora,
-            paraphrase_strength=paraphrase_strength))
+            paraphrase_strength=paraphrase_strength,
+            shared_operator=shared_operator, operator_seed=operator_seed,
+            operator_infra_share=operator_infra_share))
     except DistillguardError as exc:
         fail(str(exc))
         return
@@ -277,13 +316,32 @@ def scan(
     spark_conf: Annotated[list[str] | None, typer.Option(
         help="Extra Spark setting KEY=VALUE (repeatable), e.g. spark.executor.memory=8g.")
     ] = None,
+    intel: Annotated[list[Path] | None, typer.Option(
+        help="STIX bundle received from partners, or a folder of them (repeatable): their "
+             "indicators are matched against the traffic (docs/intel.md).")] = None,
+    intel_config: Annotated[Path | None, typer.Option(
+        help="Intel config YAML (limits; the secret for partners' payment hashes may also "
+             "come from DISTILLGUARD_INTEL_KEY).")] = None,
 ) -> None:
     """Find extraction accounts and campaigns; write findings.json (and a report)."""
     from distillguard.engines.scan_job import ScanJob, run_scan_job
     from distillguard.engines.spark_session import SparkOptions
+    from distillguard.intel import IndicatorMatcher, load_intel_config
 
     if engine not in ("duckdb", "spark"):
         fail(f"unknown engine {engine!r}: use duckdb or spark")
+    matcher = None
+    if intel:
+        try:
+            settings = load_intel_config(intel_config)
+            received = load_received_intel(intel, settings)
+        except DistillguardError as exc:
+            fail(str(exc))
+            return
+        matcher = IndicatorMatcher(received, settings.hasher() if settings.secret else None)
+        out.print(f"Partner intel: {len(received.indicators):,} indicators of "
+                  f"{len(received.campaigns)} campaign(s) from {len(received.sources)} "
+                  "bundle(s)", highlight=False)
     conf = {}
     for item in spark_conf or []:
         key, sep, value = item.partition("=")
@@ -292,10 +350,9 @@ def scan(
         conf[key.strip()] = value.strip()
     job = ScanJob(list(logs or []), db, out_path, releases, policy, report,
                   engine=engine,  # type: ignore[arg-type]
-                  spark=SparkOptions(spark_master, spark_remote, conf))
+                  spark=SparkOptions(spark_master, spark_remote, conf), intel=matcher)
     try:
-        local = [p for p in job.logs if "://" not in str(p)]
-        files = discover_log_files(local) if logs and engine == "duckdb" else []
+        files = discover_log_files(split_uris(job.logs)[0]) if logs and engine == "duckdb" else []
         bar, advance = byte_progress(files, desc="ingest")
         with bar, row_progress(desc="signals") as signal_bar:
             findings, result = run_scan_job(
@@ -306,6 +363,8 @@ def scan(
         fail(str(exc))
         return
     print_scan(findings, out_path, result.timings)
+    if matcher is not None:
+        out.print(matcher.summary(), highlight=False)
     if report is not None:
         out.print(f"Report: {report}", highlight=False)
 
@@ -377,14 +436,35 @@ def _num(x: float | None) -> str:
     return "-" if x is None else f"{x:.4f}"
 
 
+def _admin_token(token_file: Path | None, on_command_line: str | None) -> str | None:
+    """The admin API's token, from ``--admin-token-file`` or ``DISTILLGUARD_ADMIN_TOKEN``:
+    never from the command line, which every user of the machine can read."""
+    if on_command_line is not None:
+        fail("--admin-token is not accepted: a command line is visible to every user of the "
+             "machine. Put the token in DISTILLGUARD_ADMIN_TOKEN or in a file readable only by "
+             "you, passed with --admin-token-file.")
+    if token_file is not None:
+        try:
+            token = token_file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            fail(f"cannot read the admin token file {token_file}: {exc}")
+        if not token:
+            fail(f"the admin token file {token_file} is empty")
+        return token
+    return os.environ.get("DISTILLGUARD_ADMIN_TOKEN") or None
+
+
 @app.command("gateway")
 def gateway_command(
     upstream: Annotated[str, typer.Option(help="Base URL of the model API to forward to.")],
     port: Annotated[int, typer.Option(help="Port of the API.")] = 8080,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    admin_port: Annotated[int, typer.Option(help="Port of the admin API (0: none).")] = 8081,
-    admin_token: Annotated[str | None, typer.Option(
-        envvar="DISTILLGUARD_ADMIN_TOKEN", help="Bearer token the admin API requires.")] = None,
+    admin_port: Annotated[int, typer.Option(
+        help="Port of the admin API and /metrics (0: none).")] = 8081,
+    admin_token_file: Annotated[Path | None, typer.Option(
+        help="File holding the bearer token the admin API requires (or set "
+             "DISTILLGUARD_ADMIN_TOKEN).")] = None,
+    admin_token: Annotated[str | None, typer.Option(hidden=True)] = None,
     log_dir: Annotated[Path | None, typer.Option(
         help="Write every exchange here (rotating JSON Lines that `scan` reads).")] = None,
     config: Annotated[Path | None, typer.Option(
@@ -397,10 +477,11 @@ def gateway_command(
     """Serve an OpenAI- and Anthropic-compatible proxy that scores and acts per request."""
     from distillguard.gateway import GatewayOptions, load_config, run_gateway
 
+    token = _admin_token(admin_token_file, admin_token)
     try:
         run_gateway(load_config(config), GatewayOptions(
             upstream=upstream, host=host, port=port, admin_port=admin_port or None,
-            admin_token=admin_token, log_dir=log_dir, state=state, findings=findings))
+            admin_token=token, log_dir=log_dir, state=state, findings=findings))
     except DistillguardError as exc:
         fail(str(exc))
 
@@ -416,7 +497,7 @@ def upstream_replay_command(
         help="The prompt corpora (default: ../shared/corpora).")] = None,
 ) -> None:
     """Serve a demo model API answering from the corpora's reference responses."""
-    from distillguard.gateway import run_replay
+    from distillguard.replay import run_replay
 
     try:
         run_replay(host, port, corpora=corpora, reasoning=reasoning,

@@ -11,19 +11,28 @@ Callers catch at the level they need::
     │   └── UnknownSignalError
     ├── EngineError             the storage/compute engine failed
     │   └── StoreLockedError    another process holds the database
+    ├── ApiError                a gateway request answered with an error (status, code)
     ├── UpstreamError           the gateway's upstream model API failed
     │   ├── UpstreamTimeout
+    │   ├── UpstreamMalformed   it answered with something that is not the API's format
     │   └── UpstreamStatusError
     ├── StateStoreError         shared gateway state (Redis) failed
+    ├── WorkerGone              the gateway's scoring worker process died
     └── IntelError              threat-intel export or exchange failed
+        ├── IntelConfigError    the intel configuration (secret, producer) is missing or unusable
+        ├── BundleError         a STIX bundle that cannot be used (malformed, hostile, too big)
+        └── TaxiiError          a TAXII server refused or failed a request
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "ApiError",
+    "BundleError",
     "DistillguardError",
     "EngineError",
     "InputError",
+    "IntelConfigError",
     "IntelError",
     "RecordError",
     "RuleError",
@@ -31,10 +40,13 @@ __all__ = [
     "SchemaError",
     "StateStoreError",
     "StoreLockedError",
+    "TaxiiError",
     "UnknownSignalError",
     "UpstreamError",
+    "UpstreamMalformed",
     "UpstreamStatusError",
     "UpstreamTimeout",
+    "WorkerGone",
 ]
 
 
@@ -86,12 +98,32 @@ class StoreLockedError(EngineError):
     """Another process holds the database file."""
 
 
+class ApiError(DistillguardError):
+    """A gateway request answered with an error: ``status``, a message telling the client
+    what to do, a stable ``code``, for bad input the ``param`` at fault, and headers to
+    send (``Retry-After``). ``gateway.api_errors`` renders it in each API's format."""
+
+    def __init__(self, status: int, message: str, *, code: str, param: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code
+        self.param = param
+        self.headers = headers or {}
+
+
 class UpstreamError(DistillguardError):
     """The gateway's upstream model API failed."""
 
 
 class UpstreamTimeout(UpstreamError):
     """The upstream did not answer in time."""
+
+
+class UpstreamMalformed(UpstreamError):
+    """The upstream answered 200 with a body that is not the API's format (not JSON, not
+    server-sent events of JSON)."""
 
 
 class UpstreamStatusError(UpstreamError):
@@ -102,5 +134,21 @@ class StateStoreError(DistillguardError):
     """The shared gateway state store failed."""
 
 
+class WorkerGone(DistillguardError):
+    """The gateway's scoring worker process died or closed its pipes."""
+
+
 class IntelError(DistillguardError):
     """Threat-intel export or exchange failed."""
+
+
+class IntelConfigError(IntelError):
+    """The intel configuration (the keyed-hash secret, the producer) is missing or unusable."""
+
+
+class BundleError(IntelError):
+    """A STIX bundle that cannot be used: malformed, hostile or too big."""
+
+
+class TaxiiError(IntelError):
+    """A TAXII server refused or failed a request."""

@@ -19,7 +19,7 @@ def byte_progress(files: list[Path], *, desc: str) -> tuple[tqdm, Callable[[Path
     The callback takes ``(file, bytes_read_so_far_in_that_file)``. The bar stays
     hidden for the first two seconds and when stderr is not a terminal.
     """
-    sizes = {p: p.stat().st_size for p in files}
+    sizes = {p: _size(p) for p in files}
     bar = tqdm(total=sum(sizes.values()), desc=desc, unit="B", unit_scale=True,
                unit_divisor=1024, file=sys.stderr, delay=SHOW_AFTER_SECONDS, disable=None,
                leave=False)
@@ -33,6 +33,14 @@ def byte_progress(files: list[Path], *, desc: str) -> tuple[tqdm, Callable[[Path
             bar.update(step)
 
     return bar, advance
+
+
+def _size(path: Path) -> int:
+    """On-disk size; 0 for an entry that cannot be read (its reader reports why)."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def row_progress(*, desc: str) -> tqdm:

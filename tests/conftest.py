@@ -1,5 +1,10 @@
 from __future__ import annotations
 
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +41,65 @@ def write_jsonl(path: Path, records: list[Any], *, trailing: bytes = b"") -> Pat
     return path
 
 
-@pytest.fixture
-def corpora_dir() -> Path:
+@pytest.fixture(scope="session")
+def shared_corpora() -> Path:
+    """The real prompt corpora (../shared/corpora) the simulator and replay upstream read."""
     path = SHARED / "corpora"
     if not path.is_dir():
         pytest.fail(f"the shared corpora are missing at {path}")
     return path
+
+# Debian packages this run installed, named at the end of pytest's report.
+INSTALLED: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if INSTALLED:
+        terminalreporter.write_line(f"installed with apt-get for this run: {', '.join(INSTALLED)}")
+
+
+def install_debian_package(packages: str | Sequence[str], missing: str) -> str:
+    """Install the first of ``packages`` that apt-get can install; return its name.
+
+    Tests that need a system program call this when it is missing (CI machines and
+    new laptops start without them). ``missing`` is one line saying what is missing
+    and how to install it by hand. Where installing is impossible (no apt-get; not
+    root and no password-less sudo) the test is skipped with that line, which
+    pytest's summary prints (``-ra``); an apt-get that fails fails the test.
+    """
+    names = [packages] if isinstance(packages, str) else list(packages)
+    apt_get = shutil.which("apt-get")
+    if apt_get is None:
+        pytest.skip(f"{missing} [not installed by the tests: no apt-get here]")
+    apt = [apt_get, "-q", "-y", "-o", "DPkg::Lock::Timeout=300"]
+    if os.geteuid() != 0:
+        sudo = shutil.which("sudo")
+        if sudo is None or subprocess.run([sudo, "-n", "true"], capture_output=True,
+                                          check=False).returncode != 0:
+            pytest.skip(f"{missing} [not installed by the tests: not root and no password-less sudo]")
+        apt = [sudo, "-n", "env", "DEBIAN_FRONTEND=noninteractive", *apt]
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    said = ""
+    for attempt in ("installed lists", "updated lists"):
+        if attempt == "updated lists":
+            subprocess.run([*apt, "update"], capture_output=True, check=False, env=env)
+        for name in names:
+            done = subprocess.run([*apt, "install", "--no-install-recommends", name], env=env,
+                                  capture_output=True, text=True, errors="replace", check=False)
+            if done.returncode == 0:
+                INSTALLED.append(name)
+                return name
+            said = next((line for line in reversed(done.stderr.splitlines()) if line.strip()), said)
+    pytest.fail(f"{missing} [apt-get could not install {' or '.join(names)}: {said}]")
+
+
+def installed_path(package: str, pattern: str) -> str | None:
+    """The first path of Debian's installed ``package`` (``dpkg -L``) that matches ``pattern``:
+    where apt-get put a program when ``PATH`` does not reach it."""
+    dpkg = shutil.which("dpkg") or "/usr/bin/dpkg"
+    try:
+        listed = subprocess.run([dpkg, "-L", package], capture_output=True, text=True, check=False)
+    except OSError:
+        return None
+    found = re.search(f"^(?:{pattern})$", listed.stdout, flags=re.MULTILINE)
+    return found[0] if found else None

@@ -4,6 +4,9 @@ from distillguard.behavior.account_sql import (
     ACCOUNT_BEHAVIOR_SQL,
     ACCOUNT_CONTENT_SQL,
     ACCOUNT_RELEASE_SQL,
+    EXCHANGES_SUMMARY_SQL,
 )
+from distillguard.behavior.releases import releases_table
 
-__all__ = ["ACCOUNT_BEHAVIOR_SQL", "ACCOUNT_CONTENT_SQL", "ACCOUNT_RELEASE_SQL"]
+__all__ = ["ACCOUNT_BEHAVIOR_SQL", "ACCOUNT_CONTENT_SQL", "ACCOUNT_RELEASE_SQL",
+           "EXCHANGES_SUMMARY_SQL", "releases_table"]

@@ -16,7 +16,10 @@ value" breaks ties by the greatest value, never by whichever row came first.
 
 from __future__ import annotations
 
-__all__ = ["ACCOUNT_BEHAVIOR_SQL", "ACCOUNT_CONTENT_SQL", "ACCOUNT_RELEASE_SQL"]
+from distillguard.signals.lexicon import TECHNIQUES
+
+__all__ = ["ACCOUNT_BEHAVIOR_SQL", "ACCOUNT_CONTENT_SQL", "ACCOUNT_RELEASE_SQL",
+           "EXCHANGES_SUMMARY_SQL"]
 
 ACCOUNT_BEHAVIOR_SQL = """
 WITH value_counts AS (
@@ -65,19 +68,25 @@ JOIN releases r ON e.ts >= r.released_at AND e.ts < r.released_at + INTERVAL 24 
 GROUP BY e.account_id, r.model, r.released_at
 """
 
-ACCOUNT_CONTENT_SQL = """
+# Per account, from its sample: the share of requests using each technique (a
+# strong lexicon match, score 1) and any of them, continuing a conversation.
+_TECHNIQUE_SHARES = "".join(f"avg(CASE WHEN {t} >= 1 THEN 1 ELSE 0 END) AS {t},\n       "
+                            for t in TECHNIQUES)
+_ANY_TECHNIQUE = f"greatest({', '.join(TECHNIQUES)})"
+ACCOUNT_CONTENT_SQL = f"""
 SELECT account_id,
        count(*) AS sampled,
-       avg(CASE WHEN cot_elicitation >= 1 THEN 1 ELSE 0 END) AS cot_elicitation,
-       avg(CASE WHEN grading >= 1 THEN 1 ELSE 0 END) AS grading,
-       avg(CASE WHEN data_generation >= 1 THEN 1 ELSE 0 END) AS data_generation,
-       avg(CASE WHEN safe_rewrite >= 1 THEN 1 ELSE 0 END) AS safe_rewrite,
-       avg(CASE WHEN tool_use >= 1 THEN 1 ELSE 0 END) AS tool_use,
-       avg(CASE WHEN greatest(cot_elicitation, grading, data_generation, safe_rewrite,
-                              tool_use) >= 1 THEN 1 ELSE 0 END) AS any_technique,
+       {_TECHNIQUE_SHARES}avg(CASE WHEN {_ANY_TECHNIQUE} >= 1 THEN 1 ELSE 0 END) AS any_technique,
        avg(CASE WHEN prior_turns > 0 THEN 1 ELSE 0 END) AS multi_turn,
        count(DISTINCT text_hash) / count(*) AS distinct_text_share,
        avg(prompt_chars) AS mean_prompt_chars
 FROM signals
 GROUP BY account_id
+"""
+
+# What the scan read: exchanges, accounts and the time they span.
+EXCHANGES_SUMMARY_SQL = """
+SELECT count(*) AS exchanges, count(DISTINCT account_id) AS accounts, min(ts) AS first,
+       max(ts) AS last
+FROM exchanges
 """

@@ -12,12 +12,12 @@ from typing import Any, Literal
 
 import orjson
 
-from distillguard.engines.scan import ScanResult, run_scan
+from distillguard.engines.scan import IntelMatcher, ScanResult, run_scan
 from distillguard.engines.spark_session import SparkOptions
 from distillguard.engines.sql_engine import DuckDBEngine
 from distillguard.engines.store import ExchangeStore
 from distillguard.errors import InputError
-from distillguard.logs import discover_log_files
+from distillguard.logs import discover_log_files, split_uris
 from distillguard.verdict.findings import build_findings
 from distillguard.verdict.policy import Policy, load_policy
 from distillguard.verdict.report import findings_markdown
@@ -39,10 +39,7 @@ class ScanJob:
     report: Path | None = None
     engine: Literal["duckdb", "spark"] = "duckdb"
     spark: SparkOptions | None = None
-
-
-def _local(logs: list[str | Path]) -> list[Path]:
-    return [Path(p) for p in logs if "://" not in str(p)]
+    intel: IntelMatcher | None = None  # partners' indicators to match (``intel.IndicatorMatcher``)
 
 
 def find_releases(logs: list[Path]) -> Path | None:
@@ -76,7 +73,7 @@ def _scan_on_duckdb(job: ScanJob, policy: Policy, releases: list[dict[str, str]]
     try:
         with ExchangeStore(db, memory_limit=SCAN_MEMORY_LIMIT) as store:
             if job.logs:
-                store.ingest(discover_log_files(_local(job.logs)), on_progress=on_progress)
+                store.ingest(discover_log_files(split_uris(job.logs)[0]), on_progress=on_progress)
             result = run_scan(DuckDBEngine(store.con), policy=policy, releases=releases,
                               **callbacks)
             if result.input["quarantined"]:
@@ -89,8 +86,10 @@ def _scan_on_duckdb(job: ScanJob, policy: Policy, releases: list[dict[str, str]]
 
 def _scan_on_spark(job: ScanJob, policy: Policy, releases: list[dict[str, str]],
                    **callbacks: Any) -> ScanResult:
+    from distillguard.engines.spark_session import import_pyspark, spark_session
+
+    import_pyspark()  # without the spark extra, a clear error before the engine's imports
     from distillguard.engines.spark_engine import SparkEngine
-    from distillguard.engines.spark_session import spark_session
 
     if job.db is not None:
         msg = "--db is the embedded engine's store; the Spark engine reads the logs themselves"
@@ -99,7 +98,7 @@ def _scan_on_spark(job: ScanJob, policy: Policy, releases: list[dict[str, str]],
         msg = "give exchange logs to scan with --engine spark"
         raise InputError(msg)
     callbacks.pop("on_progress", None)
-    discover_log_files(_local(job.logs))  # a missing local path fails before the JVM starts
+    discover_log_files(split_uris(job.logs)[0])  # a missing local path fails before the JVM starts
     started = time.perf_counter()
     spark = spark_session(job.spark or SparkOptions())
     engine = SparkEngine(spark)
@@ -131,10 +130,10 @@ def run_scan_job(job: ScanJob, *, on_progress: Callable[[Path, int], None] | Non
         msg = "give exchange logs to scan, or --db with a store already ingested"
         raise InputError(msg)
     policy = load_policy(job.policy)
-    releases = load_releases(job.releases or find_releases(_local(job.logs)))
+    releases = load_releases(job.releases or find_releases(split_uris(job.logs)[0]))
     scan = _scan_on_spark if job.engine == "spark" else _scan_on_duckdb
     result = scan(job, policy, releases, on_progress=on_progress, on_step=on_step,
-                  on_signal_rows=on_signal_rows)
+                  on_signal_rows=on_signal_rows, intel=job.intel)
     findings = build_findings(result.verdicts, result.campaigns, result.campaign_profiles,
                               result.input, policy)
     job.out.parent.mkdir(parents=True, exist_ok=True)

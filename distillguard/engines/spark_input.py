@@ -18,11 +18,18 @@ from urllib.parse import urlparse
 import orjson
 import pyarrow as pa
 
-from distillguard.logs import EXCHANGE_SCHEMA, QuarantineRow, is_log_file, read_bytes
-from distillguard.logs.reader import discover_log_files
+from distillguard.logs import (
+    EXCHANGE_SCHEMA,
+    QuarantineRow,
+    is_log_file,
+    read_bytes,
+    unreadable_reason,
+    unreadable_row,
+)
+from distillguard.logs.reader import discover_log_files, split_uris
 
-__all__ = ["INPUT_ROW_SCHEMA", "QUARANTINE_FIELDS", "decode_files", "read_logs",
-           "write_quarantine"]
+__all__ = ["INPUT_ROW_SCHEMA", "QUARANTINE_FIELDS", "decode_files", "local_log_files",
+           "read_logs", "write_quarantine"]
 
 QUARANTINE_FIELDS = ("code", "reason", "raw", "raw_encoding", "raw_bytes")
 _QUARANTINE_TYPES = (pa.string(), pa.string(), pa.string(), pa.string(), pa.int64())
@@ -87,6 +94,20 @@ def decode_files(batches: Iterator[pa.RecordBatch], *,
                     yield _quarantined(chunk.quarantined)
 
 
+def local_log_files(paths: list[str]) -> tuple[list[str], list[QuarantineRow]]:
+    """The readable log files under local ``paths`` (resolved), and a record for each
+    one that cannot be read, as the embedded engine lists and records them."""
+    readable: list[str] = []
+    unreadable: list[QuarantineRow] = []
+    for path in discover_log_files(paths):
+        problem = unreadable_reason(path)
+        if problem is None:
+            readable.append(str(path.resolve()))
+        else:
+            unreadable.append(unreadable_row(str(path.resolve()), problem))
+    return readable, unreadable
+
+
 def read_logs(spark: Any, logs: list[str]) -> Any:
     """A DataFrame of ``INPUT_ROW_SCHEMA`` rows for every record under ``logs``.
 
@@ -96,10 +117,12 @@ def read_logs(spark: Any, logs: list[str]) -> Any:
     """
     from pyspark.sql.pandas.types import from_arrow_schema
 
-    remote = [p for p in logs if "://" in p]
-    local = [str(p.resolve()) for p in discover_log_files([p for p in logs if "://" not in p])]
+    paths, remote = split_uris(logs)
+    local, unreadable = local_log_files([str(p) for p in paths])
     schema = from_arrow_schema(INPUT_ROW_SCHEMA)
     frames = []
+    if unreadable:
+        frames.append(spark.createDataFrame(pa.Table.from_batches([_quarantined(unreadable)])))
     if local:
         files = spark.read.format("binaryFile").load(local)
         frames.append(files.mapInArrow(decode_files, schema))

@@ -5,7 +5,8 @@ quarantine, ingest progress) and a folder ``store.duckdb.parts/`` of Parquet
 parts holding the exchanges. Every connection sees them as the view
 ``exchanges``. Writing parts with pyarrow (zstd) is several times faster than
 inserting long prompt text into DuckDB's own compressed storage, and the parts
-are what the scan engines (DuckDB, Spark) read best.
+are what the scan engines (DuckDB, Spark) read best. A Parquet input that fits
+the store as it is is not re-encoded but linked in (``engines.linked``).
 
 Ingest is resumable and idempotent:
 
@@ -18,13 +19,19 @@ Ingest is resumable and idempotent:
 - a ``request_id`` already stored is never stored twice. When the stored copy
   came from the same file and line (a file re-read after it grew) it is counted
   as already present; otherwise the newcomer is quarantined as a duplicate,
-  naming where the first copy came from.
+  naming where the first copy came from;
+- the quarantine of a file follows its content: reading lines again replaces
+  their quarantined records, so a last line that was cut short while the file was
+  being written leaves the quarantine once a later run reads it whole. A file that
+  cannot be read is one ``unreadable`` record (line 0) and no progress, so the next
+  run tries it again.
 """
 
 from __future__ import annotations
 
+import os
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,10 +44,22 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from distillguard.engines.duckdb_errors import map_duckdb_errors
+from distillguard.engines.linked import LINKED_PREFIX, link_into, linked_select
 from distillguard.engines.parts import PartWriter, write_schema_part
-from distillguard.engines.prefetch import prefetch
 from distillguard.engines.store_sql import CREATE_TABLES
-from distillguard.logs import QuarantineRow, ReadChunk, quarantine_row, read_file
+from distillguard.logs import (
+    JsonlOptions,
+    QuarantineRow,
+    ReadChunk,
+    empty_batch,
+    quarantine_row,
+    read_file,
+    unreadable_reason,
+    unreadable_row,
+)
+from distillguard.logs.parquet import storable_as_is
+from distillguard.logs.quarantine import FILE_LINE, UNREADABLE
+from distillguard.prefetch import prefetch
 
 __all__ = ["COMMIT_ROWS", "DEFAULT_MEMORY_LIMIT", "ExchangeStore", "IngestReport"]
 
@@ -59,8 +78,11 @@ class IngestReport:
 
     files_read: int = 0
     files_skipped: list[str] = field(default_factory=list)
+    files_unreadable: list[str] = field(default_factory=list)
+    files_stored_as_is: list[str] = field(default_factory=list)
     inserted: int = 0
     already_present: int = 0
+    blank_lines: int = 0
     quarantined: Counter[str] = field(default_factory=Counter)
 
     @property
@@ -70,12 +92,21 @@ class IngestReport:
 
 @dataclass
 class _Slice:
-    """One commit in the making: a part, the ids it adds, its rejects, its progress."""
+    """One commit in the making: a part, the ids it adds, its rejects, its progress.
+
+    It covers the lines after ``first_line`` up to ``last_line``.
+    """
 
     part: PartWriter
+    first_line: int
     quarantined: list[QuarantineRow] = field(default_factory=list)
     last_line: int = 0
     rows: int = 0
+    blank_lines: int = 0
+
+    @property
+    def unreadable(self) -> bool:
+        return any(q.code == UNREADABLE for q in self.quarantined)
 
 
 def _now() -> datetime:
@@ -86,9 +117,11 @@ class ExchangeStore:
     """A DuckDB catalog plus Parquet parts holding exchanges, quarantine and progress."""
 
     def __init__(self, path: str | Path, *, memory_limit: str = DEFAULT_MEMORY_LIMIT,
-                 threads: int | None = None, read_only: bool = False) -> None:
+                 threads: int | None = None, read_only: bool = False,
+                 jsonl: JsonlOptions = JsonlOptions()) -> None:
         self.path = Path(path)
         self.read_only = read_only
+        self.jsonl = jsonl
         self.parts_dir = self.path.with_name(self.path.name + ".parts")
         config: dict[str, Any] = {"memory_limit": memory_limit,
                                   "preserve_insertion_order": False}
@@ -127,21 +160,38 @@ class ExchangeStore:
         return [self.parts_dir / n for (n,) in names]
 
     def _refresh_view(self) -> None:
-        files = [str(self.parts_dir / "_schema.parquet"), *map(str, self.part_files())]
+        schema_part = str(self.parts_dir / "_schema.parquet")
+        files = [schema_part, *map(str, self.part_files())]
         listing = ", ".join(_sql_string(f) for f in files)
         # A stored view is seen by every cursor; a read-only connection can only make a
         # temporary one. Either is rebuilt at each open, so the store can be moved.
         kind = "TEMP VIEW" if self.read_only else "VIEW"
         with map_duckdb_errors("cannot build the exchanges view"):
-            self.con.execute(
-                f"CREATE OR REPLACE {kind} exchanges AS SELECT * FROM read_parquet([{listing}])")
+            selects = [f"SELECT * FROM read_parquet([{listing}])"]
+            linked = self.con.execute(
+                "SELECT part, source_file FROM linked_parts ORDER BY created_at, part").fetchall()
+            if linked:
+                store_types = self._column_types(schema_part)
+                selects += [linked_select(str(self.parts_dir / part), source,
+                                          dict(self._column_types(str(self.parts_dir / part))),
+                                          store_types) for part, source in linked]
+            self.con.execute(f"CREATE OR REPLACE {kind} exchanges AS "
+                             + " UNION ALL ".join(selects))
+
+    def _column_types(self, parquet_file: str) -> list[tuple[str, str]]:
+        rows = self.con.execute(
+            f"DESCRIBE SELECT * FROM read_parquet({_sql_string(parquet_file)})").fetchall()
+        return [(name, column_type) for name, column_type, *_ in rows]
 
     def _remove_orphan_parts(self) -> None:
         """Delete parts written by a run that died before committing them."""
         committed = {p.name for p in self.part_files()}
-        for path in self.parts_dir.glob("part-*.parquet*"):
-            if path.name not in committed:
-                path.unlink(missing_ok=True)
+        with map_duckdb_errors("cannot list linked parts"):
+            committed |= {n for (n,) in self.con.execute("SELECT part FROM linked_parts").fetchall()}
+        for pattern in ("part-*.parquet*", f"{LINKED_PREFIX}*.parquet*"):
+            for path in self.parts_dir.glob(pattern):
+                if path.name not in committed:
+                    path.unlink(missing_ok=True)
 
     def _rehash_if_engine_changed(self) -> None:
         """Stored id hashes come from DuckDB's ``hash()``; recompute them if DuckDB changed."""
@@ -163,27 +213,37 @@ class ExchangeStore:
         """Load log files, resuming any that an earlier run left part-way."""
         report = IngestReport()
         for path in files:
-            stat = path.stat()
-            key = str(path.resolve())
+            resolved = path.resolve()
+            key = str(resolved)
+            problem = unreadable_reason(path)
+            stat = None if problem else resolved.stat()
             state = self._file_state(key)
-            if state and state["done"] and (state["size"], state["mtime_ns"]) == (
+            if stat and state and state["done"] and (state["size"], state["mtime_ns"]) == (
                     stat.st_size, stat.st_mtime_ns):
                 report.files_skipped.append(str(path))
+            elif stat and state is None and key.lower().endswith(".parquet") and \
+                    self._store_as_is(resolved, key, stat, report):
+                report.files_read += 1
             else:
                 start = state["lines_done"] if state and not state["done"] else 0
                 report.files_read += 1
-                self._ingest_file(path, key, stat, start, report, on_progress)
-            if on_progress:
+                if problem:
+                    chunks = iter([ReadChunk(key, empty_batch(), [unreadable_row(key, problem)])])
+                else:
+                    chunks = prefetch(read_file(resolved, start_line=start, jsonl=self.jsonl))
+                self._ingest_file(path, chunks, key, stat, start, report, on_progress)
+            if on_progress and stat:
                 on_progress(path, stat.st_size)
         # Once per run, not per commit: the view reads every part's footer.
         self._refresh_view()
         return report
 
-    def _ingest_file(self, path: Path, key: str, stat: Any, start: int, report: IngestReport,
+    def _ingest_file(self, path: Path, chunks: Iterator[ReadChunk], key: str,
+                     stat: os.stat_result | None, start: int, report: IngestReport,
                      on_progress: Callable[[Path, int], None] | None) -> None:
         current: _Slice | None = None
         try:
-            for chunk in prefetch(read_file(path.resolve(), start_line=start)):
+            for chunk in chunks:
                 if current is None:
                     current = self._begin_slice(start)
                 self._add_chunk(current, chunk, report)
@@ -201,14 +261,55 @@ class ExchangeStore:
                 self.con.rollback()
             raise
 
+    def _store_as_is(self, path: Path, key: str, stat: os.stat_result,
+                     report: IngestReport) -> bool:
+        """Link a Parquet file whose rows all pass, unchanged, with request ids new to the
+        store (and to each other); False, having changed nothing, for any other file."""
+        if not storable_as_is(path):
+            return False
+        with map_duckdb_errors(f"cannot store {key} as it is"):
+            self.con.begin()
+            source = _sql_string(key)
+            repeats = self.con.execute(
+                f"SELECT count(*) - count(DISTINCT request_id) FROM read_parquet({source})"
+            ).fetchone()[0]
+            known = self.con.execute(
+                f"SELECT count(*) FROM read_parquet({source}) n SEMI JOIN exchange_ids e "
+                "ON hash(n.request_id) = e.id_hash AND n.request_id = e.request_id").fetchone()[0]
+            if repeats or known:
+                self.con.rollback()
+                return False
+            name = link_into(self.parts_dir, path)
+            try:
+                rows = self.con.execute(
+                    "INSERT INTO exchange_ids SELECT hash(request_id), request_id, ?, "
+                    f"file_row_number + 1 FROM read_parquet({source}, file_row_number = true)",
+                    [key]).fetchone()[0]
+                now = _now()
+                self.con.execute("INSERT INTO linked_parts VALUES (?, ?, ?, ?)",
+                                 [name, rows, key, now])
+                self._replace_quarantine(key, 0, None, [], now)
+                self.con.execute(
+                    "INSERT OR REPLACE INTO ingested_files VALUES (?, ?, ?, ?, ?, ?)",
+                    [key, stat.st_size, stat.st_mtime_ns, rows, True, now])
+                self.con.commit()
+            except BaseException:
+                self.con.rollback()
+                (self.parts_dir / name).unlink(missing_ok=True)
+                raise
+        report.inserted += rows
+        report.files_stored_as_is.append(key)
+        return True
+
     def _begin_slice(self, start: int) -> _Slice:
         with map_duckdb_errors("cannot start a transaction"):
             self.con.begin()
-        return _Slice(part=PartWriter(self.parts_dir), last_line=start)
+        return _Slice(part=PartWriter(self.parts_dir), first_line=start, last_line=start)
 
     def _add_chunk(self, current: _Slice, chunk: ReadChunk, report: IngestReport) -> None:
         current.quarantined += chunk.quarantined
         current.last_line = chunk.last_line
+        current.blank_lines += chunk.blank_lines
         current.rows += chunk.batch.num_rows + len(chunk.quarantined)
         batch = chunk.batch
         if not batch.num_rows:
@@ -223,39 +324,41 @@ class ExchangeStore:
                                  "source_file, source_line FROM ids")
         current.part.write(batch)
 
-    def _commit_slice(self, current: _Slice, key: str, stat: Any, *, done: bool,
+    def _commit_slice(self, current: _Slice, key: str, stat: os.stat_result | None, *,
+                      done: bool,
                       report: IngestReport) -> None:
         now = _now()
         with map_duckdb_errors(f"cannot commit exchanges from {key}"):
             if current.part.finish():
                 self.con.execute("INSERT INTO parts VALUES (?, ?, ?, ?)",
                                  [current.part.name, current.part.rows, key, now])
-            if current.quarantined:
-                self._insert_quarantine(current.quarantined, now)
-            self.con.execute(
-                "INSERT OR REPLACE INTO ingested_files VALUES (?, ?, ?, ?, ?, ?)",
-                [key, stat.st_size, stat.st_mtime_ns, current.last_line, done, now])
+            last = None if done else current.last_line
+            self._replace_quarantine(key, current.first_line, last, current.quarantined, now)
+            if current.unreadable or stat is None:
+                report.files_unreadable.append(key)
+            else:
+                self.con.execute(
+                    "INSERT OR REPLACE INTO ingested_files VALUES (?, ?, ?, ?, ?, ?)",
+                    [key, stat.st_size, stat.st_mtime_ns, current.last_line, done, now])
             self.con.commit()
         report.inserted += current.part.rows
+        report.blank_lines += current.blank_lines
         report.quarantined.update(q.code for q in current.quarantined)
 
     def _drop_duplicates(self, batch: pa.RecordBatch
                          ) -> tuple[pa.RecordBatch, list[QuarantineRow], int]:
-        """Drop rows whose request_id is already stored or repeats inside ``batch``."""
+        """Drop rows whose request_id is already stored or repeats inside ``batch``.
+
+        A repeat is named after the copy that is stored: the one in the store, else the
+        first in the batch. Within one file it says ``line N``, so the reason does not
+        depend on where the reader cut its batches.
+        """
         keep = np.ones(batch.num_rows, dtype=bool)
         duplicates: list[QuarantineRow] = []
         present = 0
         ids = batch.column("request_id")
         lines = batch.column("source_line")
-        if pc.count_distinct(ids).as_py() != batch.num_rows:
-            first_seen: dict[str, int] = {}
-            for i, rid in enumerate(ids.to_pylist()):
-                if rid in first_seen:
-                    keep[i] = False
-                    where = f"line {lines[first_seen[rid]].as_py()}"
-                    duplicates.append(_duplicate_row(batch, i, where))
-                else:
-                    first_seen[rid] = i
+        source = batch.column("source_file")
         incoming = pa.table({"request_id": ids, "row": np.arange(batch.num_rows)})  # noqa: F841
         clashes = self.con.execute(
             "WITH hit AS (SELECT n.row, n.request_id, hash(n.request_id) AS h FROM incoming n "
@@ -263,23 +366,50 @@ class ExchangeStore:
             "SELECT hit.row, e.source_file, e.source_line FROM hit JOIN exchange_ids e "
             "ON e.id_hash = hit.h AND e.request_id = hit.request_id "
             "WHERE e.id_hash IN (SELECT h FROM hit)").fetchall()
-        source = batch.column("source_file")
         for row, old_file, old_line in clashes:
-            if not keep[row]:
-                continue
             keep[row] = False
             if (source[row].as_py(), lines[row].as_py()) == (old_file, old_line):
                 present += 1
             else:
-                duplicates.append(_duplicate_row(batch, row, f"{old_file}:{old_line}"))
+                where = f"line {old_line}" if old_file == source[row].as_py() else \
+                    f"{old_file}:{old_line}"
+                duplicates.append(_duplicate_row(batch, row, where))
+        if pc.count_distinct(ids).as_py() != batch.num_rows:
+            first_seen: dict[str, int] = {}
+            for i, rid in enumerate(ids.to_pylist()):
+                if not keep[i]:
+                    continue
+                if rid in first_seen:
+                    keep[i] = False
+                    where = f"line {lines[first_seen[rid]].as_py()}"
+                    duplicates.append(_duplicate_row(batch, i, where))
+                else:
+                    first_seen[rid] = i
         if keep.all():
             return batch, duplicates, present
         return batch.filter(pa.array(keep)), duplicates, present
 
-    def _insert_quarantine(self, rows: list[QuarantineRow], now: datetime) -> None:
-        table = pa.table({name: [getattr(r, name) for r in rows] for name in _QUARANTINE_COLUMNS})
+    def _replace_quarantine(self, key: str, after_line: int, last_line: int | None,
+                            rows: list[QuarantineRow], now: datetime) -> None:
+        """Make ``rows`` the quarantine of file ``key`` over the lines just read.
+
+        Those are the lines after ``after_line`` up to ``last_line`` (None: to the end),
+        and the file as a whole (line ``FILE_LINE``): records there that the new reading
+        no longer rejects leave, records it rejects again stay as they were.
+        """
+        table = pa.table({name: pa.array([getattr(r, name) for r in rows],
+                                         type=pa.int64() if name in ("source_line", "raw_bytes")
+                                         else pa.string())
+                          for name in _QUARANTINE_COLUMNS})
         self.con.register("_quarantine", table)
-        # A file re-read from the start meets its bad lines again: keep one row each.
+        self.con.execute(
+            "DELETE FROM quarantine q WHERE q.source_file = $file "
+            "AND (q.source_line = $line OR (q.source_line > $after "
+            "AND ($last IS NULL OR q.source_line <= $last))) "
+            "AND NOT EXISTS (SELECT 1 FROM _quarantine n WHERE n.source_file = q.source_file "
+            "AND n.source_line = q.source_line AND n.code = q.code)",
+            {"file": key, "line": FILE_LINE, "after": after_line, "last": last_line})
+        # A file read again meets its bad lines again: keep one row each.
         self.con.execute(
             f"INSERT INTO quarantine SELECT {', '.join(_QUARANTINE_COLUMNS)}, ? "
             "FROM _quarantine n WHERE NOT EXISTS (SELECT 1 FROM quarantine q "

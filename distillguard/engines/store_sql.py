@@ -2,7 +2,8 @@
 
 Exchanges themselves live in Parquet parts beside the database file (see
 ``engines.store``); the catalog records which parts exist, the request ids
-already stored (for dedupe), quarantined records and per-file progress.
+already stored (for dedupe), quarantined records and per-file progress. Parquet
+inputs stored as they are are ``linked_parts`` (see ``engines.linked``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,12 @@ CREATE TABLE IF NOT EXISTS store_meta (
     value VARCHAR NOT NULL
 );
 CREATE TABLE IF NOT EXISTS parts (
+    part VARCHAR PRIMARY KEY,
+    rows BIGINT NOT NULL,
+    source_file VARCHAR NOT NULL,
+    created_at TIMESTAMP NOT NULL
+);
+CREATE TABLE IF NOT EXISTS linked_parts (
     part VARCHAR PRIMARY KEY,
     rows BIGINT NOT NULL,
     source_file VARCHAR NOT NULL,

@@ -1,11 +1,13 @@
 """Measure findings against ground-truth labels."""
 
+from distillguard.evaluate.actor_listing import actor_listing
 from distillguard.evaluate.labels import exchanges_per_account, read_labels
 from distillguard.evaluate.metrics import (
     campaign_purity,
     evaluate_findings,
     largest_campaign_shares,
 )
+from distillguard.evaluate.truncate import first_exchanges
 
-__all__ = ["campaign_purity", "evaluate_findings", "exchanges_per_account",
-           "largest_campaign_shares", "read_labels"]
+__all__ = ["actor_listing", "campaign_purity", "evaluate_findings", "exchanges_per_account",
+           "first_exchanges", "largest_campaign_shares", "read_labels"]

@@ -2,21 +2,16 @@
 
 from distillguard.gateway.app import admin_app, gateway_app
 from distillguard.gateway.config import GatewayConfig, load_config
-from distillguard.gateway.replay_app import replay_app
-from distillguard.gateway.replay_corpus import ReplayCorpus
-from distillguard.gateway.server import GatewayOptions, build_gateway, run_gateway, run_replay
+from distillguard.gateway.server import GatewayOptions, build_gateway, run_gateway
 from distillguard.gateway.service import Gateway
 
 __all__ = [
     "Gateway",
     "GatewayConfig",
     "GatewayOptions",
-    "ReplayCorpus",
     "admin_app",
     "build_gateway",
     "gateway_app",
     "load_config",
-    "replay_app",
     "run_gateway",
-    "run_replay",
 ]

@@ -14,13 +14,14 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from distillguard.gateway.scoring import ScoredRequest
+from distillguard.signals import TECHNIQUES
 
-__all__ = ["COUNTERS", "AccountWindows", "TemplateMemory", "WindowStats", "request_counts",
+__all__ = ["COUNTERS", "SHARES", "AccountWindows", "TemplateMemory", "WindowStats", "request_counts",
            "sliding_minute"]
 
-COUNTERS = ("requests", "cot_elicitation", "grading", "data_generation", "safe_rewrite",
-            "tool_use", "any_technique", "templated", "multi_turn")
-_TECHNIQUES = COUNTERS[1:6]
+# Shares of the window (each counter over ``requests``): the gateway config's rules name them.
+SHARES = (*TECHNIQUES, "any_technique", "templated", "multi_turn")
+COUNTERS = ("requests", *SHARES)
 HOUR_MS = 3_600_000
 MINUTE_MS = 60_000
 
@@ -42,7 +43,7 @@ class WindowStats:
                 if name in totals:
                     totals[name] += int(n)
         n = totals["requests"]
-        shares = {name: (totals[name] / n if n else 0.0) for name in COUNTERS[1:]}
+        shares = {name: (totals[name] / n if n else 0.0) for name in SHARES}
         active = sum(1 for c in hourly.values() if int(c.get("requests", 0)) > 0)
         return cls(n, shares, last_minute, active)
 
@@ -89,7 +90,7 @@ def request_counts(scored: ScoredRequest, templated: bool) -> dict[str, int]:
     """The hour counters one scored request adds."""
     counts = {"requests": 1}
     any_technique = 0
-    for name in _TECHNIQUES:
+    for name in TECHNIQUES:
         hit = int(scored.techniques[name] >= 1.0)
         counts[name] = hit
         any_technique |= hit

@@ -2,7 +2,10 @@
 
 Reasoning comes back as ``thinking`` content blocks (``thinking_delta`` events
 when streamed). Tool results travel in ``user`` turns; a turn made only of
-tool results is logged with role ``tool``.
+tool results is logged with role ``tool``. Text reaching the model in any block
+(text, tool results, documents with a text source, search results, their titles
+and context) is logged and scored; images, PDFs and earlier thinking are noted
+as opaque parts.
 """
 
 from __future__ import annotations
@@ -12,42 +15,96 @@ from typing import Any
 import orjson
 
 from distillguard.gateway.api_errors import ANTHROPIC
-from distillguard.gateway.parsed_request import ParsedRequest, bad_request, text_of
+from distillguard.gateway.parsed_request import OpaqueParts, ParsedRequest, bad_request, text_of
 
 __all__ = ["anthropic_request", "anthropic_response_fields", "anthropic_withhold"]
 
 
-def _blocks_text(content: Any, param: str) -> tuple[str, bool, bool]:
-    """Text of a content (string or blocks), whether it had an image, whether it was
-    only tool results."""
-    if isinstance(content, str):
-        return content, False, False
-    if not isinstance(content, list) or not content:
-        raise bad_request(f"{param}: must be a string or a non-empty array of content blocks")
-    texts, image, only_results = [], False, True
-    for i, block in enumerate(content):
-        where = f"{param}.{i}"
-        if not isinstance(block, dict) or not isinstance(block.get("type"), str):
-            raise bad_request(f"{where}: must be an object with a 'type'")
-        kind = block["type"]
-        only_results &= kind == "tool_result"
+# Blocks that reach the model but are not text the gateway can read: noted as opaque.
+_OPAQUE_BLOCKS = frozenset({
+    "image", "thinking", "redacted_thinking", "container_upload", "web_search_tool_result",
+    "web_fetch_tool_result", "code_execution_tool_result", "bash_code_execution_tool_result",
+    "text_editor_code_execution_tool_result"})
+_TOOL_USE_BLOCKS = frozenset({"tool_use", "server_tool_use", "mcp_tool_use"})
+_TOOL_RESULT_BLOCKS = frozenset({"tool_result", "mcp_tool_result"})
+_TEXT_SOURCES = frozenset({"text", "content"})
+_OPAQUE_SOURCES = frozenset({"base64", "url", "file"})
+
+
+class _Blocks:
+    """The text of content blocks, whether one was an image, and whether all were tool
+    results; blocks that are not text go to ``opaque``."""
+
+    __slots__ = ("image", "message", "opaque", "texts")
+
+    def __init__(self, opaque: OpaqueParts, message: int | str) -> None:
+        self.opaque = opaque
+        self.message = message
+        self.texts: list[str] = []
+        self.image = False
+
+    def read(self, content: Any, param: str) -> bool:
+        """Add ``content`` (string or blocks); True when it held only tool results."""
+        if isinstance(content, str):
+            self.texts.append(content)
+            return False
+        if not isinstance(content, list) or not content:
+            raise bad_request(f"{param}: must be a string or a non-empty array of content "
+                              "blocks")
+        only_results = True
+        for i, block in enumerate(content):
+            where = f"{param}.{i}"
+            if not isinstance(block, dict) or not isinstance(block.get("type"), str):
+                raise bad_request(f"{where}: must be an object with a 'type'")
+            kind = block["type"]
+            only_results &= kind in _TOOL_RESULT_BLOCKS
+            if kind == "text":
+                self.texts.append(text_of(block.get("text"), f"{where}.text"))
+            elif kind in _TOOL_USE_BLOCKS:
+                self.texts.append(f"[tool_use {block.get('name')} "
+                                  f"{orjson.dumps(block.get('input')).decode()}]")
+            elif kind in _TOOL_RESULT_BLOCKS:
+                if block.get("content"):
+                    self.read(block["content"], f"{where}.content")
+            elif kind == "document":
+                self._document(block, where)
+            elif kind == "search_result":
+                self._titled(block, where)
+                self.read(block.get("content"), f"{where}.content")
+            elif kind in _OPAQUE_BLOCKS:
+                self.image |= kind == "image"
+                self.opaque.note(block, self.message)
+            else:
+                self.opaque.unknown(block, self.message, f"{where}.type")
+        return only_results
+
+    def _titled(self, block: dict[str, Any], where: str) -> None:
+        for key in ("title", "context"):
+            if block.get(key) is not None:
+                self.texts.append(text_of(block[key], f"{where}.{key}"))
+
+    def _document(self, block: dict[str, Any], where: str) -> None:
+        """A document's title and context, and its source: plain text or content blocks
+        are read, a PDF, URL or file reference is opaque."""
+        source = block.get("source")
+        kind = source.get("type") if isinstance(source, dict) else None
+        if kind not in _TEXT_SOURCES and kind not in _OPAQUE_SOURCES:
+            self.opaque.unknown(block, self.message, f"{where}.source.type")
+            return
+        self._titled(block, where)
         if kind == "text":
-            texts.append(text_of(block.get("text"), f"{where}.text"))
-        elif kind == "image":
-            image = True
-        elif kind == "tool_use":
-            texts.append(f"[tool_use {block.get('name')} "
-                         f"{orjson.dumps(block.get('input')).decode()}]")
-        elif kind == "tool_result":
-            inner = block.get("content", "")
-            text, inner_image, _ = (_blocks_text(inner, f"{where}.content") if inner
-                                    else ("", False, False))
-            texts.append(text)
-            image |= inner_image
-    return "\n".join(texts), image, only_results
+            self.texts.append(text_of(source.get("data"), f"{where}.source.data"))
+        elif kind == "content":
+            self.read(source.get("content"), f"{where}.source.content")
+        else:
+            self.opaque.note(block, self.message)
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.texts)
 
 
-def anthropic_request(body: Any) -> ParsedRequest:
+def anthropic_request(body: Any, *, allow_unknown_parts: bool = False) -> ParsedRequest:
     """Check a Messages request; ``ApiError`` 400 naming the first problem."""
     if not isinstance(body, dict):
         raise bad_request("the request body must be a JSON object")
@@ -63,25 +120,29 @@ def anthropic_request(body: Any) -> ParsedRequest:
     raw = body.get("messages")
     if not isinstance(raw, list) or not raw:
         raise bad_request("messages: Field required (a non-empty array)")
+    opaque = OpaqueParts(allow_unknown_parts)
     messages, image = [], False
     for i, message in enumerate(raw):
         if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
             raise bad_request(f"messages.{i}: must be an object with role user or assistant")
-        text, has_image, only_results = _blocks_text(message.get("content"),
-                                                     f"messages.{i}.content")
-        image |= has_image
+        blocks = _Blocks(opaque, i)
+        only_results = blocks.read(message.get("content"), f"messages.{i}.content")
+        image |= blocks.image
         role = "tool" if only_results else message["role"]
-        messages.append({"role": role, "content": text})
+        messages.append({"role": role, "content": blocks.text})
     system = body.get("system")
     if system is not None:
-        system, _, _ = _blocks_text(system, "system")
+        blocks = _Blocks(opaque, "system")
+        blocks.read(system, "system")
+        system = blocks.text
     tools = body.get("tools")
     names = None
     if tools is not None:
         if not isinstance(tools, list):
             raise bad_request("tools: must be an array")
         names = [str(t.get("name", "")) if isinstance(t, dict) else "" for t in tools]
-    return ParsedRequest(ANTHROPIC, body, model, stream, messages, system, names, image)
+    return ParsedRequest(ANTHROPIC, body, model, stream, messages, system, names, image,
+                         opaque.found)
 
 
 def anthropic_response_fields(body: dict[str, Any]) -> dict[str, Any]:

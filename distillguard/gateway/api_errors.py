@@ -2,9 +2,9 @@
 
 OpenAI: ``{"error": {"message", "type", "param", "code"}}``.
 Anthropic: ``{"type": "error", "error": {"type", "message"}}``.
-One ``ApiError`` carries the status and the words; ``error_body`` renders it
-for either API, so every refusal (bad input, policy, upstream failure) is shaped
-in one place.
+One ``ApiError`` (``distillguard.errors``) carries the status and the words;
+``error_body`` renders it for either API, so every refusal (bad input, policy,
+upstream failure, and the router's and the HTTP layer's own) is shaped in one place.
 """
 
 from __future__ import annotations
@@ -13,38 +13,33 @@ from typing import Literal
 
 import orjson
 
-from distillguard.errors import DistillguardError
+from distillguard.errors import ApiError
 
-__all__ = ["ANTHROPIC", "OPENAI", "Api", "ApiError", "error_body"]
+__all__ = ["ANTHROPIC", "OPENAI", "Api", "api_of_path", "error_body", "error_event"]
 
 Api = Literal["openai", "anthropic"]
 OPENAI: Api = "openai"
 ANTHROPIC: Api = "anthropic"
+_ANTHROPIC_PREFIX = "/v1/messages"
 
 # Status to Anthropic's error type (docs.anthropic.com, "Errors").
 _ANTHROPIC_TYPES = {400: "invalid_request_error", 401: "authentication_error",
-                    403: "permission_error", 404: "not_found_error", 413: "request_too_large",
-                    429: "rate_limit_error", 500: "api_error", 502: "api_error",
-                    503: "overloaded_error", 504: "api_error"}
+                    403: "permission_error", 404: "not_found_error",
+                    405: "invalid_request_error", 413: "request_too_large",
+                    429: "rate_limit_error", 431: "invalid_request_error", 500: "api_error",
+                    502: "api_error", 503: "overloaded_error", 504: "api_error"}
 # Status to OpenAI's error type.
 _OPENAI_TYPES = {400: "invalid_request_error", 401: "invalid_request_error",
                  403: "permission_error", 404: "invalid_request_error",
-                 413: "invalid_request_error", 429: "rate_limit_error", 500: "server_error",
+                 405: "invalid_request_error", 413: "invalid_request_error",
+                 429: "rate_limit_error", 431: "invalid_request_error", 500: "server_error",
                  502: "server_error", 503: "server_error", 504: "server_error"}
 
 
-class ApiError(DistillguardError):
-    """A request answered with an error: ``status``, a message telling the client what to do,
-    a stable ``code`` and, for bad input, the ``param`` at fault."""
-
-    def __init__(self, status: int, message: str, *, code: str, param: str | None = None,
-                 headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.code = code
-        self.param = param
-        self.headers = headers or {}
+def api_of_path(path: str) -> Api:
+    """The API a request path belongs to: Anthropic under ``/v1/messages``, else OpenAI
+    (also when the path is not known, as for a request that could not be parsed)."""
+    return ANTHROPIC if path.startswith(_ANTHROPIC_PREFIX) else OPENAI
 
 
 def error_body(api: Api, error: ApiError) -> bytes:
@@ -55,3 +50,11 @@ def error_body(api: Api, error: ApiError) -> bytes:
     kind = _OPENAI_TYPES.get(error.status, "server_error")
     return orjson.dumps({"error": {"message": error.message, "type": kind,
                                    "param": error.param, "code": error.code}})
+
+
+def error_event(api: Api, error: ApiError) -> bytes:
+    """``error`` as a server-sent event, to end a stream that has already begun: Anthropic's
+    ``event: error``, or for OpenAI a ``data:`` chunk holding the error object (what
+    OpenAI-compatible servers send)."""
+    head = b"event: error\n" if api == ANTHROPIC else b""
+    return head + b"data: " + error_body(api, error) + b"\n\n"

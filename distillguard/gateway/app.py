@@ -1,7 +1,9 @@
-"""The gateway's HTTP apps: the API (proxy, models, metrics) and the admin API."""
+"""The gateway's HTTP apps: the API (proxy, models) and the admin API (state, policy,
+metrics). Every refusal, the router's own included, is JSON in the API's format."""
 
 from __future__ import annotations
 
+import hmac
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -9,11 +11,13 @@ from dataclasses import asdict
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from distillguard.gateway.api_errors import ANTHROPIC, OPENAI
+from distillguard.errors import ApiError
+from distillguard.gateway.api_errors import ANTHROPIC, OPENAI, api_of_path, error_body
 from distillguard.gateway.config import AccountInfo
 from distillguard.gateway.policy import Decision, decide
 from distillguard.gateway.proxy import ProxyEndpoint
@@ -22,21 +26,39 @@ from distillguard.gateway.service import Gateway
 __all__ = ["admin_app", "gateway_app"]
 
 
+def _http_error(request: Request, exc: Exception) -> Response:
+    """The router's 404 and 405, and any unexpected failure's 500, in the API's format."""
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    path = request.url.path
+    if status == 404:
+        error = ApiError(404, f"No such endpoint: {request.method} {path}. This gateway serves "
+                         "POST /v1/chat/completions, POST /v1/messages and GET /v1/models.",
+                         code="not_found")
+    elif status == 405:
+        error = ApiError(405, f"Method {request.method} is not allowed on {path}.",
+                         code="method_not_allowed")
+    else:
+        error = ApiError(status, "The gateway failed on this request.", code="internal_error")
+    headers = dict(exc.headers or {}) if isinstance(exc, HTTPException) else None
+    return Response(error_body(api_of_path(path), error), status_code=status, headers=headers,
+                    media_type="application/json")
+
+
+_ERROR_HANDLERS: dict[Any, Any] = {404: _http_error, 405: _http_error, Exception: _http_error}
+
+
 def gateway_app(gateway: Gateway) -> Starlette:
-    """The API clients call: both model APIs, ``GET /v1/models`` and ``/metrics``."""
+    """The API clients call: both model APIs, ``GET /v1/models`` and ``/healthz``.
+
+    Metrics are on the admin app: counts per rule and verdict would tell a client
+    when it has been flagged.
+    """
 
     async def models(request: Request) -> Response:
         created = int(time.time())
         return JSONResponse({"object": "list", "data": [
             {"id": m, "object": "model", "created": created, "owned_by": "distillguard"}
             for m in gateway.config.models]})
-
-    async def metrics(request: Request) -> Response:
-        gateway.metrics.watchlist_accounts.set(len(gateway.watchlist.entries))
-        if gateway.log is not None:
-            gateway.metrics.log_records.set(gateway.log.records_written)
-        return Response(gateway.metrics.render(),
-                        media_type="text/plain; version=0.0.4; charset=utf-8")
 
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -55,9 +77,8 @@ def gateway_app(gateway: Gateway) -> Starlette:
         Route("/v1/messages", ProxyEndpoint(gateway, ANTHROPIC, "/v1/messages"),
               methods=["POST"]),
         Route("/v1/models", models, methods=["GET"]),
-        Route("/metrics", metrics, methods=["GET"]),
         Route("/healthz", health, methods=["GET"]),
-    ], lifespan=lifespan)
+    ], lifespan=lifespan, exception_handlers=_ERROR_HANDLERS)
 
 
 def _rule_dict(rule: Any) -> dict[str, Any]:
@@ -69,15 +90,29 @@ def _rule_dict(rule: Any) -> dict[str, Any]:
 
 
 def admin_app(gateway: Gateway, *, token: str | None = None) -> Starlette:
-    """Operators' view: an account's state and the policy in force.
+    """Operators' view: an account's state, the policy in force, Prometheus metrics.
 
     Served on its own port; with ``token``, every call needs ``Authorization: Bearer TOKEN``.
     """
+    expected = f"Bearer {token}".encode() if token else None
 
     def denied(request: Request) -> Response | None:
-        if token and request.headers.get("authorization") != f"Bearer {token}":
-            return JSONResponse({"error": "admin token required"}, status_code=401)
+        if expected is not None and not hmac.compare_digest(
+                request.headers.get("authorization", "").encode(), expected):
+            error = ApiError(401, "This admin API needs 'Authorization: Bearer TOKEN'.",
+                             code="admin_token_required")
+            return Response(error_body(OPENAI, error), status_code=401,
+                            media_type="application/json")
         return None
+
+    async def metrics(request: Request) -> Response:
+        if (refused := denied(request)) is not None:
+            return refused
+        gateway.metrics.watchlist_accounts.set(len(gateway.watchlist.entries))
+        if gateway.log is not None:
+            gateway.metrics.log_records.set(gateway.log.records_written)
+        return Response(gateway.metrics.render(),
+                        media_type="text/plain; version=0.0.4; charset=utf-8")
 
     async def account(request: Request) -> Response:
         if (refused := denied(request)) is not None:
@@ -118,4 +153,5 @@ def admin_app(gateway: Gateway, *, token: str | None = None) -> Starlette:
     return Starlette(routes=[
         Route("/admin/accounts/{account_id:str}", account, methods=["GET"]),
         Route("/admin/policy", policy, methods=["GET"]),
-    ])
+        Route("/metrics", metrics, methods=["GET"]),
+    ], exception_handlers=_ERROR_HANDLERS)

@@ -1,24 +1,36 @@
 """The gateway's configuration (``gateway/data/gateway.yaml``) as typed values.
 
-A file that does not fit fails when it is loaded, with a ``RuleValidationError``
-naming the key, never later on a request.
+A file that does not fit fails when it is loaded, with a one-line
+``RuleValidationError`` naming the file, the key and what is allowed, never
+later on a request.
 """
 
 from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
-from distillguard.errors import RuleValidationError
+from distillguard.gateway.account_window import SHARES
+from distillguard.validation import (
+    FLAG,
+    TEXT,
+    Interval,
+    ListOf,
+    MappingOf,
+    Nullable,
+    Options,
+    Section,
+    merge_sections,
+    read_rules_file,
+    validate,
+)
 
 __all__ = [
     "ACTIONS",
-    "SHARE_NAMES",
+    "SCHEMA",
+    "VERDICTS",
     "AccountInfo",
     "Action",
     "BucketLimit",
@@ -31,9 +43,7 @@ __all__ = [
 Action = Literal["allow", "throttle", "require_verification", "block", "withhold_reasoning"]
 ACTIONS: tuple[str, ...] = ("allow", "throttle", "require_verification", "block",
                             "withhold_reasoning")
-SHARE_NAMES = ("cot_elicitation", "grading", "data_generation", "safe_rewrite", "tool_use",
-               "any_technique", "templated", "multi_turn")
-_VERDICTS = frozenset({"extraction", "review"})
+VERDICTS = ("extraction", "review")
 
 
 @dataclass(frozen=True)
@@ -96,6 +106,9 @@ class Rule:
 class GatewayConfig:
     models: tuple[str, ...]
     max_body_bytes: int
+    max_header_bytes: int
+    max_header_count: int
+    unknown_content_parts: Literal["reject", "allow"]
     connect_timeout: float
     read_timeout: float
     max_connections: int
@@ -112,6 +125,8 @@ class GatewayConfig:
     template_memory: int
     window_hours: int
     window_refresh_seconds: float
+    redis_timeout: float
+    redis_retry_seconds: float
     log_flush_seconds: float
     log_rotate_bytes: int
     log_rotate_seconds: float
@@ -125,144 +140,169 @@ class GatewayConfig:
     rules: tuple[Rule, ...]
 
 
-def _fail(origin: str, key: str, problem: str) -> RuleValidationError:
-    return RuleValidationError(f"gateway config {origin}: '{key}' {problem}")
+class _Network:
+    """An IP network (``10.0.0.0/8``, ``::1/128``) or address."""
+
+    def accepts(self, value: Any) -> bool:
+        if not isinstance(value, str):
+            return False
+        try:
+            ipaddress.ip_network(value)
+        except ValueError:
+            return False
+        return True
+
+    def __str__(self) -> str:
+        return "an IP network such as 10.0.0.0/8"
 
 
-def _number(data: dict[str, Any], key: str, origin: str, *, minimum: float = 0.0) -> float:
-    value = data.get(key)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
-        raise _fail(origin, key, f"must be a number >= {minimum:g}, got {value!r}")
-    return float(value)
+_POSITIVE = Interval(float, 0, None, closed="neither")
+_OPTIONAL_LIMIT = Nullable(_POSITIVE)
+_LIMITS = Nullable(Section({"requests_per_minute": _OPTIONAL_LIMIT,
+                            "tokens_per_minute": _OPTIONAL_LIMIT, "burst_seconds": _POSITIVE},
+                           optional=frozenset({"requests_per_minute", "tokens_per_minute",
+                                               "burst_seconds"})))
+_WHEN = Section({
+    "verdict": ListOf(Options(VERDICTS)),
+    "in_campaign": FLAG,
+    "tiers": ListOf(TEXT),
+    "verified": FLAG,
+    "min_requests": Interval(int, 0, None),
+    "shares_at_least": MappingOf(Options(SHARES), Interval(float, 0, 1)),
+    "requests_per_minute_at_least": Interval(float, 0, None),
+    "hours_active_at_least": Interval(int, 0, None),
+}, optional=frozenset({"verdict", "in_campaign", "tiers", "verified", "min_requests",
+                       "shares_at_least", "requests_per_minute_at_least",
+                       "hours_active_at_least"}))
+_RULE = Section({"name": TEXT, "action": Options(ACTIONS), "shadow": FLAG,
+                 "when": Nullable(_WHEN)}, optional=frozenset({"shadow", "when"}))
+_KEY = Section({"account_id": TEXT, "org_id": Nullable(TEXT), "tier": Nullable(TEXT),
+                "verified": FLAG, "payment_fingerprint": Nullable(TEXT)},
+               optional=frozenset({"org_id", "tier", "verified", "payment_fingerprint"}))
+SCHEMA = Section({
+    "version": Options((1,)),
+    "models": ListOf(TEXT),
+    "max_body_bytes": Interval(int, 1, None),
+    "max_header_bytes": Interval(int, 1024, None),
+    "max_header_count": Interval(int, 8, None),
+    "content_parts": Section({"unknown": Options(("reject", "allow"))}),
+    "upstream": Section({"connect_timeout_seconds": Interval(float, 0, None),
+                         "read_timeout_seconds": Interval(float, 0, None),
+                         "max_connections": Interval(int, 1, None),
+                         "api_key_env": Nullable(TEXT)}),
+    "identity": Section({"unknown_keys": Options(("derive", "reject")),
+                         "keys": Nullable(MappingOf(TEXT, _KEY)),
+                         "trusted_proxies": Nullable(ListOf(_Network()))}),
+    "watchlist": Section({"path": Nullable(TEXT), "poll_seconds": Interval(float, 0.01, None)}),
+    "scoring": Section({"batch_interval_ms": Interval(float, 1, None),
+                        "batch_max": Interval(int, 1, None),
+                        "worker": Options(("process", "inline")),
+                        "worker_nice": Interval(int, 0, 19),
+                        "template_memory": Interval(int, 1, None)}),
+    "window": Section({"hours": Interval(int, 1, None),
+                       "refresh_seconds": Interval(float, 0, None)}),
+    "redis": Section({"timeout_seconds": Interval(float, 0.001, None),
+                      "retry_seconds": Interval(float, 0, None)}),
+    "log": Section({"flush_seconds": Interval(float, 0.01, None),
+                    "rotate_bytes": Interval(int, 1, None),
+                    "rotate_seconds": Interval(float, 1, None)}),
+    "limits": Nullable(Section({"account": _LIMITS, "org": _LIMITS},
+                               optional=frozenset({"account", "org"}))),
+    "throttle": Nullable(Section({"account": _LIMITS, "org": _LIMITS},
+                                 optional=frozenset({"account", "org"}))),
+    "verification_url": TEXT,
+    "withhold_reasoning": Section({"summary_chars": Interval(int, 1, None)}),
+    "mode": Options(("enforce", "shadow")),
+    "rules": Nullable(ListOf(_RULE)),
+})
+"""What a gateway config may hold; ``load_config`` checks every file against it."""
 
 
-def _limits(data: Any, key: str, origin: str) -> Limits:
+def _limits(data: dict[str, Any] | None) -> Limits:
     if data is None:
         return Limits()
-    if not isinstance(data, dict):
-        raise _fail(origin, key, "must be a mapping or null")
     burst = float(data.get("burst_seconds", 60.0))
-    requests = tokens = None
-    if data.get("requests_per_minute") is not None:
-        requests = BucketLimit(_number(data, "requests_per_minute", origin, minimum=1e-9), burst)
-    if data.get("tokens_per_minute") is not None:
-        tokens = BucketLimit(_number(data, "tokens_per_minute", origin, minimum=1e-9), burst)
-    return Limits(requests, tokens)
+    requests, tokens = data.get("requests_per_minute"), data.get("tokens_per_minute")
+    return Limits(BucketLimit(float(requests), burst) if requests is not None else None,
+                  BucketLimit(float(tokens), burst) if tokens is not None else None)
 
 
-def _rule(data: Any, origin: str) -> Rule:
-    if not isinstance(data, dict) or "name" not in data or "action" not in data:
-        raise _fail(origin, "rules", f"each rule needs a name and an action, got {data!r}")
-    name = str(data["name"])
-    if data["action"] not in ACTIONS:
-        raise _fail(origin, f"rules.{name}.action", f"must be one of {', '.join(ACTIONS)}")
+def _rule(data: dict[str, Any]) -> Rule:
     when = data.get("when") or {}
-    unknown = set(when) - {"verdict", "in_campaign", "tiers", "verified", "min_requests",
-                           "shares_at_least", "requests_per_minute_at_least",
-                           "hours_active_at_least"}
-    if unknown:
-        raise _fail(origin, f"rules.{name}.when", f"has unknown conditions {sorted(unknown)}")
-    verdicts = frozenset(when["verdict"]) if "verdict" in when else None
-    if verdicts is not None and not verdicts <= _VERDICTS:
-        raise _fail(origin, f"rules.{name}.when.verdict", "must list extraction and/or review")
-    shares = {str(k): float(v) for k, v in (when.get("shares_at_least") or {}).items()}
-    if not set(shares) <= set(SHARE_NAMES):
-        raise _fail(origin, f"rules.{name}.when.shares_at_least",
-                    f"names unknown shares; known: {', '.join(SHARE_NAMES)}")
     return Rule(
-        name=name, action=data["action"], shadow=bool(data.get("shadow", False)),
-        verdicts=verdicts, in_campaign=when.get("in_campaign"),
+        name=data["name"], action=data["action"], shadow=data.get("shadow", False),
+        verdicts=frozenset(when["verdict"]) if "verdict" in when else None,
+        in_campaign=when.get("in_campaign"),
         tiers=frozenset(when["tiers"]) if "tiers" in when else None,
-        verified=when.get("verified"), min_requests=int(when.get("min_requests", 0)),
-        shares_at_least=shares,
+        verified=when.get("verified"), min_requests=when.get("min_requests", 0),
+        shares_at_least={k: float(v) for k, v in (when.get("shares_at_least") or {}).items()},
         requests_per_minute_at_least=when.get("requests_per_minute_at_least"),
         hours_active_at_least=when.get("hours_active_at_least"))
 
 
-def _keys(data: Any, origin: str) -> dict[str, AccountInfo]:
-    keys: dict[str, AccountInfo] = {}
-    for key, info in (data or {}).items():
-        if not isinstance(info, dict) or not isinstance(info.get("account_id"), str):
-            raise _fail(origin, "identity.keys", "each key needs an account_id")
-        keys[str(key)] = AccountInfo(info["account_id"], info.get("org_id"), info.get("tier"),
-                                     bool(info.get("verified", False)),
-                                     info.get("payment_fingerprint"))
-    return keys
+def _keys(data: dict[str, Any] | None) -> dict[str, AccountInfo]:
+    return {str(key): AccountInfo(info["account_id"], info.get("org_id"), info.get("tier"),
+                                  info.get("verified", False), info.get("payment_fingerprint"))
+            for key, info in (data or {}).items()}
 
 
-def _parse(data: dict[str, Any], origin: str) -> GatewayConfig:
-    try:
-        upstream, identity = data["upstream"], data["identity"]
-        watchlist, scoring, window, log = (data["watchlist"], data["scoring"], data["window"],
-                                           data["log"])
-        if identity["unknown_keys"] not in ("derive", "reject"):
-            raise _fail(origin, "identity.unknown_keys", "must be derive or reject")
-        if scoring["worker"] not in ("process", "inline"):
-            raise _fail(origin, "scoring.worker", "must be process or inline")
-        if data["mode"] not in ("enforce", "shadow"):
-            raise _fail(origin, "mode", "must be enforce or shadow")
-        proxies = tuple(ipaddress.ip_network(p) for p in identity.get("trusted_proxies") or [])
-        limits, throttle = data.get("limits") or {}, data.get("throttle") or {}
-        return GatewayConfig(
-            models=tuple(str(m) for m in data["models"]),
-            max_body_bytes=int(_number(data, "max_body_bytes", origin, minimum=1)),
-            connect_timeout=_number(upstream, "connect_timeout_seconds", origin),
-            read_timeout=_number(upstream, "read_timeout_seconds", origin),
-            max_connections=int(_number(upstream, "max_connections", origin, minimum=1)),
-            upstream_api_key_env=upstream.get("api_key_env"),
-            unknown_keys=identity["unknown_keys"], keys=_keys(identity.get("keys"), origin),
-            trusted_proxies=proxies,
-            watchlist_path=watchlist.get("path"),
-            watchlist_poll_seconds=_number(watchlist, "poll_seconds", origin, minimum=0.01),
-            batch_interval=_number(scoring, "batch_interval_ms", origin, minimum=1) / 1000,
-            batch_max=int(_number(scoring, "batch_max", origin, minimum=1)),
-            scoring_worker=scoring["worker"],
-            scoring_worker_nice=int(_number(scoring, "worker_nice", origin, minimum=0)),
-            template_memory=int(_number(scoring, "template_memory", origin, minimum=1)),
-            window_hours=int(_number(window, "hours", origin, minimum=1)),
-            window_refresh_seconds=_number(window, "refresh_seconds", origin),
-            log_flush_seconds=_number(log, "flush_seconds", origin, minimum=0.01),
-            log_rotate_bytes=int(_number(log, "rotate_bytes", origin, minimum=1)),
-            log_rotate_seconds=_number(log, "rotate_seconds", origin, minimum=1),
-            limits_account=_limits(limits.get("account"), "limits.account", origin),
-            limits_org=_limits(limits.get("org"), "limits.org", origin),
-            throttle_account=_limits(throttle.get("account"), "throttle.account", origin),
-            throttle_org=_limits(throttle.get("org"), "throttle.org", origin),
-            verification_url=str(data["verification_url"]),
-            summary_chars=int(_number(data["withhold_reasoning"], "summary_chars", origin,
-                                      minimum=1)),
-            mode=data["mode"],
-            rules=tuple(_rule(r, origin) for r in data.get("rules") or []))
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        msg = f"gateway config {origin} does not match the config schema: {exc!r}"
-        raise RuleValidationError(msg) from exc
-
-
-def _merge(data: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(data)
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict) and key != "rules":
-            merged[key] = {**merged[key], **value}
-        else:
-            merged[key] = value
-    return merged
+def _config(data: dict[str, Any]) -> GatewayConfig:
+    upstream, identity, scoring = data["upstream"], data["identity"], data["scoring"]
+    window, log, redis = data["window"], data["log"], data["redis"]
+    limits, throttle = data["limits"] or {}, data["throttle"] or {}
+    return GatewayConfig(
+        models=tuple(data["models"]),
+        max_body_bytes=data["max_body_bytes"],
+        max_header_bytes=data["max_header_bytes"],
+        max_header_count=data["max_header_count"],
+        unknown_content_parts=data["content_parts"]["unknown"],
+        connect_timeout=float(upstream["connect_timeout_seconds"]),
+        read_timeout=float(upstream["read_timeout_seconds"]),
+        max_connections=upstream["max_connections"],
+        upstream_api_key_env=upstream["api_key_env"],
+        unknown_keys=identity["unknown_keys"], keys=_keys(identity["keys"]),
+        trusted_proxies=tuple(ipaddress.ip_network(p) for p in identity["trusted_proxies"] or []),
+        watchlist_path=data["watchlist"]["path"],
+        watchlist_poll_seconds=float(data["watchlist"]["poll_seconds"]),
+        batch_interval=scoring["batch_interval_ms"] / 1000,
+        batch_max=scoring["batch_max"],
+        scoring_worker=scoring["worker"],
+        scoring_worker_nice=scoring["worker_nice"],
+        template_memory=scoring["template_memory"],
+        window_hours=window["hours"],
+        window_refresh_seconds=float(window["refresh_seconds"]),
+        redis_timeout=float(redis["timeout_seconds"]),
+        redis_retry_seconds=float(redis["retry_seconds"]),
+        log_flush_seconds=float(log["flush_seconds"]),
+        log_rotate_bytes=log["rotate_bytes"],
+        log_rotate_seconds=float(log["rotate_seconds"]),
+        limits_account=_limits(limits.get("account")),
+        limits_org=_limits(limits.get("org")),
+        throttle_account=_limits(throttle.get("account")),
+        throttle_org=_limits(throttle.get("org")),
+        verification_url=data["verification_url"],
+        summary_chars=data["withhold_reasoning"]["summary_chars"],
+        mode=data["mode"],
+        rules=tuple(_rule(r) for r in data["rules"] or []))
 
 
 def load_config(path: str | Path | None = None, *,
                 overrides: dict[str, Any] | None = None) -> GatewayConfig:
     """Load the packaged default config, with ``path``'s sections and then ``overrides``
     merged over it (one level deep: a file names only what it changes; ``rules``
-    replaces the default rules whole)."""
-    text = resources.files("distillguard.gateway").joinpath("data/gateway.yaml").read_text()
-    data = yaml.safe_load(text)
-    origin = "(packaged default)"
+    replaces the default rules whole).
+
+    Raises ``RuleValidationError`` (one line: file, key, what is allowed) for a
+    missing or unreadable file, text that is not YAML, an unknown key or a value
+    of the wrong type or out of range.
+    """
+    data, origin = read_rules_file(None, what="gateway config", package="distillguard.gateway",
+                                   packaged="data/gateway.yaml")
     if path is not None:
-        origin = str(path)
-        try:
-            own = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise RuleValidationError(f"cannot read gateway config {path}: {exc}") from exc
-        if not isinstance(own, dict):
-            raise RuleValidationError(f"gateway config {origin} must be a mapping")
-        data = _merge(data, own)
-    return _parse(_merge(data, overrides or {}), origin)
+        own, origin = read_rules_file(path, what="gateway config",
+                                      package="distillguard.gateway", packaged="data/gateway.yaml")
+        data = merge_sections(data, own)
+    if overrides:
+        data = merge_sections(data, overrides)
+        origin += " with overrides"
+    return _config(validate(data, SCHEMA, origin))

@@ -2,7 +2,8 @@
 
 Reasoning text comes back, in OpenAI-compatible servers that return it, as
 ``message.reasoning_content`` (or ``reasoning``) and as the same key in stream
-deltas.
+deltas. Text parts (``text``, ``input_text``, refusals) are logged and scored;
+images, audio and files are noted as opaque parts.
 """
 
 from __future__ import annotations
@@ -10,16 +11,20 @@ from __future__ import annotations
 from typing import Any
 
 from distillguard.gateway.api_errors import OPENAI
-from distillguard.gateway.parsed_request import ParsedRequest, bad_request, text_of
+from distillguard.gateway.parsed_request import OpaqueParts, ParsedRequest, bad_request, text_of
 
 __all__ = ["REASONING_KEYS", "openai_request", "openai_response_fields", "openai_withhold"]
 
 REASONING_KEYS = ("reasoning_content", "reasoning")
 _ROLES = {"user": "user", "assistant": "assistant", "tool": "tool", "function": "tool"}
 _SYSTEM_ROLES = frozenset({"system", "developer"})
+# Content part types: read as text, or noted as opaque (type and size).
+_TEXT_PARTS = frozenset({"text", "input_text"})
+_IMAGE_PARTS = frozenset({"image_url", "input_image"})
+_OPAQUE_PARTS = _IMAGE_PARTS | {"input_audio", "file", "input_file"}
 
 
-def _content(content: Any, param: str) -> tuple[str, bool]:
+def _content(content: Any, param: str, opaque: OpaqueParts, message: int) -> tuple[str, bool]:
     """Text of a message's content (string or list of parts) and whether it had an image."""
     if content is None:
         return "", False
@@ -31,26 +36,30 @@ def _content(content: Any, param: str) -> tuple[str, bool]:
     for i, part in enumerate(content):
         if not isinstance(part, dict) or not isinstance(part.get("type"), str):
             raise bad_request(f"'{param}[{i}]' must be an object with a 'type'", f"{param}[{i}]")
-        if part["type"] == "text":
+        kind = part["type"]
+        if kind in _TEXT_PARTS:
             texts.append(text_of(part.get("text"), f"{param}[{i}].text"))
-        elif part["type"] == "image_url":
-            image = True
+        elif kind == "refusal":
+            texts.append(text_of(part.get("refusal"), f"{param}[{i}].refusal"))
+        elif kind in _OPAQUE_PARTS:
+            image |= kind in _IMAGE_PARTS
+            opaque.note(part, message)
+        else:
+            opaque.unknown(part, message, f"{param}[{i}].type")
     return "\n".join(texts), image
 
 
 def _tool_calls(message: dict[str, Any]) -> str:
+    """An assistant turn's tool calls (and the deprecated single ``function_call``) as text."""
     calls = message.get("tool_calls")
-    if not isinstance(calls, list):
-        return ""
-    out = []
-    for call in calls:
-        function = call.get("function") if isinstance(call, dict) else None
-        if isinstance(function, dict):
-            out.append(f"[tool_call {function.get('name')} {function.get('arguments', '')}]")
-    return "\n".join(out)
+    functions = [c.get("function") for c in calls if isinstance(c, dict)] if isinstance(
+        calls, list) else []
+    functions.append(message.get("function_call"))
+    return "\n".join(f"[tool_call {f.get('name')} {f.get('arguments', '')}]"
+                     for f in functions if isinstance(f, dict))
 
 
-def openai_request(body: Any) -> ParsedRequest:
+def openai_request(body: Any, *, allow_unknown_parts: bool = False) -> ParsedRequest:
     """Check a Chat Completions request; ``ApiError`` 400 naming the first problem."""
     if not isinstance(body, dict):
         raise bad_request("the request body must be a JSON object")
@@ -68,6 +77,7 @@ def openai_request(body: Any) -> ParsedRequest:
         if value is not None and (not isinstance(value, int) or isinstance(value, bool)
                                   or value < 1):
             raise bad_request(f"'{key}' must be a positive integer", key)
+    opaque = OpaqueParts(allow_unknown_parts)
     messages, system, image = [], [], False
     for i, message in enumerate(raw):
         if not isinstance(message, dict):
@@ -76,7 +86,7 @@ def openai_request(body: Any) -> ParsedRequest:
         if role not in _ROLES and role not in _SYSTEM_ROLES:
             raise bad_request(f"'messages[{i}].role' must be one of system, developer, user, "
                               f"assistant, tool; got {role!r}", f"messages[{i}].role")
-        text, has_image = _content(message.get("content"), f"messages[{i}].content")
+        text, has_image = _content(message.get("content"), f"messages[{i}].content", opaque, i)
         image |= has_image
         if role in _SYSTEM_ROLES:
             system.append(text)
@@ -94,7 +104,7 @@ def openai_request(body: Any) -> ParsedRequest:
         names = [str((t.get("function") or {}).get("name", "")) if isinstance(t, dict) else ""
                  for t in tools]
     return ParsedRequest(OPENAI, body, model, stream, messages,
-                         "\n".join(system) if system else None, names, image)
+                         "\n".join(system) if system else None, names, image, opaque.found)
 
 
 def openai_response_fields(body: dict[str, Any]) -> dict[str, Any]:

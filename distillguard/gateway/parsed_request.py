@@ -5,9 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from distillguard.gateway.api_errors import Api, ApiError
+import orjson
 
-__all__ = ["ParsedRequest", "bad_request", "estimate_tokens", "text_of"]
+from distillguard.errors import ApiError
+from distillguard.gateway.api_errors import Api
+
+__all__ = ["OpaqueParts", "ParsedRequest", "bad_request", "estimate_tokens", "text_of"]
 
 
 @dataclass(slots=True)
@@ -16,7 +19,8 @@ class ParsedRequest:
 
     ``messages`` are already in the log's shape: roles ``user``, ``assistant``
     or ``tool``, content flattened to text; system/developer turns are in
-    ``system``.
+    ``system``. ``opaque_parts`` notes the content parts that reach the model but
+    are not text (images, audio, PDFs): where, their type and their size.
     """
 
     api: Api
@@ -27,10 +31,43 @@ class ParsedRequest:
     system: str | None
     tools: list[str] | None
     has_image: bool
+    opaque_parts: list[dict[str, Any]] | None = None
 
     @property
     def prompt_chars(self) -> int:
         return sum(len(m["content"]) for m in self.messages) + len(self.system or "")
+
+
+class OpaqueParts:
+    """Collects the content parts of a request that are not read as text.
+
+    Each is noted as ``{"message": index in the request's messages (or "system"),
+    "type", "bytes": size of the part's JSON}``. Part types the parser does not
+    know are refused (400 naming the type) unless ``allow_unknown``: a prompt
+    could otherwise travel to the model unlogged and unscored.
+    """
+
+    __slots__ = ("allow_unknown", "parts")
+
+    def __init__(self, allow_unknown: bool) -> None:
+        self.allow_unknown = allow_unknown
+        self.parts: list[dict[str, Any]] = []
+
+    def note(self, part: dict[str, Any], message: int | str) -> None:
+        self.parts.append({"message": message, "type": part["type"],
+                           "bytes": len(orjson.dumps(part))})
+
+    def unknown(self, part: dict[str, Any], message: int | str, param: str) -> None:
+        if not self.allow_unknown:
+            raise bad_request(f"'{param}': unknown content part type {part['type']!r}; this "
+                              "gateway reads only the part types it can log (set "
+                              "content_parts.unknown: allow in its config to pass others on)",
+                              param, code="unknown_content_part")
+        self.note(part, message)
+
+    @property
+    def found(self) -> list[dict[str, Any]] | None:
+        return self.parts or None
 
 
 def bad_request(message: str, param: str | None = None, code: str = "invalid_request") -> ApiError:

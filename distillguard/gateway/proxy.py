@@ -1,10 +1,13 @@
 """One request through the gateway, as a plain ASGI endpoint (the hot path).
 
-read body (413) -> identify (401) -> parse (400) -> decide -> refuse (403/429) or
-forward -> answer (withholding reasoning when decided) -> log -> metrics.
+read body (413) -> identify (401) -> parse (400) -> policy (403) -> limits (429)
+-> forward (502/504) -> answer (withholding reasoning when decided) -> log -> metrics.
 Every parsed request is logged and queued for scoring, whatever became of it;
 requests that cannot be parsed (no model, no messages) are not exchanges the
 log format can hold and are only counted (``distillguard_gateway_rejected``).
+An upstream answer that is not the API's format (a 200 that is not JSON, a
+stream that is not server-sent events of JSON) is an upstream failure: 502 when
+nothing was sent yet, else the stream ends with an error event.
 """
 
 from __future__ import annotations
@@ -16,14 +19,21 @@ from typing import Any
 
 import orjson
 
-from distillguard.errors import StateStoreError, UpstreamError, UpstreamTimeout
+from distillguard.errors import (
+    ApiError,
+    StateStoreError,
+    UpstreamError,
+    UpstreamMalformed,
+    UpstreamTimeout,
+)
 from distillguard.gateway.anthropic_format import (
     anthropic_request,
     anthropic_response_fields,
     anthropic_withhold,
 )
-from distillguard.gateway.api_errors import ANTHROPIC, Api, ApiError, error_body
-from distillguard.gateway.identity import Caller
+from distillguard.gateway.api_errors import ANTHROPIC, Api, error_body, error_event
+from distillguard.gateway.exchange_log import Exchange
+from distillguard.gateway.identity import Caller, request_headers
 from distillguard.gateway.openai_format import (
     openai_request,
     openai_response_fields,
@@ -40,8 +50,8 @@ __all__ = ["ProxyEndpoint", "read_body"]
 
 _JSON = [(b"content-type", b"application/json")]
 _SSE = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
-_PARSERS: dict[str, Callable[[Any], ParsedRequest]] = {"openai": openai_request,
-                                                        "anthropic": anthropic_request}
+_PARSERS: dict[str, Callable[..., ParsedRequest]] = {"openai": openai_request,
+                                                      "anthropic": anthropic_request}
 
 
 async def read_body(receive: Any, headers: dict[str, str], limit: int) -> bytes:
@@ -66,27 +76,22 @@ async def read_body(receive: Any, headers: dict[str, str], limit: int) -> bytes:
 
 
 async def _send(send: Any, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    headers = [*headers, (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
-class _Exchange:
-    """What becomes of one request: filled in as it goes, written to the log at the end."""
+def _failure_kind(failure: UpstreamError) -> tuple[str, int]:
+    """The metric label and the status of an upstream failure."""
+    if isinstance(failure, UpstreamTimeout):
+        return "timeout", 504
+    if isinstance(failure, UpstreamMalformed):
+        return "malformed", 502
+    return "unreachable", 502
 
-    __slots__ = ("caller", "decision", "error", "fields", "request", "started", "status",
-                 "ts_ms", "upstream_seconds", "withheld")
 
-    def __init__(self, request: ParsedRequest, caller: Caller, ts_ms: int, started: float) -> None:
-        self.request = request
-        self.caller = caller
-        self.ts_ms = ts_ms
-        self.started = started
-        self.decision: Decision | None = None
-        self.status = 0
-        self.fields: dict[str, Any] = {}
-        self.error: str | None = None
-        self.upstream_seconds = 0.0
-        self.withheld = 0
+_FAILURE_WORDS = {"timeout": "timed out", "malformed": "sent an answer that is not in the "
+                  "API's format", "unreachable": "is unavailable"}
 
 
 class ProxyEndpoint:
@@ -96,59 +101,54 @@ class ProxyEndpoint:
         self.gateway = gateway
         self.api = api
         self.path = path
-        self.parse = _PARSERS[api]
+        self.parser = _PARSERS[api]
+        self.allow_unknown_parts = gateway.config.unknown_content_parts == "allow"
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         started = time.perf_counter()
         ts_ms = time.time_ns() // 1_000_000
         gw = self.gateway
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         try:
+            headers = request_headers(scope["headers"])
             body = await read_body(receive, headers, gw.config.max_body_bytes)
-            peer = scope.get("client")
-            caller = gw.identifier.identify(headers, peer[0] if peer else None)
-            try:
-                obj = orjson.loads(body)
-            except orjson.JSONDecodeError as exc:
-                raise ApiError(400, f"The request body is not valid JSON: {exc}",
-                               code="invalid_json") from exc
-            request = self.parse(obj)
-            if request.model not in gw.models:
-                raise ApiError(400, f"The model '{request.model}' does not exist or is not "
-                               f"served here; GET /v1/models lists the models.",
-                               code="model_not_found", param="model")
+            caller = self._identify(headers, scope)
+            request = self._parse(body)
         except ApiError as exc:
             gw.metrics.rejected.labels(self.api, exc.code).inc()
             if exc.status != 499:
-                await _send(send, exc.status, error_body(self.api, exc), _JSON)
+                await self._refuse(send, exc)
             return
-        exchange = _Exchange(request, caller, ts_ms, started)
+        exchange = Exchange(request, caller, ts_ms, started)
         try:
             await self._handle(exchange, body, headers, send, receive)
         finally:
             self._finish(exchange)
 
-    async def _handle(self, ex: _Exchange, body: bytes, headers: dict[str, str], send: Any,
-                      receive: Any) -> None:
-        gw = self.gateway
-        account = ex.caller.account
-        ex.decision = decision = gw.decide(account, ex.ts_ms)
+    # the steps, in order
+
+    def _identify(self, headers: dict[str, str], scope: dict[str, Any]) -> Caller:
+        peer = scope.get("client")
+        return self.gateway.identifier.identify(headers, peer[0] if peer else None)
+
+    def _parse(self, body: bytes) -> ParsedRequest:
         try:
-            self._refuse_if_decided(decision, account.account_id)
-            estimate = estimate_tokens(ex.request.prompt_chars)
-            charges = gw.charges(account, decision, estimate)
-            if charges:
-                wait = await self._take(charges, ex)
-                if wait > 0:
-                    retry = max(1, round(wait))
-                    raise ApiError(429, f"Rate limit reached for account {account.account_id}; "
-                                   f"retry after {retry} s.", code="rate_limit_exceeded",
-                                   headers={"retry-after": str(retry)})
-            up_start = time.perf_counter()
-            try:
-                reply = await gw.upstream.post(self.path, body, api=self.api, client_headers=headers)
-            finally:
-                ex.upstream_seconds = time.perf_counter() - up_start
+            obj = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise ApiError(400, f"The request body is not valid JSON: {exc}",
+                           code="invalid_json") from exc
+        request = self.parser(obj, allow_unknown_parts=self.allow_unknown_parts)
+        if request.model not in self.gateway.models:
+            raise ApiError(400, f"The model '{request.model}' does not exist or is not "
+                           f"served here; GET /v1/models lists the models.",
+                           code="model_not_found", param="model")
+        return request
+
+    async def _handle(self, ex: Exchange, body: bytes, headers: dict[str, str], send: Any,
+                      receive: Any) -> None:
+        try:
+            decision = self._apply_policy(ex)
+            charges, estimate = await self._apply_limits(ex, decision)
+            reply = await self._forward(ex, body, headers)
             withhold = decision.enforced == "withhold_reasoning"
             if ex.request.stream and reply.status == 200:
                 await self._stream(ex, reply, send, receive, withhold)
@@ -157,14 +157,44 @@ class ProxyEndpoint:
             self._settle_tokens(charges, estimate, ex)
         except ApiError as exc:
             ex.status, ex.error = exc.status, exc.code
-            extra = [(k.encode(), v.encode()) for k, v in exc.headers.items()]
-            await _send(send, exc.status, error_body(self.api, exc), _JSON + extra)
-        except UpstreamTimeout as exc:
-            await self._upstream_failed(ex, send, 504, "timeout", str(exc))
+            await self._refuse(send, exc)
         except UpstreamError as exc:
-            await self._upstream_failed(ex, send, 502, "unreachable", str(exc))
+            await self._upstream_failed(ex, send, exc)
 
-    async def _take(self, charges: list[Any], ex: _Exchange) -> float:
+    def _apply_policy(self, ex: Exchange) -> Decision:
+        """The policy's decision for the account; 403 when it blocks or asks for
+        verification (and it is not only shadowed)."""
+        account = ex.caller.account
+        ex.decision = decision = self.gateway.decide(account, ex.ts_ms)
+        if decision.enforced == "block":
+            raise ApiError(403, f"Account {account.account_id} is suspended for violating the "
+                           "usage policy (automated extraction of model outputs). Contact "
+                           "support to appeal.", code="account_blocked")
+        if decision.enforced == "require_verification":
+            url = self.gateway.config.verification_url
+            raise ApiError(403, f"Account {account.account_id} must verify its identity before "
+                           f"making more requests. Complete verification at {url}; requests "
+                           "are accepted again as soon as it is recorded.",
+                           code="verification_required")
+        return decision
+
+    async def _apply_limits(self, ex: Exchange, decision: Decision
+                            ) -> tuple[list[BucketCharge], int]:
+        """Take the request (and its estimated tokens) from the account's and the org's
+        buckets; 429 with ``Retry-After`` when one is empty."""
+        account = ex.caller.account
+        estimate = estimate_tokens(ex.request.prompt_chars)
+        charges = self.gateway.charges(account, decision, estimate)
+        if charges:
+            wait = await self._take(charges, ex)
+            if wait > 0:
+                retry = max(1, round(wait))
+                raise ApiError(429, f"Rate limit reached for account {account.account_id}; "
+                               f"retry after {retry} s.", code="rate_limit_exceeded",
+                               headers={"retry-after": str(retry)})
+        return charges, estimate
+
+    async def _take(self, charges: list[BucketCharge], ex: Exchange) -> float:
         """Seconds to wait (0: admitted). A failing state store admits: the limiter fails
         open rather than take the API down with it; the failure is counted and logged."""
         try:
@@ -174,82 +204,84 @@ class ProxyEndpoint:
             ex.error = f"state_store: {exc}"
             return 0.0
 
-    def _settle_tokens(self, charges: list[Any], estimate: int, ex: _Exchange) -> None:
-        """Owe the token buckets what the exchange used beyond the admission estimate."""
-        tokens = [c for c in charges if c.key.endswith(":tok")]
-        if not tokens:
-            return
-        used = ex.fields.get("input_tokens") or estimate
-        used += ex.fields.get("output_tokens") or estimate_tokens(len(
-            ex.fields.get("response") or ""))
-        if used > estimate:
-            self.gateway.owe_tokens([BucketCharge(c.key, c.limit, used - estimate)
-                                     for c in tokens])
+    async def _forward(self, ex: Exchange, body: bytes, headers: dict[str, str]
+                       ) -> UpstreamReply:
+        """The body, unchanged, to the upstream, with the credential the caller was
+        identified by."""
+        up_start = time.perf_counter()
+        try:
+            return await self.gateway.upstream.post(self.path, body, api=self.api,
+                                                    client_headers=headers,
+                                                    credential=ex.caller.credential)
+        finally:
+            ex.upstream_seconds = time.perf_counter() - up_start
 
-    def _refuse_if_decided(self, decision: Decision, account_id: str) -> None:
-        if decision.enforced == "block":
-            raise ApiError(403, f"Account {account_id} is suspended for violating the usage "
-                           "policy (automated extraction of model outputs). Contact support "
-                           "to appeal.", code="account_blocked")
-        if decision.enforced == "require_verification":
-            url = self.gateway.config.verification_url
-            raise ApiError(403, f"Account {account_id} must verify its identity before making "
-                           f"more requests. Complete verification at {url}; requests are "
-                           "accepted again as soon as it is recorded.",
-                           code="verification_required")
-
-    async def _upstream_failed(self, ex: _Exchange, send: Any, status: int, kind: str,
-                               message: str) -> None:
-        self.gateway.metrics.upstream_errors.labels(self.api, kind).inc()
-        ex.status, ex.error = status, f"upstream_{kind}: {message}"
-        error = ApiError(status, "The upstream model service " + (
-            "timed out." if kind == "timeout" else "is unavailable.") + " Retry later.",
-            code=f"upstream_{kind}")
-        await _send(send, status, error_body(self.api, error), _JSON)
-
-    async def _whole(self, ex: _Exchange, reply: UpstreamReply, send: Any, withhold: bool) -> None:
+    async def _whole(self, ex: Exchange, reply: UpstreamReply, send: Any, withhold: bool
+                     ) -> None:
         up_start = time.perf_counter() - ex.upstream_seconds
         data = await reply.read()
         ex.upstream_seconds = time.perf_counter() - up_start
-        ex.status = reply.status
-        if reply.status >= 500:
-            self.gateway.metrics.upstream_errors.labels(self.api, "status_5xx").inc()
-        if reply.status == 200 and "json" in reply.content_type:
+        if reply.status == 200:
             try:
                 parsed = orjson.loads(data)
             except orjson.JSONDecodeError:
                 parsed = None
-            if isinstance(parsed, dict):
-                if withhold:
-                    withhold_fn = anthropic_withhold if self.api == ANTHROPIC else openai_withhold
-                    ex.withheld = withhold_fn(parsed, self.gateway.summary)
-                    if ex.withheld:
-                        data = orjson.dumps(parsed)
-                read = (anthropic_response_fields if self.api == ANTHROPIC
-                        else openai_response_fields)
-                ex.fields = read(parsed)
+            if not isinstance(parsed, dict):
+                raise UpstreamMalformed(
+                    f"the upstream answered 200 with {len(data)} bytes of "
+                    f"{reply.content_type or 'no content type'} that are not a JSON object")
+            if withhold:
+                withhold_fn = anthropic_withhold if self.api == ANTHROPIC else openai_withhold
+                ex.withheld = withhold_fn(parsed, self.gateway.summary)
+                if ex.withheld:
+                    data = orjson.dumps(parsed)
+            read = anthropic_response_fields if self.api == ANTHROPIC else openai_response_fields
+            ex.fields = read(parsed)
         elif reply.status >= 400:
             ex.error = "upstream_status"
+            if reply.status >= 500:
+                self.gateway.metrics.upstream_errors.labels(self.api, "status_5xx").inc()
+        ex.status = reply.status
         content_type = (reply.content_type or "application/json").encode("latin-1")
         await _send(send, reply.status, data, [(b"content-type", content_type)])
 
-    async def _stream(self, ex: _Exchange, reply: UpstreamReply, send: Any, receive: Any,
+    async def _stream(self, ex: Exchange, reply: UpstreamReply, send: Any, receive: Any,
                       withhold: bool) -> None:
+        """Pass the upstream's events on as they come (checked, and rewritten when
+        withholding). The response starts with the first whole, valid event: an upstream
+        failure before it is an error response, after it an error event ends the stream."""
+        if "event-stream" not in reply.content_type:
+            reply.close()
+            raise UpstreamMalformed(f"the upstream answered a streamed request with "
+                                    f"{reply.content_type or 'no content type'}, not "
+                                    "text/event-stream")
         watcher = stream_watcher(self.api, self.gateway.summary if withhold else None)
         up_start = time.perf_counter() - ex.upstream_seconds
         ex.status = 200
+        began = False
 
-        headers = _SSE if "event-stream" in reply.content_type else [
-            (b"content-type", reply.content_type.encode("latin-1"))]
+        async def emit(data: bytes) -> None:
+            nonlocal began
+            if not began:
+                await send({"type": "http.response.start", "status": 200, "headers": _SSE})
+                began = True
+            await send({"type": "http.response.body", "body": data, "more_body": True})
 
         async def pump() -> None:
-            await send({"type": "http.response.start", "status": 200, "headers": headers})
             async for chunk in reply.chunks():
-                out = watcher.feed(chunk)
-                if out:
-                    await send({"type": "http.response.body", "body": out, "more_body": True})
+                if out := watcher.feed(chunk):
+                    await emit(out)
+                if watcher.failure is not None:
+                    break
+            else:
+                if out := watcher.finish():
+                    await emit(out)
             ex.upstream_seconds = time.perf_counter() - up_start
-            await send({"type": "http.response.body", "body": watcher.finish()})
+            if watcher.failure is None and not began:
+                watcher.failure = "the stream ended without any event"
+            if watcher.failure is not None:
+                raise UpstreamMalformed(f"the upstream's stream broke: {watcher.failure}")
+            await send({"type": "http.response.body", "body": b""})
 
         async def disconnected() -> None:
             while (await receive())["type"] != "http.disconnect":
@@ -272,20 +304,53 @@ class ProxyEndpoint:
             self.gateway.metrics.client_disconnects.labels(self.api).inc()
             return
         failure = pumping.exception()
-        if isinstance(failure, UpstreamError):
-            # The response has started: end it where the upstream broke off.
-            kind = "timeout" if isinstance(failure, UpstreamTimeout) else "unreachable"
-            self.gateway.metrics.upstream_errors.labels(self.api, kind).inc()
-            ex.status, ex.error = 502, f"upstream_{kind} mid-stream: {failure}"
-            ex.upstream_seconds = time.perf_counter() - up_start
-            await send({"type": "http.response.body", "body": b""})
-        elif failure is not None:
+        if failure is None:
+            if watcher.upstream_error is not None:
+                ex.error = f"upstream_error_event: {watcher.upstream_error}"
+            return
+        if not isinstance(failure, UpstreamError) or not began:
             raise failure
+        # The response has begun: end it with an error event where the upstream failed.
+        kind, _ = _failure_kind(failure)
+        self.gateway.metrics.upstream_errors.labels(self.api, kind).inc()
+        ex.status, ex.error = 502, f"upstream_{kind} mid-stream: {failure}"
+        ex.upstream_seconds = time.perf_counter() - up_start
+        await send({"type": "http.response.body", "body": error_event(
+            self.api, self._upstream_error(kind, 502)), "more_body": False})
 
-    def _finish(self, ex: _Exchange) -> None:
+    def _settle_tokens(self, charges: list[BucketCharge], estimate: int, ex: Exchange) -> None:
+        """Owe the token buckets what the exchange used beyond the admission estimate."""
+        tokens = [c for c in charges if c.key.endswith(":tok")]
+        if not tokens:
+            return
+        used = ex.fields.get("input_tokens") or estimate
+        used += ex.fields.get("output_tokens") or estimate_tokens(len(
+            ex.fields.get("response") or ""))
+        if used > estimate:
+            self.gateway.owe_tokens([BucketCharge(c.key, c.limit, used - estimate)
+                                     for c in tokens])
+
+    # answers that are not the upstream's
+
+    async def _refuse(self, send: Any, error: ApiError) -> None:
+        extra = [(k.encode(), v.encode()) for k, v in error.headers.items()]
+        await _send(send, error.status, error_body(self.api, error), _JSON + extra)
+
+    @staticmethod
+    def _upstream_error(kind: str, status: int) -> ApiError:
+        return ApiError(status, f"The upstream model service {_FAILURE_WORDS[kind]}. "
+                        "Retry later.", code=f"upstream_{kind}")
+
+    async def _upstream_failed(self, ex: Exchange, send: Any, failure: UpstreamError) -> None:
+        kind, status = _failure_kind(failure)
+        self.gateway.metrics.upstream_errors.labels(self.api, kind).inc()
+        ex.status, ex.error = status, f"upstream_{kind}: {failure}"
+        await self._refuse(send, self._upstream_error(kind, status))
+
+    def _finish(self, ex: Exchange) -> None:
+        """Metrics, the scoring queue and the log line of an exchange, whatever became of it."""
         gw = self.gateway
-        request, caller, decision = ex.request, ex.caller, ex.decision
-        account = caller.account
+        request, decision = ex.request, ex.decision
         total = time.perf_counter() - ex.started
         metrics = gw.metrics
         if ex.upstream_seconds:
@@ -298,29 +363,7 @@ class ProxyEndpoint:
                                     ).inc()
         if ex.withheld:
             metrics.reasoning_withheld.labels(self.api).inc(ex.withheld)
-        gw.scorer.submit(account.account_id, ex.ts_ms, request.messages, request.system,
+        gw.scorer.submit(ex.caller.account.account_id, ex.ts_ms, request.messages, request.system,
                          request.tools, request.has_image)
-        record: dict[str, Any] = {
-            "request_id": gw.request_id(), "ts": ex.ts_ms, "account_id": account.account_id,
-            "model": request.model, "messages": request.messages, "status": ex.status,
-            "api_key_id": caller.api_key_id, "api": self.api, "stream": request.stream,
-            "added_ms": round((total - ex.upstream_seconds) * 1000, 3),
-            "upstream_ms": round(ex.upstream_seconds * 1000, 3),
-        }
-        optional = {"system": request.system, "org_id": account.org_id,
-                    "account_tier": account.tier, "payment_fingerprint": account.payment_fingerprint,
-                    "ip": caller.ip, "user_agent": caller.user_agent, "tools": request.tools,
-                    "error": ex.error, **ex.fields}
-        record.update((k, v) for k, v in optional.items() if v is not None)
-        if account.listed:
-            record["verified"] = account.verified
-        if request.has_image:
-            record["has_image"] = True
-        if decision is not None and (decision.rule or decision.verdict):
-            record["gateway_action"] = decision.action
-            record["gateway_rule"] = decision.rule
-            record["gateway_shadow"] = decision.shadow
-            record["watchlist_verdict"] = decision.verdict
-        if ex.withheld:
-            record["reasoning_withheld_chars"] = ex.withheld
-        gw.write_log(record)
+        if gw.log is not None:
+            gw.log.write(ex.record(gw.request_id(), total))

@@ -7,6 +7,10 @@ race and never disagree on time. Window counters are per account and hour
 keeps a local copy of each account's window, re-read in the background at most
 every ``refresh_seconds``, so the request path never waits on Redis for it.
 redis-py's errors never leave this module: they become ``StateStoreError``.
+Every call gives up after ``timeout`` seconds (a frozen Redis keeps its port
+open and never answers), and after a failure Redis is not asked again for
+``retry_seconds``: the limiter fails open at once rather than each request
+waiting out the timeout.
 """
 
 from __future__ import annotations
@@ -62,34 +66,48 @@ return '0'
 """
 
 
-@contextmanager
-def _redis_errors(what: str) -> Iterator[None]:
-    try:
-        yield
-    except (RedisError, OSError) as exc:
-        raise StateStoreError(f"Redis {what} failed: {exc}") from exc
-
-
 class RedisState:
     """The ``StateStore`` of replicas sharing one Redis at ``url``."""
 
     name = "redis"
 
     def __init__(self, url: str, *, hours: int = 24, refresh_seconds: float = 1.0,
-                 prefix: str = "dg") -> None:
+                 prefix: str = "dg", timeout: float = 0.25, retry_seconds: float = 1.0) -> None:
         self.url = url
         self.hours = hours
         self.refresh_seconds = refresh_seconds
         self.prefix = prefix
+        self.timeout = timeout
+        self.retry_seconds = retry_seconds
+        self._failed_at: float | None = None
         self._client: aioredis.Redis | None = None
         self._script: object = None
         self._windows: dict[str, tuple[WindowStats, float]] = {}
         self._refreshing: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
+    @contextmanager
+    def _redis_errors(self, what: str) -> Iterator[None]:
+        """Map redis-py's errors to ``StateStoreError``; after one, fail at once, without
+        asking Redis, until ``retry_seconds`` have passed."""
+        if self._failed_at is not None:
+            since = time.monotonic() - self._failed_at
+            if since < self.retry_seconds:
+                raise StateStoreError(f"Redis {what} skipped: Redis failed {since:.2f} s ago "
+                                      f"(asked again {self.retry_seconds:g} s after a failure)")
+        try:
+            yield
+        except (RedisError, OSError) as exc:
+            self._failed_at = time.monotonic()
+            raise StateStoreError(f"Redis {what} failed: {exc.__class__.__name__}: {exc}"
+                                  ) from exc
+        self._failed_at = None
+
     async def start(self) -> None:
-        self._client = aioredis.Redis.from_url(self.url, decode_responses=True)
-        with _redis_errors("connection"):
+        self._client = aioredis.Redis.from_url(self.url, decode_responses=True,
+                                               socket_timeout=self.timeout,
+                                               socket_connect_timeout=self.timeout)
+        with self._redis_errors("connection"):
             await self._client.ping()
         self._script = self._client.register_script(BUCKET_SCRIPT)
 
@@ -106,7 +124,7 @@ class RedisState:
         for c in charges:
             args += [c.limit.rate, c.limit.capacity, c.cost]
         keys = [f"{self.prefix}:b:{c.key}" for c in charges]
-        with _redis_errors("limiter"):
+        with self._redis_errors("limiter"):
             return float(await self._script(keys=keys, args=args))  # type: ignore[operator]
 
     async def take(self, charges: list[BucketCharge]) -> float:
@@ -119,7 +137,7 @@ class RedisState:
         assert self._client is not None
         out = {}
         now = time.time()
-        with _redis_errors("read"):
+        with self._redis_errors("read"):
             for c in charges:
                 level, at = await self._client.hmget(f"{self.prefix}:b:{c.key}", "l", "t")
                 out[c.key] = c.limit.capacity if level is None else round(min(
@@ -143,7 +161,7 @@ class RedisState:
                     bucket[name] = bucket.get(name, 0) + n
             key = (account_id, ts_ms // MINUTE_MS)
             minutes[key] = minutes.get(key, 0) + counts.get("requests", 0)
-        with _redis_errors("window update"):
+        with self._redis_errors("window update"):
             async with self._client.pipeline(transaction=False) as pipe:
                 for (account_id, hour), counts in hourly.items():
                     key = self._hour_key(account_id, hour)
@@ -165,7 +183,7 @@ class RedisState:
         now_ms = int(time.time() * 1000)
         hour, minute = now_ms // HOUR_MS, now_ms // MINUTE_MS
         hours = list(range(hour - self.hours + 1, hour + 1))
-        with _redis_errors("window read"):
+        with self._redis_errors("window read"):
             async with self._client.pipeline(transaction=False) as pipe:
                 for h in hours:
                     pipe.hgetall(self._hour_key(account_id, h))

@@ -25,19 +25,14 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
-from distillguard.errors import DistillguardError
+from distillguard.errors import WorkerGone
 from distillguard.logs.schema import MESSAGE_TYPE
-from distillguard.signals import exchange_signals, load_lexicon
+from distillguard.signals import TECHNIQUES, exchange_signals, load_lexicon
 
-__all__ = ["SCORING_SCHEMA", "ScoredRequest", "Scorer", "WorkerGone", "score_rows", "write_frame"]
+__all__ = ["SCORING_SCHEMA", "ScoredRequest", "Scorer", "score_rows", "write_frame"]
 
 SCORING_SCHEMA = pa.schema([("messages", pa.list_(MESSAGE_TYPE)), ("system", pa.string()),
                             ("tools", pa.list_(pa.string())), ("has_image", pa.bool_())])
-_TECHNIQUES = ("cot_elicitation", "grading", "data_generation", "safe_rewrite", "tool_use")
-
-
-class WorkerGone(DistillguardError):
-    """The scoring worker process died or closed its pipes."""
 
 
 @dataclass(slots=True)
@@ -63,7 +58,7 @@ def score_rows(rows: list[tuple[Any, ...]]) -> dict[str, list[Any]]:
         [pa.array(list(c), f.type) for c, f in zip(columns, SCORING_SCHEMA, strict=True)],
         schema=SCORING_SCHEMA)
     signals = exchange_signals(batch, lexicon=load_lexicon())
-    out = {name: signals.column(name).to_pylist() for name in _TECHNIQUES}
+    out = {name: signals.column(name).to_pylist() for name in TECHNIQUES}
     out["capability"] = signals.column("capability").cast(pa.string()).to_pylist()
     for name in ("prior_turns", "text_hash", "units"):
         out[name] = signals.column(name).to_pylist()
@@ -165,7 +160,7 @@ class Scorer:
         self._rows, self._meta = [], []
         async with self._lock:  # one batch at a time through the worker's pipes
             out = await self._remote(rows) if self._proc is not None else score_rows(rows)
-        scored = [ScoredRequest(account, ts, {t: out[t][i] for t in _TECHNIQUES},
+        scored = [ScoredRequest(account, ts, {t: out[t][i] for t in TECHNIQUES},
                                 out["capability"][i], out["prior_turns"][i], out["text_hash"][i],
                                 out["units"][i])
                   for i, (account, ts) in enumerate(meta)]

@@ -9,7 +9,6 @@ import itertools
 import os
 import time
 from pathlib import Path
-from typing import Any
 
 from distillguard.errors import StateStoreError
 from distillguard.gateway.account_window import TemplateMemory, WindowStats, request_counts
@@ -144,7 +143,3 @@ class Gateway:
             await self.state.record(rows)
         except StateStoreError:
             self.metrics.state_errors.inc()
-
-    def write_log(self, record: dict[str, Any]) -> None:
-        if self.log is not None:
-            self.log.write(record)

@@ -1,10 +1,10 @@
 """Watch a streamed (server-sent events) response go by; withhold reasoning from it.
 
 ``feed`` takes the upstream's bytes as they come and returns the bytes to send
-on: the same bytes when nothing is withheld (events are parsed only to log the
-answer, the reasoning and usage), or re-written events when reasoning is
-withheld: reasoning deltas are held back and one summary is sent in their place
-when the reasoning ends.
+on: the same bytes, event by whole event, when nothing is withheld (events are
+parsed to check them and to log the answer, the reasoning and usage), or
+re-written events when reasoning is withheld: reasoning deltas are held back and
+one summary is sent in their place when the reasoning ends.
 """
 
 from __future__ import annotations
@@ -22,7 +22,13 @@ Summary = Callable[[str], str]
 
 
 class StreamWatcher:
-    """Split server-sent events; subclasses read (and may rewrite) each event."""
+    """Split server-sent events, check each, and let subclasses read (and rewrite) them.
+
+    Only whole events are passed on: a partial one waits for its end. An event
+    that is not server-sent events of JSON (a line that is no SSE field, data
+    that is not a JSON object or ``[DONE]``) stops the watcher: ``failure`` says
+    why, and nothing from that event on is passed on.
+    """
 
     def __init__(self, summary: Summary | None) -> None:
         self.summary = summary
@@ -31,38 +37,70 @@ class StreamWatcher:
         self.input_tokens: int | None = None
         self.output_tokens: int | None = None
         self.withheld_chars = 0
+        self.failure: str | None = None
+        self.upstream_error: str | None = None  # an error event the upstream sent
         self._buffer = b""
 
     def feed(self, chunk: bytes) -> bytes:
+        """The bytes to send on for ``chunk``: its whole, valid events (rewritten when
+        withholding); the rest of the stream is held until its events end."""
+        if self.failure is not None:
+            return b""
         self._buffer += chunk.replace(b"\r\n", b"\n") if b"\r" in chunk else chunk
-        out = []
-        while b"\n\n" in self._buffer:
-            raw, self._buffer = self._buffer.split(b"\n\n", 1)
+        end = self._buffer.rfind(b"\n\n")
+        if end < 0:
+            return b""
+        whole, self._buffer = self._buffer[:end + 2], self._buffer[end + 2:]
+        return self._events(whole.split(b"\n\n")[:-1], whole)
+
+    def _events(self, events: list[bytes], whole: bytes) -> bytes:
+        out: list[bytes] = []
+        sent = 0  # bytes of ``whole`` passed unchanged before a failure
+        for raw in events:
             rewritten = self._event(raw)
+            if self.failure is not None:
+                return b"".join(out) if self.summary is not None else whole[:sent]
+            sent += len(raw) + 2
             if self.summary is not None:
                 out.extend(rewritten)
-        return chunk if self.summary is None else b"".join(out)
+        return whole if self.summary is None else b"".join(out)
 
     def finish(self) -> bytes:
-        """Bytes still held at the end of the stream."""
+        """The stream ended: what is still held, if it is a valid (unterminated) event."""
         rest, self._buffer = self._buffer, b""
-        return b"" if self.summary is None else rest
+        if self.failure is not None or not rest.strip():
+            return b""
+        return self._events([rest.rstrip(b"\n")], rest)
 
     def _event(self, raw: bytes) -> list[bytes]:
         name, data = None, []
         for line in raw.split(b"\n"):
-            if line.startswith(b"data:"):
-                data.append(line[5:].strip())
-            elif line.startswith(b"event:"):
-                name = line[6:].strip().decode()
-        payload: Any = None
-        if data and data[0] != b"[DONE]":
-            try:
-                payload = orjson.loads(b"\n".join(data))
-            except orjson.JSONDecodeError:
-                payload = None
-        if not isinstance(payload, dict):
+            if not line or line[:1] == b":":
+                continue  # a blank line or a comment (keep-alive)
+            field, _, value = line.partition(b":")
+            if field == b"data":
+                data.append(value)
+            elif field == b"event":
+                name = value.strip().decode("utf-8", "replace")
+            elif field not in (b"id", b"retry"):
+                self.failure = f"not a server-sent event line: {line[:80]!r}"
+                return []
+        if not data:
             return [raw + b"\n\n"]
+        text = b"\n".join(data).strip()
+        if text == b"[DONE]":
+            return [raw + b"\n\n"]
+        try:
+            payload = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            payload = None
+        if not isinstance(payload, dict):
+            self.failure = f"an event's data is not a JSON object: {text[:80]!r}"
+            return []
+        error = payload.get("error")
+        if error is not None:
+            message = error.get("message") if isinstance(error, dict) else error
+            self.upstream_error = str(message)[:300]
         return self.on_event(name, payload, raw)
 
     def on_event(self, name: str | None, payload: dict[str, Any], raw: bytes) -> list[bytes]:

@@ -18,8 +18,9 @@ from distillguard.errors import UpstreamError, UpstreamTimeout
 
 __all__ = ["UpstreamClient", "UpstreamReply", "upstream_errors"]
 
-# Request headers passed on to the upstream; the rest (host, content-length,
-# hop-by-hop headers, the client's own key when the gateway has one) are not.
+# Request headers passed on to the upstream, with the one credential the gateway
+# identified the client by (or the gateway's own key); the rest (host,
+# content-length, hop-by-hop headers) are not.
 _PASS_HEADERS = ("anthropic-version", "anthropic-beta", "openai-organization",
                  "openai-project", "user-agent")
 
@@ -94,7 +95,8 @@ class UpstreamClient:
             await self._session.close()
             self._session = None
 
-    def _headers(self, api: str, client: dict[str, str]) -> dict[str, str]:
+    def _headers(self, api: str, client: dict[str, str], credential: tuple[str, str]
+                 ) -> dict[str, str]:
         headers = {k: client[k] for k in _PASS_HEADERS if k in client}
         headers["content-type"] = "application/json"
         if self.api_key:
@@ -102,19 +104,19 @@ class UpstreamClient:
                 headers["x-api-key"] = self.api_key
             else:
                 headers["authorization"] = f"Bearer {self.api_key}"
-        elif "authorization" in client:
-            headers["authorization"] = client["authorization"]
-        elif "x-api-key" in client:
-            headers["x-api-key"] = client["x-api-key"]
+        else:
+            headers[credential[0]] = credential[1]
         return headers
 
-    async def post(self, path: str, body: bytes, *, api: str,
-                   client_headers: dict[str, str]) -> UpstreamReply:
-        """Send ``body`` to ``path``; the reply's body is read by the caller."""
+    async def post(self, path: str, body: bytes, *, api: str, client_headers: dict[str, str],
+                   credential: tuple[str, str]) -> UpstreamReply:
+        """Send ``body`` to ``path`` with the client's ``credential`` (header name and value)
+        unless the gateway has a key of its own; the reply's body is read by the caller."""
         assert self._session is not None, "UpstreamClient.start() was not called"
         url = self.base_url + path
         with upstream_errors(url):
             response = await self._session.post(url, data=body,
-                                                headers=self._headers(api, client_headers))
+                                                headers=self._headers(api, client_headers,
+                                                                      credential))
         return UpstreamReply(response.status, response.headers.get("content-type", ""),
                              response, url)

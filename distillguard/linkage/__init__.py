@@ -1,16 +1,36 @@
 """The account graph (shared templates, infrastructure) and its communities."""
 
 from distillguard.linkage.account_graph import AccountGraph, GraphParams, build_account_graph
+from distillguard.linkage.candidates import (
+    ACCOUNT_COMMUNITY_SCHEMA,
+    CANDIDATE_COLUMNS,
+    COMMUNITY_UNITS_SCHEMA,
+    SHARED_VALUE_FIELDS,
+    candidate_graph,
+    candidate_ids,
+    community_table,
+    graph_candidates,
+    graph_membership,
+)
 from distillguard.linkage.communities import leiden_communities
 from distillguard.linkage.content_similarity import account_unit_matrix, content_neighbors
 from distillguard.linkage.shared_values import shared_value_edges
 
 __all__ = [
+    "ACCOUNT_COMMUNITY_SCHEMA",
+    "CANDIDATE_COLUMNS",
+    "COMMUNITY_UNITS_SCHEMA",
+    "SHARED_VALUE_FIELDS",
     "AccountGraph",
     "GraphParams",
     "account_unit_matrix",
     "build_account_graph",
+    "candidate_graph",
+    "candidate_ids",
+    "community_table",
     "content_neighbors",
+    "graph_candidates",
+    "graph_membership",
     "leiden_communities",
     "shared_value_edges",
 ]

@@ -1,19 +1,28 @@
 """Read, validate and quarantine exchange logs (shared/spec/exchange-log.md)."""
 
+from distillguard.logs.access import unreadable_reason
 from distillguard.logs.chunk import ReadChunk
-from distillguard.logs.quarantine import QuarantineRow, quarantine_row
+from distillguard.logs.jsonl import JsonlOptions
+from distillguard.logs.quarantine import QuarantineRow, quarantine_row, unreadable_row
 from distillguard.logs.reader import (
+    LogFiles,
+    NotRead,
     discover_log_files,
     is_log_file,
     read_bytes,
     read_exchanges,
     read_file,
+    split_uris,
+    survey_log_files,
 )
 from distillguard.logs.records import parse_timestamp_ms, validate_record
 from distillguard.logs.schema import EXCHANGE_SCHEMA, empty_batch
 
 __all__ = [
     "EXCHANGE_SCHEMA",
+    "JsonlOptions",
+    "LogFiles",
+    "NotRead",
     "QuarantineRow",
     "ReadChunk",
     "discover_log_files",
@@ -24,5 +33,9 @@ __all__ = [
     "read_bytes",
     "read_exchanges",
     "read_file",
+    "split_uris",
+    "survey_log_files",
+    "unreadable_reason",
+    "unreadable_row",
     "validate_record",
 ]

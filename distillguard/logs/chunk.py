@@ -18,7 +18,8 @@ class ReadChunk:
     ``batch`` has ``EXCHANGE_SCHEMA``. ``last_line`` is the number of the last
     line (JSON Lines) or row (Parquet) this chunk covers, so a reader can resume
     right after it. ``position`` is how far into the file, in bytes on disk,
-    reading has gone (for progress bars).
+    reading has gone (for progress bars). ``blank_lines`` counts the lines
+    holding nothing but white space, which carry no record.
     """
 
     source_file: str
@@ -26,3 +27,4 @@ class ReadChunk:
     quarantined: list[QuarantineRow] = field(default_factory=list)
     last_line: int = 0
     position: int = 0
+    blank_lines: int = 0

@@ -8,7 +8,7 @@ numbers in quarantine rows (1-based, in file order).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from distillguard.logs.bounds import INT_RANGES, int_out_of_range, latest_allowed_ms, too_late_reason
 from distillguard.logs.chunk import ReadChunk
 from distillguard.logs.quarantine import QuarantineRow, quarantine_row
 from distillguard.logs.records import FIELD_KINDS, parse_timestamp_ms
@@ -31,7 +32,7 @@ from distillguard.logs.schema import (
     empty_batch,
 )
 
-__all__ = ["read_parquet", "read_parquet_source"]
+__all__ = ["read_parquet", "read_parquet_source", "storable_as_is"]
 
 DEFAULT_BATCH_ROWS = 16_384
 _ROLE_SET = pa.array(sorted(MESSAGE_ROLES))
@@ -54,12 +55,14 @@ class _Rejects:
         self.bad = np.zeros(n, dtype=bool)
         self.reasons: dict[int, tuple[str, str]] = {}
 
-    def add(self, mask: Any, code: str, reason: str) -> None:
+    def add(self, mask: Any, code: str, reason: str | Callable[[int], str]) -> None:
+        """Reject the rows of ``mask``; ``reason`` is one text or a function of the row."""
         rows = np.asarray(mask, dtype=bool)
         new = rows & ~self.bad
         if new.any():
             for i in np.flatnonzero(new):
-                self.reasons[int(i)] = (code, reason)
+                row = int(i)
+                self.reasons[row] = (code, reason if isinstance(reason, str) else reason(row))
             self.bad |= new
 
 
@@ -71,7 +74,7 @@ def _as_mask(arr: pa.Array) -> np.ndarray:
     return np.asarray(arr.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
-def _timestamps(arr: pa.Array, name: str, rejects: _Rejects) -> pa.Array:
+def _timestamps(arr: pa.Array, name: str, rejects: _Rejects, latest_ms: int) -> pa.Array:
     t = arr.type
     if pa.types.is_integer(t):
         out = arr.cast(pa.int64()).cast(TS_TYPE)
@@ -92,6 +95,9 @@ def _timestamps(arr: pa.Array, name: str, rejects: _Rejects) -> pa.Array:
     out_of_range = pc.or_(pc.less(out, _MIN_TS), pc.greater_equal(out, _MAX_TS))
     rejects.add(_as_mask(out_of_range), "bad_timestamp",
                 f"field '{name}' is outside 2000..2200 (seconds instead of milliseconds?)")
+    late = pc.greater_equal(out, pa.scalar(latest_ms, TS_TYPE))
+    rejects.add(_as_mask(late), "out_of_range",
+                lambda i: too_late_reason(name, out[i].value, latest_ms))
     return out
 
 
@@ -132,31 +138,45 @@ def _messages(arr: pa.Array, rejects: _Rejects) -> pa.Array:
     return pa.ListArray.from_arrays(offsets, rebuilt, type=target, mask=pc.is_null(arr))
 
 
+def _plain_type_ok(kind: str, t: pa.DataType) -> bool:
+    """Whether a column of type ``t`` holds values of ``kind`` (str, int, bool, str_list)."""
+    if kind == "str":
+        return _is_string(t)
+    if kind == "int":
+        return pa.types.is_integer(t)
+    if kind == "bool":
+        return pa.types.is_boolean(t)
+    return (pa.types.is_list(t) or pa.types.is_large_list(t)) and _is_string(t.value_type)
+
+
 def _plain(arr: pa.Array, name: str, kind: str, rejects: _Rejects) -> pa.Array:
     target = EXCHANGE_SCHEMA.field(name).type
     t = arr.type
-    ok = {
-        "str": _is_string(t),
-        "int": pa.types.is_integer(t),
-        "bool": pa.types.is_boolean(t),
-        "str_list": (pa.types.is_list(t) or pa.types.is_large_list(t))
-        and _is_string(t.value_type),
-    }[kind]
-    if not ok:
+    if not _plain_type_ok(kind, t):
         rejects.add(_as_mask(pc.is_valid(arr)), "wrong_type",
                     f"field '{name}' must be {_KIND_WORDS[kind]}, got {t}")
         return pa.nulls(len(arr), target)
     try:
-        return arr.cast(target)
+        out = arr.cast(target)
     except pa.ArrowInvalid:  # e.g. uint64 beyond int64
         rejects.add(_as_mask(pc.is_valid(arr)), "wrong_type",
                     f"field '{name}' does not fit in a 64-bit integer")
         return pa.nulls(len(arr), target)
+    if name in INT_RANGES:
+        low, high = INT_RANGES[name]
+        outside = pc.or_kleene(pc.less(out, low) if low is not None else pa.scalar(False),
+                               pc.greater(out, high) if high is not None else pa.scalar(False))
+        rejects.add(_as_mask(outside), "out_of_range",
+                    lambda i: int_out_of_range(name, out[i].as_py()) or "")
+    return out
 
 
-def normalize_batch(batch: pa.RecordBatch, source: str,
-                    first_row: int) -> tuple[pa.RecordBatch, list[QuarantineRow]]:
-    """Cast one Parquet batch to ``EXCHANGE_SCHEMA``; split off the rows that break the format."""
+def normalize_batch(batch: pa.RecordBatch, source: str, first_row: int,
+                    latest_ms: int) -> tuple[pa.RecordBatch, list[QuarantineRow]]:
+    """Cast one Parquet batch to ``EXCHANGE_SCHEMA``; split off the rows that break the format.
+
+    ``latest_ms`` is the latest timestamp allowed (``bounds.latest_allowed_ms``).
+    """
     n = batch.num_rows
     rejects = _Rejects(n)
     columns: list[pa.Array] = []
@@ -173,7 +193,7 @@ def normalize_batch(batch: pa.RecordBatch, source: str,
         if isinstance(arr, pa.ChunkedArray):
             arr = arr.combine_chunks()
         if kind == "ts":
-            out = _timestamps(arr, f.name, rejects)
+            out = _timestamps(arr, f.name, rejects, latest_ms)
         elif kind == "messages":
             out = _messages(arr, rejects)
         else:
@@ -202,6 +222,92 @@ def normalize_batch(batch: pa.RecordBatch, source: str,
     return out, quarantined
 
 
+# The columns whose values the checks read; the others are checked by their type alone.
+_VALUE_CHECKED = frozenset(f.name for f in SPEC_FIELDS if not f.nullable or FIELD_KINDS[f.name]
+                           in ("ts", "int", "messages"))
+
+
+def storable_as_is(path: Path) -> bool:
+    """Whether Parquet file ``path`` can be stored as it is, read in place.
+
+    That is when ``normalize_batch`` would keep every row and change nothing but
+    types a reader casts on the fly: every column a field of the format (nothing
+    for ``extra``), timestamps as timestamps or epoch milliseconds (not text,
+    whose parsing is Python's), messages as exactly ``{role, content}``, and no
+    row set aside. The values are checked by ``normalize_batch`` itself, reading
+    only the columns it checks by value.
+    """
+    try:
+        pf = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
+        schema = pf.schema_arrow
+        if not set(schema.names) <= set(FIELD_KINDS):
+            return False
+        for f in SPEC_FIELDS:
+            kind = FIELD_KINDS[f.name]
+            where = schema.get_field_index(f.name)
+            if where < 0:
+                if not f.nullable:
+                    return False
+                continue
+            t = schema.field(where).type
+            if kind == "ts":
+                ok = pa.types.is_timestamp(t) or pa.types.is_integer(t)
+            elif kind == "messages":
+                ok = (pa.types.is_list(t) or pa.types.is_large_list(t)) and pa.types.is_struct(
+                    t.value_type) and sorted(t.value_type.field(i).name for i in range(
+                        t.value_type.num_fields)) == ["content", "role"]
+            else:
+                ok = _plain_type_ok(kind, t)
+            if not ok:
+                return False
+        latest_ms = latest_allowed_ms()
+        contents_counted = _no_null_contents(pf)
+        columns = [name for name in schema.names if name in _VALUE_CHECKED and not (
+            name == "messages" and contents_counted)]
+        if contents_counted:
+            columns.append("messages.list.element.role")
+        row = 0
+        for batch in pf.iter_batches(batch_size=DEFAULT_BATCH_ROWS * 4, columns=columns):
+            if contents_counted:
+                batch = _with_placeholder_contents(batch)
+            if normalize_batch(batch, str(path), row, latest_ms)[1]:
+                return False
+            row += batch.num_rows
+    except (pa.ArrowException, OSError):
+        return False
+    return True
+
+
+def _no_null_contents(pf: pq.ParquetFile) -> bool:
+    """Whether the file's statistics count no null under ``messages.list.element.content``:
+    then only the roles need reading (a null there is an empty or null list, a null
+    message or a null content, and the roles' read finds the first three)."""
+    for g in range(pf.metadata.num_row_groups):
+        group = pf.metadata.row_group(g)
+        column = next((group.column(i) for i in range(group.num_columns)
+                       if group.column(i).path_in_schema == "messages.list.element.content"),
+                      None)
+        stats = column.statistics if column is not None else None
+        if stats is None or not stats.has_null_count or stats.null_count:
+            return False
+    return True
+
+
+def _with_placeholder_contents(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """``messages`` read as roles only, given an empty text as content so that
+    ``normalize_batch`` checks the rest (contents were checked from statistics)."""
+    where = batch.schema.get_field_index("messages")
+    lists = batch.column(where)
+    items = lists.values
+    roles = items.field("role")
+    structs = pa.StructArray.from_arrays(
+        [roles, pa.repeat(pa.scalar("", roles.type), len(items))], names=["role", "content"],
+        mask=items.is_null())
+    offsets = lists.offsets if pa.types.is_list(lists.type) else lists.offsets.cast(pa.int32())
+    messages = pa.ListArray.from_arrays(offsets, structs, mask=lists.is_null())
+    return batch.set_column(where, "messages", messages)
+
+
 def read_parquet(path: Path, *, batch_rows: int = DEFAULT_BATCH_ROWS,
                  start_line: int = 0) -> Iterator[ReadChunk]:
     """Yield validated batches and quarantined rows from one Parquet file.
@@ -218,6 +324,7 @@ def read_parquet_source(where: Path | pa.NativeFile, source: str, size: int, *,
                         start_line: int = 0) -> Iterator[ReadChunk]:
     """``read_parquet`` over a path or an open file; ``source`` names it in quarantine rows."""
     row = 0
+    latest_ms = latest_allowed_ms()
     try:
         # pre_buffer (the default) keeps every column chunk read so far: memory would grow
         # with the file. Buffered streaming keeps it bounded.
@@ -229,7 +336,7 @@ def read_parquet_source(where: Path | pa.NativeFile, source: str, size: int, *,
             if first < start_line:
                 batch = batch.slice(start_line - first)
                 first = start_line
-            out, quarantined = normalize_batch(batch, source, first)
+            out, quarantined = normalize_batch(batch, source, first, latest_ms)
             position = size * row // max(pf.metadata.num_rows, 1)
             yield ReadChunk(source, out, quarantined, row, position)
     except (pa.ArrowException, OSError) as exc:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass
 
-__all__ = ["QuarantineRow", "quarantine_row"]
+__all__ = ["FILE_LINE", "UNREADABLE", "QuarantineRow", "quarantine_row", "unreadable_row"]
 
 # A quarantined raw line is kept whole ("nothing is lost"), up to this size;
 # past it the row keeps the first bytes and says how long the line was.
 MAX_RAW_BYTES = 16 * 1024 * 1024
+# The line number of a record about a whole file (one that could not be read at all).
+FILE_LINE = 0
+UNREADABLE = "unreadable"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,3 +38,8 @@ def quarantine_row(source_file: str, source_line: int, code: str, reason: str,
     except UnicodeDecodeError:
         text, encoding = base64.b64encode(kept).decode("ascii"), "base64"
     return QuarantineRow(source_file, source_line, code, reason, text, encoding, size)
+
+
+def unreadable_row(source_file: str, reason: str) -> QuarantineRow:
+    """The record of a file that could not be read at all (line ``FILE_LINE``)."""
+    return quarantine_row(source_file, FILE_LINE, UNREADABLE, reason, b"")

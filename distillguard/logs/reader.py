@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
 
 from distillguard.errors import InputError
+from distillguard.logs.access import unreadable_reason
 from distillguard.logs.chunk import ReadChunk
-from distillguard.logs.jsonl import decompressed, read_jsonl, read_jsonl_stream
+from distillguard.logs.jsonl import JsonlOptions, decompressed, read_jsonl, read_jsonl_stream
 from distillguard.logs.parquet import read_parquet, read_parquet_source
+from distillguard.logs.quarantine import unreadable_row
+from distillguard.logs.schema import empty_batch
 
-__all__ = ["LOG_SUFFIXES", "discover_log_files", "is_log_file", "read_bytes", "read_exchanges",
-           "read_file"]
+__all__ = ["LOG_SUFFIXES", "LogFiles", "NotRead", "discover_log_files", "is_log_file",
+           "read_bytes", "read_exchanges", "read_file", "survey_log_files"]
 
 LOG_SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.zst", ".ndjson", ".parquet")
 # Files and folders distillguard itself writes next to logs (quarantine, the
@@ -25,49 +30,127 @@ _OWN_FOLDERS = (".duckdb.parts",)
 
 
 def is_log_file(path: Path) -> bool:
-    name = path.name.lower()
-    if name.startswith(".") or name.endswith(_OWN_OUTPUTS) or name in _OWN_NAMES:
-        return False
-    return name.endswith(LOG_SUFFIXES)
+    return _why_not_read(path.name) is None
 
 
-def discover_log_files(paths: Iterable[str | Path]) -> list[Path]:
+def split_uris(paths: Iterable[str | Path]) -> tuple[list[Path], list[str]]:
+    """The local paths and the URIs (``hdfs://``, ``s3a://`` ...) of ``paths``, each in order.
+
+    >>> split_uris(["logs", "s3a://bucket/logs", "more/x.jsonl"])
+    ([PosixPath('logs'), PosixPath('more/x.jsonl')], ['s3a://bucket/logs'])
+    """
+    local: list[Path] = []
+    remote: list[str] = []
+    for path in paths:
+        if "://" in str(path):
+            remote.append(str(path))
+        else:
+            local.append(Path(path))
+    return local, remote
+
+
+def _why_not_read(name: str) -> str | None:
+    """Why a directory entry called ``name`` is not read as a log, or None when it is."""
+    name = name.lower()
+    if name.startswith("."):
+        return "hidden (the name starts with a dot)"
+    if name.endswith(_OWN_OUTPUTS):
+        return "distillguard's own quarantine output"
+    if name in _OWN_NAMES:
+        return "ground-truth labels of simulated traffic, not exchanges"
+    if not name.endswith(LOG_SUFFIXES):
+        return f"not an exchange-log suffix ({', '.join(LOG_SUFFIXES)})"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class NotRead:
+    """An entry of a listed directory that is not read, and why."""
+
+    path: str
+    why: str
+
+
+@dataclass(slots=True)
+class LogFiles:
+    """What ``survey_log_files`` found: the log files to read and the entries left aside."""
+
+    files: list[Path] = field(default_factory=list)
+    not_read: list[NotRead] = field(default_factory=list)
+
+
+def survey_log_files(paths: Iterable[str | Path]) -> LogFiles:
     """Expand files and directories into the sorted list of log files to read.
 
     A path named on the command line is read whatever its suffix says (its
     format is then guessed from the suffix, JSON Lines by default); inside a
-    directory only files with a log suffix are taken, and never distillguard's
-    own outputs (quarantine files, store parts, ``labels.jsonl``). Raises ``InputError`` for
+    directory only entries with a log suffix are taken, and never distillguard's
+    own outputs (quarantine files, store parts, ``labels.jsonl``) nor hidden
+    files and folders: those are listed in ``not_read`` with the reason. An
+    entry with a log name that cannot be read (a broken link, a named pipe) is
+    taken: reading it yields an ``unreadable`` record. Raises ``InputError`` for
     a path that does not exist.
     """
+    survey = LogFiles()
     found: list[Path] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            found.extend(sorted(
-                p for p in path.rglob("*")
-                if p.is_file() and is_log_file(p)
-                and not any(part.endswith(_OWN_FOLDERS) for part in p.relative_to(path).parts)))
-        elif path.is_file():
+            found.extend(_walk(path, survey.not_read))
+        elif os.path.lexists(path):
             found.append(path)
         else:
             msg = f"no such file or directory: {path}"
             raise InputError(msg)
     seen: set[Path] = set()
-    unique = []
     for p in found:
         key = p.resolve()
         if key not in seen:
             seen.add(key)
-            unique.append(p)
-    return unique
+            survey.files.append(p)
+    return survey
 
 
-def read_file(path: Path, *, start_line: int = 0) -> Iterator[ReadChunk]:
-    """Read one log file; Parquet by suffix, JSON Lines otherwise."""
+def _walk(folder: Path, not_read: list[NotRead]) -> list[Path]:
+    """Log files under ``folder``, sorted; what is passed over goes to ``not_read``."""
+    found: list[Path] = []
+    for entry in sorted(folder.iterdir()):
+        name = entry.name
+        if entry.is_dir():
+            if name.startswith("."):
+                not_read.append(NotRead(str(entry), "hidden folder (not searched)"))
+            elif name.endswith(_OWN_FOLDERS):
+                not_read.append(NotRead(str(entry), "the parts of a distillguard store"))
+            elif entry.is_symlink():
+                not_read.append(NotRead(str(entry), "link to a folder (not followed)"))
+            else:
+                found.extend(_walk(entry, not_read))
+            continue
+        why = _why_not_read(name)
+        if why is None:
+            found.append(entry)
+        else:
+            not_read.append(NotRead(str(entry), why))
+    return found
+
+
+def discover_log_files(paths: Iterable[str | Path]) -> list[Path]:
+    """The log files to read under ``paths`` (``survey_log_files`` without what it passes over)."""
+    return survey_log_files(paths).files
+
+
+def read_file(path: Path, *, start_line: int = 0,
+              jsonl: JsonlOptions = JsonlOptions()) -> Iterator[ReadChunk]:
+    """Read one log file; Parquet by suffix, JSON Lines (read as ``jsonl`` says) otherwise.
+
+    A file that cannot be read at all yields one ``unreadable`` record.
+    """
+    problem = unreadable_reason(path)
+    if problem is not None:
+        return iter([ReadChunk(str(path), empty_batch(), [unreadable_row(str(path), problem)])])
     if path.name.lower().endswith(".parquet"):
         return read_parquet(path, start_line=start_line)
-    return read_jsonl(path, start_line=start_line)
+    return read_jsonl(path, start_line=start_line, options=jsonl)
 
 
 def read_bytes(content: bytes, source: str) -> Iterator[ReadChunk]:

@@ -14,9 +14,15 @@ from typing import Any
 import orjson
 
 from distillguard.errors import RecordError
+from distillguard.logs.bounds import (
+    INT_RANGES,
+    int_out_of_range,
+    latest_allowed_ms,
+    too_late_reason,
+)
 from distillguard.logs.schema import MESSAGE_ROLES, SPEC_FIELDS, TS_MAX_MS, TS_MIN_MS
 
-__all__ = ["FIELD_KINDS", "KNOWN_FIELDS", "parse_timestamp_ms", "validate_record"]
+__all__ = ["FIELD_KINDS", "KNOWN_FIELDS", "parse_timestamp_ms", "unknown_fields", "validate_record"]
 
 FIELD_KINDS: dict[str, str] = {
     "request_id": "str",
@@ -113,14 +119,17 @@ def _check_messages(value: Any) -> list[dict[str, Any]]:
     return value
 
 
-def validate_record(obj: Any) -> tuple[list[Any], str | None]:
+def validate_record(obj: Any, latest_ms: int | None = None) -> tuple[list[Any], str | None]:
     """Check one parsed record; return its values in spec order and its extras.
 
     Values come back ready for Arrow: timestamps as epoch milliseconds, absent
     or null optional fields as ``None``. Unknown fields are returned as one JSON
     object text (kept, never rejected). Raises ``RecordError`` naming the first
-    problem found.
+    problem found. ``latest_ms`` is the bound of ``bounds.latest_allowed_ms``
+    (readers compute it once per file; by default it is computed now).
     """
+    if latest_ms is None:
+        latest_ms = latest_allowed_ms()
     if not isinstance(obj, dict):
         msg = f"record must be a JSON object, got {type(obj).__name__}"
         raise RecordError("not_an_object", msg)
@@ -142,9 +151,15 @@ def validate_record(obj: Any) -> tuple[list[Any], str | None]:
             except ValueError as exc:
                 msg = f"field '{name}' is not a valid timestamp: {exc}"
                 raise RecordError("bad_timestamp", msg) from exc
+            if value >= latest_ms:
+                raise RecordError("out_of_range", too_late_reason(name, value, latest_ms))
         elif kind == "int":
             if value.__class__ is not int or not -_INT64_MAX <= value <= _INT64_MAX:
                 raise _wrong_type(name, kind, value)
+            if name in INT_RANGES:
+                problem = int_out_of_range(name, value)
+                if problem:
+                    raise RecordError("out_of_range", problem)
         elif kind == "bool":
             if value.__class__ is not bool:
                 raise _wrong_type(name, kind, value)
@@ -155,9 +170,11 @@ def validate_record(obj: Any) -> tuple[list[Any], str | None]:
         ):
             raise _wrong_type(name, kind, value)
         append(value)
-    extra = None
-    if not obj.keys() <= KNOWN_FIELDS:
-        unknown = {k: v for k, v in obj.items() if k not in KNOWN_FIELDS}
-        if unknown:
-            extra = orjson.dumps(unknown).decode()
-    return values, extra
+    return values, unknown_fields(obj)
+
+
+def unknown_fields(obj: dict[str, Any]) -> str | None:
+    """The fields of record ``obj`` that the format does not name, as one JSON object text."""
+    if obj.keys() <= KNOWN_FIELDS:
+        return None
+    return orjson.dumps({k: v for k, v in obj.items() if k not in KNOWN_FIELDS}).decode()

@@ -12,12 +12,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from distillguard.signals.lexicon import Lexicon
+from distillguard.signals.lexicon import Lexicon, load_lexicon
 
 __all__ = ["CAPABILITIES", "capability_labels"]
 
-CAPABILITIES = ("vision", "tool_use", "agentic_coding", "coding", "math_reasoning",
-                "data_analysis", "writing", "knowledge_qa", "general_chat")
+# The structural labels, the lexicon's capabilities in its order, then the fallback.
+CAPABILITIES = ("vision", "tool_use", *(name for name, _ in load_lexicon().capabilities),
+                "general_chat")
 
 
 def capability_labels(batch: pa.RecordBatch | pa.Table, text: pa.Array, tool_use: np.ndarray, *,

@@ -6,7 +6,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from distillguard.signals.capabilities import capability_labels
-from distillguard.signals.lexicon import Lexicon, load_lexicon
+from distillguard.signals.lexicon import TECHNIQUES, Lexicon, load_lexicon
 from distillguard.signals.registry import SIGNAL_SCHEMA
 from distillguard.signals.techniques import technique_scores
 from distillguard.signals.template_units import template_units
@@ -29,8 +29,7 @@ def exchange_signals(batch: pa.RecordBatch | pa.Table, *,
     capability = capability_labels(batch, text, scores["tool_use"], lexicon=lexicon)
     units = template_units(batch, last=last)
     prompt_chars = pc.utf8_length(last).cast(pa.int32())
-    columns = [pa.array(scores[name], pa.float32()) for name in
-               ("cot_elicitation", "grading", "data_generation", "safe_rewrite", "tool_use")]
+    columns = [pa.array(scores[name], pa.float32()) for name in TECHNIQUES]
     columns += [capability, pa.array(prior_turns(batch), pa.int32()), prompt_chars,
                 pa.array(units.text_hash, pa.int64()), units.units]
     return pa.RecordBatch.from_arrays(columns, schema=SIGNAL_SCHEMA)

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
+from distillguard.signals.lexicon import load_lexicon
+
 __all__ = ["SIGNALS", "SIGNAL_SCHEMA", "SignalSpec"]
 
 
@@ -21,15 +23,9 @@ class SignalSpec:
     description: str
 
 
+# One score per technique of the lexicon (1 strong pattern, 0.5 weak, 0 none), in its order.
 SIGNALS: tuple[SignalSpec, ...] = (
-    SignalSpec("cot_elicitation", pa.float32(), 1,
-               "asks for reasoning written out (1 strong pattern, 0.5 weak, 0 none)"),
-    SignalSpec("grading", pa.float32(), 1, "asks to score, rank or compare answers"),
-    SignalSpec("data_generation", pa.float32(), 1,
-               "asks for new tasks, questions, prompts or dialogues (training data)"),
-    SignalSpec("safe_rewrite", pa.float32(), 1,
-               "asks to rewrite a sensitive question in a censorship-safe way"),
-    SignalSpec("tool_use", pa.float32(), 1, "carries tools or tool-use steps"),
+    *(SignalSpec(t.name, pa.float32(), 1, t.description) for t in load_lexicon().techniques),
     SignalSpec("capability", pa.dictionary(pa.int8(), pa.string()), 1,
                "capability exercised (signals/capabilities.py)"),
     SignalSpec("prior_turns", pa.int32(), 1, "messages before the new turn"),

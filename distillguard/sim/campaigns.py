@@ -26,6 +26,8 @@ country mix (``vendor``) and its automation passes for a few ordinary clients
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from distillguard.errors import InputError
@@ -42,6 +44,7 @@ from distillguard.sim.accounts import (
 )
 from distillguard.sim.attack_content import ATTACK_CORPORA, style_pool
 from distillguard.sim.legit_content import CHAT_POOLS
+from distillguard.sim.operator import SharedOperator
 from distillguard.sim.population import MAX_STREAMS, TIERS, AccountBlock, Lockstep
 from distillguard.sim.scenario import Campaign, Stream, Waves
 from distillguard.sim.timing import PROFILE_INDEX
@@ -151,8 +154,8 @@ def _infrastructure(ctx: BuildContext, network: str, members: np.ndarray, spec: 
 
 
 def campaign_block(spec: Campaign, kind: int, scale: float, evasion: frozenset[str],
-                   evasion_mix: float, styles: int,
-                   ctx: BuildContext) -> tuple[AccountBlock, list[Lockstep]]:
+                   evasion_mix: float, styles: int, ctx: BuildContext,
+                   operator: SharedOperator | None = None) -> tuple[AccountBlock, list[Lockstep]]:
     rng = ctx.rng
     attack = _attack_streams(ctx, spec)
     n = max(spec.min_accounts, round(spec.accounts * scale))
@@ -185,10 +188,11 @@ def campaign_block(spec: Campaign, kind: int, scale: float, evasion: frozenset[s
     for g in range(n_groups):
         members = np.flatnonzero(local == g)
         network = pathways[g].network if pathways else spec.network
-        ip_start[members], ip_len[members], rotates[members], country[members] = \
-            _infrastructure(ctx, network, members, spec, evade_infra, vendor)
-        client[members] = rng.choice(automation, size=len(members), p=automation_p) \
-            if evade_infra else ctx.clients.custom()
+        with operator.group_infrastructure(ctx) if operator else contextlib.nullcontext():
+            ip_start[members], ip_len[members], rotates[members], country[members] = \
+                _infrastructure(ctx, network, members, spec, evade_infra, vendor)
+            client[members] = ctx.rng.choice(automation, size=len(members), p=automation_p) \
+                if evade_infra else ctx.clients.custom()
         tier[members] = tiers(rng, pathways[g].tiers if pathways else spec.tiers, len(members))
     if evade_infra:
         payment = np.where(tier == _FREE, -1, ctx.keys(n))

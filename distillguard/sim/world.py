@@ -22,6 +22,7 @@ from distillguard.sim.legit_content import (
 )
 from distillguard.sim.legit_population import legit_block
 from distillguard.sim.networks import Networks
+from distillguard.sim.operator import SharedOperator
 from distillguard.sim.paraphrase import Paraphraser, load_vocabulary, parse_strength
 from distillguard.sim.population import (
     AccountBlock,
@@ -55,6 +56,10 @@ class SimOptions:
     workers: int = 2
     corpora: Path | None = None
     paraphrase_strength: str | float | None = None    # None: the scenario's
+    # one campaign run by an operator shared with other simulations (``sim.operator``)
+    shared_operator: str | None = None
+    operator_seed: int = 0
+    operator_infra_share: float = 0.5
 
 
 @dataclass
@@ -109,8 +114,10 @@ def build_world(options: SimOptions) -> World:
                     public_judges=public_judge_templates(corpora_dir, names))
     styles = STYLES if "templates" in evasion else 0
     recurring: frozenset[str] = frozenset()
+    operator = _shared_operator(options, scenario)
     if scenario.campaigns:
-        recurring = add_attack_pools(builder, corpora_dir, names, styles=styles, rng=rng)
+        recurring = add_attack_pools(builder, corpora_dir, names, styles=styles,
+                                     rng=operator.pipelines_rng() if operator else rng)
     store = builder.build()
     del builder
 
@@ -131,8 +138,9 @@ def build_world(options: SimOptions) -> World:
         kinds.append(spec.name)
         actors.append(None)
     for camp in scenario.campaigns:
-        block, groups = campaign_block(camp, len(kinds), options.scale, evasion,
-                                       scenario.evasion_mix, styles, ctx)
+        block, groups = campaign_block(
+            camp, len(kinds), options.scale, evasion, scenario.evasion_mix, styles, ctx,
+            operator if operator is not None and operator.campaign == camp.name else None)
         blocks.append(block)
         lockstep.append(groups)
         kinds.append(camp.name)
@@ -151,6 +159,18 @@ def build_world(options: SimOptions) -> World:
                             "attack_corpora": tuple(names) if scenario.campaigns else (),
                             "paraphrase_strength": strength if paraphraser else None})
     return World(scenario, store, population, options, slices, parts, paraphraser)
+
+
+def _shared_operator(options: SimOptions, scenario: Scenario) -> SharedOperator | None:
+    if options.shared_operator is None:
+        return None
+    names = [c.name for c in scenario.campaigns]
+    if options.shared_operator not in names:
+        msg = (f"--shared-operator {options.shared_operator!r} is no campaign of scenario "
+               f"{scenario.name} (its campaigns: {', '.join(names) or 'none'})")
+        raise InputError(msg)
+    return SharedOperator(options.shared_operator, options.operator_seed,
+                          options.operator_infra_share)
 
 
 def plan_slices(days: int, expected_rows: float) -> tuple[list[np.ndarray], list[list[int]]]:

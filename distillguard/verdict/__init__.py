@@ -1,20 +1,50 @@
 """Scores, campaigns, pivots and plain-word reasons: findings.json."""
 
 from distillguard.verdict.campaigns import AccountVerdict, CampaignVerdict, judge
-from distillguard.verdict.evidence import TECHNIQUES, AccountEvidence
+from distillguard.verdict.evidence import (
+    ACCOUNT_EVIDENCE_SQL,
+    AccountEvidence,
+    account_evidence,
+    set_campaign_template_shares,
+)
 from distillguard.verdict.findings import FINDINGS_FORMAT, build_findings
-from distillguard.verdict.policy import Policy, load_policy
+from distillguard.verdict.partner_intel import (
+    INTEL_KINDS,
+    IntelMatches,
+    PartnerCampaign,
+    PartnerIndicator,
+    PartnerMatch,
+    PartnerTemplateUse,
+    corroborate,
+)
+from distillguard.verdict.policy import Policy, load_policy, rule_ids
+from distillguard.verdict.profiles import ProfileRows, campaign_members_table, campaign_profiles
+from distillguard.verdict.reasons import Reason
 from distillguard.verdict.report import findings_markdown
 
 __all__ = [
+    "ACCOUNT_EVIDENCE_SQL",
     "FINDINGS_FORMAT",
-    "TECHNIQUES",
+    "INTEL_KINDS",
     "AccountEvidence",
     "AccountVerdict",
     "CampaignVerdict",
+    "IntelMatches",
+    "PartnerCampaign",
+    "PartnerIndicator",
+    "PartnerMatch",
+    "PartnerTemplateUse",
     "Policy",
+    "ProfileRows",
+    "Reason",
+    "account_evidence",
     "build_findings",
+    "campaign_members_table",
+    "campaign_profiles",
+    "corroborate",
     "findings_markdown",
     "judge",
     "load_policy",
+    "rule_ids",
+    "set_campaign_template_shares",
 ]

@@ -21,8 +21,6 @@ from distillguard.verdict.policy import Policy
 
 __all__ = ["AccountVerdict", "CampaignVerdict", "campaign_communities", "judge"]
 
-_OWNER_SATURATION = 20  # owners at which breadth of coordination counts in full
-
 
 @dataclass
 class CampaignVerdict:
@@ -48,13 +46,13 @@ def _weighted(members: list[AccountEvidence], values: list[float]) -> float:
     return float(np.dot(weights, values) / weights.sum()) if weights.sum() else 0.0
 
 
-def _campaign(members: list[AccountEvidence]) -> CampaignVerdict:
+def _campaign(members: list[AccountEvidence], policy: Policy) -> CampaignVerdict:
     owners = len({m.owner for m in members})
     template = _weighted(members, [m.campaign_template_share for m in members])
     techniques = {t: _weighted(members, [m.technique_shares.get(t, 0.0) for m in members])
                   for t in members[0].technique_shares}
     any_technique = _weighted(members, [m.any_technique for m in members])
-    breadth = min(1.0, math.log(max(owners, 1)) / math.log(_OWNER_SATURATION))
+    breadth = min(1.0, math.log(max(owners, 1)) / math.log(policy.campaign_owner_saturation))
     score = round(template * (0.5 + 0.5 * breadth), 6)
     return CampaignVerdict("", members, owners, template, techniques, any_technique, score)
 
@@ -96,7 +94,7 @@ def judge(evidence: list[AccountEvidence], community: dict[str, tuple[int, float
     campaigns: list[CampaignVerdict] = []
     member_of: dict[str, CampaignVerdict] = {}
     for members in groups.values():
-        candidate = _campaign(members)
+        candidate = _campaign(members, policy)
         if (candidate.owners >= policy.campaign_min_owners
                 and candidate.template_share >= policy.campaign_min_template_share
                 and candidate.technique_share >= policy.campaign_min_technique_share):

@@ -1,4 +1,9 @@
-"""Findings, format v1 (shared/spec/findings.md)."""
+"""Findings, format v1 (shared/spec/findings.md).
+
+Beyond the format's keys, each account and campaign carries ``rules``: the ids
+of the policy rules that fired (keys of ``policy.yaml``), and ``reason_rules``:
+for each of its ``reasons``, the ids it rests on.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ from typing import Any
 
 from distillguard.verdict.campaigns import AccountVerdict, CampaignVerdict
 from distillguard.verdict.policy import Policy
-from distillguard.verdict.reasons import account_reasons, campaign_reasons
+from distillguard.verdict.reasons import Reason, account_reasons, campaign_reasons, rules_fired
 
 __all__ = ["FINDINGS_FORMAT", "build_findings", "iso"]
 
@@ -23,6 +28,11 @@ def iso(value: Any) -> Any:
     return value
 
 
+def _reasons(reasons: list[Reason]) -> dict[str, Any]:
+    return {"reasons": [r.text for r in reasons], "rules": rules_fired(reasons),
+            "reason_rules": [list(r.rules) for r in reasons]}
+
+
 def _account(v: AccountVerdict, policy: Policy) -> dict[str, Any]:
     e = v.evidence
     signals = {"template_share": round(e.template_share, 4),
@@ -34,7 +44,7 @@ def _account(v: AccountVerdict, policy: Policy) -> dict[str, Any]:
                "exchanges": e.exchanges, "sampled": e.sampled}
     return {"account_id": e.account_id, "verdict": v.verdict, "score": v.score,
             "campaign_id": v.campaign.campaign_id if v.campaign else None,
-            "signals": signals, "reasons": account_reasons(v, policy)}
+            "signals": signals, **_reasons(account_reasons(v, policy))}
 
 
 def _campaign(c: CampaignVerdict, profile: dict[str, Any], policy: Policy) -> dict[str, Any]:
@@ -50,7 +60,7 @@ def _campaign(c: CampaignVerdict, profile: dict[str, Any], policy: Policy) -> di
         "techniques": techniques,
         "indicators": profile["indicators"],
         "pivots": sorted(pivots, key=lambda p: p["released_at"]),
-        "reasons": campaign_reasons(c, policy),
+        **_reasons(campaign_reasons(c, policy)),
         "owners": c.owners,
         "template_share": round(c.template_share, 4),
         "created_in_batches": profile.get("created_in_batches"),

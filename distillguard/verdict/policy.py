@@ -1,18 +1,64 @@
-"""The detection policy (``verdict/data/policy.yaml``) as typed values."""
+"""The detection policy (``verdict/data/policy.yaml``) as typed values.
+
+Every value has a key in the file, and that key path (``campaign.min_owners``)
+is the value's rule id: findings list the ids of the rules that fired
+(``rules``), so each reason traces back to a line of the policy. A file of
+one's own names only what it changes (it is merged over the packaged default,
+key by key within each section). An unknown key, a value of the wrong type or
+out of range, a missing or unreadable file, or text that is not YAML fails on
+load with one line naming the file, the key and what is allowed.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from distillguard.errors import RuleValidationError
 from distillguard.linkage.account_graph import GraphParams
+from distillguard.linkage.candidates import SHARED_VALUE_FIELDS
+from distillguard.validation import (
+    Interval,
+    MappingOf,
+    Options,
+    Section,
+    merge_sections,
+    read_rules_file,
+    validate,
+)
 
-__all__ = ["Policy", "load_policy"]
+__all__ = ["POLICY_KEYS", "SCHEMA", "Policy", "load_policy", "rule_ids"]
+
+_SHARE = Interval(float, 0, 1)
+_COUNT = Interval(int, 1, None)
+
+SCHEMA = Section({
+    "version": Options((1,)),
+    "sampling": Section({"per_account": _COUNT}),
+    "templates": Section({"min_owners": _COUNT, "min_texts": _COUNT,
+                          "min_repeats_per_owner": Interval(float, 1, None),
+                          "min_fresh_share": _SHARE}),
+    "graph": Section({"candidate_min_template_requests": _COUNT,
+                      "content_neighbors": _COUNT,
+                      "content_min_cosine": _SHARE,
+                      "shared_value_max_group": MappingOf(Options(SHARED_VALUE_FIELDS),
+                                                          Interval(int, 0, None)),
+                      "infra_edge_weight": Interval(float, 0, None),
+                      "leiden_resolution": Interval(float, 0, None, closed="neither"),
+                      "merge_min_cosine": _SHARE}),
+    "campaign": Section({"unit_min_inside_share": _SHARE, "min_owners": _COUNT,
+                         "min_template_share": _SHARE, "min_technique_share": _SHARE,
+                         "owner_saturation": Interval(int, 2, None)}),
+    "verdict": Section({"extraction_min_campaign_template_share": _SHARE,
+                        "technique_min_share": _SHARE}),
+    "reasons": Section({"multi_turn_share_below": _SHARE,
+                        "hours_active_at_least": Interval(int, 0, 24)}),
+    "profile": Section({"max_indicators": Interval(int, 0, None),
+                        "max_templates": Interval(int, 0, None),
+                        "sample_prompts": Interval(int, 0, None),
+                        "sample_prompt_chars": _COUNT}),
+})
+"""What a policy file may hold; ``load_policy`` checks every file against it."""
 
 
 @dataclass(frozen=True)
@@ -28,54 +74,66 @@ class Policy:
     community_unit_min_inside_share: float
     campaign_min_template_share: float
     campaign_min_technique_share: float
+    campaign_owner_saturation: int
     extraction_min_campaign_template_share: float
     technique_min_share: float
+    reason_multi_turn_share_below: float
+    reason_hours_active_at_least: int
+    profile_max_indicators: int
+    profile_max_templates: int
+    profile_sample_prompts: int
+    profile_sample_prompt_chars: int
 
 
-def _flatten(data: dict[str, Any]) -> dict[str, Any]:
-    g, c, v = data["graph"], data["campaign"], data["verdict"]
-    return {
-        "sampling_per_account": data["sampling"]["per_account"],
-        "template_min_owners": data["templates"]["min_owners"],
-        "template_min_texts": data["templates"]["min_texts"],
-        "template_min_fresh_share": data["templates"]["min_fresh_share"],
-        "template_min_repeats_per_owner": data["templates"]["min_repeats_per_owner"],
-        "candidate_min_template_requests": g["candidate_min_template_requests"],
-        "graph": {f.name: g[f.name] for f in fields(GraphParams)},
-        "campaign_min_owners": c["min_owners"],
-        "community_unit_min_inside_share": c["unit_min_inside_share"],
-        "campaign_min_template_share": c["min_template_share"],
-        "campaign_min_technique_share": c["min_technique_share"],
-        "extraction_min_campaign_template_share": v["extraction_min_campaign_template_share"],
-        "technique_min_share": v["technique_min_share"],
-    }
+# Each ``Policy`` field (but ``graph``, whose fields are the keys of section
+# ``graph``) and its key in the file: the id of the rule findings cite.
+POLICY_KEYS = {
+    "sampling_per_account": "sampling.per_account",
+    "template_min_owners": "templates.min_owners",
+    "template_min_texts": "templates.min_texts",
+    "template_min_fresh_share": "templates.min_fresh_share",
+    "template_min_repeats_per_owner": "templates.min_repeats_per_owner",
+    "candidate_min_template_requests": "graph.candidate_min_template_requests",
+    "campaign_min_owners": "campaign.min_owners",
+    "community_unit_min_inside_share": "campaign.unit_min_inside_share",
+    "campaign_min_template_share": "campaign.min_template_share",
+    "campaign_min_technique_share": "campaign.min_technique_share",
+    "campaign_owner_saturation": "campaign.owner_saturation",
+    "extraction_min_campaign_template_share": "verdict.extraction_min_campaign_template_share",
+    "technique_min_share": "verdict.technique_min_share",
+    "reason_multi_turn_share_below": "reasons.multi_turn_share_below",
+    "reason_hours_active_at_least": "reasons.hours_active_at_least",
+    "profile_max_indicators": "profile.max_indicators",
+    "profile_max_templates": "profile.max_templates",
+    "profile_sample_prompts": "profile.sample_prompts",
+    "profile_sample_prompt_chars": "profile.sample_prompt_chars",
+}
+
+
+def rule_ids(*names: str) -> tuple[str, ...]:
+    """The rule ids (policy keys) of ``Policy`` fields.
+
+    >>> rule_ids("campaign_min_owners", "technique_min_share")
+    ('campaign.min_owners', 'verdict.technique_min_share')
+    """
+    return tuple(POLICY_KEYS[name] for name in names)
+
+
+def _at(data: dict[str, Any], key: str) -> Any:
+    section, name = key.split(".")
+    return data[section][name]
 
 
 def load_policy(path: str | Path | None = None) -> Policy:
-    """Load a policy file (the packaged default when ``path`` is None).
-
-    Raises ``RuleValidationError`` naming what is missing or of the wrong type.
-    """
-    if path is None:
-        text = resources.files("distillguard.verdict").joinpath("data/policy.yaml").read_text()
-        origin = "(packaged default)"
-    else:
-        text = Path(path).read_text(encoding="utf-8")
-        origin = str(path)
-    try:
-        values = _flatten(yaml.safe_load(text))
-    except (KeyError, TypeError, yaml.YAMLError) as exc:
-        msg = f"policy {origin} does not match the policy schema: {exc!r}"
-        raise RuleValidationError(msg) from exc
-    graph = values.pop("graph")
-    _check_types(values, [f for f in fields(Policy) if f.name != "graph"], origin)
-    _check_types(graph, fields(GraphParams), origin)
-    return Policy(**values, graph=GraphParams(**graph))
-
-
-def _check_types(values: dict[str, Any], expected_fields: Any, origin: str) -> None:
-    for f in expected_fields:
-        expected = {"int": int, "float": (int, float), "dict[str, int]": dict}[str(f.type)]
-        if not isinstance(values[f.name], expected) or isinstance(values[f.name], bool):
-            msg = f"policy {origin}: '{f.name}' must be {f.type}, got {values[f.name]!r}"
-            raise RuleValidationError(msg)
+    """Load a policy file over the packaged default (the default alone when ``path`` is
+    None); ``RuleValidationError`` (one line: file, key, what is allowed) when it does
+    not fit."""
+    data, origin = read_rules_file(None, what="policy", package="distillguard.verdict",
+                                   packaged="data/policy.yaml")
+    if path is not None:
+        own, origin = read_rules_file(path, what="policy", package="distillguard.verdict",
+                                      packaged="data/policy.yaml")
+        data = merge_sections(data, own)
+    validate(data, SCHEMA, origin)
+    graph = GraphParams(**{f.name: data["graph"][f.name] for f in fields(GraphParams)})
+    return Policy(graph=graph, **{name: _at(data, key) for name, key in POLICY_KEYS.items()})

@@ -1,20 +1,40 @@
-"""Reasons in plain words, each naming figures an analyst can check in the raw exchanges."""
+"""Reasons in plain words, each naming figures an analyst can check in the raw exchanges,
+and the policy rules behind it (their ids are the keys of ``policy.yaml``)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from distillguard.signals.lexicon import load_lexicon
 from distillguard.verdict.campaigns import AccountVerdict, CampaignVerdict
 from distillguard.verdict.evidence import AccountEvidence
-from distillguard.verdict.policy import Policy
+from distillguard.verdict.partner_intel import partner_campaign_reasons, partner_reasons
+from distillguard.verdict.policy import Policy, rule_ids
 
-__all__ = ["TECHNIQUE_WORDS", "account_reasons", "campaign_reasons"]
+__all__ = ["Reason", "account_reasons", "campaign_reasons", "rules_fired"]
 
-TECHNIQUE_WORDS = {
-    "cot_elicitation": "ask for the model's reasoning written out (chain-of-thought elicitation)",
-    "grading": "ask the model to score, rank or compare answers (grading / judging)",
-    "data_generation": "ask for new tasks, questions or prompts (training-data generation)",
-    "safe_rewrite": "ask for censorship-safe rewrites of sensitive questions",
-    "tool_use": "carry tools or tool-use steps (agentic trajectories)",
-}
+# What makes a text unit a shared template, and a community a campaign.
+_TEMPLATE_RULES = rule_ids("template_min_owners", "template_min_texts",
+                           "template_min_repeats_per_owner", "template_min_fresh_share")
+_CAMPAIGN_RULES = rule_ids("candidate_min_template_requests", "campaign_min_owners",
+                           "campaign_min_template_share", "campaign_min_technique_share")
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One sentence of a finding and the ids of the policy rules it rests on."""
+
+    text: str
+    rules: tuple[str, ...] = ()
+
+
+def rules_fired(reasons: list[Reason]) -> list[str]:
+    """The rule ids of ``reasons``, each once, in order of first mention.
+
+    >>> rules_fired([Reason("a", ("x.y", "x.z")), Reason("b"), Reason("c", ("x.z", "w.v"))])
+    ['x.y', 'x.z', 'w.v']
+    """
+    return list(dict.fromkeys(rule for reason in reasons for rule in reason.rules))
 
 
 def _sample_words(e: AccountEvidence) -> str:
@@ -23,45 +43,56 @@ def _sample_words(e: AccountEvidence) -> str:
     return f"a sample of {e.sampled:,} of its {e.exchanges:,} requests"
 
 
-def account_reasons(v: AccountVerdict, policy: Policy) -> list[str]:
+def _technique_reasons(shares: dict[str, float], policy: Policy) -> list[Reason]:
+    words = load_lexicon().technique_reasons
+    return [Reason(f"{share:.0%} of sampled requests {words[technique]}",
+                   rule_ids("technique_min_share"))
+            for technique, share in sorted(shares.items(), key=lambda kv: -kv[1])
+            if share >= policy.technique_min_share]
+
+
+def account_reasons(v: AccountVerdict, policy: Policy) -> list[Reason]:
     e = v.evidence
-    reasons = [
+    reasons = [Reason(
         f"{e.template_share:.0%} of {_sample_words(e)} are built on text templates that at "
-        f"least {policy.template_min_owners} unrelated owners send with varying fill-ins"
-    ]
+        f"least {policy.template_min_owners} unrelated owners send with varying fill-ins",
+        _TEMPLATE_RULES)]
     if v.campaign is not None:
         c = v.campaign
-        reasons.append(
+        verdict_rules = (rule_ids("extraction_min_campaign_template_share")
+                         if v.verdict == "extraction" else ())
+        reasons.append(Reason(
             f"{e.campaign_template_share:.0%} of sampled requests carry templates that hardly "
             f"anyone outside campaigns sends (at least {e.campaign_template_share_low:.0%} with "
             f"95% confidence; `extraction` needs "
-            f"{policy.extraction_min_campaign_template_share:.0%})")
-        reasons.append(
+            f"{policy.extraction_min_campaign_template_share:.0%})",
+            rule_ids("community_unit_min_inside_share") + verdict_rules))
+        reasons.append(Reason(
             f"one of {len(c.members):,} accounts ({c.owners:,} distinct owners) linked into "
             f"campaign {c.campaign_id} by the templates they share (and payment methods); "
-            f"{c.template_share:.0%} of the campaign's sampled requests are shared templates")
-    for technique, share in sorted(e.technique_shares.items(), key=lambda kv: -kv[1]):
-        if share >= policy.technique_min_share:
-            reasons.append(f"{share:.0%} of sampled requests {TECHNIQUE_WORDS[technique]}")
-    if e.multi_turn < 0.1:
-        reasons.append(f"{1 - e.multi_turn:.0%} of requests open a new conversation "
-                       "(no earlier turns)")
-    if e.hours_active >= 20:
-        reasons.append(f"active in {e.hours_active} of the 24 hours of the day (UTC)")
-    return reasons
+            f"{c.template_share:.0%} of the campaign's sampled requests are shared templates",
+            _CAMPAIGN_RULES))
+    reasons += _technique_reasons(e.technique_shares, policy)
+    if e.multi_turn < policy.reason_multi_turn_share_below:
+        reasons.append(Reason(f"{1 - e.multi_turn:.0%} of requests open a new conversation "
+                              "(no earlier turns)", rule_ids("reason_multi_turn_share_below")))
+    if e.hours_active >= policy.reason_hours_active_at_least:
+        reasons.append(Reason(f"active in {e.hours_active} of the 24 hours of the day (UTC)",
+                              rule_ids("reason_hours_active_at_least")))
+    return reasons + [Reason(text) for text in partner_reasons(e)]
 
 
-def campaign_reasons(c: CampaignVerdict, policy: Policy) -> list[str]:
+def campaign_reasons(c: CampaignVerdict, policy: Policy) -> list[Reason]:
     exchanges = sum(m.exchanges for m in c.members)
     reasons = [
-        f"{len(c.members):,} accounts of {c.owners:,} distinct owners send requests built on "
-        f"the same text templates ({c.template_share:.0%} of sampled requests)",
-        f"{exchanges:,} exchanges in all",
+        Reason(f"{len(c.members):,} accounts of {c.owners:,} distinct owners send requests "
+               f"built on the same text templates ({c.template_share:.0%} of sampled requests)",
+               _CAMPAIGN_RULES),
+        Reason(f"{exchanges:,} exchanges in all"),
     ]
-    for technique, share in sorted(c.technique_shares.items(), key=lambda kv: -kv[1]):
-        if share >= policy.technique_min_share:
-            reasons.append(f"{share:.0%} of sampled requests {TECHNIQUE_WORDS[technique]}")
+    reasons += _technique_reasons(c.technique_shares, policy)
     payments = {m.payment_fingerprint for m in c.members if m.payment_fingerprint}
     if payments and len(payments) < len(c.members):
-        reasons.append(f"{len(c.members):,} accounts pay with {len(payments):,} payment methods")
-    return reasons
+        reasons.append(Reason(f"{len(c.members):,} accounts pay with {len(payments):,} "
+                              "payment methods"))
+    return reasons + [Reason(text) for text in partner_campaign_reasons(c.members)]

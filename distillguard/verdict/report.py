@@ -26,7 +26,9 @@ def findings_markdown(findings: dict[str, Any], *, max_accounts: int = 25) -> st
     ]
     for c in findings["campaigns"]:
         lines += [f"## Campaign {c['campaign_id']} (score {c['score']:.2f})", ""]
-        lines += [f"- {r}" for r in c["reasons"]]
+        rules = c.get("reason_rules") or [[] for _ in c["reasons"]]
+        lines += [f"- {r}" + (f" (policy: {', '.join(f'`{x}`' for x in ids)})" if ids else "")
+                  for r, ids in zip(c["reasons"], rules, strict=True)]
         lines += ["", f"- accounts: {len(c['accounts']):,}; exchanges: {c['exchanges']:,}; "
                   f"first seen {c['first_seen']}, last seen {c['last_seen']}"]
         caps = ", ".join(f"{k} {_pct(v)}" for k, v in list(c["capabilities"].items())[:6])

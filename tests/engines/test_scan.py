@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -13,19 +16,55 @@ from distillguard.engines.scan_job import ScanJob, run_scan_job
 from distillguard.evaluate import evaluate_findings, read_labels
 from distillguard.sim import SimOptions, parse_evasion, simulate
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "corpora"
-
 
 @pytest.fixture(scope="module")
-def scanned(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+def scanned(tmp_path_factory: pytest.TempPathFactory, shared_corpora: Path) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("scan")
     simulate(SimOptions(out=out, scale=0.005, seed=11, split="test",
-                        evasion=parse_evasion("all"), corpora=SHARED), show_progress=False)
+                        evasion=parse_evasion("all"), corpora=shared_corpora), show_progress=False)
     findings, _ = run_scan_job(ScanJob([out / "exchanges"], None, out / "findings.json",
                                        report=out / "report.md"))
     return out, findings
 
 
+DIGEST = Path(__file__).parent / "files" / "findings_digest.json"
+# Fields findings gained after the digest was taken (the rule ids); the digest leaves them out.
+LATER_FIELDS = {"rules", "reason_rules"}
+
+
+def findings_digest(findings: dict[str, Any]) -> dict[str, Any]:
+    """What the scan decided, compactly: each account's verdict, campaign and score, each
+    campaign's score, size and techniques, and a hash of everything else but the time."""
+    kept = {**findings, "generated_at": None,
+            "accounts": [{k: v for k, v in a.items() if k not in LATER_FIELDS}
+                         for a in findings["accounts"]],
+            "campaigns": [{k: v for k, v in c.items() if k not in LATER_FIELDS}
+                          for c in findings["campaigns"]]}
+    return {
+        "sha256": hashlib.sha256(orjson.dumps(kept, option=orjson.OPT_SORT_KEYS)).hexdigest(),
+        "accounts": [[a["account_id"], a["verdict"], a["campaign_id"], a["score"]]
+                     for a in findings["accounts"]],
+        "campaigns": [[c["campaign_id"], c["score"], len(c["accounts"]), c["exchanges"],
+                       c["techniques"]] for c in findings["campaigns"]],
+    }
+
+
+@pytest.mark.slow
+def test_findings_match_the_recorded_digest(scanned: tuple[Path, dict]) -> None:
+    """The same traffic gives the same findings as when the digest was recorded (taken
+    at d1650d1, before the scan's stages moved out of ``engines/scan.py``). A change
+    that means to alter findings records a new digest: run this test with
+    DISTILLGUARD_WRITE_DIGEST=1 and say why in the commit."""
+    digest = findings_digest(scanned[1])
+    if os.environ.get("DISTILLGUARD_WRITE_DIGEST"):
+        DIGEST.write_bytes(orjson.dumps(digest, option=orjson.OPT_INDENT_2) + b"\n")
+    recorded = orjson.loads(DIGEST.read_bytes())
+    assert digest["campaigns"] == recorded["campaigns"]
+    assert digest["accounts"] == recorded["accounts"]
+    assert digest["sha256"] == recorded["sha256"], "reasons, signals or profiles changed"
+
+
+@pytest.mark.slow
 def test_findings_follow_format_v1(scanned: tuple[Path, dict]) -> None:
     out, findings = scanned
     assert findings["format"] == "distillguard-findings/1"
@@ -41,6 +80,7 @@ def test_findings_follow_format_v1(scanned: tuple[Path, dict]) -> None:
     assert "## Campaign C1" in (out / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_no_legitimate_account_is_judged_extraction(scanned: tuple[Path, dict]) -> None:
     out, findings = scanned
     labels, _ = read_labels(out / "labels.jsonl")
@@ -50,6 +90,7 @@ def test_no_legitimate_account_is_judged_extraction(scanned: tuple[Path, dict]) 
     assert metrics["extraction_or_review"]["recall"] >= 0.95
 
 
+@pytest.mark.slow
 def test_cli_scan_and_eval(scanned: tuple[Path, dict], tmp_path: Path) -> None:
     out, _ = scanned
     runner = CliRunner()
@@ -76,8 +117,10 @@ def test_scan_of_an_empty_directory_writes_empty_findings(tmp_path: Path) -> Non
     assert findings["accounts"] == [] and findings["campaigns"] == []
 
 
-def test_traffic_without_campaigns_lists_nobody(tmp_path: Path) -> None:
-    simulate(SimOptions(out=tmp_path, scenario="quiet", scale=0.005, seed=12, corpora=SHARED),
+@pytest.mark.slow
+def test_traffic_without_campaigns_lists_nobody(tmp_path: Path, shared_corpora: Path) -> None:
+    simulate(SimOptions(out=tmp_path, scenario="quiet", scale=0.005, seed=12,
+                        corpora=shared_corpora),
              show_progress=False)
     findings, _ = run_scan_job(ScanJob([tmp_path / "exchanges"], None, tmp_path / "f.json"))
     assert findings["input"]["exchanges"] > 10_000

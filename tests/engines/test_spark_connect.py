@@ -20,7 +20,7 @@ from distillguard.engines.scan_job import ScanJob, run_scan_job
 from distillguard.engines.spark_session import SparkOptions
 from distillguard.sim import SimOptions, simulate
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "corpora"
+pytestmark = pytest.mark.usefixtures("java_runtime")
 
 
 def _free_port() -> int:
@@ -63,9 +63,10 @@ def connect_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.mark.slow
-def test_scan_through_spark_connect_matches_the_embedded_engine(connect_url: str,
-                                                                 tmp_path: Path) -> None:
-    simulate(SimOptions(out=tmp_path, scale=0.002, seed=43, corpora=SHARED), show_progress=False)
+def test_scan_through_spark_connect_matches_the_embedded_engine(connect_url: str, tmp_path: Path,
+                                                                 shared_corpora: Path) -> None:
+    simulate(SimOptions(out=tmp_path, scale=0.002, seed=43, corpora=shared_corpora),
+             show_progress=False)
     logs = [tmp_path / "exchanges"]
     duck, _ = run_scan_job(ScanJob(logs, None, tmp_path / "duckdb.json"))
     remote, result = run_scan_job(ScanJob(logs, None, tmp_path / "connect.json", engine="spark",

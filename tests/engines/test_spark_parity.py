@@ -12,7 +12,7 @@ from distillguard.engines.scan_job import ScanJob, run_scan_job
 from distillguard.engines.spark_session import SparkOptions
 from distillguard.sim import SimOptions, parse_evasion, simulate
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "corpora"
+pytestmark = pytest.mark.usefixtures("java_runtime")
 
 
 def _add_bad_records(exchanges: Path) -> int:
@@ -32,10 +32,10 @@ def _add_bad_records(exchanges: Path) -> int:
 
 
 @pytest.fixture(scope="module")
-def both(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict, Path]:
+def both(tmp_path_factory: pytest.TempPathFactory, shared_corpora: Path) -> tuple[dict, dict, Path]:
     out = tmp_path_factory.mktemp("parity")
     simulate(SimOptions(out=out, scale=0.003, seed=41, evasion=parse_evasion("all"),
-                        corpora=SHARED), show_progress=False)
+                        corpora=shared_corpora), show_progress=False)
     _add_bad_records(out / "exchanges")
     duck, _ = run_scan_job(ScanJob([out / "exchanges"], None, out / "duckdb.json"))
     spark, result = run_scan_job(ScanJob([out / "exchanges"], None, out / "spark.json",

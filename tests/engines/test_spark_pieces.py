@@ -102,3 +102,18 @@ def test_bad_engine_options_fail_clearly(tmp_path: Path, args: list[str], messag
                                       *args])
     assert result.exit_code == 2
     assert message in result.output
+
+
+def test_unreadable_local_files_get_the_embedded_engines_record(tmp_path: Path) -> None:
+    from distillguard.engines import ExchangeStore
+    from distillguard.engines.spark_input import local_log_files
+
+    (tmp_path / "a.jsonl").write_bytes(GOOD + b"\n")
+    (tmp_path / "gone.jsonl").symlink_to(tmp_path / "missing.jsonl")
+    readable, unreadable = local_log_files([str(tmp_path)])
+    assert readable == [str((tmp_path / "a.jsonl").resolve())]
+    with ExchangeStore(tmp_path / "s.duckdb") as store:
+        store.ingest([tmp_path / "a.jsonl", tmp_path / "gone.jsonl"])
+        stored = store.con.execute(
+            "SELECT source_file, source_line, code, reason FROM quarantine").fetchall()
+    assert [(q.source_file, q.source_line, q.code, q.reason) for q in unreadable] == stored

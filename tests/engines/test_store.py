@@ -119,6 +119,7 @@ KILL_SCRIPT = textwrap.dedent("""
 
 
 @pytest.mark.parametrize("where", ["mid_slice", "part_written"])
+@pytest.mark.slow
 def test_kill_9_mid_ingest_leaves_a_consistent_resumable_store(tmp_path: Path, where: str) -> None:
     n = 80_000  # five reader batches, so the fourth commit is mid-file
     log = write_jsonl(tmp_path / "big.jsonl", [make_record(i) for i in range(n)])

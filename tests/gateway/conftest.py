@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
-import os
+import select
 import shutil
+import signal
 import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
+import orjson
 import pytest
 import uvicorn
 
-from distillguard.gateway import Gateway, ReplayCorpus, gateway_app, load_config, replay_app
-from tests.conftest import SHARED
+from distillguard.gateway import Gateway, admin_app, gateway_app, load_config
+from distillguard.gateway.server import uvicorn_config
+from distillguard.replay import ReplayCorpus, replay_app
+from tests.conftest import install_debian_package, installed_path
 
 
 def free_port() -> int:
@@ -27,14 +31,21 @@ def free_port() -> int:
 
 
 class ServerThread:
-    """Serve an ASGI app with uvicorn in a thread until the ``with`` block ends."""
+    """Serve an ASGI app with uvicorn in a thread until the ``with`` block ends.
 
-    def __init__(self, app: Any, *, lifespan: str = "on") -> None:
+    With ``gateway``, a gateway config: served as ``distillguard gateway`` serves it
+    (its HTTP protocol and uvicorn settings, on uvloop).
+    """
+
+    def __init__(self, app: Any, *, lifespan: str = "on", gateway: Any = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
-                                                    lifespan=lifespan, log_level="warning",
-                                                    loop="asyncio"))
+        if gateway is not None:
+            config = uvicorn_config(app, "127.0.0.1", self.port, gateway, lifespan=lifespan)
+        else:
+            config = uvicorn.Config(app, host="127.0.0.1", port=self.port, lifespan=lifespan,
+                                    log_level="warning", loop="asyncio")
+        self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> ServerThread:
@@ -52,8 +63,8 @@ class ServerThread:
 
 
 @pytest.fixture(scope="session")
-def replay_corpus() -> ReplayCorpus:
-    return ReplayCorpus.load(SHARED / "corpora")
+def replay_corpus(shared_corpora: Path) -> ReplayCorpus:
+    return ReplayCorpus.load(shared_corpora)
 
 
 @pytest.fixture(scope="session")
@@ -85,6 +96,22 @@ class RunningGateway:
         self.server = server
         self.url = server.url
         self.client = httpx.Client(base_url=server.url, timeout=30)
+        self.admin: ServerThread | None = None
+
+    def metrics(self) -> str:
+        """``/metrics`` from the gateway's admin app (started on first use)."""
+        if self.admin is None:
+            self.admin = ServerThread(admin_app(self.gateway), lifespan="off",
+                                      gateway=self.gateway.config).__enter__()
+        r = httpx.get(self.admin.url + "/metrics")
+        assert r.status_code == 200, r.text
+        return r.text
+
+    def close(self) -> None:
+        self.client.close()
+        if self.admin is not None:
+            self.admin.__exit__()
+        self.server.__exit__()
 
     def chat(self, key: str, content: str, **body: Any) -> httpx.Response:
         payload = {"model": "model-b1", "messages": [{"role": "user", "content": content}], **body}
@@ -109,25 +136,96 @@ class RunningGateway:
 def start_gateway(config: Any, upstream: str, log_dir: Path | None, **kwargs: Any
                   ) -> tuple[Gateway, ServerThread]:
     gateway = Gateway(config, upstream_url=upstream, log_dir=log_dir, **kwargs)
-    return gateway, ServerThread(gateway_app(gateway))
+    return gateway, ServerThread(gateway_app(gateway), gateway=config)
 
 
 @pytest.fixture
 def gateway_factory(replay: ServerThread, tmp_path: Path) -> Iterator[Any]:
-    started: list[tuple[ServerThread, httpx.Client]] = []
+    started: list[RunningGateway] = []
 
     def make(config: Any = None, *, upstream: str | None = None, **kwargs: Any) -> RunningGateway:
         gateway, server = start_gateway(config or gateway_config(), upstream or replay.url,
                                         kwargs.pop("log_dir", tmp_path / "log"), **kwargs)
         server.__enter__()
         running = RunningGateway(gateway, server)
-        started.append((server, running.client))
+        started.append(running)
         return running
 
     yield make
-    for server, client in started:
-        client.close()
-        server.__exit__()
+    for running in started:
+        running.close()
+
+
+class RawResponse(NamedTuple):
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    sent: int  # bytes of the request sent before the server answered or closed
+
+    def json(self) -> Any:
+        return orjson.loads(self.body)
+
+
+def raw_exchange(port: int, data: bytes | Iterable[bytes], *, timeout: float = 30
+                 ) -> RawResponse:
+    """Send ``data`` (bytes, or chunks) on one raw connection and read the first response.
+
+    Sending stops as soon as the server answers or closes: what matters for an
+    attack is how much the server read before it refused.
+    """
+    return raw_exchanges(port, data, 1, timeout=timeout)[0]
+
+
+def raw_exchanges(port: int, data: bytes | Iterable[bytes], count: int, *,
+                  timeout: float = 30) -> list[RawResponse]:
+    """``raw_exchange`` reading ``count`` responses (fewer if the server closes first);
+    responses must carry a Content-Length."""
+    chunks = [data] if isinstance(data, bytes) else data
+    sent = 0
+    received = bytearray()
+    responses: list[RawResponse] = []
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        try:
+            for chunk in chunks:
+                if select.select([sock], [], [], 0)[0]:
+                    break
+                sock.sendall(chunk)
+                sent += len(chunk)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        while len(responses) < count:
+            parsed = _parse_response(received, sent)
+            if parsed is not None:
+                responses.append(parsed[0])
+                del received[:parsed[1]]
+                continue
+            try:
+                piece = sock.recv(65536)
+            except ConnectionResetError:
+                piece = b""
+            if not piece:
+                break
+            received += piece
+    if not responses:
+        raise AssertionError(f"no HTTP response after {sent} bytes sent: {bytes(received)[:200]!r}")
+    return responses
+
+
+def _parse_response(data: bytearray, sent: int) -> tuple[RawResponse, int] | None:
+    """The first whole response in ``data`` and its length in bytes, or None."""
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    lines = bytes(data[:end]).decode("latin-1").split("\r\n")
+    if not lines[0].startswith("HTTP/1.1 "):
+        raise AssertionError(f"not an HTTP response: {bytes(data)[:200]!r}")
+    headers = {name.lower(): value for name, value in (
+        line.split(": ", 1) for line in lines[1:] if ": " in line)}
+    length = int(headers.get("content-length", 0))
+    if len(data) < end + 4 + length:
+        return None
+    body = bytes(data[end + 4:end + 4 + length])
+    return RawResponse(int(lines[0].split()[1]), headers, body, sent), end + 4 + length
 
 
 def read_log(log_dir: Path) -> tuple[list[dict[str, Any]], list[Any]]:
@@ -146,40 +244,53 @@ def _install_redis_server() -> str:
     found = shutil.which("redis-server")
     if found:
         return found
-    install = ["apt-get", "install", "-y", "-q", "redis-server"]
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    if subprocess.run(install, capture_output=True, check=False, env=env).returncode != 0:
-        subprocess.run(["apt-get", "update", "-q"], capture_output=True, check=False, env=env)
-        subprocess.run(install, capture_output=True, check=True, env=env)
-    found = shutil.which("redis-server")
+    install_debian_package("redis-server", "the shared-state tests need redis-server, not on PATH: "
+                                           "sudo apt-get install -y redis-server")
+    found = shutil.which("redis-server") or installed_path("redis-server", r"/\S+/bin/redis-server")
     if not found:
-        pytest.fail("redis-server could not be installed with apt-get")
+        pytest.fail("apt-get installed redis-server, but dpkg -L lists no bin/redis-server in it")
     return found
+
+
+class RedisServer:
+    """A redis-server of our own on a free loopback port (``with``: started and stopped)."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.binary = _install_redis_server()
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> RedisServer:
+        self.proc = subprocess.Popen([self.binary, "--port", str(self.port), "--bind",
+                                      "127.0.0.1", "--dir", str(self.workdir), "--save", "",
+                                      "--appendonly", "no"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(16).startswith(b"+PONG"):
+                        return self
+            except OSError:
+                pass
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                self.__exit__()
+                pytest.fail("redis-server did not start")
+            time.sleep(0.05)
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)  # a frozen server cannot act on SIGTERM
+        self.proc.terminate()
+        self.proc.wait(10)
 
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A redis-server of our own on a free loopback port, stopped after the session."""
-    binary = _install_redis_server()
-    port = free_port()
-    workdir = tmp_path_factory.mktemp("redis")
-    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--dir",
-                             str(workdir), "--save", "", "--appendonly", "no"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                pytest.fail("redis-server did not start")
-            time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    """One redis-server for the session's tests."""
+    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
+        yield server.url

@@ -168,7 +168,7 @@ def test_shadow_rule_logs_and_counts_but_allows(gateway_factory, tmp_path):
     extra = orjson.loads(row["extra"])
     assert (extra["gateway_action"], extra["gateway_rule"], extra["gateway_shadow"]) == (
         "block", "try-block", True)
-    metrics = gw.client.get("/metrics").text
+    metrics = gw.metrics()
     assert ('distillguard_gateway_requests_total{action="block",api="openai",rule="try-block",'
             'shadow="true",verdict=""} 1.0') in metrics
 

@@ -26,7 +26,8 @@ def test_admin_shows_account_state_and_policy_behind_a_token(gateway_factory):
         assert gw.chat("sk-bob", f"Explain step by step, show your reasoning: {i}+1?"
                        ).status_code == 200
     gw.flush()
-    with ServerThread(admin_app(gw.gateway, token="s3cret"), lifespan="off") as admin:
+    with ServerThread(admin_app(gw.gateway, token="s3cret"), lifespan="off",
+                      gateway=config) as admin:
         assert httpx.get(admin.url + "/admin/policy").status_code == 401
         auth = {"authorization": "Bearer s3cret"}
         policy = httpx.get(admin.url + "/admin/policy", headers=auth).json()
@@ -48,7 +49,7 @@ def test_metrics_count_requests_actions_latency_and_errors(gateway_factory):
     assert gw.messages("sk-alice", "hi", stream=True).status_code == 200
     assert gw.chat("sk-bob", "hi").status_code == 403
     assert gw.chat("sk-alice", "hi", model="nope").status_code == 400
-    text = gw.client.get("/metrics").text
+    text = gw.metrics()
     lines = set(text.splitlines())
     assert ('distillguard_gateway_requests_total{action="allow",api="openai",rule="",'
             'shadow="false",verdict=""} 1.0') in lines

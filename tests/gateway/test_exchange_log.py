@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import psutil
+import pytest
 
 from distillguard.gateway.exchange_log import ExchangeLogWriter
 from tests.conftest import make_record
@@ -51,6 +52,7 @@ def _wait_up(url: str, proc: subprocess.Popen) -> None:
     raise AssertionError("gateway did not start")
 
 
+@pytest.mark.slow
 def test_kill_9_loses_at_most_the_last_second(replay, tmp_path: Path) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -86,3 +88,38 @@ def test_kill_9_loses_at_most_the_last_second(replay, tmp_path: Path) -> None:
     # the scoring worker does not outlive the gateway
     _, alive = psutil.wait_procs(workers, timeout=10)
     assert alive == []
+
+
+def test_records_hold_the_specs_fields_in_its_order_then_the_gateways_own() -> None:
+    from distillguard.gateway.config import AccountInfo
+    from distillguard.gateway.exchange_log import EXTRA_FIELDS, Exchange, exchange_record
+    from distillguard.gateway.identity import Caller
+    from distillguard.gateway.openai_format import openai_request
+    from distillguard.gateway.policy import Decision
+    from distillguard.logs.schema import SPEC_FIELDS
+
+    request = openai_request({"model": "m", "messages": [
+        {"role": "system", "content": "s"},
+        {"role": "user", "content": [{"type": "text", "text": "hi"},
+                                     {"type": "image_url", "image_url": {"url": "data:,"}}]}]})
+    caller = Caller(AccountInfo("a", "o", "pro", True, "pf"), "key-1", "203.0.113.1", "ua",
+                    ("authorization", "Bearer secret"))
+    exchange = Exchange(request, caller, 1_700_000_000_000, 0.0)
+    exchange.decision = Decision("block", "r", True, "review")
+    exchange.status = 200
+    exchange.fields = {"response": "ok", "reasoning": None, "input_tokens": "12",
+                       "output_tokens": 3}
+    record = exchange.record("rid", 0.01)
+    spec = [f.name for f in SPEC_FIELDS]
+    names = list(record)
+    written_spec = [n for n in names if n in spec]
+    assert written_spec == [n for n in spec if n in record]  # the spec's order
+    assert names == written_spec + [n for n in names if n not in spec]  # then the extras
+    assert set(names) - set(spec) <= set(EXTRA_FIELDS)
+    assert record["has_image"] is True and record["verified"] is True
+    assert "input_tokens" not in record and record["output_tokens"] == 3  # not an integer
+    assert record["opaque_parts"] == [{"message": 1, "type": "image_url", "bytes": 49}]
+    assert record["gateway_action"] == "block" and record["gateway_shadow"] is True
+    assert "secret" not in str(record)
+    with pytest.raises(ValueError, match="account_id"):
+        exchange_record({"request_id": "r", "ts": 1, "model": "m", "messages": []}, {})

@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 import orjson
 
-from tests.gateway.conftest import read_log
+from tests.gateway.conftest import gateway_config, read_log
 
 KANE = "Why is Citizen Kane considered the Best Film?"
 
@@ -112,7 +112,7 @@ def test_conversation_roles_tools_and_images_are_read_into_the_log_format(gatewa
 
 
 def test_client_ip_from_trusted_proxy_forwarded_for(gateway_factory, tmp_path):
-    gw = gateway_factory()
+    gw = gateway_factory(gateway_config(identity={"trusted_proxies": ["127.0.0.1/32"]}))
     r = gw.client.post("/v1/chat/completions", json={
         "model": "model-b1", "messages": [{"role": "user", "content": "hi"}]},
         headers={"authorization": "Bearer sk-alice",

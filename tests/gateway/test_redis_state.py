@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import re
+import signal
 import time
 
+import httpx
 import pytest
 
 from distillguard.errors import StateStoreError
@@ -12,7 +16,7 @@ from distillguard.gateway.account_window import AccountWindows
 from distillguard.gateway.config import BucketLimit
 from distillguard.gateway.redis_state import RedisState
 from distillguard.gateway.token_bucket import BucketCharge
-from tests.gateway.conftest import free_port, gateway_config
+from tests.gateway.conftest import RedisServer, free_port, gateway_config, read_log
 
 COT = "Think step by step and write out your full reasoning before answering: what is 17 * 23?"
 
@@ -33,7 +37,8 @@ def test_concurrent_takes_never_exceed_the_bucket(redis_url: str) -> None:
     limit = BucketLimit(per_minute=6, burst_seconds=100)  # capacity 10, refills 0.1/s
 
     async def run() -> list[float]:
-        replicas = [RedisState(redis_url), RedisState(redis_url)]
+        # 40 connections opened at once on a busy machine: not a test of the timeout
+        replicas = [RedisState(redis_url, timeout=5), RedisState(redis_url, timeout=5)]
         for r in replicas:
             await r.start()
         try:
@@ -116,3 +121,35 @@ def test_two_replicas_share_the_account_window(gateway_factory, redis_url):
     time.sleep(0.1)
     r = b.chat("sk-carol", COT)
     assert r.status_code == 403 and r.json()["error"]["code"] == "account_blocked"
+
+
+def test_a_frozen_redis_delays_requests_by_the_configured_timeout_only(gateway_factory,
+                                                                      tmp_path):
+    """SIGSTOP keeps Redis's port open but silent: the limiter must give up after
+    ``redis.timeout_seconds`` and fail open, then stop asking for ``retry_seconds``,
+    and enforce again once Redis answers."""
+    from distillguard.gateway.server import state_store
+
+    with RedisServer(tmp_path / "redis") as redis:
+        config = gateway_config(limits={"account": {"requests_per_minute": 6,
+                                                    "burst_seconds": 50}},  # capacity 5
+                                redis={"timeout_seconds": 0.2, "retry_seconds": 0.5})
+        gw = gateway_factory(config, state=state_store(redis.url, config))
+        gw.client.timeout = httpx.Timeout(3.0)  # the old, fixed wait was about 5 s
+        assert gw.chat("sk-alice", "before").status_code == 200
+        os.kill(redis.proc.pid, signal.SIGSTOP)
+        try:
+            codes = [gw.chat("sk-alice", f"frozen {i}").status_code for i in range(8)]
+        finally:
+            os.kill(redis.proc.pid, signal.SIGCONT)
+        assert codes == [200] * 8  # failed open: 8 > the 4 the bucket still held
+        time.sleep(0.6)  # past retry_seconds: the next request asks Redis again
+        codes = [gw.chat("sk-alice", f"thawed {i}").status_code for i in range(6)]
+        # enforced again (a take that timed out may still have run once Redis woke)
+        assert codes.count(200) <= 4 and codes[-1] == 429
+        gw.flush()
+    rows, _ = read_log(tmp_path / "log")
+    frozen = [r for r in rows if r["messages"][0]["content"].startswith("frozen")]
+    assert len(frozen) == 8 and all("state_store" in r["extra"] for r in frozen)
+    errors = re.search(r"^distillguard_gateway_state_errors_total (\S+)$", gw.metrics(), re.M)
+    assert errors is not None and float(errors.group(1)) >= 8

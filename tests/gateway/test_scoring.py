@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pyarrow as pa
+import pytest
 
 from distillguard.gateway.account_window import AccountWindows, TemplateMemory, request_counts
 from distillguard.gateway.scoring import SCORING_SCHEMA, ScoredRequest, Scorer, score_rows
@@ -76,6 +77,7 @@ def test_window_shares_velocity_and_hours() -> None:
     assert later.requests == 0  # out of the 24 h window
 
 
+@pytest.mark.slow
 def test_a_killed_scoring_worker_is_replaced() -> None:
     import os
     import signal
@@ -104,6 +106,7 @@ def test_a_killed_scoring_worker_is_replaced() -> None:
     assert [s.account_id for s in got] == ["b"]
 
 
+@pytest.mark.slow
 def test_the_scoring_worker_runs_below_the_proxy() -> None:
     import psutil
 

@@ -100,3 +100,18 @@ def test_file_that_is_not_parquet_is_one_quarantine_row(tmp_path: Path) -> None:
     out, bad = _read(path)
     assert out.num_rows == 0
     assert [q.code for q in bad] == ["corrupt_stream"]
+
+
+def test_negative_tokens_and_far_future_times_are_out_of_range(tmp_path: Path) -> None:
+    cols = _base(4)
+    cols["ts"] = pa.array(["2026-03-02T16:00:00Z", "2150-01-01T00:00:00Z",
+                           "2026-03-02T16:00:00Z", "2026-03-02T16:00:00Z"])
+    cols["input_tokens"] = pa.array([1, 2, -3, None], pa.int32())
+    cols["asn"] = pa.array([64500, None, None, 5_000_000_000], pa.int64())
+    out, bad = _read(_write(tmp_path / "r.parquet", cols))
+    assert out.column("request_id").to_pylist() == ["r0"]
+    assert [(q.source_line, q.code) for q in bad] == [
+        (2, "out_of_range"), (3, "out_of_range"), (4, "out_of_range")]
+    assert "2150-01-01T00:00:00Z" in bad[0].reason and "latest allowed" in bad[0].reason
+    assert "-3, below the minimum 0" in bad[1].reason
+    assert "above the maximum 4294967295" in bad[2].reason

@@ -38,14 +38,6 @@ def run(out: Path, corpora: Path, **options: object) -> Simulated:
 
 
 @pytest.fixture(scope="session")
-def shared_corpora() -> Path:
-    path = Path(__file__).resolve().parents[3] / "shared" / "corpora"
-    if not path.is_dir():
-        pytest.fail(f"the shared corpora are missing at {path}")
-    return path
-
-
-@pytest.fixture(scope="session")
 def baseline(tmp_path_factory: pytest.TempPathFactory, shared_corpora: Path) -> Simulated:
     """The default scenario at scale 0.01, evasion off."""
     return run(tmp_path_factory.mktemp("baseline"), shared_corpora, scale=0.01, seed=1,

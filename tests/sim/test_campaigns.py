@@ -12,6 +12,8 @@ from distillguard.sim.attack_content import ATTACK_CORPORA
 from distillguard.sim.world import build_world
 from tests.sim.conftest import Simulated
 
+pytestmark = pytest.mark.slow  # whole simulated scenarios
+
 RELEASE = "TIMESTAMPTZ '2026-03-02 16:00:00+00'"
 REPORT = {c.name: c for c in load_scenario("feb2026").campaigns}
 

@@ -3,10 +3,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
+import pytest
 from typer.testing import CliRunner
 
 from distillguard.cli import app
 from tests.sim.conftest import TINY
+
+pytestmark = pytest.mark.slow  # whole simulated scenarios
 
 runner = CliRunner()
 

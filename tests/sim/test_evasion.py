@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from distillguard.corpora import corpus_files, iter_corpus
 from distillguard.sim import SimOptions, parse_evasion
@@ -12,6 +13,8 @@ from distillguard.sim.attack_content import ATTACK_CORPORA
 from distillguard.sim.population import Population
 from distillguard.sim.world import build_world
 from tests.sim.conftest import Simulated
+
+pytestmark = pytest.mark.slow  # whole simulated scenarios
 
 
 def _accounts_sharing_an_ip(sim: Simulated) -> float:

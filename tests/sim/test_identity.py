@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import pyarrow.parquet as pq
+import pytest
 
 from distillguard.logs.schema import SPEC_FIELDS
 from tests.sim.conftest import Simulated
+
+pytestmark = pytest.mark.slow  # whole simulated scenarios
 
 ID_COLUMNS = ("account_id", "org_id", "api_key_id", "payment_fingerprint", "request_id",
               "conversation_id", "client_fingerprint")

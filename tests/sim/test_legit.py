@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from distillguard.corpora import corpus_files, iter_corpus
 from distillguard.sim.attack_content import ATTACK_CORPORA
 from distillguard.sim.legit_content import LEGIT_CORPORA
 from tests.sim.conftest import Simulated
+
+pytestmark = pytest.mark.slow  # whole simulated scenarios
 
 LEGIT = "actor IS NULL"
 

@@ -12,6 +12,8 @@ from distillguard.logs import parse_timestamp_ms, read_exchanges
 from distillguard.sim import SimOptions, simulate
 from tests.sim.conftest import TINY, Simulated
 
+pytestmark = pytest.mark.slow  # whole simulated scenarios
+
 
 def _digest(folder: Path) -> dict[str, str]:
     files = [*sorted(folder.glob("exchanges*/*")),

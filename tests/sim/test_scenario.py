@@ -86,6 +86,7 @@ def _attack_pools(world_pools: dict) -> set[str]:
     return {p for p in world_pools if p in ATTACK_CORPORA}
 
 
+@pytest.mark.slow
 def test_train_and_test_splits_hold_out_pipelines_and_people(tmp_path: Path,
                                                              shared_corpora: Path) -> None:
     scenario = load_scenario("feb2026")
@@ -105,6 +106,7 @@ def test_train_and_test_splits_hold_out_pipelines_and_people(tmp_path: Path,
     assert len(train) > 1000 and not train & test
 
 
+@pytest.mark.slow
 def test_explicit_attack_corpora_feed_every_campaign(tmp_path: Path,
                                                      shared_corpora: Path) -> None:
     world = build_world(SimOptions(out=tmp_path, scale=0.002, corpora=shared_corpora,

@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from distillguard.gateway.replay_corpus import ReplayCorpus
+from distillguard.replay.corpus import ReplayCorpus
 
 __all__ = ["replay_app"]
 

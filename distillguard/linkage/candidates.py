@@ -1,0 +1,96 @@
+"""Which accounts enter the account graph, and the graph built from their template use.
+
+Pure functions over Arrow tables (no engine): the scan runs the SQL
+(``template_sql.ACCOUNT_UNITS_SQL`` over the candidates this module picks) and
+hands the results here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from distillguard.linkage.account_graph import AccountGraph, GraphParams, build_account_graph
+
+__all__ = [
+    "ACCOUNT_COMMUNITY_SCHEMA",
+    "CANDIDATE_COLUMNS",
+    "COMMUNITY_UNITS_SCHEMA",
+    "SHARED_VALUE_FIELDS",
+    "candidate_graph",
+    "candidate_ids",
+    "community_table",
+    "graph_candidates",
+    "graph_membership",
+]
+
+# Per-account infrastructure values that can link accounts (``GraphParams.shared_value_max_group``
+# turns each on), in the order their edges enter the graph.
+SHARED_VALUE_FIELDS = ("payment_fingerprint", "main_client_fingerprint", "main_ip")
+# What ``graph_candidates`` reads per account.
+CANDIDATE_COLUMNS = ("account_id", "sampled", "template_share", *SHARED_VALUE_FIELDS)
+# Tables the linkage SQL reads: the accounts of communities that look like
+# campaigns (``account_community``), and the units characteristic of them
+# (``community_units``, built by ``COMMUNITY_UNITS_SQL``). Empty until linked.
+ACCOUNT_COMMUNITY_SCHEMA = pa.schema([("account_id", pa.string()), ("community", pa.int64())])
+COMMUNITY_UNITS_SCHEMA = pa.schema([("unit", pa.int64())])
+
+
+def graph_candidates(accounts: pa.Table, min_template_requests: int) -> pa.Table:
+    """The rows of ``accounts`` (``CANDIDATE_COLUMNS``, any order of rows) with at
+    least ``min_template_requests`` sampled requests on shared templates.
+
+    Entering the graph is no verdict: a candidate is listed only if it lands in
+    a campaign and carries the campaign's templates.
+
+    >>> t = pa.table({"account_id": ["a", "b"], "sampled": [10, 10], "template_share": [0.3, 0.2],
+    ...               "payment_fingerprint": [None, None], "main_client_fingerprint": [None, None],
+    ...               "main_ip": [None, None]})
+    >>> graph_candidates(t, 3).column("account_id").to_pylist()
+    ['a']
+    """
+    requests = pc.round(pc.multiply(accounts.column("template_share"),
+                                    pc.cast(accounts.column("sampled"), pa.float64())),
+                        round_mode="half_to_even")
+    keep = pc.greater_equal(requests, min_template_requests)
+    return accounts.select(list(CANDIDATE_COLUMNS)).filter(keep)
+
+
+def candidate_ids(candidates: pa.Table) -> pa.Table:
+    """``account_id`` of the candidates: the table ``graph_candidates`` the SQL reads."""
+    return pa.table({"account_id": candidates.column("account_id").cast(pa.string())})
+
+
+def candidate_graph(candidates: pa.Table, unit_uses: pa.Table, params: GraphParams) -> AccountGraph:
+    """Link ``candidates`` (from ``graph_candidates``) and find their communities.
+
+    ``unit_uses`` holds ``account_id, unit, n``: how many of a candidate's
+    sampled requests use each shared template unit (``ACCOUNT_UNITS_SQL``).
+    Nodes are the candidates in their order.
+    """
+    accounts = candidates.column("account_id").to_pylist()
+    position = {a: i for i, a in enumerate(accounts)}
+    account_pos = np.array([position[a] for a in unit_uses.column("account_id").to_pylist()],
+                           dtype=np.int64)
+    _, unit_pos = np.unique(unit_uses.column("unit").to_numpy(), return_inverse=True)
+    counts = unit_uses.column("n").to_numpy().astype(np.int64)
+    sampled = np.maximum(candidates.column("sampled").to_numpy(), 1).astype(np.float32)
+    shared = {name: candidates.column(name).to_pylist() for name in SHARED_VALUE_FIELDS}
+    return build_account_graph(accounts, sampled,
+                               (account_pos, unit_pos.astype(np.int64).ravel(), counts), shared,
+                               params)
+
+
+def community_table(graph: AccountGraph, communities: set[int]) -> pa.Table:
+    """The graph's accounts in ``communities`` (``ACCOUNT_COMMUNITY_SCHEMA``)."""
+    keep = np.isin(graph.community, list(communities))
+    return pa.table({
+        "account_id": pa.array(graph.accounts, pa.string()).filter(pa.array(keep)),
+        "community": pa.array(graph.community[keep], pa.int64())}, schema=ACCOUNT_COMMUNITY_SCHEMA)
+
+
+def graph_membership(graph: AccountGraph) -> dict[str, tuple[int, float]]:
+    """Each account's community and its affinity with it."""
+    return {a: (int(c), float(f)) for a, c, f in
+            zip(graph.accounts, graph.community, graph.affinity, strict=True)}

@@ -1,0 +1,65 @@
+"""Graph candidates and the graph built from their template use, on a few rows."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from distillguard.linkage import (
+    ACCOUNT_COMMUNITY_SCHEMA,
+    GraphParams,
+    candidate_graph,
+    candidate_ids,
+    community_table,
+    graph_candidates,
+    graph_membership,
+)
+
+PARAMS = GraphParams(content_neighbors=5, content_min_cosine=0.2,
+                     shared_value_max_group={"payment_fingerprint": 3},
+                     infra_edge_weight=0.5, leiden_resolution=0.5, merge_min_cosine=0.9)
+
+
+def _accounts() -> pa.Table:
+    return pa.table({
+        "account_id": ["a", "b", "c", "d", "e"],
+        "sampled": [10, 10, 10, 10, 0],
+        "template_share": [0.8, 0.9, 0.25, 0.35, 0.0],  # 8, 9, 2 (2.5 rounds to even), 4, 0
+        "payment_fingerprint": [None, None, "p", "p", None],
+        "main_client_fingerprint": ["x", "x", "x", "x", None],
+        "main_ip": [None] * 5,
+        "hours_active": [1, 2, 3, 4, 5],  # other columns are ignored
+    })
+
+
+def test_candidates_need_enough_template_requests() -> None:
+    candidates = graph_candidates(_accounts(), 3)
+    assert candidates.column("account_id").to_pylist() == ["a", "b", "d"]
+    assert "hours_active" not in candidates.column_names
+    assert candidate_ids(candidates).schema == pa.schema([("account_id", pa.string())])
+
+
+def test_graph_links_candidates_on_units_and_payment() -> None:
+    accounts = _accounts()
+    candidates = graph_candidates(accounts, 2)  # a, b, c, d
+    unit_uses = pa.table({"account_id": ["a", "b", "a", "b", "c"],
+                          "unit": pa.array([7, 7, -3, -3, 99], pa.int64()),
+                          "n": [8, 9, 4, 5, 2]})
+    graph = candidate_graph(candidates, unit_uses, PARAMS)
+    assert graph.accounts == ["a", "b", "c", "d"]
+    membership = graph_membership(graph)
+    assert membership["a"][0] == membership["b"][0]
+    assert membership["c"][0] == membership["d"][0]  # one payment method
+    assert membership["a"][0] != membership["c"][0]
+    assert membership["a"][1] > 0.9  # a uses what b uses
+    table = community_table(graph, {membership["a"][0]})
+    assert table.schema == ACCOUNT_COMMUNITY_SCHEMA
+    assert sorted(table.column("account_id").to_pylist()) == ["a", "b"]
+
+
+def test_candidates_without_shared_units_still_get_a_community_each() -> None:
+    candidates = graph_candidates(_accounts(), 3)
+    empty = pa.table({"account_id": pa.array([], pa.string()), "unit": pa.array([], pa.int64()),
+                      "n": pa.array([], pa.int64())})
+    membership = graph_membership(candidate_graph(candidates, empty, PARAMS))
+    assert set(membership) == {"a", "b", "d"}
+    assert all(affinity == 0.0 for _, affinity in membership.values())
