@@ -157,7 +157,8 @@ def run_scan(engine: SqlEngine, *, policy: Policy, releases: list[dict[str, str]
     engine.materialize("account_behavior", ACCOUNT_BEHAVIOR_SQL)
     engine.materialize("account_release", ACCOUNT_RELEASE_SQL)
     t = step("behavior", t)
-    engine.compute_signals(policy.sampling_per_account, lexicon, on_rows=on_signal_rows)
+    engine.compute_signals(policy.sampling_per_account, lexicon, on_rows=on_signal_rows,
+                           sketch=policy.sketch)
     t = step("signals", t)
     engine.materialize("account_content", ACCOUNT_CONTENT_SQL)
     engine.materialize("unit_stats", UNIT_STATS_SQL, {

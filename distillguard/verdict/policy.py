@@ -17,6 +17,7 @@ from typing import Any
 
 from distillguard.linkage.account_graph import GraphParams
 from distillguard.linkage.candidates import SHARED_VALUE_FIELDS
+from distillguard.signals.near_duplicates import SketchParams
 from distillguard.validation import (
     Interval,
     MappingOf,
@@ -35,6 +36,8 @@ _COUNT = Interval(int, 1, None)
 SCHEMA = Section({
     "version": Options((1,)),
     "sampling": Section({"per_account": _COUNT}),
+    "near_duplicates": Section({"num_perm": Interval(int, 2, 256), "threshold": _SHARE,
+                                "min_words": _COUNT, "seed": Interval(int, 0, None)}),
     "templates": Section({"min_owners": _COUNT, "min_texts": _COUNT,
                           "min_repeats_per_owner": Interval(float, 1, None),
                           "min_fresh_share": _SHARE}),
@@ -70,6 +73,7 @@ class Policy:
     template_min_repeats_per_owner: float
     candidate_min_template_requests: int
     graph: GraphParams
+    sketch: SketchParams
     campaign_min_owners: int
     community_unit_min_inside_share: float
     campaign_min_template_share: float
@@ -85,8 +89,8 @@ class Policy:
     profile_sample_prompt_chars: int
 
 
-# Each ``Policy`` field (but ``graph``, whose fields are the keys of section
-# ``graph``) and its key in the file: the id of the rule findings cite.
+# Each ``Policy`` field (but ``graph`` and ``sketch``, whose fields are the keys of
+# sections ``graph`` and ``near_duplicates``) and its key in the file: the id of the rule findings cite.
 POLICY_KEYS = {
     "sampling_per_account": "sampling.per_account",
     "template_min_owners": "templates.min_owners",
@@ -136,4 +140,6 @@ def load_policy(path: str | Path | None = None) -> Policy:
         data = merge_sections(data, own)
     validate(data, SCHEMA, origin)
     graph = GraphParams(**{f.name: data["graph"][f.name] for f in fields(GraphParams)})
-    return Policy(graph=graph, **{name: _at(data, key) for name, key in POLICY_KEYS.items()})
+    sketch = SketchParams(**{f.name: data["near_duplicates"][f.name]
+                             for f in fields(SketchParams)})
+    return Policy(graph=graph, sketch=sketch, **{name: _at(data, key) for name, key in POLICY_KEYS.items()})
