@@ -28,7 +28,10 @@ from distillguard.behavior import (
 from distillguard.engines.sql_engine import SqlEngine
 from distillguard.linkage.candidates import (
     ACCOUNT_COMMUNITY_SCHEMA,
+    CANDIDATE_ACTIVITY_SQL,
     COMMUNITY_UNITS_SCHEMA,
+    behavior_affinities,
+    behavior_parts,
     candidate_graph,
     candidate_ids,
     community_table,
@@ -102,8 +105,13 @@ def _link_accounts(engine: SqlEngine, evidence: list[AccountEvidence], evidence_
         return {}
     engine.register("graph_candidates", candidate_ids(candidates))
     unit_uses = engine.arrow(ACCOUNT_UNITS_SQL, {"min_owners": policy.template_min_owners})
-    graph = candidate_graph(candidates, unit_uses, policy.graph)
+    graph = candidate_graph(candidates, unit_uses, policy.graph,
+                            engine.arrow(CANDIDATE_ACTIVITY_SQL))
     membership = graph_membership(graph)
+    behavior, parts = behavior_affinities(graph), behavior_parts(graph)
+    for e in evidence:
+        e.behavior_affinity = behavior.get(e.account_id, 0.0)
+        e.behavior_parts = parts.get(e.account_id, {})
     provisional = campaign_communities(evidence, {a: c for a, (c, _) in membership.items()},
                                        policy)
     engine.register("account_community", community_table(graph, provisional))

@@ -19,7 +19,8 @@ import numpy as np
 from distillguard.verdict.evidence import AccountEvidence
 from distillguard.verdict.policy import Policy
 
-__all__ = ["AccountVerdict", "CampaignVerdict", "campaign_communities", "judge"]
+__all__ = ["AccountVerdict", "CampaignVerdict", "campaign_communities", "enough_own_evidence",
+           "judge"]
 
 
 @dataclass
@@ -75,6 +76,15 @@ def campaign_communities(evidence: list[AccountEvidence], community: dict[str, i
             >= policy.campaign_min_template_share}
 
 
+def enough_own_evidence(e: AccountEvidence, policy: Policy) -> bool:
+    """Whether the account's own traffic and behavior are enough to act on: enough of its
+    own sampled requests, and behavior that agrees with its campaign's (when the policy
+    weighs behavior)."""
+    behavior_ok = (not policy.graph.behavior_weights
+                   or e.behavior_affinity >= policy.extraction_min_behavior_affinity)
+    return e.sampled >= policy.extraction_min_sampled_requests and behavior_ok
+
+
 def judge(evidence: list[AccountEvidence], community: dict[str, tuple[int, float]],
           policy: Policy) -> tuple[list[AccountVerdict], list[CampaignVerdict]]:
     """Verdicts for accounts worth listing, and the campaigns they form.
@@ -110,7 +120,8 @@ def judge(evidence: list[AccountEvidence], community: dict[str, tuple[int, float
         if c is None:
             continue
         strong = (e.campaign_template_share_low
-                  >= policy.extraction_min_campaign_template_share)
+                  >= policy.extraction_min_campaign_template_share
+                  and enough_own_evidence(e, policy))
         own = min(1.0, e.campaign_template_share
                   / max(policy.extraction_min_campaign_template_share, 1e-9))
         verdicts.append(AccountVerdict(e, "extraction" if strong else "review",

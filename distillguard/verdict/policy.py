@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from distillguard.linkage.account_graph import GraphParams
+from distillguard.linkage.behavior_views import BEHAVIOR_VIEWS
 from distillguard.linkage.candidates import SHARED_VALUE_FIELDS
 from distillguard.signals.near_duplicates import SketchParams
 from distillguard.validation import (
@@ -48,11 +49,19 @@ SCHEMA = Section({
                                                           Interval(int, 0, None)),
                       "infra_edge_weight": Interval(float, 0, None),
                       "leiden_resolution": Interval(float, 0, None, closed="neither"),
-                      "merge_min_cosine": _SHARE}),
+                      "merge_min_cosine": _SHARE,
+                      "behavior_weights": MappingOf(Options(BEHAVIOR_VIEWS),
+                                                    Interval(float, 0, None)),
+                      "wave_seconds": _COUNT,
+                      "creation_batch_hours": Interval(float, 0, None, closed="neither"),
+                      "content_edge_floor": _SHARE,
+                      "merge_min_behavior_cosine": _SHARE}),
     "campaign": Section({"unit_min_inside_share": _SHARE, "min_owners": _COUNT,
                          "min_template_share": _SHARE, "min_technique_share": _SHARE,
                          "owner_saturation": Interval(int, 2, None)}),
     "verdict": Section({"extraction_min_campaign_template_share": _SHARE,
+                        "extraction_min_sampled_requests": _COUNT,
+                        "extraction_min_behavior_affinity": _SHARE,
                         "technique_min_share": _SHARE}),
     "reasons": Section({"multi_turn_share_below": _SHARE,
                         "hours_active_at_least": Interval(int, 0, 24)}),
@@ -80,6 +89,8 @@ class Policy:
     campaign_min_technique_share: float
     campaign_owner_saturation: int
     extraction_min_campaign_template_share: float
+    extraction_min_sampled_requests: int
+    extraction_min_behavior_affinity: float
     technique_min_share: float
     reason_multi_turn_share_below: float
     reason_hours_active_at_least: int
@@ -104,6 +115,8 @@ POLICY_KEYS = {
     "campaign_min_technique_share": "campaign.min_technique_share",
     "campaign_owner_saturation": "campaign.owner_saturation",
     "extraction_min_campaign_template_share": "verdict.extraction_min_campaign_template_share",
+    "extraction_min_sampled_requests": "verdict.extraction_min_sampled_requests",
+    "extraction_min_behavior_affinity": "verdict.extraction_min_behavior_affinity",
     "technique_min_share": "verdict.technique_min_share",
     "reason_multi_turn_share_below": "reasons.multi_turn_share_below",
     "reason_hours_active_at_least": "reasons.hours_active_at_least",

@@ -27,6 +27,9 @@ def _accounts() -> pa.Table:
         "payment_fingerprint": [None, None, "p", "p", None],
         "main_client_fingerprint": ["x", "x", "x", "x", None],
         "main_ip": [None] * 5,
+        "account_created": pa.array([None] * 5, pa.timestamp("us")),
+        "account_tier": ["pro"] * 5,
+        "main_asn": [64500] * 5,
         "hours_active": [1, 2, 3, 4, 5],  # other columns are ignored
     })
 

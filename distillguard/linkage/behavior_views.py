@@ -1,0 +1,165 @@
+"""What ties accounts to one operator beyond the text they send: behavior views.
+
+Two operators may run the same public pipelines: their accounts then ask for
+the same templates, and content alone cannot tell them apart. What differs is
+how each operator runs its accounts. Each *view* is a sparse vector per
+account, L2-normalized, so the cosine of two accounts in a view says how much
+they agree in it:
+
+- ``waves``: requests per ``wave_seconds`` bin (accounts fired by one
+  orchestrator send within the same seconds or minutes);
+- ``days``: requests per hour of the window (co-activity over days: one
+  operator's jobs run on its own days and hours; two flat 24/7 pipelines only
+  agree where their accounts' lives overlap);
+- ``creation``: the hour its account was opened, on two grids of
+  ``creation_batch_hours`` offset by half a bin (accounts opened in one batch
+  share a bin on at least one grid);
+- one-hot views of the account's tier, main network (ASN), main client
+  fingerprint, payment method and main IP.
+
+Two accounts' behavior cosine is the weighted mean of their per-view cosines
+(``graph.behavior_weights``; a view an account lacks counts as disagreement),
+so each view's part in it can be shown in an account's reasons.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = ["BEHAVIOR_VIEWS", "CATEGORICAL_COLUMNS", "AccountActivity", "BehaviorViews",
+           "behavior_views", "normalize_rows", "rest_cosines", "row_cosines"]
+
+# Views in the order they are stacked; ``graph.behavior_weights`` weighs each.
+BEHAVIOR_VIEWS = ("waves", "days", "creation", "tier", "network", "client", "payment", "ip")
+_CATEGORICAL = {"tier": "account_tier", "network": "main_asn", "client": "main_client_fingerprint",
+                "payment": "payment_fingerprint", "ip": "main_ip"}
+CATEGORICAL_COLUMNS = tuple(_CATEGORICAL.values())
+
+
+@dataclass
+class AccountActivity:
+    """Sampled requests per account and time: ``(account_position, second, count)``
+    (``second``: whole seconds since the epoch), and each account's creation time in
+    seconds since the epoch (NaN when unknown)."""
+
+    account_pos: np.ndarray
+    seconds: np.ndarray
+    counts: np.ndarray
+    created: np.ndarray
+
+
+def normalize_rows(matrix: sp.csr_matrix) -> sp.csr_matrix:
+    norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
+    scale = sp.diags(np.where(norms > 0, 1.0 / np.maximum(norms, 1e-12), 0.0)
+                     .astype(np.float32))
+    return (scale @ matrix).tocsr()
+
+
+def _binned(rows: np.ndarray, bins: np.ndarray, values: np.ndarray, n: int) -> sp.csr_matrix:
+    _, cols = np.unique(bins, return_inverse=True)
+    width = int(cols.max()) + 1 if len(cols) else 0
+    matrix = sp.csr_matrix((values.astype(np.float32), (rows, cols.ravel())), shape=(n, width))
+    matrix.sum_duplicates()
+    return normalize_rows(matrix)
+
+
+def _one_hot(values: Sequence[object | None]) -> sp.csr_matrix:
+    n = len(values)
+    known = [i for i, v in enumerate(values) if v is not None and v != ""]
+    codes: dict[object, int] = {}
+    cols = np.array([codes.setdefault(values[i], len(codes)) for i in known], dtype=np.int64)
+    return sp.csr_matrix((np.ones(len(known), np.float32), (np.array(known, np.int64), cols)),
+                         shape=(n, len(codes)))
+
+
+@dataclass
+class BehaviorViews:
+    """Each view's matrix (accounts x bins, unit-length rows) and its share of the weight."""
+
+    views: dict[str, sp.csr_matrix]
+    shares: dict[str, float]
+
+    def pair_cosines(self, sources: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """Weighted mean over views of the cosine of accounts ``sources[i]`` and
+        ``targets[i]``."""
+        out = np.zeros(len(sources), np.float32)
+        for view, share in self.shares.items():
+            out += share * row_cosines(self.views[view], sources, targets)
+        return out
+
+    def affinity(self, community: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Per account, the weighted mean over views of its cosine with the rest of its
+        community (the centroid of the others' rows), and each view's weighted part."""
+        parts = {view: share * rest_cosines(self.views[view], community)
+                 for view, share in self.shares.items()}
+        total = np.zeros(len(community), np.float32)
+        for part in parts.values():
+            total += part
+        return total, parts
+
+    def centroid_cosines(self, groups: sp.csr_matrix, a: np.ndarray,
+                         b: np.ndarray) -> np.ndarray:
+        """Weighted mean over views of the cosine of the centroids of groups ``a[i]`` and
+        ``b[i]`` (``groups``: groups x accounts membership)."""
+        out = np.zeros(len(a), np.float32)
+        for view, share in self.shares.items():
+            centroids = normalize_rows((groups @ self.views[view]).tocsr())
+            out += share * row_cosines(centroids, a, b)
+        return out
+
+
+def rest_cosines(matrix: sp.csr_matrix, community: np.ndarray) -> np.ndarray:
+    """Cosine between each row and the sum of the other rows of its community."""
+    n = matrix.shape[0]
+    if n == 0:
+        return np.zeros(0, np.float32)
+    groups = sp.csr_matrix((np.ones(n, dtype=np.float32), (community, np.arange(n))),
+                           shape=(int(community.max()) + 1, n))
+    rest = (groups @ matrix)[community] - matrix
+    dots = np.asarray(rest.multiply(matrix).sum(axis=1)).ravel()
+    norms = np.sqrt(np.asarray(rest.multiply(rest).sum(axis=1)).ravel())
+    rows = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
+    denominator = norms * rows
+    return np.where(denominator > 0, dots / np.maximum(denominator, 1e-12), 0.0) \
+        .astype(np.float32)
+
+
+def behavior_views(activity: AccountActivity, categorical: Mapping[str, Sequence[object | None]],
+                   weights: Mapping[str, float], *, wave_seconds: int,
+                   creation_batch_hours: float) -> BehaviorViews:
+    """The behavior views of ``len(activity.created)`` accounts (rows), with the views of
+    positive weight only.
+
+    ``categorical`` maps ``CATEGORICAL_COLUMNS`` to one value per account.
+    """
+    n = len(activity.created)
+    pos, seconds, counts = activity.account_pos, activity.seconds, activity.counts
+    views: dict[str, sp.csr_matrix] = {
+        "waves": _binned(pos, seconds // wave_seconds, counts, n),
+        "days": _binned(pos, seconds // 3600, counts, n)}
+    created = activity.created
+    known = np.flatnonzero(~np.isnan(created))
+    width = creation_batch_hours * 3600.0
+    grid = np.floor(created[known] / width).astype(np.int64)
+    shifted = np.floor(created[known] / width + 0.5).astype(np.int64)
+    views["creation"] = _binned(np.concatenate([known, known]),
+                                np.concatenate([grid * 2, shifted * 2 + 1]),
+                                np.ones(2 * len(known)), n)
+    for view, column in _CATEGORICAL.items():
+        views[view] = _one_hot(categorical[column])
+    used = {v: float(weights[v]) for v in BEHAVIOR_VIEWS if weights.get(v, 0.0) > 0}
+    total = sum(used.values())
+    return BehaviorViews({v: views[v] for v in used}, {v: w / total for v, w in used.items()})
+
+
+def row_cosines(matrix: sp.csr_matrix, sources: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Dot product of rows ``sources[i]`` and ``targets[i]`` (their cosine: rows are unit
+    length)."""
+    if not len(sources) or matrix.shape[1] == 0:
+        return np.zeros(len(sources), np.float32)
+    return np.asarray(matrix[sources].multiply(matrix[targets]).sum(axis=1)).ravel() \
+        .astype(np.float32)
