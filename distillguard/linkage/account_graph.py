@@ -24,6 +24,10 @@ from distillguard.linkage.shared_values import shared_value_edges
 
 __all__ = ["AccountGraph", "GraphParams", "build_account_graph"]
 
+# With behavior views, each account's content neighbours are drawn from this many
+# times ``content_neighbors`` candidates and the heaviest after weighing are kept.
+BEHAVIOR_CANDIDATES = 3
+
 
 @dataclass(frozen=True)
 class GraphParams:
@@ -79,11 +83,13 @@ def build_account_graph(accounts: list[str], sampled: np.ndarray,
     if n_units:
         matrix = account_unit_matrix(account_pos, unit_pos, counts.astype(np.float32), sampled,
                                      n_units)
-        s, t, w = content_neighbors(matrix, k=params.content_neighbors,
+        k = params.content_neighbors
+        s, t, w = content_neighbors(matrix, k=k * (BEHAVIOR_CANDIDATES if behavior else 1),
                                     min_cosine=params.content_min_cosine)
         if behavior is not None:
             floor = params.content_edge_floor
             w = w * (floor + (1.0 - floor) * behavior.pair_cosines(s, t))
+            s, t, w = _strongest_per_node(s, t, w, k)
         sources.append(s)
         targets.append(t)
         weights.append(w)
@@ -121,6 +127,21 @@ def _centroid_cosines(matrix: sp.csr_matrix, groups: sp.csr_matrix) -> sp.csr_ma
                      .astype(np.float32))
     centroids = (scale @ centroids).tocsr()
     return (centroids @ centroids.T).tocsr()
+
+
+def _strongest_per_node(sources: np.ndarray, targets: np.ndarray, weights: np.ndarray,
+                        k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The edges among the ``k`` heaviest of either end."""
+    if not len(sources):
+        return sources, targets, weights
+    node = np.concatenate([sources, targets])
+    edge = np.tile(np.arange(len(sources)), 2)
+    order = np.lexsort((-np.concatenate([weights, weights]), node))
+    node, edge = node[order], edge[order]
+    starts = np.searchsorted(node, node, side="left")
+    keep = np.zeros(len(sources), bool)
+    keep[edge[np.arange(len(node)) - starts < k]] = True
+    return sources[keep], targets[keep], weights[keep]
 
 
 def merge_similar_communities(matrix: sp.csr_matrix, community: np.ndarray,
