@@ -7,6 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SPARK_STAMP := $(VENV)/.installed-spark
+PROVENANCE_STAMP := $(VENV)/.installed-provenance
 
 .PHONY: setup demo test test-fast lint bench bench-gateway clean
 
@@ -23,6 +24,14 @@ $(SPARK_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,spark]'
 	touch $(SPARK_STAMP)
 
+# The provenance extra (transformers and torch, for the watermark's logits processor and
+# the radioactivity tests): torch first and pinned, so pip takes the CPU build on disk
+# instead of pulling a multi-GB CUDA one, then the rest with the constraints.
+$(PROVENANCE_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt "torch==2.13.0"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,provenance]'
+	touch $(PROVENANCE_STAMP)
+
 setup: $(STAMP)
 
 demo: setup
@@ -31,7 +40,7 @@ demo: setup
 lint: setup
 	$(BIN)/ruff check distillguard tests benchmarks
 
-test: lint $(SPARK_STAMP)
+test: lint $(SPARK_STAMP) $(PROVENANCE_STAMP)
 	$(BIN)/python -m pytest -q
 
 # The inner loop: everything but the tests marked slow (whole simulations and

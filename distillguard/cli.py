@@ -224,9 +224,8 @@ def simulate_command(
             evasion=None if evasion is None else parse_evasion(evasion), split=split,
             attack_corpora=tuple(c.strip() for c in attack_corpora.split(",") if c.strip())
             if attack_corpora else None, fmt=fmt, workers=workers, corpora=corpora,
-            paraphrase_strength=paraphrase_strength,
-            shared_operator=shared_operator, operator_seed=operator_seed,
-            operator_infra_share=operator_infra_share))
+            paraphrase_strength=paraphrase_strength, shared_operator=shared_operator,
+            operator_seed=operator_seed, operator_infra_share=operator_infra_share))
     except DistillguardError as exc:
         fail(str(exc))
         return
@@ -504,6 +503,256 @@ def upstream_replay_command(
                    delay_seconds=delay_ms / 1000)
     except DistillguardError as exc:
         fail(str(exc))
+
+
+provenance_app = typer.Typer(
+    name="provenance", no_args_is_help=True,
+    help="Prove where a text or a model came from: watermark detection, radioactivity "
+         "tests, canary checks.")
+app.add_typer(provenance_app)
+
+KeyOption = Annotated[str, typer.Option(
+    envvar="DISTILLGUARD_WATERMARK_KEY", help="The watermark key (one campaign's key: see "
+    "`provenance key`).")]
+TokenizerOption = Annotated[Path | None, typer.Option(
+    help="tokenizer.json of the generating model (default: the packaged tiny model's).")]
+GammaOption = Annotated[float, typer.Option(help="Green share of the vocabulary.")]
+WidthOption = Annotated[int, typer.Option(help="Previous tokens seeding the green list.")]
+
+
+def _read_texts_or_fail(path: Path) -> Any:
+    from distillguard.safeguards import read_texts
+
+    texts = read_texts(path)
+    for bad in texts.rejected[:5]:
+        err.print(f"[yellow]skipped[/] {bad.file}:{bad.line}: {bad.reason}", highlight=False)
+    if len(texts.rejected) > 5:
+        err.print(f"[yellow]skipped[/] {len(texts.rejected) - 5} more bad line(s)")
+    return texts
+
+
+def _params(gamma: float, context_width: int) -> Any:
+    from distillguard.safeguards import WatermarkParams
+
+    return WatermarkParams(gamma=gamma, context_width=context_width)
+
+
+@provenance_app.command("detect")
+def provenance_detect(
+    texts_path: Annotated[Path, typer.Argument(
+        metavar="TEXTS", help="JSON Lines with a 'text' field per line, or a directory of "
+        ".txt files.")],
+    key: KeyOption,
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON object per text.")] = False,
+    tokenizer: TokenizerOption = None,
+    gamma: GammaOption = 0.25,
+    context_width: WidthOption = 1,
+    alpha: Annotated[float | None, typer.Option(
+        help="Call a text watermarked at p <= this (default: 3.17e-5, the one-sided normal tail "
+             "at z = 4).")] = None,
+) -> None:
+    """Score texts for the watermark of KEY: z-score and p-value per text."""
+    from distillguard.safeguards import DEFAULT_ALPHA, TEST_NAME, load_tokenizer, score_texts
+
+    alpha = DEFAULT_ALPHA if alpha is None else alpha
+    try:
+        params = _params(gamma, context_width)
+        texts = _read_texts_or_fail(texts_path)
+        scores = score_texts(texts.texts, load_tokenizer(tokenizer), key, params)
+    except DistillguardError as exc:
+        fail(str(exc))
+        return
+    if json_out:
+        for text_id, score in zip(texts.ids, scores, strict=True):
+            sys.stdout.write(orjson.dumps({"id": text_id, **score.as_dict(),
+                                           "watermarked": score.watermarked(alpha)}).decode()
+                             + "\n")
+        return
+    table = Table(title=f"Watermark test: {TEST_NAME}; watermarked at p <= {alpha:.3g}",
+                  title_justify="left")
+    for column in ("text", "tokens", "pairs scored", "green share", "z", "p-value", "watermarked"):
+        table.add_column(column, justify="left" if column == "text" else "right")
+    for text_id, s in zip(texts.ids, scores, strict=True):
+        table.add_row(text_id, f"{s.tokens:,}", f"{s.scored:,}",
+                      f"{s.green / s.scored:.3f}" if s.scored else "-", f"{s.z:.2f}",
+                      f"{s.p_value:.3g}", "yes" if s.watermarked(alpha) else "no")
+    out.print(table)
+    flagged = sum(s.watermarked(alpha) for s in scores)
+    out.print(f"{flagged} of {len(scores)} text(s) watermarked; {len(texts.rejected)} line(s) "
+              "skipped.", highlight=False)
+
+
+@provenance_app.command("radioactivity")
+def provenance_radioactivity(
+    outputs_path: Annotated[Path, typer.Argument(
+        metavar="OUTPUTS", help="The suspect model's answers: JSON Lines with 'text' (and the "
+        "'prompt' that produced it), or a directory of .txt files.")],
+    key: KeyOption,
+    model: Annotated[Path | None, typer.Option(
+        help="With the suspect's weights (a local transformers model directory), also run the "
+             "open-model test (needs the provenance extra).")] = None,
+    probe: Annotated[Path | None, typer.Option(
+        help="Texts to feed the open model (default: the prompts, else the outputs); use "
+             "text that does not carry the watermark for an exact test.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    tokenizer: TokenizerOption = None,
+    gamma: GammaOption = 0.25,
+    context_width: WidthOption = 1,
+) -> None:
+    """Was a suspect model trained on outputs watermarked with KEY? One pooled p-value."""
+    from distillguard.safeguards import TEST_NAME, black_box_test, encode_texts, load_tokenizer
+
+    try:
+        params = _params(gamma, context_width)
+        tok = load_tokenizer(tokenizer)
+        texts = _read_texts_or_fail(outputs_path)
+        prompts = [p for p in texts.prompts if p]
+        result = {"black_box": black_box_test(encode_texts(tok, texts.texts), key, params,
+                                              prompts=encode_texts(tok, prompts)).as_dict()}
+        if model is not None:
+            fed = _read_texts_or_fail(probe).texts if probe else (prompts or texts.texts)
+            result["open_model"] = _open_model_result(model, fed, tok, key, params)
+    except DistillguardError as exc:
+        fail(str(exc))
+        return
+    result["test"] = TEST_NAME
+    if json_out:
+        sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
+    for name in ("black_box", "open_model"):
+        if name in result:
+            r = result[name]
+            out.print(f"[bold]{name.replace('_', ' ')}[/]: {r['scored']:,} distinct pairs scored, "
+                      f"green share {r['green_share']:.4f} (chance {gamma}), z = {r['z']:.2f}, "
+                      f"p = {r['p_value']:.3g}", highlight=False)
+    out.print(f"test: {TEST_NAME}", highlight=False)
+
+
+def _open_model_result(model_dir: Path, texts: list[str], tok: Any, key: str, params: Any
+                       ) -> dict[str, Any]:
+    import numpy as np
+
+    try:
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        from distillguard.safeguards.tiny_lm import predict_next
+    except ImportError as exc:
+        msg = f"the open-model test needs the provenance extra: {exc}"
+        raise DistillguardError(msg) from exc
+    from distillguard.safeguards import encode_texts, open_model_test
+
+    try:
+        suspect = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True).eval()
+    except (OSError, ValueError) as exc:
+        msg = f"cannot load a model from {model_dir}: {exc}"
+        raise DistillguardError(msg) from exc
+    block = 64
+    flat = np.concatenate([np.append(ids, 0) for ids in encode_texts(tok, texts)] or [[]])
+    if flat.size < block:
+        msg = (f"the texts to feed the model hold {flat.size} tokens, fewer than one row of "
+               f"{block}: give more with --probe")
+        raise DistillguardError(msg)
+    fed = torch.from_numpy(flat[: flat.size // block * block].reshape(-1, block).astype(np.int64))
+    return open_model_test(fed.numpy(), predict_next(suspect, fed).numpy(), key, params).as_dict()
+
+
+def _groups(groups: list[str] | None, groups_file: Path | None) -> list[str]:
+    names = list(groups or [])
+    if groups_file is not None:
+        try:
+            raw = groups_file.read_bytes()
+        except OSError as exc:
+            fail(f"cannot read {groups_file}: {exc}")
+        try:
+            findings = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            names += [line.strip() for line in raw.decode("utf-8", "replace").splitlines()
+                      if line.strip()]
+        else:
+            if not isinstance(findings, dict) or not isinstance(findings.get("accounts"), list):
+                fail(f"{groups_file} is JSON but not a findings file (no 'accounts' list)")
+            names += [c["campaign_id"] for c in findings.get("campaigns") or []]
+            names += [a["account_id"] for a in findings["accounts"] if not a.get("campaign_id")]
+    if not names:
+        fail("name the account groups: --group G (repeatable) or --groups FILE")
+    return list(dict.fromkeys(names))
+
+
+SecretOption = Annotated[str, typer.Option(envvar="DISTILLGUARD_CANARY_SECRET",
+                                           help="The secret the canaries were derived from.")]
+GroupOption = Annotated[list[str] | None, typer.Option(
+    "--group", help="An account group (campaign id or account id); repeatable.")]
+GroupsFileOption = Annotated[Path | None, typer.Option(
+    "--groups", help="findings.json (its campaigns, and accounts in none) or a text file "
+    "with one group per line.")]
+
+
+@provenance_app.command("canary-check")
+def provenance_canary_check(
+    outputs_path: Annotated[Path, typer.Argument(
+        metavar="OUTPUTS", help="The suspect model's outputs: JSON Lines with 'text', or a "
+        "directory of .txt files.")],
+    secret: SecretOption,
+    group: GroupOption = None,
+    groups_file: GroupsFileOption = None,
+    min_hits: Annotated[int, typer.Option(help="Outputs carrying a group's canary needed to "
+                                          "name it.")] = 2,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Which account group's canaries does a suspect model reproduce?"""
+    from distillguard.safeguards import canary_check, canary_for
+
+    names = _groups(group, groups_file)
+    try:
+        texts = _read_texts_or_fail(outputs_path)
+    except DistillguardError as exc:
+        fail(str(exc))
+        return
+    report = canary_check(texts.texts, [canary_for(secret, g) for g in names], min_hits=min_hits)
+    if json_out:
+        sys.stdout.write(orjson.dumps({
+            "outputs": report.outputs, "groups": report.groups, "min_hits": report.min_hits,
+            "named": list(report.named), "ambiguous": list(report.ambiguous),
+            "hits": [{"group": h.group, "phrase_hits": h.phrase_hits, "tool_hits": h.tool_hits,
+                      "examples": [texts.ids[i] for i in h.examples]} for h in report.hits]},
+            option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
+    for h in report.hits:
+        out.print(f"{h.group}: {h.phrase_hits} output(s) with its phrase, {h.tool_hits} with its "
+                  f"decoy tool (e.g. {', '.join(texts.ids[i] for i in h.examples)})",
+                  highlight=False)
+    if report.named:
+        out.print(f"[bold red]leaked[/]: {', '.join(report.named)} (at least {min_hits} "
+                  f"outputs each, of {report.outputs})", highlight=False)
+    else:
+        out.print(f"no group named: no canary of {report.groups} group(s) in at least "
+                  f"{min_hits} of {report.outputs} output(s)", highlight=False)
+    if report.ambiguous:
+        out.print(f"[yellow]warning:[/] these groups share a phrase: {', '.join(report.ambiguous)}")
+
+
+@provenance_app.command("canaries")
+def provenance_canaries(secret: SecretOption, group: GroupOption = None,
+                        groups_file: GroupsFileOption = None) -> None:
+    """Show each group's signature phrase and decoy tool."""
+    from distillguard.safeguards import canary_for
+
+    for name in _groups(group, groups_file):
+        c = canary_for(secret, name)
+        out.print(f"{name}: phrase {c.phrase!r}, decoy tool {c.tool_name}", highlight=False)
+
+
+@provenance_app.command("key")
+def provenance_key(
+    secret: Annotated[str, typer.Option(envvar="DISTILLGUARD_WATERMARK_SECRET",
+                                        help="The watermark secret.")],
+    group: Annotated[str, typer.Option(help="Campaign id (or account id).")],
+) -> None:
+    """Print one group's watermark key (what `detect` and `radioactivity` take)."""
+    from distillguard.safeguards import derive_key
+
+    sys.stdout.write(derive_key(secret, group) + "\n")
 
 
 if __name__ == "__main__":

@@ -8,9 +8,11 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "distillguard"
-# The pipeline stages, then what consumes them, in DESIGN.md's order.
-ORDER = ["logs", "signals", "behavior", "linkage", "verdict", "engines", "gateway", "intel",
-         "safeguards", "sim", "replay", "evaluate", "dashboard"]
+# The pipeline stages, then what consumes them, in DESIGN.md's order, except that
+# safeguards (output watermarks, canaries, reasoning summaries) sit before the gateway,
+# which applies them per verdict.
+ORDER = ["logs", "signals", "behavior", "linkage", "verdict", "safeguards", "engines", "gateway",
+         "intel", "sim", "replay", "evaluate", "dashboard"]
 ENGINE_LIBS = {"duckdb", "pyspark", "fastapi", "starlette", "redis", "httpx", "uvicorn"}
 # The stages the simulator may use: the log format it writes.
 SIM_MAY_IMPORT = {"logs", "sim"}

@@ -133,11 +133,17 @@ def job_calendar(ctx: BuildContext, spec: Schedule, *, every_day: bool = False) 
     return out
 
 
-def day_masks(ctx: BuildContext, share: float, n: int) -> np.ndarray:
-    """(n, days): the days each account is used, at least one."""
+def day_masks(ctx: BuildContext, share: float, n: int,
+              within: np.ndarray | None = None) -> np.ndarray:
+    """(n, days): the days each account is used, at least one; only days ``within`` if given
+    (the days its operator's jobs run)."""
     mask = ctx.rng.random((n, ctx.days)) < share
+    days = np.arange(ctx.days)
+    if within is not None and within.any():
+        mask &= within[None, :]
+        days = np.flatnonzero(within)
     empty = ~mask.any(axis=1)
-    mask[np.flatnonzero(empty), ctx.rng.integers(0, ctx.days, int(empty.sum()))] = True
+    mask[np.flatnonzero(empty), ctx.rng.choice(days, int(empty.sum()))] = True
     return mask
 
 

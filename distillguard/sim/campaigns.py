@@ -176,7 +176,12 @@ def campaign_block(spec: Campaign, kind: int, scale: float, evasion: frozenset[s
     volume = volume / volume.sum() * total
     active_from, active_to = _lifetimes(ctx, spec, n, low_and_slow)
     share_days = max(spec.active_days, 0.9) if low_and_slow else spec.active_days
-    day_mask = day_masks(ctx, share_days, n)
+    calendar = ctx.calendar(job_calendar(ctx, spec.schedule, every_day=low_and_slow)) \
+        if spec.schedule else ctx.calendar()
+    # an operator's accounts work on the days its jobs run
+    run_days = ctx.calendars[calendar].reshape(ctx.days, 24).max(axis=1) >= 1.0 \
+        if spec.schedule else None
+    day_mask = day_masks(ctx, share_days, n, within=run_days)
 
     ip_start, ip_len = np.zeros(n, np.int64), np.zeros(n, np.int64)
     rotates, country = np.zeros(n, bool), np.zeros(n, np.int64)
@@ -206,8 +211,6 @@ def campaign_block(spec: Campaign, kind: int, scale: float, evasion: frozenset[s
     tz = ctx.networks.draw_tz(country)
     style = rng.integers(0, styles, n) if "templates" in evasion and styles else np.full(n, -1)
 
-    calendar = ctx.calendar(job_calendar(ctx, spec.schedule, every_day=low_and_slow)) \
-        if spec.schedule else ctx.calendar()
     groups_out: list[Lockstep] = []
     if lockstep:
         chat = _per_session(ctx, _chat_rows(1.0))
@@ -266,7 +269,9 @@ def _waves(ctx: BuildContext, spec: Waves, volume: np.ndarray, session_len: np.n
         & (hours[None, :] < active_to[:, None])
     live_share = np.maximum((live * cal[None, :]).sum(axis=1) / cal.sum(), 1e-3)
     in_waves = volume * spec.share / np.maximum(session_len, 1.0)     # sessions
-    ticks = float(in_waves.sum()) / max(float(np.mean(spec.size)), 1.0)
+    # a wave cannot be larger than the accounts live at its hour (with some room)
+    size = min(float(np.mean(spec.size)), 0.8 * float(live_share.sum()))
+    ticks = float(in_waves.sum()) / max(size, 1.0)
     participation = np.clip(in_waves / live_share / max(ticks, 1e-9), 0.0, 1.0)
     sent = participation * ticks * live_share * np.maximum(session_len, 1.0)
     wave = Lockstep(members=np.arange(len(volume)), participation=participation,

@@ -113,8 +113,8 @@ def build_world(options: SimOptions) -> World:
     add_legit_pools(builder, load_legit_corpora(corpora_dir, options.split), templates, rng,
                     public_judges=public_judge_templates(corpora_dir, names))
     styles = STYLES if "templates" in evasion else 0
-    recurring: frozenset[str] = frozenset()
     operator = _shared_operator(options, scenario)
+    recurring: frozenset[str] = frozenset()
     if scenario.campaigns:
         recurring = add_attack_pools(builder, corpora_dir, names, styles=styles,
                                      rng=operator.pipelines_rng() if operator else rng)

@@ -1,0 +1,73 @@
+"""Radioactivity with numpy bigram models: a student that learned from watermarked answers
+leans green under the key; one that did not gives a uniform p-value."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from distillguard.safeguards import black_box_test, open_model_test
+from distillguard.safeguards.bigram_lm import bigram_counts, log_probs, sample
+
+VOCAB = 2048
+
+
+@pytest.fixture(scope="module")
+def bigrams(heldout_ids: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The teacher's log-probabilities (first half of the held-out texts) and the
+    attacker's own bigram counts (second half)."""
+    half = len(heldout_ids) // 2
+    return log_probs(bigram_counts(heldout_ids[:half], VOCAB)), bigram_counts(heldout_ids[half:],
+                                                                              VOCAB)
+
+
+def _student(bigrams: tuple[np.ndarray, np.ndarray], rho: float, seed: int, key: str
+             ) -> tuple[np.ndarray, np.random.Generator]:
+    """A student trained on its own text plus a share ``rho`` of watermarked answers."""
+    teacher, own = bigrams
+    rng = np.random.default_rng(seed)
+    if rho == 0:
+        return log_probs(own), rng
+    harvest = bigram_counts(sample(teacher, rng.integers(1, VOCAB, 300), 200, rng, key=key), VOCAB)
+    return log_probs(own + rho / (1 - rho) * own.sum() / harvest.sum() * harvest), rng
+
+
+def test_student_of_watermarked_answers_is_detected(bigrams: tuple[np.ndarray, np.ndarray]
+                                                    ) -> None:
+    student, rng = _student(bigrams, 0.3, seed=0, key="campaign-key")
+    prompts = rng.integers(1, VOCAB, 200)
+    outputs = sample(student, prompts, 150, rng)
+    assert black_box_test(outputs, "campaign-key", prompts=[prompts]).p_value < 1e-5
+    assert black_box_test(outputs, "unrelated-key").p_value > 1e-3
+
+
+def test_clean_students_are_not_accused(bigrams: tuple[np.ndarray, np.ndarray]) -> None:
+    student, rng = _student(bigrams, 0.0, seed=1, key="k")
+    outputs = sample(student, rng.integers(1, VOCAB, 200), 150, rng)
+    p_values = [black_box_test(outputs, f"key-{s}").p_value for s in range(10)]
+    assert sum(p < 0.01 for p in p_values) <= 1
+
+
+def test_prompt_pairs_are_not_scored() -> None:
+    prompt = np.arange(1, 60)
+    echoed = [np.arange(1, 60)]  # a model that repeats its prompt
+    assert black_box_test(echoed, "k", prompts=[prompt]).scored == 0
+
+
+def test_reading_mode_scores_each_context_prediction_once(
+        heldout_ids: list[np.ndarray], bigrams: tuple[np.ndarray, np.ndarray]) -> None:
+    student, _ = _student(bigrams, 0.3, seed=2, key="campaign-key")
+    argmax = student.argmax(axis=1)
+    fed = np.stack([ids[:64] for ids in heldout_ids if ids.size >= 64][:200])
+    predicted = argmax[fed]
+    marked = open_model_test(fed, predicted, "campaign-key")
+    assert marked.scored <= np.unique(fed).size
+    assert marked.p_value < 1e-3
+    assert open_model_test(fed, predicted, "unrelated-key").p_value > 1e-3
+
+
+def test_reading_mode_accepts_top_k_and_refuses_mismatched_shapes() -> None:
+    fed = np.array([[1, 2, 3, 4]])
+    top3 = np.array([[[5, 6, 7]] * 4])
+    assert open_model_test(fed, top3, "k").tokens == 12
+    assert open_model_test(fed, np.zeros((2, 4), dtype=int), "k").scored == 0
