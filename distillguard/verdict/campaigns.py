@@ -79,9 +79,11 @@ def campaign_communities(evidence: list[AccountEvidence], community: dict[str, i
 def enough_own_evidence(e: AccountEvidence, policy: Policy) -> bool:
     """Whether the account's own traffic and behavior are enough to act on: enough of its
     own sampled requests, and behavior that agrees with its campaign's (when the policy
-    weighs behavior)."""
+    weighs behavior), or a partner that lists the templates it sends for one campaign
+    (the partner's attribution stands in for the behavior the scan could not link)."""
     behavior_ok = (not policy.graph.behavior_weights
-                   or e.behavior_affinity >= policy.extraction_min_behavior_affinity)
+                   or e.behavior_affinity >= policy.extraction_min_behavior_affinity
+                   or (e.partner_campaign is not None and e.partner_template_share > 0))
     return e.sampled >= policy.extraction_min_sampled_requests and behavior_ok
 
 
