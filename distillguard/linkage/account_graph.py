@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from distillguard.linkage.behavior_views import BehaviorViews
+from distillguard.linkage.behavior_views import BehaviorViews, rest_cosines
 from distillguard.linkage.communities import leiden_communities
 from distillguard.linkage.content_similarity import account_unit_matrix, content_neighbors
 from distillguard.linkage.shared_values import shared_value_edges
@@ -188,11 +188,4 @@ def community_affinity(matrix: sp.csr_matrix, community: np.ndarray) -> np.ndarr
     High when the account asks for what its community asks for; an account
     tied in by one shared value or one popular template scores low.
     """
-    n = matrix.shape[0]
-    groups = sp.csr_matrix((np.ones(n, dtype=np.float32), (community, np.arange(n))),
-                           shape=(int(community.max()) + 1 if n else 0, n))
-    sums = groups @ matrix
-    rest = sums[community] - matrix
-    dots = np.asarray(rest.multiply(matrix).sum(axis=1)).ravel()
-    norms = np.sqrt(np.asarray(rest.multiply(rest).sum(axis=1)).ravel())
-    return np.where(norms > 0, dots / np.maximum(norms, 1e-12), 0.0).astype(np.float32)
+    return rest_cosines(matrix, community)

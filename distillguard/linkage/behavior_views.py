@@ -113,18 +113,27 @@ class BehaviorViews:
 
 
 def rest_cosines(matrix: sp.csr_matrix, community: np.ndarray) -> np.ndarray:
-    """Cosine between each row and the sum of the other rows of its community."""
+    """Cosine between each row and the sum of the other rows of its community.
+
+    From each community's sum ``S`` alone (``x . (S - x) = x . S - |x|^2``,
+    ``|S - x|^2 = |S|^2 - 2 x . S + |x|^2``): the rest of a big community is never
+    built row by row.
+    """
     n = matrix.shape[0]
-    if n == 0:
-        return np.zeros(0, np.float32)
-    groups = sp.csr_matrix((np.ones(n, dtype=np.float32), (community, np.arange(n))),
+    if n == 0 or matrix.nnz == 0:
+        return np.zeros(n, np.float32)
+    groups = sp.csr_matrix((np.ones(n, dtype=np.float64), (community, np.arange(n))),
                            shape=(int(community.max()) + 1, n))
-    rest = (groups @ matrix)[community] - matrix
-    dots = np.asarray(rest.multiply(matrix).sum(axis=1)).ravel()
-    norms = np.sqrt(np.asarray(rest.multiply(rest).sum(axis=1)).ravel())
-    rows = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
-    denominator = norms * rows
-    return np.where(denominator > 0, dots / np.maximum(denominator, 1e-12), 0.0) \
+    sums = (groups @ matrix.astype(np.float64)).tocsr()
+    coo = matrix.tocoo()
+    at_sum = np.asarray(sums[community[coo.row], coo.col]).ravel()
+    x_dot_s = np.bincount(coo.row, weights=coo.data * at_sum, minlength=n)
+    x_sq = np.bincount(coo.row, weights=coo.data.astype(np.float64) ** 2, minlength=n)
+    s_sq = np.asarray(sums.multiply(sums).sum(axis=1)).ravel()[community]
+    dots = x_dot_s - x_sq
+    rest_sq = np.maximum(s_sq - 2 * x_dot_s + x_sq, 0.0)
+    denominator = np.sqrt(rest_sq * x_sq)
+    return np.where(denominator > 1e-12, dots / np.maximum(denominator, 1e-12), 0.0) \
         .astype(np.float32)
 
 

@@ -120,3 +120,22 @@ def test_one_operator_stays_one_community() -> None:
 def test_without_behavior_weights_the_shared_templates_merge_them() -> None:
     community = _communities(same_behavior=False, params=replace(PARAMS, behavior_weights={}))
     assert len(set(community.values())) == 1
+
+
+def test_rest_cosines_match_the_rest_of_the_community_built_row_by_row() -> None:
+    import scipy.sparse as sp
+
+    from distillguard.linkage.behavior_views import normalize_rows, rest_cosines
+
+    rng = np.random.default_rng(0)
+    matrix = normalize_rows(sp.random(50, 30, density=0.2, format="csr", random_state=1,
+                                      dtype=np.float32))
+    community = rng.integers(0, 4, 50)
+    expected = []
+    for i in range(50):
+        rest = np.asarray(matrix[(community == community[i]) & (np.arange(50) != i)]
+                          .sum(axis=0)).ravel()
+        row = matrix[i].toarray().ravel()
+        norms = np.linalg.norm(rest) * np.linalg.norm(row)
+        expected.append(rest @ row / norms if norms > 0 else 0.0)
+    assert np.allclose(rest_cosines(matrix, community), expected, atol=1e-5)
