@@ -67,13 +67,14 @@ def build_account_graph(accounts: list[str], sampled: np.ndarray,
                         unit_pairs: tuple[np.ndarray, np.ndarray, np.ndarray],
                         shared_values: dict[str, Sequence[object | None]],
                         params: GraphParams, *, behavior: BehaviorViews | None = None,
-                        seed: int = 0) -> AccountGraph:
+                        owners: Sequence[object] | None = None, seed: int = 0) -> AccountGraph:
     """Link candidate accounts and find communities.
 
     ``unit_pairs`` is ``(account_position, unit_position, count)`` for shared
     template units; ``shared_values`` maps an infrastructure field name to one
     value per account; ``behavior`` holds each account's stacked behavior views
-    (``behavior_views.behavior_views``).
+    (``behavior_views.behavior_views``); ``owners`` (one per account) makes each
+    account's behavior affinity the one with its community's other owners.
     """
     n = len(accounts)
     account_pos, unit_pos, counts = unit_pairs
@@ -114,7 +115,7 @@ def build_account_graph(accounts: list[str], sampled: np.ndarray,
             min_behavior_cosine=params.merge_min_behavior_cosine)
     affinity = (community_affinity(matrix, community) if matrix is not None
                 else np.zeros(n, dtype=np.float32))
-    behavior_affinity, parts = (behavior.affinity(community) if behavior is not None
+    behavior_affinity, parts = (behavior.affinity(community, owners) if behavior is not None
                                 else (None, {}))
     return AccountGraph(accounts, src, dst, w, kinds, community, affinity, behavior_affinity,
                         parts)

@@ -91,10 +91,21 @@ class BehaviorViews:
             out += share * row_cosines(self.views[view], sources, targets)
         return out
 
-    def affinity(self, community: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    def affinity(self, community: np.ndarray, owners: Sequence[object] | None = None,
+                 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Per account, the weighted mean over views of its cosine with the rest of its
-        community (the centroid of the others' rows), and each view's weighted part."""
-        parts = {view: share * rest_cosines(self.views[view], community)
+        community (the centroid of the others' rows), and each view's weighted part.
+
+        With ``owners`` (one per account), the rest is the accounts of the community's
+        other owners: accounts of one organization or one card agree on their network,
+        payment and creation whoever they are, so only agreement across owners says
+        that one operator runs them."""
+        own = None
+        if owners is not None:
+            codes = np.unique(np.array([str(o) for o in owners], dtype=object),
+                              return_inverse=True)[1].ravel()
+            own = np.unique(np.stack([community, codes]), axis=1, return_inverse=True)[1].ravel()
+        parts = {view: share * rest_cosines(self.views[view], community, own)
                  for view, share in self.shares.items()}
         total = np.zeros(len(community), np.float32)
         for part in parts.values():
@@ -112,29 +123,49 @@ class BehaviorViews:
         return out
 
 
-def rest_cosines(matrix: sp.csr_matrix, community: np.ndarray) -> np.ndarray:
+def rest_cosines(matrix: sp.csr_matrix, community: np.ndarray,
+                 own: np.ndarray | None = None) -> np.ndarray:
     """Cosine between each row and the sum of the other rows of its community.
 
-    From each community's sum ``S`` alone (``x . (S - x) = x . S - |x|^2``,
-    ``|S - x|^2 = |S|^2 - 2 x . S + |x|^2``): the rest of a big community is never
+    With ``own`` (a label per row, rows of one label always in one community), the
+    rows of the row's own label are left out of the rest as well: an account's
+    agreement with the accounts of *other* owners of its community.
+
+    From each community's sum ``S`` and each label's sum ``O`` alone
+    (``x . (S - O) = x . S - x . O``, ``|S - O|^2 = |S|^2 - 2 S . O + |O|^2``;
+    without labels ``O`` is the row itself): the rest of a big community is never
     built row by row.
     """
     n = matrix.shape[0]
     if n == 0 or matrix.nnz == 0:
         return np.zeros(n, np.float32)
-    groups = sp.csr_matrix((np.ones(n, dtype=np.float64), (community, np.arange(n))),
-                           shape=(int(community.max()) + 1, n))
-    sums = (groups @ matrix.astype(np.float64)).tocsr()
     coo = matrix.tocoo()
-    at_sum = np.asarray(sums[community[coo.row], coo.col]).ravel()
-    x_dot_s = np.bincount(coo.row, weights=coo.data * at_sum, minlength=n)
+    x_dot_s, s_sq = _dots_with_group_sums(matrix, coo, community)
     x_sq = np.bincount(coo.row, weights=coo.data.astype(np.float64) ** 2, minlength=n)
-    s_sq = np.asarray(sums.multiply(sums).sum(axis=1)).ravel()[community]
-    dots = x_dot_s - x_sq
-    rest_sq = np.maximum(s_sq - 2 * x_dot_s + x_sq, 0.0)
+    if own is None:
+        x_dot_o, o_sq, s_dot_o = x_sq, x_sq, x_dot_s
+    else:
+        x_dot_o, o_sq = _dots_with_group_sums(matrix, coo, own)
+        s_dot_o = np.bincount(own, weights=x_dot_s)[own]
+    dots = x_dot_s - x_dot_o
+    rest_sq = np.maximum(s_sq - 2 * s_dot_o + o_sq, 0.0)
     denominator = np.sqrt(rest_sq * x_sq)
     return np.where(denominator > 1e-12, dots / np.maximum(denominator, 1e-12), 0.0) \
         .astype(np.float32)
+
+
+def _dots_with_group_sums(matrix: sp.csr_matrix, coo: sp.coo_matrix,
+                          group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, its dot product with the sum of its group's rows, and that sum's squared
+    length."""
+    n = matrix.shape[0]
+    groups = sp.csr_matrix((np.ones(n, dtype=np.float64), (group, np.arange(n))),
+                           shape=(int(group.max()) + 1, n))
+    sums = (groups @ matrix.astype(np.float64)).tocsr()
+    at_sum = np.asarray(sums[group[coo.row], coo.col]).ravel()
+    x_dot_sum = np.bincount(coo.row, weights=coo.data * at_sum, minlength=n)
+    sum_sq = np.asarray(sums.multiply(sums).sum(axis=1)).ravel()[group]
+    return x_dot_sum, sum_sq
 
 
 def behavior_views(activity: AccountActivity, categorical: Mapping[str, Sequence[object | None]],

@@ -37,7 +37,8 @@ __all__ = [
 # turns each on), in the order their edges enter the graph.
 SHARED_VALUE_FIELDS = ("payment_fingerprint", "main_client_fingerprint", "main_ip")
 # What ``graph_candidates`` reads per account.
-CANDIDATE_COLUMNS = ("account_id", "sampled", "template_share", *SHARED_VALUE_FIELDS,
+# ``owner``: the organization, else the payment method, else the account itself.
+CANDIDATE_COLUMNS = ("account_id", "owner", "sampled", "template_share", *SHARED_VALUE_FIELDS,
                      "account_created", "account_tier", "main_asn")
 # Per candidate and second: its sampled requests (the waves and days views).
 CANDIDATE_ACTIVITY_SQL = """
@@ -59,7 +60,8 @@ def graph_candidates(accounts: pa.Table, min_template_requests: int) -> pa.Table
     Entering the graph is no verdict: a candidate is listed only if it lands in
     a campaign and carries the campaign's templates.
 
-    >>> t = pa.table({"account_id": ["a", "b"], "sampled": [10, 10], "template_share": [0.3, 0.2],
+    >>> t = pa.table({"account_id": ["a", "b"], "owner": ["a", "b"], "sampled": [10, 10],
+    ...               "template_share": [0.3, 0.2],
     ...               "payment_fingerprint": [None, None], "main_client_fingerprint": [None, None],
     ...               "main_ip": [None, None], "account_created": [None, None],
     ...               "account_tier": ["pro", "pro"], "main_asn": [1, 2]})
@@ -99,7 +101,8 @@ def candidate_graph(candidates: pa.Table, unit_uses: pa.Table, params: GraphPara
     sampled requests use each shared template unit (``ACCOUNT_UNITS_SQL``);
     ``activity`` their sampled requests per second (``CANDIDATE_ACTIVITY_SQL``),
     which with their creation, tier and infrastructure weighs the links by
-    behavior (``behavior_views``). Nodes are the candidates in their order.
+    behavior (``behavior_views``); each account's behavior affinity is with the
+    accounts of its community's other owners. Nodes are the candidates in their order.
     """
     accounts = candidates.column("account_id").to_pylist()
     position = {a: i for i, a in enumerate(accounts)}
@@ -118,7 +121,8 @@ def candidate_graph(candidates: pa.Table, unit_uses: pa.Table, params: GraphPara
             creation_batch_hours=params.creation_batch_hours)
     return build_account_graph(accounts, sampled,
                                (account_pos, unit_pos.astype(np.int64).ravel(), counts), shared,
-                               params, behavior=behavior)
+                               params, behavior=behavior,
+                               owners=candidates.column("owner").to_pylist())
 
 
 def community_table(graph: AccountGraph, communities: set[int]) -> pa.Table:

@@ -73,7 +73,7 @@ def _operators(n: int, *, same_behavior: bool) -> tuple[pa.Table, pa.Table, pa.T
     created = [T0 - timedelta(days=30 + 20 * o * y_shift, minutes=5 * i)
                for i, o in enumerate(op)]
     candidates = pa.table({
-        "account_id": ids, "sampled": [50] * len(ids), "template_share": [0.9] * len(ids),
+        "account_id": ids, "owner": ids, "sampled": [50] * len(ids), "template_share": [0.9] * len(ids),
         "payment_fingerprint": [None] * len(ids), "main_client_fingerprint": [None] * len(ids),
         "main_ip": [None] * len(ids), "account_created": pa.array(created, pa.timestamp("us")),
         "account_tier": ["pro" if o == 0 or same_behavior else "team" for o in op],
@@ -139,3 +139,31 @@ def test_rest_cosines_match_the_rest_of_the_community_built_row_by_row() -> None
         norms = np.linalg.norm(rest) * np.linalg.norm(row)
         expected.append(rest @ row / norms if norms > 0 else 0.0)
     assert np.allclose(rest_cosines(matrix, community), expected, atol=1e-5)
+
+
+def test_rest_cosines_leave_out_the_rows_of_the_own_label() -> None:
+    import scipy.sparse as sp
+
+    from distillguard.linkage.behavior_views import normalize_rows, rest_cosines
+
+    rng = np.random.default_rng(1)
+    matrix = normalize_rows(sp.random(60, 30, density=0.2, format="csr", random_state=2,
+                                      dtype=np.float32))
+    community = rng.integers(0, 3, 60)
+    own = community * 10 + rng.integers(0, 4, 60)   # owners nested in communities
+    expected = []
+    for i in range(60):
+        rest = np.asarray(matrix[(community == community[i]) & (own != own[i])]
+                          .sum(axis=0)).ravel()
+        row = matrix[i].toarray().ravel()
+        norms = np.linalg.norm(rest) * np.linalg.norm(row)
+        expected.append(rest @ row / norms if norms > 0 else 0.0)
+    assert np.allclose(rest_cosines(matrix, community, own), expected, atol=1e-5)
+
+
+def test_affinity_with_owners_ignores_what_one_owner_shares() -> None:
+    # a and b: one owner sharing a tier and a creation batch; c: another owner, nothing alike
+    views = _views([[10], [9000], [50000]], [0.0, 60.0, 1e6], account_tier=["t", "t", "u"])
+    alone, _ = views.affinity(np.array([0, 0, 0]))
+    across, _ = views.affinity(np.array([0, 0, 0]), ["o1", "o1", "o2"])
+    assert alone[0] > 0 and across[0] == pytest.approx(0.0)

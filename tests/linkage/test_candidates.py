@@ -22,6 +22,7 @@ PARAMS = GraphParams(content_neighbors=5, content_min_cosine=0.2,
 def _accounts() -> pa.Table:
     return pa.table({
         "account_id": ["a", "b", "c", "d", "e"],
+        "owner": ["a", "b", "p", "p", "e"],
         "sampled": [10, 10, 10, 10, 0],
         "template_share": [0.8, 0.9, 0.25, 0.35, 0.0],  # 8, 9, 2 (2.5 rounds to even), 4, 0
         "payment_fingerprint": [None, None, "p", "p", None],
