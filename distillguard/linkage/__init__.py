@@ -3,6 +3,7 @@
 from distillguard.linkage.account_graph import AccountGraph, GraphParams, build_account_graph
 from distillguard.linkage.behavior_views import (
     BEHAVIOR_VIEWS,
+    OPERATOR_VIEWS,
     AccountActivity,
     BehaviorViews,
     behavior_views,
@@ -31,6 +32,7 @@ __all__ = [
     "CANDIDATE_ACTIVITY_SQL",
     "CANDIDATE_COLUMNS",
     "COMMUNITY_UNITS_SCHEMA",
+    "OPERATOR_VIEWS",
     "SHARED_VALUE_FIELDS",
     "AccountActivity",
     "AccountGraph",

@@ -30,11 +30,18 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["BEHAVIOR_VIEWS", "CATEGORICAL_COLUMNS", "AccountActivity", "BehaviorViews",
-           "behavior_views", "normalize_rows", "rest_cosines", "row_cosines"]
+__all__ = ["BEHAVIOR_VIEWS", "CATEGORICAL_COLUMNS", "OPERATOR_VIEWS", "AccountActivity",
+           "BehaviorViews", "behavior_views", "normalize_rows", "rest_cosines", "row_cosines"]
 
 # Views in the order they are stacked; ``graph.behavior_weights`` weighs each.
 BEHAVIOR_VIEWS = ("waves", "days", "creation", "tier", "network", "client", "payment", "ip")
+# Views that say *who* runs an account (when it acts, when it was opened, what
+# pays for it, where it connects from), not what kind of customer it is: a
+# tier, a network or a popular client is shared by every customer of its kind
+# (evaluation teams of unrelated organizations share a research tier and an
+# SDK), so agreement in those alone never says that one operator runs accounts
+# of different owners.
+OPERATOR_VIEWS = ("waves", "days", "creation", "payment", "ip")
 _CATEGORICAL = {"tier": "account_tier", "network": "main_asn", "client": "main_client_fingerprint",
                 "payment": "payment_fingerprint", "ip": "main_ip"}
 CATEGORICAL_COLUMNS = tuple(_CATEGORICAL.values())

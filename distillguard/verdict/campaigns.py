@@ -1,6 +1,8 @@
 """Communities of the account graph judged as wholes: campaigns, scores, verdicts.
 
-A community is a campaign when several owners share it and most of its
+A community is a campaign when several owners share it, enough of them are
+tied to each other by how they are run (timing, creation, payment, IP: not
+only by tier or client, which strangers of one kind share), and most of its
 traffic carries the templates characteristic of linked accounts. An account
 in a campaign with enough of that traffic of its own (lower confidence bound)
 is ``extraction``; one with less is ``review``. Accounts outside campaigns are
@@ -16,11 +18,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from distillguard.linkage import OPERATOR_VIEWS
 from distillguard.verdict.evidence import AccountEvidence
 from distillguard.verdict.policy import Policy
 
 __all__ = ["AccountVerdict", "CampaignVerdict", "campaign_communities", "enough_own_evidence",
-           "judge"]
+           "judge", "operator_affinity", "operator_owners"]
 
 
 @dataclass
@@ -45,6 +48,22 @@ class AccountVerdict:
 def _weighted(members: list[AccountEvidence], values: list[float]) -> float:
     weights = np.array([m.sampled for m in members], dtype=float)
     return float(np.dot(weights, values) / weights.sum()) if weights.sum() else 0.0
+
+
+def operator_affinity(e: AccountEvidence) -> float:
+    """The account's agreement with its community's other owners in the operator views
+    (timing, creation, payment, IP): its behavior parts that say who runs it."""
+    return sum(e.behavior_parts.get(view, 0.0) for view in OPERATOR_VIEWS)
+
+
+def operator_owners(members: list[AccountEvidence], policy: Policy) -> int:
+    """How many owners of a community have an account tied to the others by the
+    operator views (``campaign.min_operator_affinity``); every owner when the policy
+    weighs none of those views."""
+    if not any(policy.graph.behavior_weights.get(v, 0.0) > 0 for v in OPERATOR_VIEWS):
+        return len({m.owner for m in members})
+    return len({m.owner for m in members
+                if operator_affinity(m) >= policy.campaign_min_operator_affinity})
 
 
 def _campaign(members: list[AccountEvidence], policy: Policy) -> CampaignVerdict:
@@ -72,6 +91,7 @@ def campaign_communities(evidence: list[AccountEvidence], community: dict[str, i
         groups.setdefault(number, []).append(by_id[account_id])
     return {number for number, members in groups.items()
             if len({m.owner for m in members}) >= policy.campaign_min_owners
+            and operator_owners(members, policy) >= policy.campaign_min_owners
             and _weighted(members, [m.template_share for m in members])
             >= policy.campaign_min_template_share}
 
@@ -108,6 +128,7 @@ def judge(evidence: list[AccountEvidence], community: dict[str, tuple[int, float
     for members in groups.values():
         candidate = _campaign(members, policy)
         if (candidate.owners >= policy.campaign_min_owners
+                and operator_owners(members, policy) >= policy.campaign_min_owners
                 and candidate.template_share >= policy.campaign_min_template_share
                 and candidate.technique_share >= policy.campaign_min_technique_share):
             campaigns.append(candidate)

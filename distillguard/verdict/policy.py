@@ -58,7 +58,8 @@ SCHEMA = Section({
                       "merge_min_behavior_cosine": _SHARE}),
     "campaign": Section({"unit_min_inside_share": _SHARE, "min_owners": _COUNT,
                          "min_template_share": _SHARE, "min_technique_share": _SHARE,
-                         "owner_saturation": Interval(int, 2, None)}),
+                         "owner_saturation": Interval(int, 2, None),
+                         "min_operator_affinity": _SHARE}),
     "verdict": Section({"extraction_min_campaign_template_share": _SHARE,
                         "extraction_min_sampled_requests": _COUNT,
                         "extraction_min_behavior_affinity": _SHARE,
@@ -88,6 +89,7 @@ class Policy:
     campaign_min_template_share: float
     campaign_min_technique_share: float
     campaign_owner_saturation: int
+    campaign_min_operator_affinity: float
     extraction_min_campaign_template_share: float
     extraction_min_sampled_requests: int
     extraction_min_behavior_affinity: float
@@ -114,6 +116,7 @@ POLICY_KEYS = {
     "campaign_min_template_share": "campaign.min_template_share",
     "campaign_min_technique_share": "campaign.min_technique_share",
     "campaign_owner_saturation": "campaign.owner_saturation",
+    "campaign_min_operator_affinity": "campaign.min_operator_affinity",
     "extraction_min_campaign_template_share": "verdict.extraction_min_campaign_template_share",
     "extraction_min_sampled_requests": "verdict.extraction_min_sampled_requests",
     "extraction_min_behavior_affinity": "verdict.extraction_min_behavior_affinity",

@@ -67,7 +67,8 @@ def _evidence_reasons(v: AccountVerdict, policy: Policy) -> list[Reason]:
         words = ", ".join(f"{_VIEW_WORDS.get(view, view)} {part:.2f}"
                           for view, part in parts if part >= 0.005) or "none"
         out.append(Reason(
-            f"its behavior agrees with the rest of campaign {v.campaign.campaign_id if v.campaign else '-'} "
+            "its behavior agrees with the accounts of the other owners in campaign "
+            f"{v.campaign.campaign_id if v.campaign else '-'} "
             f"at {e.behavior_affinity:.2f} (`extraction` needs "
             f"{policy.extraction_min_behavior_affinity:.2f}); parts: {words}",
             rule_ids("extraction_min_behavior_affinity")))

@@ -14,14 +14,27 @@ T0 = datetime(2026, 3, 1)
 
 
 def _evidence(account: str, owner: str, *, template: float, sampled: int = 200,
-              technique: float = 0.5, behavior: float = 0.5) -> AccountEvidence:
+              technique: float = 0.5, behavior: float = 0.5,
+              parts: dict[str, float] | None = None) -> AccountEvidence:
     return AccountEvidence(
         account_id=account, owner=owner, exchanges=sampled * 2, first_seen=T0, last_seen=T0,
         hours_active=24, sampled=sampled, template_share=template,
         technique_shares={"cot_elicitation": technique, "grading": 0.0, "data_generation": 0.0,
                           "safe_rewrite": 0.0, "tool_use": 0.0},
         any_technique=technique, multi_turn=0.0, payment_fingerprint=f"pay-{owner}",
-        campaign_template_share=template, behavior_affinity=behavior)
+        campaign_template_share=template, behavior_affinity=behavior,
+        behavior_parts={"days": behavior} if parts is None else parts)
+
+
+def test_owners_tied_only_by_tier_and_client_make_no_campaign() -> None:
+    """Evaluation teams of five organizations on the same public judge prompt: their
+    accounts agree across owners on tier and SDK client only, not on timing, creation,
+    payment or IP."""
+    kind_only = {"tier": 0.09, "client": 0.05}
+    members = [_evidence(f"a{i}", f"o{i}", template=0.9, behavior=0.14, parts=kind_only)
+               for i in range(5)]
+    verdicts, campaigns = judge(members, {m.account_id: (7, 0.9) for m in members}, POLICY)
+    assert campaigns == [] and verdicts == []
 
 
 def test_many_owners_on_shared_templates_make_a_campaign() -> None:
