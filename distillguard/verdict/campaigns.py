@@ -23,7 +23,7 @@ from distillguard.verdict.evidence import AccountEvidence
 from distillguard.verdict.policy import Policy
 
 __all__ = ["AccountVerdict", "CampaignVerdict", "campaign_communities", "enough_own_evidence",
-           "judge", "operator_affinity", "operator_owners"]
+           "judge", "operator_affinity", "operator_owners", "tied_to_operator"]
 
 
 @dataclass
@@ -56,14 +56,18 @@ def operator_affinity(e: AccountEvidence) -> float:
     return sum(e.behavior_parts.get(view, 0.0) for view in OPERATOR_VIEWS)
 
 
+def tied_to_operator(e: AccountEvidence, policy: Policy) -> bool:
+    """Whether the account agrees with its community's other owners in the operator views
+    at least ``campaign.min_operator_affinity`` (always, when the policy weighs none of
+    those views)."""
+    weighed = any(policy.graph.behavior_weights.get(v, 0.0) > 0 for v in OPERATOR_VIEWS)
+    return not weighed or operator_affinity(e) >= policy.campaign_min_operator_affinity
+
+
 def operator_owners(members: list[AccountEvidence], policy: Policy) -> int:
     """How many owners of a community have an account tied to the others by the
-    operator views (``campaign.min_operator_affinity``); every owner when the policy
-    weighs none of those views."""
-    if not any(policy.graph.behavior_weights.get(v, 0.0) > 0 for v in OPERATOR_VIEWS):
-        return len({m.owner for m in members})
-    return len({m.owner for m in members
-                if operator_affinity(m) >= policy.campaign_min_operator_affinity})
+    operator views (``tied_to_operator``)."""
+    return len({m.owner for m in members if tied_to_operator(m, policy)})
 
 
 def _campaign(members: list[AccountEvidence], policy: Policy) -> CampaignVerdict:
@@ -98,11 +102,14 @@ def campaign_communities(evidence: list[AccountEvidence], community: dict[str, i
 
 def enough_own_evidence(e: AccountEvidence, policy: Policy) -> bool:
     """Whether the account's own traffic and behavior are enough to act on: enough of its
-    own sampled requests, and behavior that agrees with its campaign's (when the policy
-    weighs behavior), or a partner that lists the templates it sends for one campaign
+    own sampled requests, and behavior that agrees with its campaign's other owners (when
+    the policy weighs behavior), in the operator views too (an account of a campaign
+    that shares only a tier and a client with it may be a customer that sends the same
+    public prompts), or a partner that lists the templates it sends for one campaign
     (the partner's attribution stands in for the behavior the scan could not link)."""
     behavior_ok = (not policy.graph.behavior_weights
-                   or e.behavior_affinity >= policy.extraction_min_behavior_affinity
+                   or (e.behavior_affinity >= policy.extraction_min_behavior_affinity
+                       and tied_to_operator(e, policy))
                    or (e.partner_campaign is not None and e.partner_template_share > 0))
     return e.sampled >= policy.extraction_min_sampled_requests and behavior_ok
 

@@ -50,12 +50,15 @@ def test_extraction_needs_the_accounts_own_evidence() -> None:
     or with fewer sampled requests than the policy's minimum, is only `review`."""
     members = [_evidence(f"a{i}", f"o{i}", template=0.8) for i in range(5)]
     judge_team = _evidence("team", "o-team", template=0.9, behavior=0.02)
+    # agrees with the campaign's other owners, but only on tier and client
+    same_kind = _evidence("kind", "o-kind", template=0.9, behavior=0.14,
+                          parts={"tier": 0.09, "client": 0.05})
     small = _evidence("small", "o-small", template=1.0,
                       sampled=POLICY.extraction_min_sampled_requests - 1)
-    accounts = [*members, judge_team, small]
+    accounts = [*members, judge_team, same_kind, small]
     verdicts, _ = judge(accounts, {e.account_id: (3, 0.9) for e in accounts}, POLICY)
     verdict = {v.evidence.account_id: v.verdict for v in verdicts}
-    assert verdict["team"] == verdict["small"] == "review"
+    assert verdict["team"] == verdict["kind"] == verdict["small"] == "review"
     assert {verdict[m.account_id] for m in members} == {"extraction"}
 
 
