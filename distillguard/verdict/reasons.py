@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from distillguard.signals.lexicon import load_lexicon
-from distillguard.verdict.campaigns import AccountVerdict, CampaignVerdict
+from distillguard.verdict.campaigns import AccountVerdict, CampaignVerdict, operator_affinity
 from distillguard.verdict.evidence import AccountEvidence
 from distillguard.verdict.partner_intel import partner_campaign_reasons, partner_reasons
 from distillguard.verdict.policy import Policy, rule_ids
@@ -70,8 +70,10 @@ def _evidence_reasons(v: AccountVerdict, policy: Policy) -> list[Reason]:
             "its behavior agrees with the accounts of the other owners in campaign "
             f"{v.campaign.campaign_id if v.campaign else '-'} "
             f"at {e.behavior_affinity:.2f} (`extraction` needs "
-            f"{policy.extraction_min_behavior_affinity:.2f}); parts: {words}",
-            rule_ids("extraction_min_behavior_affinity")))
+            f"{policy.extraction_min_behavior_affinity:.2f}), {operator_affinity(e):.2f} of it "
+            "in timing, creation, payment or IP (needs "
+            f"{policy.campaign_min_operator_affinity:.2f}); parts: {words}",
+            rule_ids("extraction_min_behavior_affinity", "campaign_min_operator_affinity")))
     return out
 
 
