@@ -9,10 +9,14 @@ requests leave on a fixed schedule whatever the answers do, and latency is
 counted from each request's scheduled time, so a slow server cannot slow the
 load down and hide its own queueing. Measured:
 
-1. the upstream client, aiohttp against httpx: CPU per request forwarding to
-   the replay upstream (the figure that chose aiohttp);
+1. the upstream client, the gateway's own against aiohttp and httpx: CPU per
+   request forwarding to the replay upstream; then CPU per request of the upstream
+   (direct) and of the gateway and its scoring worker under a closed loop (4,000
+   requests, 16 at a time, connections kept alive): the figure least moved by what
+   else the machine runs;
 2. direct to the upstream and through the gateway at 100 and 500 req/s:
-   p50/p99 latency and the gateway's added latency (the difference);
+   p50/p99 latency and the gateway's added latency (the difference), and CPU per
+   request of the gateway, its scoring worker and (in the direct run) the upstream;
    then the higher rate again with the gateway and its scoring worker on one core and
    the upstream and load generator on the other (as deployed, where neither shares
    the gateway's CPU);
@@ -24,8 +28,9 @@ load down and hide its own queueing. Measured:
    /tmp, never the project's) to the same upstream at 50 and 500 req/s, and the
    ratio of its added latency to the gateway's.
 
-The load generator's own CPU use is printed with every figure: it is not the
-bottleneck when it stays well under a core.
+The load generator's own CPU use and the machine's load average are printed with
+every figure: the load generator is not the bottleneck when it stays well under a
+core, and on a shared machine the load says how far to trust a latency.
 """
 
 from __future__ import annotations
@@ -147,7 +152,7 @@ def run_load(url: str, rate: float, seconds: float, warmup: float = 2.0) -> dict
                          check=False, cwd=ROOT)
     if out.returncode != 0:
         raise SystemExit(f"load generator failed:\n{out.stderr}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return {**json.loads(out.stdout.strip().splitlines()[-1]), "load": load_average()}
 
 
 # --- upstream client measurement -------------------------------------------------------------
@@ -164,6 +169,16 @@ async def main():
         async def one():
             async with sem, session.post(url, data=body) as r:
                 await r.read()
+    elif kind == "gateway":
+        from distillguard.gateway.upstream import UpstreamClient
+        base, path = url.split("/v1/", 1)
+        session = UpstreamClient(base, max_connections=64)
+        await session.start()
+        async def one():
+            async with sem:
+                r = await session.post("/v1/" + path, body, api="openai", client_headers={},
+                                       credential=("authorization", "Bearer x"))
+                await r.read()
     else:
         import httpx
         session = httpx.AsyncClient(limits=httpx.Limits(max_connections=64))
@@ -176,7 +191,7 @@ async def main():
     cpu0, t0 = time.process_time(), time.perf_counter()
     await asyncio.gather(*(one() for _ in range(n)))
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
-    await (session.close() if kind == "aiohttp" else session.aclose())
+    await (session.aclose() if kind == "httpx" else session.close())
     print(json.dumps({"cpu_us_per_request": cpu / n * 1e6, "requests_per_s": n / wall}))
 import uvloop
 uvloop.run(main())
@@ -185,11 +200,25 @@ uvloop.run(main())
 
 def measure_clients(upstream: str, n: int = 3000) -> dict[str, dict[str, float]]:
     out = {}
-    for kind in ("aiohttp", "httpx"):
+    for kind in ("gateway", "aiohttp", "httpx"):
         proc = subprocess.run([PYTHON, "-c", CLIENT_CODE, upstream + "/v1/chat/completions",
                                kind, str(n)], capture_output=True, text=True, check=True)
         out[kind] = json.loads(proc.stdout.strip().splitlines()[-1])
     return out
+
+
+def closed_loop_cpu(url: str, proc: subprocess.Popen, n: int = 4000) -> dict[str, float]:
+    """CPU per request (µs) of the server ``proc`` and of its children (the scoring worker)
+    while the aiohttp client sends ``n`` requests 16 at a time to ``url`` (after 200 to warm
+    up, counted too: the server does them)."""
+    before = cpu_seconds(proc.pid)
+    out = subprocess.run([PYTHON, "-c", CLIENT_CODE, url + "/v1/chat/completions", "aiohttp",
+                          str(n)], capture_output=True, text=True, check=True)
+    after = cpu_seconds(proc.pid)
+    served = n + 200
+    return {"server": (after[0] - before[0]) / served * 1e6,
+            "children": (after[1] - before[1]) / served * 1e6,
+            "requests_per_s": json.loads(out.stdout.strip().splitlines()[-1])["requests_per_s"]}
 
 
 # --- servers ---------------------------------------------------------------------------------
@@ -256,6 +285,35 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
     return own, children
 
 
+def load_average() -> str:
+    """The machine's 1-minute load average, printed with every figure (2 cores here)."""
+    return f"load {os.getloadavg()[0]:.1f}"
+
+
+def direct_and_gateway(rate: float, seconds: float, upstream_proc: subprocess.Popen,
+                       gateway_proc: subprocess.Popen, upstream: str, gateway: str
+                       ) -> tuple[dict[str, Any], dict[str, Any], dict[str, float]]:
+    """The same load direct to the upstream and through the gateway, one after the other,
+    and the CPU per request meanwhile: of the upstream (a plain uvicorn app: the direct
+    run's reference), of the gateway process and of its scoring worker."""
+    n = rate * (seconds + 2)
+    up0 = cpu_seconds(upstream_proc.pid)[0]
+    direct = run_load(upstream + "/v1/chat/completions", rate, seconds)
+    up1 = cpu_seconds(upstream_proc.pid)[0]
+    gw0 = cpu_seconds(gateway_proc.pid)
+    through = run_load(gateway + "/v1/chat/completions", rate, seconds)
+    gw1 = cpu_seconds(gateway_proc.pid)
+    return direct, through, {"upstream": (up1 - up0) / n * 1e6,
+                             "gateway": (gw1[0] - gw0[0]) / n * 1e6,
+                             "worker": (gw1[1] - gw0[1]) / n * 1e6}
+
+
+def cpu_line(cpu: dict[str, float]) -> str:
+    return (f"gateway process {cpu['gateway']:.0f} us (bar <= 500 us), its scoring worker "
+            f"{cpu['worker']:.0f} us; the upstream (a plain uvicorn app) {cpu['upstream']:.0f} us "
+            f"in the direct run; {load_average()}")
+
+
 def histogram_quantile(before: dict[float, float], after: dict[float, float], q: float) -> float:
     """Upper bound (ms) of the bucket holding quantile ``q`` of the requests in between."""
     bounds = sorted(after)
@@ -295,7 +353,8 @@ def redis_gateway(dg: str, upstream: str, work: Path, procs: list[subprocess.Pop
 def fmt(r: dict[str, Any]) -> str:
     errs = f", errors {r['errors']}" if r["errors"] else ""
     return (f"p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, max {r['max_ms']:.1f} ms, "
-            f"sent {r['achieved_rate']:.0f}/s, loadgen CPU {r['loadgen_cpu_share']:.0%}{errs}")
+            f"sent {r['achieved_rate']:.0f}/s, loadgen CPU {r['loadgen_cpu_share']:.0%}{errs}, "
+            f"{r['load']}")
 
 
 def sustained(r: dict[str, Any]) -> bool:
@@ -328,7 +387,7 @@ def separate_cores(upstream_proc: subprocess.Popen, gateway_proc: subprocess.Pop
             print(f"{rate:5.0f} req/s, gateway on a core of its own (run {rep}): direct p50 "
                   f"{d['p50_ms']:.2f} / p99 {d['p99_ms']:.2f} ms, gateway p50 {g['p50_ms']:.2f} / "
                   f"p99 {g['p99_ms']:.2f} ms; added p50 {g['p50_ms'] - d['p50_ms']:+.2f} ms, "
-                  f"p99 {g['p99_ms'] - d['p99_ms']:+.2f} ms", flush=True)
+                  f"p99 {g['p99_ms'] - d['p99_ms']:+.2f} ms; {load_average()}", flush=True)
     finally:
         for proc in (os.getpid(), upstream_proc, gateway_proc):
             _pin(proc, everything)
@@ -341,6 +400,8 @@ def main() -> None:
     parser.add_argument("--max-rates", default="700,900,1100,1300,1500")
     parser.add_argument("--skip-litellm", action="store_true")
     parser.add_argument("--skip-redis", action="store_true")
+    parser.add_argument("--skip-pinned", action="store_true")
+    parser.add_argument("--skip-clients", action="store_true")
     parser.add_argument("--loadgen")
     parser.add_argument("--rate", type=float)
     parser.add_argument("--warmup", type=float, default=2.0)
@@ -364,49 +425,57 @@ def main() -> None:
         procs = [start([dg, "upstream-replay", "--port", str(up_port)])]
         try:
             wait_http(upstream + "/v1/models", procs[0])
-            clients = measure_clients(upstream)
-            print("upstream client, 3000 requests at concurrency 16 to the replay upstream: "
-                  + "; ".join(f"{k} {v['cpu_us_per_request']:.0f} us CPU/request, "
-                              f"{v['requests_per_s']:.0f} req/s" for k, v in clients.items()),
-                  flush=True)
+            clients = {} if args.skip_clients else measure_clients(upstream)
+            if clients:
+                print("upstream client, 3000 requests at concurrency 16 to the replay upstream: "
+                      + "; ".join(f"{k} {v['cpu_us_per_request']:.0f} us CPU/request, "
+                                  f"{v['requests_per_s']:.0f} req/s" for k, v in clients.items()),
+                      flush=True)
             procs.append(start([dg, "gateway", "--upstream", upstream, "--port", str(gw_port),
                                 "--admin-port", str(admin_port), "--log-dir",
                                 str(work / "log")]))
             wait_http(gateway + "/healthz", procs[1])
+            direct_cpu = closed_loop_cpu(upstream, procs[0])
+            gateway_cpu = closed_loop_cpu(gateway, procs[1])
+            print(f"CPU per request, closed loop (16 at a time, kept alive): the upstream direct "
+                  f"{direct_cpu['server']:.0f} us ({direct_cpu['requests_per_s']:.0f} req/s); "
+                  f"the gateway process {gateway_cpu['server']:.0f} us (bar <= 500 us), its "
+                  f"scoring worker {gateway_cpu['children']:.0f} us "
+                  f"({gateway_cpu['requests_per_s']:.0f} req/s); {load_average()}", flush=True)
             results: dict[str, dict[float, dict[str, Any]]] = {"direct": {}, "gateway": {}}
             for rate in rates:
-                for name, base in (("direct", upstream), ("gateway", gateway)):
-                    before = added_histogram(admin)
-                    cpu0 = cpu_seconds(procs[1].pid)
-                    r = results[name][rate] = run_load(base + "/v1/chat/completions", rate,
-                                                       args.seconds)
-                    print(f"{rate:5.0f} req/s {name:8s}: {fmt(r)}", flush=True)
-                cpu1 = cpu_seconds(procs[1].pid)
-                n = rate * (args.seconds + 2)
-                print(f"{rate:5.0f} req/s gateway CPU per request: "
-                      f"{(cpu1[0] - cpu0[0]) / n * 1e6:.0f} us in the gateway process, "
-                      f"{(cpu1[1] - cpu0[1]) / n * 1e6:.0f} us in its scoring worker", flush=True)
+                before = added_histogram(admin)
+                d, g, cpu = direct_and_gateway(rate, args.seconds, procs[0], procs[1], upstream,
+                                               gateway)
+                results["direct"][rate], results["gateway"][rate] = d, g
                 after = added_histogram(admin)
-                d, g = results["direct"][rate], results["gateway"][rate]
+                print(f"{rate:5.0f} req/s direct  : {fmt(d)}", flush=True)
+                print(f"{rate:5.0f} req/s gateway : {fmt(g)}", flush=True)
+                print(f"{rate:5.0f} req/s CPU per request: {cpu_line(cpu)}", flush=True)
                 print(f"{rate:5.0f} req/s added by the gateway: p50 "
                       f"{g['p50_ms'] - d['p50_ms']:+.2f} ms, p99 {g['p99_ms'] - d['p99_ms']:+.2f} ms"
-                      f" (target p99 <= 2 ms at 500 req/s); the gateway's own histogram: p50 <= "
+                      f" (bar at 500 req/s: p99 <= 2 ms); the gateway's own histogram: p50 <= "
                       f"{histogram_quantile(before, after, 0.5):g} ms, p99 <= "
                       f"{histogram_quantile(before, after, 0.99):g} ms", flush=True)
-            if (os.cpu_count() or 1) >= 2:
+            if (os.cpu_count() or 1) >= 2 and not args.skip_pinned:
                 separate_cores(procs[0], procs[1], upstream, gateway, rates[-1], args.seconds)
             if not args.skip_redis:
                 shared = redis_gateway(dg, upstream, work, procs)
                 rate = rates[-1]
-                r = run_load(shared + "/v1/chat/completions", rate, args.seconds)
-                d = results["direct"][rate]
-                print(f"{rate:5.0f} req/s gateway with Redis state and limits: {fmt(r)}; added "
-                      f"p50 {r['p50_ms'] - d['p50_ms']:+.2f} ms, p99 {r['p99_ms'] - d['p99_ms']:+.2f}"
-                      f" ms", flush=True)
+                d, r, cpu = direct_and_gateway(rate, args.seconds, procs[0], procs[-1], upstream,
+                                               shared)
+                print(f"{rate:5.0f} req/s direct  : {fmt(d)}", flush=True)
+                print(f"{rate:5.0f} req/s gateway with Redis state and limits: {fmt(r)}",
+                      flush=True)
+                print(f"{rate:5.0f} req/s CPU per request with Redis: {cpu_line(cpu)}",
+                      flush=True)
+                print(f"{rate:5.0f} req/s added with Redis state and limits: p50 "
+                      f"{r['p50_ms'] - d['p50_ms']:+.2f} ms, p99 {r['p99_ms'] - d['p99_ms']:+.2f}"
+                      f" ms (bar: p99 <= 3 ms)", flush=True)
                 for proc in procs[-2:]:
                     stop(proc)
             best = None
-            for rate in (float(r) for r in args.max_rates.split(",")):
+            for rate in (float(r) for r in args.max_rates.split(",") if r):
                 r = run_load(gateway + "/v1/chat/completions", rate, args.seconds / 2)
                 ok = sustained(r)
                 print(f"{rate:5.0f} req/s gateway : {fmt(r)} -> "

@@ -14,11 +14,25 @@ from rich.markup import escape
 from rich.table import Table
 
 from distillguard import __version__
+from distillguard.cli_dashboard import dashboard_command, decisions_command, report_command
 from distillguard.cli_intel import intel_app, load_received_intel
-from distillguard.engines import ExchangeStore, IngestReport, store_summary
+from distillguard.engines import (
+    DEFAULT_MEMORY,
+    EngineResources,
+    ExchangeStore,
+    IngestReport,
+    store_summary,
+)
 from distillguard.errors import DistillguardError
 from distillguard.logs import NotRead, discover_log_files, split_uris, survey_log_files
-from distillguard.progress import byte_progress, row_progress
+from distillguard.logs.adapters import (
+    INPUT_FORMATS,
+    SourceOptions,
+    file_format,
+    parse_field_map,
+    unknown_format_reason,
+)
+from distillguard.progress import QueryProgress, byte_progress, row_progress
 from distillguard.sim import (
     DEFAULT_SCENARIO,
     SimOptions,
@@ -35,6 +49,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(intel_app, name="intel")
+app.command("dashboard")(dashboard_command)
+app.command("report")(report_command)
+app.command("decisions")(decisions_command)
 out = Console()
 err = Console(stderr=True)
 
@@ -61,14 +78,47 @@ def fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
-def run_ingest(logs: list[Path], db: Path, *, quiet: bool = False) -> dict[str, Any]:
+FORMAT_HELP = (f"Input format: {', '.join(INPUT_FORMATS)} (auto: told from each file's first "
+               "records; docs/adapters.md).")
+MAP_HELP = ("Where a field is read from in another source's records, FIELD=PLACE[,PLACE...] "
+            "(repeatable), e.g. account_id=tenant.id,resource.tenant.id (docs/adapters.md).")
+
+
+def source_options(fmt: str, maps: list[str] | None) -> SourceOptions:
+    """The ``--format`` and ``--map`` options as ``SourceOptions`` (exits on a bad one)."""
+    try:
+        return SourceOptions(fmt, parse_field_map(maps or []))
+    except DistillguardError as exc:
+        fail(str(exc))
+
+
+MemoryOption = Annotated[str, typer.Option(
+    "--memory", help="Memory the embedded engine may use (e.g. 512MB, 2GB); what does not fit "
+                     "spills to --temp-dir. The process needs about 0.5 GB more besides.")]
+ThreadsOption = Annotated[int | None, typer.Option(
+    "--threads", help="Engine threads (default: one per core); each holds its own buffers.")]
+TempDirOption = Annotated[Path | None, typer.Option(
+    "--temp-dir", help="Folder the engine spills to (default: <db>.tmp beside the store).")]
+
+
+def engine_resources(memory: str, threads: int | None, temp_dir: Path | None) -> EngineResources:
+    """The engine's resources from the command line (exits with one line if unusable)."""
+    try:
+        return EngineResources(memory, threads, temp_dir)
+    except DistillguardError as exc:
+        fail(str(exc))
+
+
+def run_ingest(logs: list[Path], db: Path, *, quiet: bool = False,
+               source: SourceOptions = SourceOptions(),
+               resources: EngineResources = EngineResources()) -> dict[str, Any]:
     """Ingest ``logs`` into ``db``; return the summary (this run and the whole store)."""
-    survey = survey_log_files(logs)
+    survey = survey_log_files(logs, source)
     files = survey.files
     if not files and not quiet:
         err.print(f"[yellow]warning:[/] no exchange-log files found in {', '.join(map(str, logs))}")
     bar, advance = byte_progress(files, desc="ingest")
-    with bar, ExchangeStore(db) as store:
+    with bar, ExchangeStore(db, source=source, resources=resources) as store:
         report = store.ingest(files, on_progress=advance)
         summary = store_summary(store.con)
         quarantine_file = db.with_name(db.name + ".quarantine.jsonl")
@@ -86,11 +136,13 @@ def _run_summary(report: IngestReport, files: int, not_read: list[NotRead]) -> d
         "files_read": report.files_read,
         "files_skipped_unchanged": len(report.files_skipped),
         "files_unreadable": report.files_unreadable,
+        "files_unknown_format": report.files_unknown_format,
         "files_stored_as_is": report.files_stored_as_is,
         "files_not_read": [{"path": n.path, "why": n.why} for n in not_read],
         "inserted": report.inserted,
         "already_present": report.already_present,
         "blank_lines": report.blank_lines,
+        "not_exchanges": report.not_exchanges,
         "quarantined": report.quarantined_total,
         "quarantined_by_code": dict(report.quarantined.most_common()),
     }
@@ -106,6 +158,10 @@ def print_summary(summary: dict[str, Any]) -> None:
               f"{run['inserted']:,} exchanges added, {run['already_present']:,} already present, "
               f"{run['quarantined']:,} quarantined, {run['blank_lines']:,} blank lines skipped.",
               highlight=False)
+    if run["not_exchanges"]:
+        out.print(f"{run['not_exchanges']:,} record(s) of other sources were not exchanges "
+                  "(spans of other operations, embeddings, batch responses read with their "
+                  "requests) and were passed over.", highlight=False)
     if run["files_stored_as_is"]:
         out.print(f"{len(run['files_stored_as_is'])} Parquet file(s) fit the store as they are: "
                   "linked and read in place, not re-encoded.", highlight=False)
@@ -113,6 +169,7 @@ def print_summary(summary: dict[str, Any]) -> None:
         out.print(f"[yellow]{len(run['files_unreadable'])} file(s) could not be read[/] "
                   "(quarantined as 'unreadable', tried again next run): "
                   + ", ".join(run["files_unreadable"][:NOT_READ_SHOWN]), highlight=False)
+    print_unknown_formats(run["files_unknown_format"])
     not_read = run["files_not_read"]
     if not_read:
         out.print(f"{len(not_read)} entr(ies) of the folders given were not read:",
@@ -130,6 +187,7 @@ def print_summary(summary: dict[str, Any]) -> None:
     table.add_row("models", models or "-")
     table.add_row("quarantined", f"{summary['quarantined']:,}")
     out.print(table)
+    print_coverage(summary)
     if summary["quarantine_reasons"]:
         reasons = Table(title="Top quarantine reasons", title_justify="left")
         reasons.add_column("code")
@@ -142,21 +200,48 @@ def print_summary(summary: dict[str, Any]) -> None:
                   f"{summary['quarantine_file']}", highlight=False)
 
 
+def print_unknown_formats(paths: list[str]) -> None:
+    """The files whose format could not be told, and the formats tried (one line each)."""
+    if paths:
+        out.print(f"[yellow]{len(paths)} file(s) in no format distillguard can tell[/] "
+                  "(quarantined as 'unknown_format', tried again next run): "
+                  + ", ".join(paths[:NOT_READ_SHOWN]), highlight=False)
+        out.print(unknown_format_reason(), highlight=False, soft_wrap=True)
+
+
+def print_coverage(summary: dict[str, Any]) -> None:
+    """The optional fields no exchange carries and the signals the scan cannot compute."""
+    if summary.get("fields_missing"):
+        out.print("Fields no exchange carries: " + ", ".join(summary["fields_missing"]),
+                  highlight=False)
+    for s in summary.get("signals_not_computed") or []:
+        out.print(f"[yellow]not computed[/] {s['signal']} (needs {' or '.join(s['needs'])}): "
+                  f"{s['effect']}", highlight=False)
+
+
 @app.command()
 def ingest(
-    logs: Annotated[list[Path], typer.Argument(help="Exchange-log files or directories "
-                                               "(.jsonl, .jsonl.gz, .jsonl.zst, .parquet).")],
+    logs: Annotated[list[Path], typer.Argument(
+        help="Log files or directories: exchange logs (.jsonl, .jsonl.gz, .jsonl.zst, "
+             ".parquet), OTLP JSON spans, LiteLLM logs, OpenAI batch files.")],
     db: Annotated[Path, typer.Option(help="DuckDB database file to load into.")] = DEFAULT_DB,
     json_out: Annotated[Path | None, typer.Option(
         "--json", help="Also write the summary as JSON to this file ('-' for stdout only).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help=FORMAT_HELP)] = "auto",
+    field_map: Annotated[list[str] | None, typer.Option("--map", help=MAP_HELP)] = None,
+    memory: MemoryOption = DEFAULT_MEMORY,
+    threads: ThreadsOption = None,
+    temp_dir: TempDirOption = None,
 ) -> None:
     """Load exchange logs into the store, quarantining bad records.
 
     Re-running on the same files adds nothing; an interrupted run resumes where
     its last commit ended.
     """
+    source = source_options(fmt, field_map)
+    resources = engine_resources(memory, threads, temp_dir)
     try:
-        summary = run_ingest(logs, db)
+        summary = run_ingest(logs, db, source=source, resources=resources)
     except DistillguardError as exc:
         fail(str(exc))
         return
@@ -285,6 +370,10 @@ def print_scan(findings: dict[str, Any], out_path: Path, timings: dict[str, floa
         table.add_row(c["campaign_id"], f"{len(c['accounts']):,}", f"{c['exchanges']:,}",
                       f"{c['score']:.2f}", ", ".join(c["techniques"]) or "-", pivot_words)
     out.print(table)
+    if inp.get("quarantined"):
+        out.print(f"[yellow]{inp['quarantined']:,} record(s) quarantined[/] (file, line and reason "
+                  f"in {out_path.name}.quarantine.jsonl, or the store's)", highlight=False)
+    print_coverage(inp)
     out.print("time by stage: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()),
               highlight=False)
 
@@ -321,8 +410,16 @@ def scan(
     intel_config: Annotated[Path | None, typer.Option(
         help="Intel config YAML (limits; the secret for partners' payment hashes may also "
              "come from DISTILLGUARD_INTEL_KEY).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help=FORMAT_HELP)] = "auto",
+    field_map: Annotated[list[str] | None, typer.Option("--map", help=MAP_HELP)] = None,
+    memory: MemoryOption = DEFAULT_MEMORY,
+    threads: ThreadsOption = None,
+    temp_dir: TempDirOption = None,
 ) -> None:
-    """Find extraction accounts and campaigns; write findings.json (and a report)."""
+    """Find extraction accounts and campaigns; write findings.json (and a report).
+
+    Memory is bounded by --memory whatever the size of the logs (docs/scale.md).
+    """
     from distillguard.engines.scan_job import ScanJob, run_scan_job
     from distillguard.engines.spark_session import SparkOptions
     from distillguard.intel import IndicatorMatcher, load_intel_config
@@ -349,23 +446,48 @@ def scan(
         conf[key.strip()] = value.strip()
     job = ScanJob(list(logs or []), db, out_path, releases, policy, report,
                   engine=engine,  # type: ignore[arg-type]
-                  spark=SparkOptions(spark_master, spark_remote, conf), intel=matcher)
+                  spark=SparkOptions(spark_master, spark_remote, conf), intel=matcher,
+                  source=source_options(fmt, field_map),
+                  decisions=tuple(_store_decisions(db)),
+                  resources=engine_resources(memory, threads, temp_dir))
     try:
-        files = discover_log_files(split_uris(job.logs)[0]) if logs and engine == "duckdb" else []
+        files = discover_log_files(split_uris(job.logs)[0], job.source) \
+            if logs and engine == "duckdb" else []
+        unknown = [str(p) for p in files if file_format(p, job.source) is None]
+        if unknown and len(unknown) == len(files):
+            fail(f"{', '.join(unknown[:NOT_READ_SHOWN])}: {unknown_format_reason()}")
+        print_unknown_formats(unknown)
         bar, advance = byte_progress(files, desc="ingest")
-        with bar, row_progress(desc="signals") as signal_bar:
+        with bar, row_progress(desc="signals") as signal_bar, QueryProgress() as tables:
             findings, result = run_scan_job(
                 job, on_progress=advance, on_signal_rows=signal_bar.update,
+                on_signal_total=lambda n: setattr(signal_bar, "total", n),
+                on_query_progress=tables,
                 on_step=(lambda name: err.print(f"{name}: done", highlight=False))
                 if engine == "spark" else None)
     except DistillguardError as exc:
         fail(str(exc))
         return
     print_scan(findings, out_path, result.timings)
+    if findings.get("decisions"):
+        out.print(f"Analysts' decisions applied: {len(findings['decisions'])}; "
+                  f"{len(findings.get('dismissed_accounts', [])):,} dismissed account(s) not "
+                  "listed again", highlight=False)
     if matcher is not None:
         out.print(matcher.summary(), highlight=False)
     if report is not None:
         out.print(f"Report: {report}", highlight=False)
+
+
+def _store_decisions(db: Path | None) -> list[Any]:
+    from distillguard.dashboard import load_decisions
+
+    if db is None:
+        return []
+    try:
+        return load_decisions(db)
+    except DistillguardError as exc:
+        fail(str(exc))
 
 
 @app.command("eval")
@@ -435,22 +557,23 @@ def _num(x: float | None) -> str:
     return "-" if x is None else f"{x:.4f}"
 
 
-def _admin_token(token_file: Path | None, on_command_line: str | None) -> str | None:
-    """The admin API's token, from ``--admin-token-file`` or ``DISTILLGUARD_ADMIN_TOKEN``:
-    never from the command line, which every user of the machine can read."""
+def _secret_token(token_file: Path | None, on_command_line: str | None, *, env: str,
+                  option: str, what: str) -> str | None:
+    """A bearer token from ``--<option>-file`` or the environment variable ``env``: never
+    from the command line, which every user of the machine can read."""
     if on_command_line is not None:
-        fail("--admin-token is not accepted: a command line is visible to every user of the "
-             "machine. Put the token in DISTILLGUARD_ADMIN_TOKEN or in a file readable only by "
-             "you, passed with --admin-token-file.")
+        fail(f"--{option} is not accepted: a command line is visible to every user of the "
+             f"machine. Put the token in {env} or in a file readable only by you, passed with "
+             f"--{option}-file.")
     if token_file is not None:
         try:
             token = token_file.read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError) as exc:
-            fail(f"cannot read the admin token file {token_file}: {exc}")
+            fail(f"cannot read the {what} token file {token_file}: {exc}")
         if not token:
-            fail(f"the admin token file {token_file} is empty")
+            fail(f"the {what} token file {token_file} is empty")
         return token
-    return os.environ.get("DISTILLGUARD_ADMIN_TOKEN") or None
+    return os.environ.get(env) or None
 
 
 @app.command("gateway")
@@ -472,17 +595,56 @@ def gateway_command(
         help="memory, or a redis:// URL shared by replicas.")] = "memory",
     findings: Annotated[Path | None, typer.Option(
         help="findings.json to use as the watchlist (re-read when it changes).")] = None,
+    otlp_endpoint: Annotated[str | None, typer.Option(
+        help="Also send every exchange as an OpenTelemetry GenAI span to this OTLP/HTTP "
+             "endpoint (base URL, e.g. http://collector:4318; docs/adapters.md).")] = None,
 ) -> None:
     """Serve an OpenAI- and Anthropic-compatible proxy that scores and acts per request."""
     from distillguard.gateway import GatewayOptions, load_config, run_gateway
 
-    token = _admin_token(admin_token_file, admin_token)
+    token = _secret_token(admin_token_file, admin_token, env="DISTILLGUARD_ADMIN_TOKEN",
+                          option="admin-token", what="admin")
     try:
         run_gateway(load_config(config), GatewayOptions(
             upstream=upstream, host=host, port=port, admin_port=admin_port or None,
-            admin_token=token, log_dir=log_dir, state=state, findings=findings))
+            admin_token=token, log_dir=log_dir, state=state, findings=findings,
+            otlp_endpoint=otlp_endpoint))
     except DistillguardError as exc:
         fail(str(exc))
+
+
+@app.command("collect")
+def collect_command(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder of the rotating OTLP JSON files "
+                                          "that scan and ingest read.")],
+    port: Annotated[int, typer.Option(help="Port of the OTLP/HTTP receiver.")] = 4318,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    max_body_mb: Annotated[float, typer.Option(
+        help="Largest request body accepted, in MiB (after gzip).")] = 16.0,
+    flush_seconds: Annotated[float, typer.Option(
+        help="Longest time a received request waits in memory before reaching the file "
+             "(what a kill -9 can lose).")] = 1.0,
+    rotate_mb: Annotated[float, typer.Option(help="Start a new file past this size.")] = 64.0,
+    rotate_minutes: Annotated[float, typer.Option(
+        help="Start a new file after this long.")] = 60.0,
+) -> None:
+    """Receive OpenTelemetry spans and logs over OTLP/HTTP (protobuf or JSON), as a Collector's
+    exporter or an SDK sends them, into rotating files that `scan` reads."""
+    from distillguard.logs.adapters.collect_server import run_collect
+    from distillguard.logs.adapters.receiver import CollectOptions
+
+    if max_body_mb <= 0 or flush_seconds <= 0 or rotate_mb <= 0 or rotate_minutes <= 0:
+        fail("--max-body-mb, --flush-seconds, --rotate-mb and --rotate-minutes must be positive")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        fail(f"cannot create {out_dir}: {exc.strerror or exc}")
+    err.print(f"collecting OTLP/HTTP on http://{host}:{port}/v1/traces and /v1/logs into "
+              f"{out_dir}", highlight=False)
+    run_collect(host, port, CollectOptions(
+        out=str(out_dir), max_body_bytes=int(max_body_mb * (1 << 20)),
+        flush_seconds=flush_seconds, rotate_bytes=int(rotate_mb * (1 << 20)),
+        rotate_seconds=rotate_minutes * 60))
 
 
 @app.command("upstream-replay")

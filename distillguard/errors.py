@@ -10,7 +10,8 @@ Callers catch at the level they need::
     │   ├── RuleValidationError
     │   └── UnknownSignalError
     ├── EngineError             the storage/compute engine failed
-    │   └── StoreLockedError    another process holds the database
+    │   ├── StoreLockedError    another process holds the database
+    │   └── ResourceError       the engine ran out of memory or of disk to spill to
     ├── ApiError                a gateway request answered with an error (status, code)
     ├── UpstreamError           the gateway's upstream model API failed
     │   ├── UpstreamTimeout
@@ -35,6 +36,7 @@ __all__ = [
     "IntelConfigError",
     "IntelError",
     "RecordError",
+    "ResourceError",
     "RuleError",
     "RuleValidationError",
     "SchemaError",
@@ -96,6 +98,11 @@ class EngineError(DistillguardError):
 
 class StoreLockedError(EngineError):
     """Another process holds the database file."""
+
+
+class ResourceError(EngineError):
+    """The engine ran out of memory or of disk to spill to; the message says what to change
+    (``--memory``, ``--threads``, ``--temp-dir``)."""
 
 
 class ApiError(DistillguardError):

@@ -103,3 +103,16 @@ def installed_path(package: str, pattern: str) -> str | None:
         return None
     found = re.search(f"^(?:{pattern})$", listed.stdout, flags=re.MULTILINE)
     return found[0] if found else None
+
+
+def installed_program(binary: str, package: str, missing: str) -> str:
+    """``binary``'s path, installing Debian's ``package`` with apt-get when it is not on
+    ``PATH`` (``install_debian_package``: ``missing`` is its one-line reason to skip)."""
+    found = shutil.which(binary)
+    if found:
+        return found
+    install_debian_package(package, missing)
+    found = shutil.which(binary) or installed_path(package, rf"/\S+/bin/{re.escape(binary)}")
+    if not found:
+        pytest.fail(f"apt-get installed {package}, but dpkg -L lists no bin/{binary} in it")
+    return found

@@ -6,7 +6,9 @@ from distillguard.behavior.account_sql import (
     ACCOUNT_RELEASE_SQL,
     EXCHANGES_SUMMARY_SQL,
 )
+from distillguard.behavior.coverage import FIELD_COVERAGE_SQL, SIGNAL_NEEDS, field_coverage
 from distillguard.behavior.releases import releases_table
 
 __all__ = ["ACCOUNT_BEHAVIOR_SQL", "ACCOUNT_CONTENT_SQL", "ACCOUNT_RELEASE_SQL",
-           "EXCHANGES_SUMMARY_SQL", "releases_table"]
+           "EXCHANGES_SUMMARY_SQL", "FIELD_COVERAGE_SQL", "SIGNAL_NEEDS", "field_coverage",
+           "releases_table"]

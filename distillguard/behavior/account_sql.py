@@ -38,23 +38,23 @@ main_values AS (
            max({'n': n, 'v': value}) FILTER (WHERE kind = 'client').v AS main_client_fingerprint,
            CAST(max({'n': n, 'v': value}) FILTER (WHERE kind = 'asn').v AS BIGINT) AS main_asn
     FROM value_counts GROUP BY account_id
+),
+per_account AS (
+    SELECT account_id,
+           count(*) AS exchanges,
+           min(ts) AS first_seen,
+           max(ts) AS last_seen,
+           count(DISTINCT hour(ts)) AS hours_active,
+           max(org_id) AS org_id,
+           max(account_tier) AS account_tier,
+           bool_or(coalesce(verified, false)) AS verified,
+           min(account_created) AS account_created,
+           max(payment_fingerprint) AS payment_fingerprint
+    FROM exchanges GROUP BY account_id
 )
-SELECT e.account_id,
-       count(*) AS exchanges,
-       min(e.ts) AS first_seen,
-       max(e.ts) AS last_seen,
-       count(DISTINCT hour(e.ts)) AS hours_active,
-       max(e.org_id) AS org_id,
-       max(e.account_tier) AS account_tier,
-       bool_or(coalesce(e.verified, false)) AS verified,
-       min(e.account_created) AS account_created,
-       max(e.payment_fingerprint) AS payment_fingerprint,
-       any_value(m.main_ip) AS main_ip,
-       any_value(m.main_client_fingerprint) AS main_client_fingerprint,
-       any_value(m.main_asn) AS main_asn
-FROM exchanges e
+SELECT p.*, m.main_ip, m.main_client_fingerprint, m.main_asn
+FROM per_account p
 LEFT JOIN main_values m USING (account_id)
-GROUP BY e.account_id
 """
 
 # Per account and release: its traffic in the 24 h after the release, and how

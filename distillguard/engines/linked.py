@@ -32,15 +32,21 @@ def link_into(parts_dir: Path, source: Path) -> str:
     return name
 
 
-def linked_select(path: str, source_file: str, file_types: dict[str, str],
+def linked_select(files: list[tuple[str, str]], file_types: dict[str, str],
                   store_types: list[tuple[str, str]]) -> str:
-    """SQL reading linked file ``path`` (its columns' DuckDB types ``file_types``) as rows of
-    the store's columns ``store_types``, in their order."""
+    """SQL reading linked ``files`` ((path, source file) pairs whose columns all have the
+    DuckDB types ``file_types``) as rows of the store's columns ``store_types``, in order.
+
+    One scan over all of them: a UNION ALL of one scan per file would give each file its
+    own pipeline, and the memory of a query would grow with the number of files.
+    """
     columns = []
     for name, store_type in store_types:
         have = file_types.get(name)
         if name == "source_file":
-            value = _sql_string(source_file)
+            arms = " ".join(f"WHEN {_sql_string(path)} THEN {_sql_string(source)}"
+                            for path, source in files)
+            value = f"CASE filename {arms} END"
         elif name == "source_line":
             value = "file_row_number + 1"
         elif have is None:
@@ -53,8 +59,9 @@ def linked_select(path: str, source_file: str, file_types: dict[str, str],
         else:
             value = f'CAST("{name}" AS {store_type})'
         columns.append(f'{value} AS "{name}"')
-    return (f"SELECT {', '.join(columns)} FROM read_parquet({_sql_string(path)}, "
-            "file_row_number = true)")
+    listing = ", ".join(_sql_string(path) for path, _ in files)
+    return (f"SELECT {', '.join(columns)} FROM read_parquet([{listing}], "
+            "filename = true, file_row_number = true)")
 
 
 def _sql_string(text: str) -> str:

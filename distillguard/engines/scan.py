@@ -17,17 +17,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from distillguard.behavior import (
     ACCOUNT_BEHAVIOR_SQL,
     ACCOUNT_CONTENT_SQL,
     ACCOUNT_RELEASE_SQL,
     EXCHANGES_SUMMARY_SQL,
+    FIELD_COVERAGE_SQL,
+    field_coverage,
     releases_table,
 )
 from distillguard.engines.sql_engine import SqlEngine
 from distillguard.linkage.candidates import (
     ACCOUNT_COMMUNITY_SCHEMA,
+    ACCOUNT_EDGE_SCHEMA,
     CANDIDATE_ACTIVITY_SQL,
     COMMUNITY_UNITS_SCHEMA,
     behavior_affinities,
@@ -35,6 +39,7 @@ from distillguard.linkage.candidates import (
     candidate_graph,
     candidate_ids,
     community_table,
+    edge_table,
     graph_candidates,
     graph_membership,
 )
@@ -94,19 +99,28 @@ class ScanResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def _link_accounts(engine: SqlEngine, evidence: list[AccountEvidence], evidence_rows: pa.Table,
+def _evidence_of(rows: pa.Table, accounts: pa.ChunkedArray | list[str]) -> list[AccountEvidence]:
+    """Python evidence for ``accounts`` only, from the per-account rows (kept in Arrow)."""
+    ids = pa.chunked_array([accounts] if isinstance(accounts, list) else accounts.chunks,
+                           pa.string())
+    keep = pc.is_in(rows.column("account_id"), value_set=ids.combine_chunks())
+    return account_evidence(rows.filter(keep))
+
+
+def _link_accounts(engine: SqlEngine, evidence: list[AccountEvidence], candidates: pa.Table,
                    policy: Policy) -> dict[str, tuple[int, float]]:
     """Link the graph candidates; set campaign template shares; return each candidate's
     community and affinity (empty when no account qualifies)."""
-    candidates = graph_candidates(evidence_rows, policy.candidate_min_template_requests)
     engine.register("account_community", ACCOUNT_COMMUNITY_SCHEMA.empty_table())
     engine.register("community_units", COMMUNITY_UNITS_SCHEMA.empty_table())
+    engine.register("account_edges", ACCOUNT_EDGE_SCHEMA.empty_table())
     if not candidates.num_rows:
         return {}
     engine.register("graph_candidates", candidate_ids(candidates))
     unit_uses = engine.arrow(ACCOUNT_UNITS_SQL, {"min_owners": policy.template_min_owners})
     graph = candidate_graph(candidates, unit_uses, policy.graph,
                             engine.arrow(CANDIDATE_ACTIVITY_SQL))
+    engine.register("account_edges", edge_table(graph))
     membership = graph_membership(graph)
     behavior, parts = behavior_affinities(graph), behavior_parts(graph)
     for e in evidence:
@@ -144,6 +158,7 @@ def run_scan(engine: SqlEngine, *, policy: Policy, releases: list[dict[str, str]
              lexicon: Lexicon | None = None,
              on_step: Callable[[str], None] | None = None,
              on_signal_rows: Callable[[int], None] | None = None,
+             on_signal_total: Callable[[int], None] | None = None,
              intel: IntelMatcher | None = None) -> ScanResult:
     """Scan every exchange ``engine`` holds; return verdicts, campaigns and their profiles.
 
@@ -165,6 +180,8 @@ def run_scan(engine: SqlEngine, *, policy: Policy, releases: list[dict[str, str]
     engine.materialize("account_behavior", ACCOUNT_BEHAVIOR_SQL)
     engine.materialize("account_release", ACCOUNT_RELEASE_SQL)
     t = step("behavior", t)
+    if on_signal_total:
+        on_signal_total(engine.rows("SELECT sum(exchanges) FROM account_behavior")[0][0] or 0)
     engine.compute_signals(policy.sampling_per_account, lexicon, on_rows=on_signal_rows,
                            sketch=policy.sketch)
     t = step("signals", t)
@@ -175,17 +192,24 @@ def run_scan(engine: SqlEngine, *, policy: Policy, releases: list[dict[str, str]
         "min_repeats_per_owner": policy.template_min_repeats_per_owner})
     engine.materialize("account_template", ACCOUNT_TEMPLATE_SQL)
     evidence_rows = engine.arrow(ACCOUNT_EVIDENCE_SQL)
-    evidence = account_evidence(evidence_rows)
+    candidates = graph_candidates(evidence_rows, policy.candidate_min_template_requests)
+    # Only accounts that can be judged become Python objects: the graph's candidates
+    # (and below, accounts partners' indicators match); the rest stay Arrow rows.
+    evidence = _evidence_of(evidence_rows, candidates.column("account_id"))
     t = step("templates", t)
-    community = _link_accounts(engine, evidence, evidence_rows, policy)
+    community = _link_accounts(engine, evidence, candidates, policy)
     t = step("linkage", t)
     if intel is not None:
-        community = corroborate(evidence, community, intel(engine, policy), policy)
+        matches = intel(engine, policy)
+        evidence += _evidence_of(evidence_rows, sorted(
+            matches.accounts() - {e.account_id for e in evidence}))
+        community = corroborate(evidence, community, matches, policy)
         t = step("intel", t)
     verdicts, campaigns = judge(evidence, community, policy)
     profiles = _profiles(engine, campaigns, policy)
     t = step("verdict", t)
     n, accounts, first, last = engine.rows(EXCHANGES_SUMMARY_SQL)[0]
     summary = {"exchanges": n, "accounts": accounts, "quarantined": engine.quarantined(),
-               "from": first, "to": last}
+               "from": first, "to": last,
+               **field_coverage(engine.arrow(FIELD_COVERAGE_SQL).to_pylist()[0])}
     return ScanResult(verdicts, campaigns, profiles, summary, timings)

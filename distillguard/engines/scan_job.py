@@ -6,25 +6,26 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import orjson
 
+from distillguard.engines.resources import EngineResources
 from distillguard.engines.scan import IntelMatcher, ScanResult, run_scan
 from distillguard.engines.spark_session import SparkOptions
 from distillguard.engines.sql_engine import DuckDBEngine
 from distillguard.engines.store import ExchangeStore
 from distillguard.errors import InputError
 from distillguard.logs import discover_log_files, split_uris
+from distillguard.logs.adapters import SourceOptions
+from distillguard.verdict.decisions import Decision, apply_decisions
 from distillguard.verdict.findings import build_findings
 from distillguard.verdict.policy import Policy, load_policy
 from distillguard.verdict.report import findings_markdown
 
 __all__ = ["ScanJob", "find_releases", "load_releases", "run_scan_job"]
-
-SCAN_MEMORY_LIMIT = "768MB"
 
 
 @dataclass
@@ -40,6 +41,9 @@ class ScanJob:
     engine: Literal["duckdb", "spark"] = "duckdb"
     spark: SparkOptions | None = None
     intel: IntelMatcher | None = None  # partners' indicators to match (``intel.IndicatorMatcher``)
+    source: SourceOptions = field(default_factory=SourceOptions)  # input format, field map
+    decisions: tuple[Decision, ...] = ()  # analysts' decisions (``verdict.decisions``)
+    resources: EngineResources = field(default_factory=EngineResources)  # embedded engine only
 
 
 def find_releases(logs: list[Path]) -> Path | None:
@@ -70,12 +74,15 @@ def _scan_on_duckdb(job: ScanJob, policy: Policy, releases: list[dict[str, str]]
         workdir = Path(tempfile.mkdtemp(prefix="distillguard-scan-"))
         db = workdir / "scan.duckdb"
     on_progress = callbacks.pop("on_progress", None)
+    on_query_progress = callbacks.pop("on_query_progress", None)
     try:
-        with ExchangeStore(db, memory_limit=SCAN_MEMORY_LIMIT) as store:
+        with ExchangeStore(db, resources=job.resources, source=job.source) as store:
             if job.logs:
-                store.ingest(discover_log_files(split_uris(job.logs)[0]), on_progress=on_progress)
-            result = run_scan(DuckDBEngine(store.con), policy=policy, releases=releases,
-                              **callbacks)
+                store.ingest(discover_log_files(split_uris(job.logs)[0], job.source),
+                             on_progress=on_progress)
+            engine = DuckDBEngine(store.con, threads=job.resources.thread_count,
+                                  on_query_progress=on_query_progress)
+            result = run_scan(engine, policy=policy, releases=releases, **callbacks)
             if result.input["quarantined"]:
                 store.export_quarantine(_quarantine_path(job.out))
     finally:
@@ -98,13 +105,14 @@ def _scan_on_spark(job: ScanJob, policy: Policy, releases: list[dict[str, str]],
         msg = "give exchange logs to scan with --engine spark"
         raise InputError(msg)
     callbacks.pop("on_progress", None)
+    callbacks.pop("on_query_progress", None)
     discover_log_files(split_uris(job.logs)[0])  # a missing local path fails before the JVM starts
     started = time.perf_counter()
     spark = spark_session(job.spark or SparkOptions())
     engine = SparkEngine(spark)
     try:
         start_up = time.perf_counter()
-        engine.load([str(p) for p in job.logs])
+        engine.load([str(p) for p in job.logs], job.source)
         loaded = time.perf_counter()
         result = run_scan(engine, policy=policy, releases=releases, **callbacks)
         if result.input["quarantined"]:
@@ -124,8 +132,14 @@ def _quarantine_path(out: Path) -> Path:
 def run_scan_job(job: ScanJob, *, on_progress: Callable[[Path, int], None] | None = None,
                  on_step: Callable[[str], None] | None = None,
                  on_signal_rows: Callable[[int], None] | None = None,
+                 on_signal_total: Callable[[int], None] | None = None,
+                 on_query_progress: Callable[[str, float], None] | None = None,
                  ) -> tuple[dict[str, Any], ScanResult]:
-    """Run ``job``; write findings (and the report); return the findings and the raw result."""
+    """Run ``job``; write findings (and the report); return the findings and the raw result.
+
+    The callbacks feed progress bars: bytes ingested per file, stages done, exchanges
+    through the signals stage (and their total), percent of each table being built.
+    """
     if not job.logs and job.db is None:
         msg = "give exchange logs to scan, or --db with a store already ingested"
         raise InputError(msg)
@@ -133,9 +147,11 @@ def run_scan_job(job: ScanJob, *, on_progress: Callable[[Path, int], None] | Non
     releases = load_releases(job.releases or find_releases(split_uris(job.logs)[0]))
     scan = _scan_on_spark if job.engine == "spark" else _scan_on_duckdb
     result = scan(job, policy, releases, on_progress=on_progress, on_step=on_step,
-                  on_signal_rows=on_signal_rows, intel=job.intel)
+                  on_signal_rows=on_signal_rows, on_signal_total=on_signal_total,
+                  on_query_progress=on_query_progress, intel=job.intel)
     findings = build_findings(result.verdicts, result.campaigns, result.campaign_profiles,
                               result.input, policy)
+    findings = apply_decisions(findings, job.decisions, policy)
     job.out.parent.mkdir(parents=True, exist_ok=True)
     job.out.write_bytes(orjson.dumps(findings, option=orjson.OPT_INDENT_2))
     if job.report is not None:

@@ -21,6 +21,7 @@ from distillguard.engines.spark_input import QUARANTINE_FIELDS, read_logs, write
 from distillguard.engines.spark_sql import to_spark_sql
 from distillguard.engines.sql_engine import EXCHANGE_LOOKUP_COLUMNS
 from distillguard.errors import EngineError
+from distillguard.logs.adapters import SourceOptions
 from distillguard.signals.lexicon import Lexicon
 from distillguard.signals.near_duplicates import SketchParams
 from distillguard.signals.sampled_rows import (
@@ -84,7 +85,7 @@ class SparkEngine:
         if old is not None:
             old.unpersist()
 
-    def load(self, logs: list[str]) -> None:
+    def load(self, logs: list[str], source: SourceOptions = SourceOptions()) -> None:
         """Read every record under ``logs``: valid exchanges become view ``exchanges``
         (the first record of a repeated ``request_id`` wins, as in the store), the rest
         view ``quarantine``."""
@@ -93,11 +94,11 @@ class SparkEngine:
         previous = self.spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch")
         self.spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "1")
         try:
-            self._load(logs)
+            self._load(logs, source)
         finally:
             self.spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", previous)
 
-    def _load(self, logs: list[str]) -> None:
+    def _load(self, logs: list[str], source: SourceOptions) -> None:
         """Decode once into one checkpoint (``_records``); ``exchanges`` is a view over it
         that leaves out quarantined records and repeats (a filter and a broadcast join,
         cheaper to apply per query than to copy every exchange into a second checkpoint)."""
@@ -106,7 +107,7 @@ class SparkEngine:
 
         # Every record with its text: on disk (held in memory, 4.5M exchanges overflowed
         # a 4 GB heap while being stored). The tables built from it are small.
-        self._keep("_records", read_logs(self.spark, logs), on_disk=True)
+        self._keep("_records", read_logs(self.spark, logs, source), on_disk=True)
         rows = self._tables["_records"]
         quarantine_columns = [f"quarantine_{n}" for n in QUARANTINE_FIELDS]
         valid = rows.where(F.col("quarantine_code").isNull()).drop(*quarantine_columns)

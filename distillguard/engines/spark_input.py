@@ -26,6 +26,7 @@ from distillguard.logs import (
     unreadable_reason,
     unreadable_row,
 )
+from distillguard.logs.adapters import SourceOptions
 from distillguard.logs.reader import discover_log_files, split_uris
 
 __all__ = ["INPUT_ROW_SCHEMA", "QUARANTINE_FIELDS", "decode_files", "local_log_files",
@@ -77,29 +78,30 @@ def _quarantined(rows: list[QuarantineRow]) -> pa.RecordBatch:
     return pa.RecordBatch.from_pydict(data, schema=INPUT_ROW_SCHEMA)
 
 
-def decode_files(batches: Iterator[pa.RecordBatch], *,
-                 listed_directories: bool = False) -> Iterator[pa.RecordBatch]:
+def decode_files(batches: Iterator[pa.RecordBatch], *, listed_directories: bool = False,
+                 source: SourceOptions = SourceOptions()) -> Iterator[pa.RecordBatch]:
     """``mapInArrow`` body: ``binaryFile`` rows (path, content) to ``INPUT_ROW_SCHEMA`` rows."""
     for batch in batches:
         paths = batch.column("path").to_pylist()
         contents = batch.column("content")
         for i, uri in enumerate(paths):
-            source = _local_path(uri)
-            if listed_directories and not _wanted(source):
+            path = _local_path(uri)
+            if listed_directories and not _wanted(path):
                 continue
-            for chunk in read_bytes(contents[i].as_py(), source):
+            for chunk in read_bytes(contents[i].as_py(), path, source):
                 if chunk.batch.num_rows:
                     yield _exchanges(chunk.batch)
                 if chunk.quarantined:
                     yield _quarantined(chunk.quarantined)
 
 
-def local_log_files(paths: list[str]) -> tuple[list[str], list[QuarantineRow]]:
+def local_log_files(paths: list[str], source: SourceOptions = SourceOptions()
+                    ) -> tuple[list[str], list[QuarantineRow]]:
     """The readable log files under local ``paths`` (resolved), and a record for each
     one that cannot be read, as the embedded engine lists and records them."""
     readable: list[str] = []
     unreadable: list[QuarantineRow] = []
-    for path in discover_log_files(paths):
+    for path in discover_log_files(paths, source):
         problem = unreadable_reason(path)
         if problem is None:
             readable.append(str(path.resolve()))
@@ -108,7 +110,7 @@ def local_log_files(paths: list[str]) -> tuple[list[str], list[QuarantineRow]]:
     return readable, unreadable
 
 
-def read_logs(spark: Any, logs: list[str]) -> Any:
+def read_logs(spark: Any, logs: list[str], source: SourceOptions = SourceOptions()) -> Any:
     """A DataFrame of ``INPUT_ROW_SCHEMA`` rows for every record under ``logs``.
 
     Local paths are listed here, as the embedded engine lists them; paths with
@@ -118,19 +120,19 @@ def read_logs(spark: Any, logs: list[str]) -> Any:
     from pyspark.sql.pandas.types import from_arrow_schema
 
     paths, remote = split_uris(logs)
-    local, unreadable = local_log_files([str(p) for p in paths])
+    local, unreadable = local_log_files([str(p) for p in paths], source)
     schema = from_arrow_schema(INPUT_ROW_SCHEMA)
     frames = []
     if unreadable:
         frames.append(spark.createDataFrame(pa.Table.from_batches([_quarantined(unreadable)])))
     if local:
         files = spark.read.format("binaryFile").load(local)
-        frames.append(files.mapInArrow(decode_files, schema))
+        frames.append(files.mapInArrow(lambda it: decode_files(it, source=source), schema))
     if remote:
         files = (spark.read.format("binaryFile").option("recursiveFileLookup", "true")
                  .load(remote))
         frames.append(files.mapInArrow(
-            lambda it: decode_files(it, listed_directories=True), schema))
+            lambda it: decode_files(it, listed_directories=True, source=source), schema))
     if not frames:
         return spark.createDataFrame(INPUT_ROW_SCHEMA.empty_table())
     out = frames[0]

@@ -9,8 +9,10 @@ runs the same text on a cluster.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any, Protocol
 
 import duckdb
@@ -63,17 +65,55 @@ class SqlEngine(Protocol):
         """How many input records were quarantined."""
 
 
+# A query's progress, polled this often when someone watches it.
+PROGRESS_POLL_SECONDS = 0.5
+
+
 class DuckDBEngine:
-    """The embedded engine: one DuckDB connection over an ``ExchangeStore``."""
+    """The embedded engine: one DuckDB connection over an ``ExchangeStore``.
+
+    ``on_query_progress(table, percent)`` is called while a table is being built
+    (from another thread, every half second), for a progress bar with an ETA.
+    """
 
     def __init__(self, con: duckdb.DuckDBPyConnection, *, threads: int = 2,
-                 batch_rows: int = 8192) -> None:
+                 batch_rows: int = 8192,
+                 on_query_progress: Callable[[str, float], None] | None = None) -> None:
         self.con = con
         self.threads = threads
         self.batch_rows = batch_rows
+        self.on_query_progress = on_query_progress
+        if on_query_progress is not None:
+            with map_duckdb_errors("cannot track query progress"):
+                con.execute("SET enable_progress_bar = true")
+                con.execute("SET enable_progress_bar_print = false")
+
+    @contextmanager
+    def _watched(self, name: str) -> Iterator[None]:
+        """Report the progress of the query run inside, if anyone listens."""
+        report = self.on_query_progress
+        if report is None:
+            yield
+            return
+        done = threading.Event()
+
+        def poll() -> None:
+            while not done.wait(PROGRESS_POLL_SECONDS):
+                percent = self.con.query_progress()
+                if percent >= 0:
+                    report(name, percent)
+
+        watcher = threading.Thread(target=poll, name=f"progress-{name}", daemon=True)
+        watcher.start()
+        try:
+            yield
+        finally:
+            done.set()
+            watcher.join()
+            report(name, 100.0)
 
     def materialize(self, name: str, sql: str, params: Params = None) -> None:
-        with map_duckdb_errors(f"cannot build {name}"):
+        with map_duckdb_errors(f"cannot build {name}"), self._watched(name):
             self.con.execute(f"CREATE OR REPLACE TABLE {name} AS {sql}", params or {})
 
     def rows(self, sql: str, params: Params = None) -> list[tuple[Any, ...]]:

@@ -46,6 +46,7 @@ import pyarrow.compute as pc
 from distillguard.engines.duckdb_errors import map_duckdb_errors
 from distillguard.engines.linked import LINKED_PREFIX, link_into, linked_select
 from distillguard.engines.parts import PartWriter, write_schema_part
+from distillguard.engines.resources import EngineResources
 from distillguard.engines.store_sql import CREATE_TABLES
 from distillguard.logs import (
     JsonlOptions,
@@ -57,13 +58,13 @@ from distillguard.logs import (
     unreadable_reason,
     unreadable_row,
 )
+from distillguard.logs.adapters import UNKNOWN_FORMAT, SourceOptions
 from distillguard.logs.parquet import storable_as_is
 from distillguard.logs.quarantine import FILE_LINE, UNREADABLE
 from distillguard.prefetch import prefetch
 
-__all__ = ["COMMIT_ROWS", "DEFAULT_MEMORY_LIMIT", "ExchangeStore", "IngestReport"]
+__all__ = ["COMMIT_ROWS", "ExchangeStore", "IngestReport"]
 
-DEFAULT_MEMORY_LIMIT = "512MB"
 # Rows per commit (and per part file): bigger commits mean fewer, larger parts;
 # smaller ones lose less work to a crash.
 COMMIT_ROWS = 131_072
@@ -79,10 +80,12 @@ class IngestReport:
     files_read: int = 0
     files_skipped: list[str] = field(default_factory=list)
     files_unreadable: list[str] = field(default_factory=list)
+    files_unknown_format: list[str] = field(default_factory=list)
     files_stored_as_is: list[str] = field(default_factory=list)
     inserted: int = 0
     already_present: int = 0
     blank_lines: int = 0
+    not_exchanges: int = 0
     quarantined: Counter[str] = field(default_factory=Counter)
 
     @property
@@ -103,10 +106,17 @@ class _Slice:
     last_line: int = 0
     rows: int = 0
     blank_lines: int = 0
+    not_exchanges: int = 0
 
     @property
     def unreadable(self) -> bool:
-        return any(q.code == UNREADABLE for q in self.quarantined)
+        """The file could not be read, or its format told: no progress, tried again next run."""
+        return any(q.code in (UNREADABLE, UNKNOWN_FORMAT) and q.source_line == FILE_LINE
+                   for q in self.quarantined)
+
+    @property
+    def unknown_format(self) -> bool:
+        return any(q.code == UNKNOWN_FORMAT for q in self.quarantined)
 
 
 def _now() -> datetime:
@@ -116,17 +126,16 @@ def _now() -> datetime:
 class ExchangeStore:
     """A DuckDB catalog plus Parquet parts holding exchanges, quarantine and progress."""
 
-    def __init__(self, path: str | Path, *, memory_limit: str = DEFAULT_MEMORY_LIMIT,
-                 threads: int | None = None, read_only: bool = False,
-                 jsonl: JsonlOptions = JsonlOptions()) -> None:
+    def __init__(self, path: str | Path, *, resources: EngineResources = EngineResources(),
+                 read_only: bool = False, jsonl: JsonlOptions = JsonlOptions(),
+                 source: SourceOptions = SourceOptions()) -> None:
         self.path = Path(path)
         self.read_only = read_only
         self.jsonl = jsonl
+        self.resources = resources
+        self.source = source
         self.parts_dir = self.path.with_name(self.path.name + ".parts")
-        config: dict[str, Any] = {"memory_limit": memory_limit,
-                                  "preserve_insertion_order": False}
-        if threads:
-            config["threads"] = threads
+        config = resources.duckdb_config(self.path)
         with map_duckdb_errors(f"cannot open database {self.path}"):
             if not read_only:
                 self.parts_dir.mkdir(parents=True, exist_ok=True)
@@ -172,9 +181,13 @@ class ExchangeStore:
                 "SELECT part, source_file FROM linked_parts ORDER BY created_at, part").fetchall()
             if linked:
                 store_types = self._column_types(schema_part)
-                selects += [linked_select(str(self.parts_dir / part), source,
-                                          dict(self._column_types(str(self.parts_dir / part))),
-                                          store_types) for part, source in linked]
+                by_types: dict[tuple[tuple[str, str], ...], list[tuple[str, str]]] = {}
+                for part, source in linked:
+                    path = str(self.parts_dir / part)
+                    by_types.setdefault(tuple(self._column_types(path)), []).append(
+                        (path, source))
+                selects += [linked_select(files, dict(types), store_types)
+                            for types, files in by_types.items()]
             self.con.execute(f"CREATE OR REPLACE {kind} exchanges AS "
                              + " UNION ALL ".join(selects))
 
@@ -230,7 +243,8 @@ class ExchangeStore:
                 if problem:
                     chunks = iter([ReadChunk(key, empty_batch(), [unreadable_row(key, problem)])])
                 else:
-                    chunks = prefetch(read_file(resolved, start_line=start, jsonl=self.jsonl))
+                    chunks = prefetch(read_file(resolved, start_line=start, jsonl=self.jsonl,
+                                                source=self.source))
                 self._ingest_file(path, chunks, key, stat, start, report, on_progress)
             if on_progress and stat:
                 on_progress(path, stat.st_size)
@@ -310,6 +324,7 @@ class ExchangeStore:
         current.quarantined += chunk.quarantined
         current.last_line = chunk.last_line
         current.blank_lines += chunk.blank_lines
+        current.not_exchanges += chunk.not_exchanges
         current.rows += chunk.batch.num_rows + len(chunk.quarantined)
         batch = chunk.batch
         if not batch.num_rows:
@@ -334,7 +349,9 @@ class ExchangeStore:
                                  [current.part.name, current.part.rows, key, now])
             last = None if done else current.last_line
             self._replace_quarantine(key, current.first_line, last, current.quarantined, now)
-            if current.unreadable or stat is None:
+            if current.unknown_format:
+                report.files_unknown_format.append(key)
+            elif current.unreadable or stat is None:
                 report.files_unreadable.append(key)
             else:
                 self.con.execute(
@@ -343,6 +360,7 @@ class ExchangeStore:
             self.con.commit()
         report.inserted += current.part.rows
         report.blank_lines += current.blank_lines
+        report.not_exchanges += current.not_exchanges
         report.quarantined.update(q.code for q in current.quarantined)
 
     def _drop_duplicates(self, batch: pa.RecordBatch

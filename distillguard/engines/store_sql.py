@@ -2,8 +2,9 @@
 
 Exchanges themselves live in Parquet parts beside the database file (see
 ``engines.store``); the catalog records which parts exist, the request ids
-already stored (for dedupe), quarantined records and per-file progress. Parquet
-inputs stored as they are are ``linked_parts`` (see ``engines.linked``).
+already stored (for dedupe), quarantined records, per-file progress, and the
+analysts' decisions. Parquet inputs stored as they are are ``linked_parts`` (see
+``engines.linked``).
 """
 
 from __future__ import annotations
@@ -50,5 +51,19 @@ CREATE TABLE IF NOT EXISTS ingested_files (
     lines_done BIGINT NOT NULL,
     done BOOLEAN NOT NULL,
     updated_at TIMESTAMP NOT NULL
+);
+-- Analysts' decisions from the dashboard, append-only (the latest on a subject is in
+-- force; verdict.decisions applies them to the next scan): evidence is the JSON
+-- snapshot of what the analyst saw.
+CREATE TABLE IF NOT EXISTS decisions (
+    decision_id VARCHAR PRIMARY KEY,
+    kind VARCHAR NOT NULL,
+    subject VARCHAR NOT NULL,
+    decision VARCHAR NOT NULL,
+    note VARCHAR NOT NULL,
+    analyst VARCHAR NOT NULL,
+    decided_at TIMESTAMP NOT NULL,
+    findings_generated_at VARCHAR,
+    evidence VARCHAR NOT NULL
 );
 """

@@ -6,6 +6,7 @@ from typing import Any
 
 import duckdb
 
+from distillguard.behavior.coverage import FIELD_COVERAGE_SQL, field_coverage
 from distillguard.engines.duckdb_errors import map_duckdb_errors
 
 __all__ = ["store_summary"]
@@ -26,6 +27,7 @@ def store_summary(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
         reasons = con.execute(
             "SELECT code, any_value(reason) AS example, count(*) AS n FROM quarantine "
             f"GROUP BY code ORDER BY n DESC, code LIMIT {TOP_REASONS}").fetchall()
+        coverage = field_coverage(con.sql(FIELD_COVERAGE_SQL).to_arrow_table().to_pylist()[0])
     return {
         "exchanges": exchanges,
         "accounts": accounts,
@@ -34,6 +36,7 @@ def store_summary(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
         "models": {m: n for m, n in models},
         "quarantined": quarantined,
         "quarantine_reasons": [{"code": c, "count": n, "example": e} for c, e, n in reasons],
+        **coverage,
     }
 
 

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from distillguard.gateway.scoring import ScoredRequest
 from distillguard.signals import TECHNIQUES
+
+if TYPE_CHECKING:
+    from distillguard.gateway.scoring import ScoredRequest
 
 __all__ = ["COUNTERS", "SHARES", "AccountWindows", "TemplateMemory", "WindowStats", "request_counts",
            "sliding_minute"]
@@ -114,13 +117,20 @@ class AccountWindows:
         hourly = self._hourly.setdefault(account_id, {})
         bucket = hourly.setdefault(hour, dict.fromkeys(COUNTERS, 0))
         for name, n in counts.items():
-            bucket[name] += n
+            bucket[name] = bucket.get(name, 0) + n
         for old in [h for h in hourly if h <= hour - self.hours]:
             del hourly[old]
         minutes = self._minutes.setdefault(account_id, {})
         minutes[minute] = minutes.get(minute, 0) + counts.get("requests", 0)
         for old in [m for m in minutes if m < minute - 1]:
             del minutes[old]
+        self._cache.pop(account_id, None)
+
+    def replace(self, account_id: str, hourly: dict[int, dict[str, int]],
+                minutes: dict[int, int]) -> None:
+        """The account's counts as read from elsewhere (shared state), replacing its own."""
+        self._hourly[account_id] = hourly
+        self._minutes[account_id] = minutes
         self._cache.pop(account_id, None)
 
     def stats(self, account_id: str, now_ms: int) -> WindowStats:

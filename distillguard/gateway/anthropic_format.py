@@ -15,9 +15,16 @@ from typing import Any
 import orjson
 
 from distillguard.gateway.api_errors import ANTHROPIC
-from distillguard.gateway.parsed_request import OpaqueParts, ParsedRequest, bad_request, text_of
+from distillguard.gateway.parsed_request import (
+    OpaqueParts,
+    ParsedRequest,
+    ToolDefinitions,
+    bad_request,
+    text_of,
+)
 
-__all__ = ["anthropic_request", "anthropic_response_fields", "anthropic_withhold"]
+__all__ = ["anthropic_map_answers", "anthropic_request", "anthropic_response_fields",
+           "anthropic_withhold"]
 
 
 # Blocks that reach the model but are not text the gateway can read: noted as opaque.
@@ -136,13 +143,15 @@ def anthropic_request(body: Any, *, allow_unknown_parts: bool = False) -> Parsed
         blocks.read(system, "system")
         system = blocks.text
     tools = body.get("tools")
-    names = None
+    definitions = ToolDefinitions()
     if tools is not None:
         if not isinstance(tools, list):
             raise bad_request("tools: must be an array")
-        names = [str(t.get("name", "")) if isinstance(t, dict) else "" for t in tools]
-    return ParsedRequest(ANTHROPIC, body, model, stream, messages, system, names, image,
-                         opaque.found)
+        for i, tool in enumerate(tools):
+            definitions.add(tool, f"tools.{i}")
+    return ParsedRequest(ANTHROPIC, body, model, stream, messages,
+                         definitions.with_system(system),
+                         definitions.names if tools is not None else None, image, opaque.found)
 
 
 def anthropic_response_fields(body: dict[str, Any]) -> dict[str, Any]:
@@ -175,3 +184,16 @@ def anthropic_withhold(body: dict[str, Any], summary: Any) -> int:
             withheld += len(block["thinking"])
             block["thinking"] = summary(block["thinking"])
     return withheld
+
+
+def anthropic_map_answers(body: dict[str, Any], change: Any, *, last_only: bool = False) -> bool:
+    """Replace the text blocks' text (the last one's only, with ``last_only``) with
+    ``change(text)``; True when one changed."""
+    blocks = [b for b in body.get("content") or []
+              if isinstance(b, dict) and b.get("type") == "text" and isinstance(b.get("text"), str)]
+    changed = False
+    for block in blocks[-1:] if last_only else blocks:
+        new = change(block["text"])
+        changed |= new != block["text"]
+        block["text"] = new
+    return changed

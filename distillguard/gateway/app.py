@@ -3,6 +3,7 @@ metrics). Every refusal, the router's own included, is JSON in the API's format.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import time
 from collections.abc import AsyncIterator
@@ -47,8 +48,37 @@ def _http_error(request: Request, exc: Exception) -> Response:
 _ERROR_HANDLERS: dict[Any, Any] = {404: _http_error, 405: _http_error, Exception: _http_error}
 
 
-def gateway_app(gateway: Gateway) -> Starlette:
-    """The API clients call: both model APIs, ``GET /v1/models`` and ``/healthz``.
+class _ProxyRoutes:
+    """``POST`` to a proxied path goes straight to its endpoint; everything else (other
+    paths and methods, the lifespan) to ``app``, the router.
+
+    The hot path skips the router's middleware stack and route matching (9 % of the
+    gateway's CPU per request, profiled). What that stack did for it is kept: an
+    unexpected failure is answered 500 in the API's format (when the response has not
+    begun) and re-raised for the server to log.
+    """
+
+    def __init__(self, endpoints: dict[str, ProxyEndpoint], app: Starlette) -> None:
+        self.endpoints = endpoints
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        endpoint = self.endpoints.get(scope.get("path", "")) if scope["type"] == "http" \
+            and scope["method"] == "POST" else None
+        if endpoint is None:
+            await self.app(scope, receive, send)
+            return
+        try:
+            await endpoint(scope, receive, send)
+        except Exception as exc:
+            with contextlib.suppress(Exception):  # a response already begun cannot change
+                await _http_error(Request(scope), exc)(scope, receive, send)
+            raise
+
+
+def gateway_app(gateway: Gateway) -> Any:
+    """The API clients call, as an ASGI app: both model APIs, ``GET /v1/models`` and
+    ``/healthz``.
 
     Metrics are on the admin app: counts per rule and verdict would tell a client
     when it has been flagged.
@@ -71,14 +101,14 @@ def gateway_app(gateway: Gateway) -> Starlette:
         finally:
             await gateway.close()
 
-    return Starlette(routes=[
-        Route("/v1/chat/completions", ProxyEndpoint(gateway, OPENAI, "/v1/chat/completions"),
-              methods=["POST"]),
-        Route("/v1/messages", ProxyEndpoint(gateway, ANTHROPIC, "/v1/messages"),
-              methods=["POST"]),
+    endpoints = {path: ProxyEndpoint(gateway, api, path) for path, api in (
+        ("/v1/chat/completions", OPENAI), ("/v1/messages", ANTHROPIC))}
+    router = Starlette(routes=[
+        *(Route(path, endpoint, methods=["POST"]) for path, endpoint in endpoints.items()),
         Route("/v1/models", models, methods=["GET"]),
         Route("/healthz", health, methods=["GET"]),
     ], lifespan=lifespan, exception_handlers=_ERROR_HANDLERS)
+    return _ProxyRoutes(endpoints, router)
 
 
 def _rule_dict(rule: Any) -> dict[str, Any]:
@@ -111,6 +141,11 @@ def admin_app(gateway: Gateway, *, token: str | None = None) -> Starlette:
         gateway.metrics.watchlist_accounts.set(len(gateway.watchlist.entries))
         if gateway.log is not None:
             gateway.metrics.log_records.set(gateway.log.records_written)
+        if gateway.spans is not None:
+            for outcome, count in (("sent", gateway.spans.spans_sent),
+                                   ("dropped", gateway.spans.spans_dropped),
+                                   ("queued", gateway.spans.queued)):
+                gateway.metrics.spans.labels(outcome).set(count)
         return Response(gateway.metrics.render(),
                         media_type="text/plain; version=0.0.4; charset=utf-8")
 

@@ -36,6 +36,7 @@ __all__ = [
     "BucketLimit",
     "GatewayConfig",
     "Limits",
+    "OtlpExport",
     "Rule",
     "load_config",
 ]
@@ -83,6 +84,19 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class OtlpExport:
+    """Where and how the gateway sends its exchanges as GenAI spans (``otlp`` section)."""
+
+    endpoint: str | None = None
+    protocol: Literal["http/protobuf", "http/json"] = "http/protobuf"
+    service_name: str = "distillguard-gateway"
+    flush_seconds: float = 1.0
+    max_batch_spans: int = 512
+    max_queue_spans: int = 16384
+    timeout_seconds: float = 10.0
+
+
+@dataclass(frozen=True)
 class Rule:
     name: str
     action: Action
@@ -112,6 +126,7 @@ class GatewayConfig:
     connect_timeout: float
     read_timeout: float
     max_connections: int
+    max_answer_bytes: int
     upstream_api_key_env: str | None
     unknown_keys: Literal["derive", "reject"]
     keys: dict[str, AccountInfo]
@@ -130,12 +145,16 @@ class GatewayConfig:
     log_flush_seconds: float
     log_rotate_bytes: int
     log_rotate_seconds: float
+    otlp: OtlpExport
     limits_account: Limits
     limits_org: Limits
     throttle_account: Limits
     throttle_org: Limits
     verification_url: str
-    summary_chars: int
+    safeguards_path: str | None
+    safeguards_mode: Literal["enforce", "shadow", "off"]
+    watermark_secret_env: str | None
+    canary_secret_env: str | None
     mode: Literal["enforce", "shadow"]
     rules: tuple[Rule, ...]
 
@@ -189,6 +208,7 @@ SCHEMA = Section({
     "upstream": Section({"connect_timeout_seconds": Interval(float, 0, None),
                          "read_timeout_seconds": Interval(float, 0, None),
                          "max_connections": Interval(int, 1, None),
+                         "max_answer_bytes": Interval(int, 1024, None),
                          "api_key_env": Nullable(TEXT)}),
     "identity": Section({"unknown_keys": Options(("derive", "reject")),
                          "keys": Nullable(MappingOf(TEXT, _KEY)),
@@ -206,12 +226,21 @@ SCHEMA = Section({
     "log": Section({"flush_seconds": Interval(float, 0.01, None),
                     "rotate_bytes": Interval(int, 1, None),
                     "rotate_seconds": Interval(float, 1, None)}),
+    "otlp": Section({"endpoint": Nullable(TEXT),
+                     "protocol": Options(("http/protobuf", "http/json")),
+                     "service_name": TEXT,
+                     "flush_seconds": Interval(float, 0.01, None),
+                     "max_batch_spans": Interval(int, 1, None),
+                     "max_queue_spans": Interval(int, 1, None),
+                     "timeout_seconds": Interval(float, 0.01, None)}),
     "limits": Nullable(Section({"account": _LIMITS, "org": _LIMITS},
                                optional=frozenset({"account", "org"}))),
     "throttle": Nullable(Section({"account": _LIMITS, "org": _LIMITS},
                                  optional=frozenset({"account", "org"}))),
     "verification_url": TEXT,
-    "withhold_reasoning": Section({"summary_chars": Interval(int, 1, None)}),
+    "safeguards": Section({"path": Nullable(TEXT), "mode": Options(("enforce", "shadow", "off")),
+                           "watermark_secret_env": Nullable(TEXT),
+                           "canary_secret_env": Nullable(TEXT)}),
     "mode": Options(("enforce", "shadow")),
     "rules": Nullable(ListOf(_RULE)),
 })
@@ -259,6 +288,7 @@ def _config(data: dict[str, Any]) -> GatewayConfig:
         connect_timeout=float(upstream["connect_timeout_seconds"]),
         read_timeout=float(upstream["read_timeout_seconds"]),
         max_connections=upstream["max_connections"],
+        max_answer_bytes=upstream["max_answer_bytes"],
         upstream_api_key_env=upstream["api_key_env"],
         unknown_keys=identity["unknown_keys"], keys=_keys(identity["keys"]),
         trusted_proxies=tuple(ipaddress.ip_network(p) for p in identity["trusted_proxies"] or []),
@@ -276,12 +306,21 @@ def _config(data: dict[str, Any]) -> GatewayConfig:
         log_flush_seconds=float(log["flush_seconds"]),
         log_rotate_bytes=log["rotate_bytes"],
         log_rotate_seconds=float(log["rotate_seconds"]),
+        otlp=OtlpExport(endpoint=data["otlp"]["endpoint"], protocol=data["otlp"]["protocol"],
+                        service_name=data["otlp"]["service_name"],
+                        flush_seconds=float(data["otlp"]["flush_seconds"]),
+                        max_batch_spans=data["otlp"]["max_batch_spans"],
+                        max_queue_spans=data["otlp"]["max_queue_spans"],
+                        timeout_seconds=float(data["otlp"]["timeout_seconds"])),
         limits_account=_limits(limits.get("account")),
         limits_org=_limits(limits.get("org")),
         throttle_account=_limits(throttle.get("account")),
         throttle_org=_limits(throttle.get("org")),
         verification_url=data["verification_url"],
-        summary_chars=data["withhold_reasoning"]["summary_chars"],
+        safeguards_path=data["safeguards"]["path"],
+        safeguards_mode=data["safeguards"]["mode"],
+        watermark_secret_env=data["safeguards"]["watermark_secret_env"],
+        canary_secret_env=data["safeguards"]["canary_secret_env"],
         mode=data["mode"],
         rules=tuple(_rule(r) for r in data["rules"] or []))
 

@@ -15,28 +15,28 @@ the format the batch commands read.
 
 from __future__ import annotations
 
-import os
-import socket
-import time
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from distillguard.gateway.identity import Caller
+from distillguard.gateway.output_safeguards import OutputGuard
 from distillguard.gateway.parsed_request import ParsedRequest
 from distillguard.gateway.periodic import Periodic
 from distillguard.gateway.policy import Decision
+from distillguard.logs.rotating import RotatingLines
 from distillguard.logs.schema import SPEC_FIELDS
 
 __all__ = ["EXTRA_FIELDS", "Exchange", "ExchangeLogWriter", "exchange_record"]
 
-# The spec's fields in its order, and whether each is required.
-_SPEC = tuple((f.name, not f.nullable) for f in SPEC_FIELDS)
+# The spec's fields in its order, and those it requires.
+_SPEC = tuple(f.name for f in SPEC_FIELDS)
+_REQUIRED = tuple(f.name for f in SPEC_FIELDS if not f.nullable)
 # The gateway's own fields; readers keep them in ``extra`` (docs/gateway.md, "The log").
 EXTRA_FIELDS = ("api", "stream", "added_ms", "upstream_ms", "error", "gateway_action",
                 "gateway_rule", "gateway_shadow", "watchlist_verdict",
-                "reasoning_withheld_chars", "opaque_parts")
+                "reasoning_withheld_chars", "opaque_parts", "safeguards")
 _TOKEN_FIELDS = ("input_tokens", "output_tokens")
 
 
@@ -45,22 +45,19 @@ def exchange_record(fields: dict[str, Any], extra: dict[str, Any]) -> dict[str, 
     have are not written), then the gateway's ``extra`` fields (``EXTRA_FIELDS``). None
     means absent; a required field absent is a ``ValueError`` (a gateway bug, never the
     client's doing)."""
-    record: dict[str, Any] = {}
-    for name, required in _SPEC:
-        value = fields.get(name)
-        if value is not None:
-            record[name] = value
-        elif required:
+    for name in _REQUIRED:
+        if fields.get(name) is None:
             raise ValueError(f"exchange record without its required field {name!r}")
-    record.update((name, value) for name, value in extra.items() if value is not None)
+    record = {name: fields[name] for name in _SPEC if fields.get(name) is not None}
+    record.update({name: value for name, value in extra.items() if value is not None})
     return record
 
 
 class Exchange:
     """What becomes of one request: filled in as it goes, written to the log at the end."""
 
-    __slots__ = ("api", "caller", "decision", "error", "fields", "request", "started", "status",
-                 "ts_ms", "upstream_seconds", "withheld")
+    __slots__ = ("api", "caller", "decision", "error", "fields", "guard", "request", "request_id",
+                 "started", "status", "ts_ms", "upstream_seconds", "withheld")
 
     def __init__(self, request: ParsedRequest, caller: Caller, ts_ms: int, started: float
                  ) -> None:
@@ -74,6 +71,8 @@ class Exchange:
         self.error: str | None = None
         self.upstream_seconds = 0.0
         self.withheld = 0
+        self.guard: OutputGuard | None = None  # the output safeguards, for listed accounts
+        self.request_id: str | None = None  # set early when a safeguard needs it
 
     def record(self, request_id: str, total_seconds: float) -> dict[str, Any]:
         """The exchange's log line, ``total_seconds`` after it arrived."""
@@ -103,7 +102,8 @@ class Exchange:
             "gateway_shadow": decision.shadow if acted else None,
             "watchlist_verdict": decision.verdict if acted else None,
             "reasoning_withheld_chars": self.withheld or None,
-            "opaque_parts": request.opaque_parts}
+            "opaque_parts": request.opaque_parts,
+            "safeguards": self.guard.log_field() if self.guard is not None else None}
         return exchange_record(fields, extra)
 
 
@@ -112,61 +112,25 @@ class ExchangeLogWriter:
 
     def __init__(self, directory: str | Path, *, flush_seconds: float = 1.0,
                  rotate_bytes: int = 256 << 20, rotate_seconds: float = 3600.0) -> None:
-        self.directory = Path(directory)
-        self.flush_seconds = flush_seconds
-        self.rotate_bytes = rotate_bytes
-        self.rotate_seconds = rotate_seconds
-        self.records_written = 0
-        self._buffer = bytearray()
-        self._fd: int | None = None
-        self._path: Path | None = None
-        self._opened_at = 0.0
-        self._size = 0
-        self._seq = 0
-        self._last_flush = time.monotonic()
-        self._timer = Periodic(flush_seconds / 2, self.flush)
+        self.lines = RotatingLines(directory, prefix="gateway", flush_seconds=flush_seconds,
+                                   rotate_bytes=rotate_bytes, rotate_seconds=rotate_seconds)
+        self._timer = Periodic(flush_seconds / 2, self.lines.flush)
 
     @property
     def path(self) -> Path | None:
         """The file being written now (None before the first flush)."""
-        return self._path
+        return self.lines.path
+
+    @property
+    def records_written(self) -> int:
+        return self.lines.lines_written
 
     def write(self, record: dict[str, Any]) -> None:
         """Queue one record; flush when the last flush is ``flush_seconds`` old."""
-        self._buffer += orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
-        if time.monotonic() - self._last_flush >= self.flush_seconds:
-            self.flush()
+        self.lines.append(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
 
     def flush(self) -> None:
-        self._last_flush = time.monotonic()
-        if not self._buffer:
-            return
-        if self._fd is None or self._size >= self.rotate_bytes or (
-                self._last_flush - self._opened_at >= self.rotate_seconds):
-            self._open_next()
-        assert self._fd is not None
-        data, self._buffer = bytes(self._buffer), bytearray()
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self._fd, view):]
-        self._size += len(data)
-        self.records_written += data.count(b"\n")
-
-    def _open_next(self) -> None:
-        self._close_file()
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self._seq += 1
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        host = socket.gethostname().split(".")[0] or "host"
-        self._path = self.directory / f"gateway-{stamp}-{host}-{os.getpid()}-{self._seq:04d}.jsonl"
-        self._fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        self._opened_at = time.monotonic()
-        self._size = 0
-
-    def _close_file(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        self.lines.flush()
 
     def start(self) -> None:
         """Flush on a timer too, so a quiet gateway still writes within the interval."""
@@ -174,5 +138,4 @@ class ExchangeLogWriter:
 
     async def close(self) -> None:
         await self._timer.stop()
-        self.flush()
-        self._close_file()
+        self.lines.close()

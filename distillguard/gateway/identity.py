@@ -76,7 +76,8 @@ class Identifier:
         self.by_account = {info.account_id: info for info in keys.values()}
         self.unknown_keys = unknown_keys
         self.trusted_proxies = tuple(trusted_proxies)
-        self._derived: dict[str, AccountInfo] = {}
+        self._derived: dict[str, AccountInfo] = {}  # a derived account's id is its key's id
+        self._listed = {key: (info, api_key_id(key)) for key, info in keys.items()}
 
     def _trusted(self, ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
         return any(ip in net for net in self.trusted_proxies)
@@ -96,10 +97,11 @@ class Identifier:
             return peer
         return peer
 
-    def account(self, key: str) -> AccountInfo:
-        info = self.keys.get(key)
-        if info is not None:
-            return info
+    def account(self, key: str) -> tuple[AccountInfo, str]:
+        """The key's account and the key's loggable id (both remembered, not re-hashed)."""
+        known = self._listed.get(key)
+        if known is not None:
+            return known
         if self.unknown_keys == "reject":
             raise ApiError(401, "Invalid API key.", code="invalid_api_key")
         info = self._derived.get(key)
@@ -107,7 +109,7 @@ class Identifier:
             if len(self._derived) >= _DERIVED_CACHE:
                 self._derived.clear()
             info = self._derived[key] = AccountInfo(api_key_id(key), listed=False)
-        return info
+        return info, info.account_id
 
     def identify(self, headers: dict[str, str], peer: str | None) -> Caller:
         """``headers`` from ``request_headers``; ``ApiError`` 401 when no key is given, two
@@ -127,6 +129,6 @@ class Identifier:
         if not key:
             raise ApiError(401, "Missing API key: send 'Authorization: Bearer KEY' or "
                            "'x-api-key: KEY'.", code="missing_api_key")
-        return Caller(self.account(key), api_key_id(key),
+        return Caller(*self.account(key),
                       self.client_ip(peer, headers.get("x-forwarded-for")),
                       headers.get("user-agent"), credential)

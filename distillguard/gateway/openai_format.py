@@ -11,9 +11,17 @@ from __future__ import annotations
 from typing import Any
 
 from distillguard.gateway.api_errors import OPENAI
-from distillguard.gateway.parsed_request import OpaqueParts, ParsedRequest, bad_request, text_of
+from distillguard.gateway.parsed_request import (
+    OpaqueParts,
+    ParsedRequest,
+    ToolDefinitions,
+    bad_request,
+    named,
+    text_of,
+)
 
-__all__ = ["REASONING_KEYS", "openai_request", "openai_response_fields", "openai_withhold"]
+__all__ = ["REASONING_KEYS", "openai_map_answers", "openai_request", "openai_response_fields",
+           "openai_withhold"]
 
 REASONING_KEYS = ("reasoning_content", "reasoning")
 _ROLES = {"user": "user", "assistant": "assistant", "tool": "tool", "function": "tool"}
@@ -87,6 +95,7 @@ def openai_request(body: Any, *, allow_unknown_parts: bool = False) -> ParsedReq
             raise bad_request(f"'messages[{i}].role' must be one of system, developer, user, "
                               f"assistant, tool; got {role!r}", f"messages[{i}].role")
         text, has_image = _content(message.get("content"), f"messages[{i}].content", opaque, i)
+        text = named(text, message.get("name"), f"messages[{i}].name")
         image |= has_image
         if role in _SYSTEM_ROLES:
             system.append(text)
@@ -96,15 +105,32 @@ def openai_request(body: Any, *, allow_unknown_parts: bool = False) -> ParsedReq
     if not messages:
         raise bad_request("'messages' needs at least one user, assistant or tool message",
                           "messages")
-    tools = body.get("tools")
-    names = None
-    if tools is not None:
-        if not isinstance(tools, list):
-            raise bad_request("'tools' must be an array", "tools")
-        names = [str((t.get("function") or {}).get("name", "")) if isinstance(t, dict) else ""
-                 for t in tools]
+    tools = _tool_definitions(body)
     return ParsedRequest(OPENAI, body, model, stream, messages,
-                         "\n".join(system) if system else None, names, image, opaque.found)
+                         tools.with_system("\n".join(system) if system else None),
+                         tools.names if "tools" in body or "functions" in body else None,
+                         image, opaque.found)
+
+
+def _tool_definitions(body: dict[str, Any]) -> ToolDefinitions:
+    """``tools`` (a function's definition under ``function``, a custom tool's under
+    ``custom``) and the deprecated ``functions``."""
+    definitions = ToolDefinitions()
+    for key in ("tools", "functions"):
+        listed = body.get(key)
+        if listed is None:
+            continue
+        if not isinstance(listed, list):
+            raise bad_request(f"'{key}' must be an array", key)
+        for i, tool in enumerate(listed):
+            if key == "functions" or not isinstance(tool, dict):
+                definitions.add(tool, f"{key}[{i}]")
+                continue
+            kind = tool.get("type")
+            kind = kind if isinstance(kind, str) and isinstance(tool.get(kind), dict) \
+                else "function"
+            definitions.add(tool.get(kind), f"{key}[{i}].{kind}")
+    return definitions
 
 
 def openai_response_fields(body: dict[str, Any]) -> dict[str, Any]:
@@ -135,3 +161,15 @@ def openai_withhold(body: dict[str, Any], summary: Any) -> int:
                 withheld += len(message[key])
                 message[key] = summary(message[key])
     return withheld
+
+
+def openai_map_answers(body: dict[str, Any], change: Any) -> bool:
+    """Replace every choice's answer text with ``change(text)``; True when one changed."""
+    changed = False
+    for choice in body.get("choices") or []:
+        message = choice.get("message") if isinstance(choice, dict) else None
+        if isinstance(message, dict) and isinstance(message.get("content"), str):
+            new = change(message["content"])
+            changed |= new != message["content"]
+            message["content"] = new
+    return changed

@@ -10,7 +10,8 @@ import orjson
 from distillguard.errors import ApiError
 from distillguard.gateway.api_errors import Api
 
-__all__ = ["OpaqueParts", "ParsedRequest", "bad_request", "estimate_tokens", "text_of"]
+__all__ = ["OpaqueParts", "ParsedRequest", "ToolDefinitions", "bad_request", "estimate_tokens",
+           "named", "text_of"]
 
 
 @dataclass(slots=True)
@@ -79,6 +80,59 @@ def text_of(value: Any, param: str) -> str:
     if not isinstance(value, str):
         raise bad_request(f"'{param}' must be a string, got {type(value).__name__}", param)
     return value
+
+
+class ToolDefinitions:
+    """The tool definitions of a request: their names (the log's ``tools``) and what the
+    model reads of them besides, as text.
+
+    A definition's description and parameter schema reach the model with the name
+    (the model APIs render them into the system prompt), so text placed there is a
+    prompt like any other. Each definition with more than a name becomes one line,
+    ``[tool NAME] DESCRIPTION {the rest of the definition as JSON}``, added to the
+    logged and scored system text (``with_system``); empty values and cache controls
+    are left out, so a bare name adds no line.
+    """
+
+    __slots__ = ("names", "texts")
+
+    _NOT_TEXT = frozenset({"name", "description", "cache_control"})
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self.texts: list[str] = []
+
+    def add(self, definition: Any, param: str) -> None:
+        """One definition (an object with ``name``, ``description`` and the rest)."""
+        if not isinstance(definition, dict):
+            self.names.append("")
+            return
+        name = str(definition.get("name", ""))
+        self.names.append(name)
+        description = definition.get("description")
+        pieces = [f"[tool {name}]"]
+        if description is not None and description != "":
+            pieces.append(text_of(description, f"{param}.description"))
+        rest = {k: v for k, v in definition.items()
+                if k not in self._NOT_TEXT and v not in (None, "", {}, [])}
+        if rest:
+            pieces.append(orjson.dumps(rest).decode())
+        if len(pieces) > 1:
+            self.texts.append(" ".join(pieces))
+
+    def with_system(self, system: str | None) -> str | None:
+        """``system`` followed by the definitions' lines (None when both are empty)."""
+        if not self.texts:
+            return system
+        return "\n".join([system, *self.texts] if system else self.texts)
+
+
+def named(text: str, name: Any, param: str) -> str:
+    """A message's text, preceded by its ``name`` field (``[name NAME]``) when it has one:
+    the name reaches the model as well."""
+    if name is None or name == "":
+        return text
+    return f"[name {text_of(name, param)}]\n{text}" if text else f"[name {text_of(name, param)}]"
 
 
 def estimate_tokens(chars: int) -> int:

@@ -1,7 +1,8 @@
 """One request through the gateway, as a plain ASGI endpoint (the hot path).
 
 read body (413) -> identify (401) -> parse (400) -> policy (403) -> limits (429)
--> forward (502/504) -> answer (withholding reasoning when decided) -> log -> metrics.
+-> safeguards (accounts with a verdict only) -> forward (502/504) -> answer (rewritten
+when reasoning is withheld or a safeguard applies) -> log -> metrics.
 Every parsed request is logged and queued for scoring, whatever became of it;
 requests that cannot be parsed (no model, no messages) are not exchanges the
 log format can hold and are only counted (``distillguard_gateway_rejected``).
@@ -27,6 +28,7 @@ from distillguard.errors import (
     UpstreamTimeout,
 )
 from distillguard.gateway.anthropic_format import (
+    anthropic_map_answers,
     anthropic_request,
     anthropic_response_fields,
     anthropic_withhold,
@@ -35,16 +37,19 @@ from distillguard.gateway.api_errors import ANTHROPIC, Api, error_body, error_ev
 from distillguard.gateway.exchange_log import Exchange
 from distillguard.gateway.identity import Caller, request_headers
 from distillguard.gateway.openai_format import (
+    openai_map_answers,
     openai_request,
     openai_response_fields,
     openai_withhold,
 )
+from distillguard.gateway.output_safeguards import OutputGuard, Rewrite
 from distillguard.gateway.parsed_request import ParsedRequest, estimate_tokens
 from distillguard.gateway.policy import Decision
 from distillguard.gateway.service import Gateway
 from distillguard.gateway.streams import stream_watcher
 from distillguard.gateway.token_bucket import BucketCharge
 from distillguard.gateway.upstream import UpstreamReply
+from distillguard.safeguards.canaries import add_decoy_tool, append_signature
 
 __all__ = ["ProxyEndpoint", "read_body"]
 
@@ -56,11 +61,9 @@ _PARSERS: dict[str, Callable[..., ParsedRequest]] = {"openai": openai_request,
 
 async def read_body(receive: Any, headers: dict[str, str], limit: int) -> bytes:
     """The request body; ``ApiError`` 413 as soon as it is known to pass ``limit`` bytes."""
-    too_large = ApiError(413, f"Request body is larger than the limit of {limit} bytes.",
-                         code="request_too_large")
     length = headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > limit:
-        raise too_large
+        raise _too_large(limit)
     chunks, size = [], 0
     while True:
         message = await receive()
@@ -69,10 +72,15 @@ async def read_body(receive: Any, headers: dict[str, str], limit: int) -> bytes:
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise too_large
-        chunks.append(chunk)
+            raise _too_large(limit)
         if not message.get("more_body", False):
-            return b"".join(chunks)
+            return b"".join(chunks) + chunk if chunks else chunk
+        chunks.append(chunk)
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, f"Request body is larger than the limit of {limit} bytes.",
+                    code="request_too_large")
 
 
 async def _send(send: Any, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
@@ -148,12 +156,17 @@ class ProxyEndpoint:
         try:
             decision = self._apply_policy(ex)
             charges, estimate = await self._apply_limits(ex, decision)
-            reply = await self._forward(ex, body, headers)
-            withhold = decision.enforced == "withhold_reasoning"
+            guard = ex.guard = self._safeguards(ex, decision)
+            if guard is not None and guard.plan.decoy_tool and not guard.shadow:
+                body = self._add_decoy(ex, guard, body)
+            reply = await self._forward(ex, body, headers,
+                                        self.gateway.safeguards.request_headers(guard))
+            rewrite = self.gateway.safeguards.rewrite(
+                guard, decision.enforced == "withhold_reasoning")
             if ex.request.stream and reply.status == 200:
-                await self._stream(ex, reply, send, receive, withhold)
+                await self._stream(ex, reply, send, receive, rewrite)
             else:
-                await self._whole(ex, reply, send, withhold)
+                await self._whole(ex, reply, send, rewrite)
             self._settle_tokens(charges, estimate, ex)
         except ApiError as exc:
             ex.status, ex.error = exc.status, exc.code
@@ -204,20 +217,43 @@ class ProxyEndpoint:
             ex.error = f"state_store: {exc}"
             return 0.0
 
-    async def _forward(self, ex: Exchange, body: bytes, headers: dict[str, str]
-                       ) -> UpstreamReply:
-        """The body, unchanged, to the upstream, with the credential the caller was
-        identified by."""
+    def _safeguards(self, ex: Exchange, decision: Decision) -> OutputGuard | None:
+        """The account's output safeguards; None (at the cost of one check) for an account
+        without a verdict."""
+        if decision.verdict is None:
+            return None
+
+        def request_id() -> str:
+            ex.request_id = ex.request_id or self.gateway.request_id()
+            return ex.request_id
+        return self.gateway.safeguards.guard(ex.caller.account.account_id, decision, request_id,
+                                             shadow_all=self.gateway.config.mode == "shadow")
+
+    def _add_decoy(self, ex: Exchange, guard: OutputGuard, body: bytes) -> bytes:
+        """The body with the group's decoy tool in its tool list (a request without
+        tools is sent as it came)."""
+        assert guard.plan.canary is not None
+        if not add_decoy_tool(ex.request.body, self.api, guard.plan.canary):
+            return body
+        guard.applied.append("decoy_tool")
+        return orjson.dumps(ex.request.body)
+
+    async def _forward(self, ex: Exchange, body: bytes, headers: dict[str, str],
+                       extra_headers: tuple[tuple[str, str], ...] = ()) -> UpstreamReply:
+        """The body to the upstream (as it came, or with a decoy tool), with the
+        credential the caller was identified by and the safeguards' headers."""
         up_start = time.perf_counter()
         try:
             return await self.gateway.upstream.post(self.path, body, api=self.api,
                                                     client_headers=headers,
-                                                    credential=ex.caller.credential)
+                                                    credential=ex.caller.credential,
+                                                    whole=not ex.request.stream,
+                                                    extra_headers=extra_headers)
         finally:
             ex.upstream_seconds = time.perf_counter() - up_start
 
-    async def _whole(self, ex: Exchange, reply: UpstreamReply, send: Any, withhold: bool
-                     ) -> None:
+    async def _whole(self, ex: Exchange, reply: UpstreamReply, send: Any,
+                     rewrite: Rewrite | None) -> None:
         up_start = time.perf_counter() - ex.upstream_seconds
         data = await reply.read()
         ex.upstream_seconds = time.perf_counter() - up_start
@@ -230,11 +266,8 @@ class ProxyEndpoint:
                 raise UpstreamMalformed(
                     f"the upstream answered 200 with {len(data)} bytes of "
                     f"{reply.content_type or 'no content type'} that are not a JSON object")
-            if withhold:
-                withhold_fn = anthropic_withhold if self.api == ANTHROPIC else openai_withhold
-                ex.withheld = withhold_fn(parsed, self.gateway.summary)
-                if ex.withheld:
-                    data = orjson.dumps(parsed)
+            if rewrite is not None and self._rewrite_whole(ex, parsed, rewrite):
+                data = orjson.dumps(parsed)
             read = anthropic_response_fields if self.api == ANTHROPIC else openai_response_fields
             ex.fields = read(parsed)
         elif reply.status >= 400:
@@ -245,17 +278,47 @@ class ProxyEndpoint:
         content_type = (reply.content_type or "application/json").encode("latin-1")
         await _send(send, reply.status, data, [(b"content-type", content_type)])
 
+    def _rewrite_whole(self, ex: Exchange, parsed: dict[str, Any], rewrite: Rewrite) -> bool:
+        """Withhold reasoning, cut the answer, append the signature; True when the body
+        changed."""
+        anthropic = self.api == ANTHROPIC
+        changed = False
+        if rewrite.summary is not None:
+            withhold_fn = anthropic_withhold if anthropic else openai_withhold
+            ex.withheld = withhold_fn(parsed, rewrite.summary)
+            changed = bool(ex.withheld)
+        if rewrite.cut is not None:
+            cut = (anthropic_map_answers(parsed, rewrite.cut) if anthropic
+                   else openai_map_answers(parsed, rewrite.cut))
+            self._applied(ex, "answer_only", cut)
+            changed |= cut
+        if rewrite.signature is not None:
+            canary = rewrite.signature
+
+            def sign(text: str) -> str:
+                return append_signature(text, canary)
+            signed = (anthropic_map_answers(parsed, sign, last_only=True) if anthropic
+                      else openai_map_answers(parsed, sign))
+            self._applied(ex, "signature", signed)
+            changed |= signed
+        return changed
+
+    @staticmethod
+    def _applied(ex: Exchange, what: str, done: bool) -> None:
+        if done and ex.guard is not None:
+            ex.guard.applied.append(what)
+
     async def _stream(self, ex: Exchange, reply: UpstreamReply, send: Any, receive: Any,
-                      withhold: bool) -> None:
-        """Pass the upstream's events on as they come (checked, and rewritten when
-        withholding). The response starts with the first whole, valid event: an upstream
+                      rewrite: Rewrite | None) -> None:
+        """Pass the upstream's events on as they come (checked, and rewritten under
+        ``rewrite``). The response starts with the first whole, valid event: an upstream
         failure before it is an error response, after it an error event ends the stream."""
         if "event-stream" not in reply.content_type:
             reply.close()
             raise UpstreamMalformed(f"the upstream answered a streamed request with "
                                     f"{reply.content_type or 'no content type'}, not "
                                     "text/event-stream")
-        watcher = stream_watcher(self.api, self.gateway.summary if withhold else None)
+        watcher = stream_watcher(self.api, rewrite, self.gateway.config.max_answer_bytes)
         up_start = time.perf_counter() - ex.upstream_seconds
         ex.status = 200
         began = False
@@ -298,6 +361,8 @@ class ProxyEndpoint:
             reply.close()
             ex.fields = watcher.fields
             ex.withheld = watcher.withheld_chars
+            self._applied(ex, "answer_only", watcher.cut_applied)
+            self._applied(ex, "signature", watcher.signed)
         if pumping not in done:
             ex.status, ex.error = 499, "client_disconnected"
             ex.upstream_seconds = time.perf_counter() - up_start
@@ -352,18 +417,23 @@ class ProxyEndpoint:
         gw = self.gateway
         request, decision = ex.request, ex.decision
         total = time.perf_counter() - ex.started
-        metrics = gw.metrics
-        if ex.upstream_seconds:
-            metrics.upstream_latency.labels(self.api).observe(ex.upstream_seconds)
-        metrics.added_latency.labels(self.api).observe(max(0.0, total - ex.upstream_seconds))
-        metrics.responses.labels(self.api, str(ex.status)).inc()
-        if decision is not None:
-            metrics.requests.labels(self.api, decision.action, decision.rule or "",
-                                    decision.verdict or "", "true" if decision.shadow else "false"
-                                    ).inc()
+        decided = None if decision is None else (
+            decision.action, decision.rule or "", decision.verdict or "",
+            "true" if decision.shadow else "false")
+        gw.metrics.exchanges.exchange(self.api, ex.status, decided,
+                                      max(0.0, total - ex.upstream_seconds), ex.upstream_seconds)
         if ex.withheld:
-            metrics.reasoning_withheld.labels(self.api).inc(ex.withheld)
+            gw.metrics.reasoning_withheld.labels(self.api).inc(ex.withheld)
+        if ex.guard is not None:
+            if ex.withheld and ex.guard.plan.reasoning != "keep":
+                ex.guard.applied.append(f"reasoning_{ex.guard.plan.reasoning}")
+            for what in ex.guard.applied if not ex.guard.shadow else ():
+                gw.metrics.safeguards.labels(self.api, what).inc()
         gw.scorer.submit(ex.caller.account.account_id, ex.ts_ms, request.messages, request.system,
                          request.tools, request.has_image)
-        if gw.log is not None:
-            gw.log.write(ex.record(gw.request_id(), total))
+        if gw.log is not None or gw.spans is not None:
+            record = ex.record(ex.request_id or gw.request_id(), total)
+            if gw.log is not None:
+                gw.log.write(record)
+            if gw.spans is not None:
+                gw.spans.write(record)

@@ -11,19 +11,21 @@ import time
 from pathlib import Path
 
 from distillguard.errors import StateStoreError
-from distillguard.gateway.account_window import TemplateMemory, WindowStats, request_counts
+from distillguard.gateway.account_window import WindowStats
 from distillguard.gateway.config import AccountInfo, GatewayConfig, Limits
 from distillguard.gateway.exchange_log import ExchangeLogWriter
 from distillguard.gateway.identity import Identifier
 from distillguard.gateway.metrics import GatewayMetrics
+from distillguard.gateway.otlp_export import SpanExporter
+from distillguard.gateway.output_safeguards import OutputSafeguards
 from distillguard.gateway.periodic import Periodic
 from distillguard.gateway.policy import Decision, decide
-from distillguard.gateway.reasoning import summarize_reasoning
-from distillguard.gateway.scoring import ScoredRequest, Scorer
+from distillguard.gateway.scoring import Scorer, WindowRow
 from distillguard.gateway.state import MemoryState, StateStore
 from distillguard.gateway.token_bucket import BucketCharge
 from distillguard.gateway.upstream import UpstreamClient
 from distillguard.gateway.watchlist import Watchlist
+from distillguard.safeguards.plan import SafeguardPolicy, load_safeguard_policy
 
 __all__ = ["SETTLE_SECONDS", "Gateway"]
 
@@ -36,27 +38,40 @@ class Gateway:
 
     def __init__(self, config: GatewayConfig, *, upstream_url: str, log_dir: str | Path | None,
                  state: StateStore | None = None, findings: str | Path | None = None,
-                 upstream_api_key: str | None = None) -> None:
+                 upstream_api_key: str | None = None,
+                 safeguards: SafeguardPolicy | None = None, watermark_secret: str | None = None,
+                 canary_secret: str | None = None) -> None:
+        """``safeguards``: the safeguards file's policy (None: ``config.safeguards_path`` or
+        the packaged default); the secrets: None, the safeguards that need them are off."""
         self.config = config
         self.identifier = Identifier(config.keys, unknown_keys=config.unknown_keys,
                                      trusted_proxies=config.trusted_proxies)
         self.upstream = UpstreamClient(upstream_url, api_key=upstream_api_key,
                                        connect_timeout=config.connect_timeout,
                                        read_timeout=config.read_timeout,
-                                       max_connections=config.max_connections)
+                                       max_connections=config.max_connections,
+                                       max_answer_bytes=config.max_answer_bytes)
         self.log = ExchangeLogWriter(log_dir, flush_seconds=config.log_flush_seconds,
                                      rotate_bytes=config.log_rotate_bytes,
                                      rotate_seconds=config.log_rotate_seconds) if log_dir else None
+        self.spans = SpanExporter(config.otlp) if config.otlp.endpoint else None
         self.state: StateStore = state or MemoryState(hours=config.window_hours)
         self.watchlist = Watchlist(findings or config.watchlist_path,
                                    poll_seconds=config.watchlist_poll_seconds)
+        self.safeguards = OutputSafeguards(
+            self.watchlist, mode=config.safeguards_mode,
+            policy=safeguards or load_safeguard_policy(config.safeguards_path),
+            watermark_secret=watermark_secret, canary_secret=canary_secret)
         self.scorer = Scorer(self._on_scored, interval=config.batch_interval,
                              batch_max=config.batch_max, worker=config.scoring_worker,
-                             nice=config.scoring_worker_nice)
-        self.templates = TemplateMemory(config.template_memory)
+                             nice=config.scoring_worker_nice,
+                             template_memory=config.template_memory)
         self.metrics = GatewayMetrics()
         self.models = frozenset(config.models)
         self.needs_window = any(rule.needs_window for rule in config.rules)
+        self._base_limits = any(limit is not None for limits in (
+            config.limits_account, config.limits_org) for limit in (limits.requests,
+                                                                   limits.tokens))
         self._token_debts: dict[str, BucketCharge] = {}
         self._settler = Periodic(SETTLE_SECONDS, self.settle_tokens)
         self._ids = itertools.count(1)
@@ -72,6 +87,8 @@ class Gateway:
             self._settler.start()
             if self.log is not None:
                 self.log.start()
+            if self.spans is not None:
+                await self.spans.start()
         except BaseException:
             await self.close()
             raise
@@ -85,12 +102,11 @@ class Gateway:
         await self.state.close()
         if self.log is not None:
             await self.log.close()
+        if self.spans is not None:
+            await self.spans.close()
 
     def request_id(self) -> str:
         return f"{self._id_prefix}{next(self._ids)}"
-
-    def summary(self, text: str) -> str:
-        return summarize_reasoning(text, self.config.summary_chars)
 
     def window(self, account_id: str, now_ms: int) -> WindowStats | None:
         return self.state.window(account_id, now_ms) if self.needs_window else None
@@ -102,6 +118,8 @@ class Gateway:
     def charges(self, account: AccountInfo, decision: Decision, tokens: float
                 ) -> list[BucketCharge]:
         """The buckets a request must fit: the base limits, and the throttle's when throttled."""
+        if not self._base_limits and decision.enforced != "throttle":
+            return []
         plan: list[tuple[str, Limits]] = [(f"acct:{account.account_id}", self.config.limits_account)]
         if account.org_id:
             plan.append((f"org:{account.org_id}", self.config.limits_org))
@@ -134,11 +152,8 @@ class Gateway:
         except StateStoreError:
             self.metrics.state_errors.inc()
 
-    async def _on_scored(self, scored: list[ScoredRequest]) -> None:
-        rows = [(s.account_id, s.ts_ms, request_counts(s, self.templates.reuses(s.account_id,
-                                                                              s.units)))
-                for s in scored]
-        self.metrics.scored.inc(len(rows))
+    async def _on_scored(self, rows: list[WindowRow]) -> None:
+        self.metrics.scored.inc(sum(counts["requests"] for _, _, counts in rows))
         try:
             await self.state.record(rows)
         except StateStoreError:

@@ -9,6 +9,7 @@ applies, ``take``.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 from distillguard.gateway.account_window import AccountWindows, WindowStats
@@ -38,13 +39,15 @@ class StateStore(Protocol):
 
 
 class MemoryState:
-    """Everything in this process; lost on restart."""
+    """Everything in this process; lost on restart. Buckets refill on ``clock``
+    (seconds, monotonic)."""
 
     name = "memory"
 
-    def __init__(self, *, hours: int = 24) -> None:
+    def __init__(self, *, hours: int = 24, clock: Callable[[], float] = time.monotonic) -> None:
         self.windows = AccountWindows(hours)
         self.buckets = MemoryBuckets()
+        self.clock = clock
 
     async def start(self) -> None:
         return None
@@ -53,10 +56,10 @@ class MemoryState:
         return None
 
     async def take(self, charges: list[BucketCharge]) -> float:
-        return self.buckets.take(charges, time.monotonic())
+        return self.buckets.take(charges, self.clock())
 
     async def charge(self, charges: list[BucketCharge]) -> None:
-        self.buckets.charge(charges, time.monotonic())
+        self.buckets.charge(charges, self.clock())
 
     async def record(self, rows: list[tuple[str, int, dict[str, int]]]) -> None:
         for account_id, ts_ms, counts in rows:
@@ -69,5 +72,5 @@ class MemoryState:
         return self.windows.stats(account_id, int(time.time() * 1000))
 
     async def levels(self, charges: list[BucketCharge]) -> dict[str, float]:
-        now = time.monotonic()
+        now = self.clock()
         return {c.key: round(self.buckets.level(c.key, c.limit, now), 3) for c in charges}

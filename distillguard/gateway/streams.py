@@ -1,10 +1,17 @@
-"""Watch a streamed (server-sent events) response go by; withhold reasoning from it.
+"""Watch a streamed (server-sent events) response go by; rewrite it when asked.
 
 ``feed`` takes the upstream's bytes as they come and returns the bytes to send
-on: the same bytes, event by whole event, when nothing is withheld (events are
+on: the same bytes, event by whole event, when nothing is rewritten (events are
 parsed to check them and to log the answer, the reasoning and usage), or
-re-written events when reasoning is withheld: reasoning deltas are held back and
-one summary is sent in their place when the reasoning ends.
+re-written events under a ``Rewrite`` (``gateway.output_safeguards``):
+
+- reasoning withheld: reasoning deltas are held back and one summary is sent in
+  their place when the reasoning ends (nothing when it is dropped);
+- answer-only mode: the answer's deltas are held and one delta with the cut answer
+  is sent when the answer ends (the answer is not streamed: it must be whole to cut);
+- signature: one more answer delta, the closing line, just before the answer ends
+  (OpenAI: before the chunk with the ``finish_reason``; Anthropic: before the last
+  text block's ``content_block_stop``, held until the message says it is the last).
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from typing import Any
 import orjson
 
 from distillguard.gateway.openai_format import REASONING_KEYS
+from distillguard.gateway.output_safeguards import Rewrite
 
 __all__ = ["AnthropicStream", "OpenAIStream", "StreamWatcher", "stream_watcher"]
 
@@ -27,11 +35,20 @@ class StreamWatcher:
     Only whole events are passed on: a partial one waits for its end. An event
     that is not server-sent events of JSON (a line that is no SSE field, data
     that is not a JSON object or ``[DONE]``) stops the watcher: ``failure`` says
-    why, and nothing from that event on is passed on.
+    why, and nothing from that event on is passed on; so does an event still unfinished
+    past ``max_event_bytes`` (an upstream is not trusted to end its events).
     """
 
-    def __init__(self, summary: Summary | None) -> None:
-        self.summary = summary
+    max_event_bytes = 1 << 25
+
+    def __init__(self, rewrite: Rewrite | None) -> None:
+        self.rewrite = rewrite
+        self.summary: Summary | None = rewrite.summary if rewrite is not None else None
+        self.cut: Summary | None = rewrite.cut if rewrite is not None else None
+        self.signature = ("\n\n" + rewrite.signature.phrase if rewrite is not None
+                          and rewrite.signature is not None else None)
+        self.cut_applied = False
+        self.signed = False
         self.response: list[str] = []
         self.reasoning: list[str] = []
         self.input_tokens: int | None = None
@@ -39,19 +56,35 @@ class StreamWatcher:
         self.withheld_chars = 0
         self.failure: str | None = None
         self.upstream_error: str | None = None  # an error event the upstream sent
-        self._buffer = b""
+        self._buffer = b""  # the unfinished event: ``_pieces`` joined when one ends
+        self._pieces: list[bytes] = []
+        self._pending = 0  # bytes in ``_buffer`` and ``_pieces``
 
     def feed(self, chunk: bytes) -> bytes:
         """The bytes to send on for ``chunk``: its whole, valid events (rewritten when
         withholding); the rest of the stream is held until its events end."""
         if self.failure is not None:
             return b""
-        self._buffer += chunk.replace(b"\r\n", b"\n") if b"\r" in chunk else chunk
-        end = self._buffer.rfind(b"\n\n")
-        if end < 0:
+        if b"\r" in chunk:
+            chunk = chunk.replace(b"\r\n", b"\n")
+        ends = b"\n\n" in chunk or (chunk[:1] == b"\n" and self._last_byte() == b"\n")
+        self._pieces.append(chunk)  # joined only when an event ends: linear in the event
+        self._pending += len(chunk)
+        if not ends:
+            if self._pending > self.max_event_bytes:
+                self.failure = f"an event is longer than {self.max_event_bytes} bytes"
+                self._buffer, self._pieces = b"", []
             return b""
-        whole, self._buffer = self._buffer[:end + 2], self._buffer[end + 2:]
+        buffer = b"".join((self._buffer, *self._pieces))
+        self._pieces = []
+        end = buffer.rfind(b"\n\n")
+        whole, self._buffer = buffer[:end + 2], buffer[end + 2:]
+        self._pending = len(self._buffer)
         return self._events(whole.split(b"\n\n")[:-1], whole)
+
+    def _last_byte(self) -> bytes:
+        last = self._pieces[-1] if self._pieces else self._buffer
+        return last[-1:]
 
     def _events(self, events: list[bytes], whole: bytes) -> bytes:
         out: list[bytes] = []
@@ -59,15 +92,16 @@ class StreamWatcher:
         for raw in events:
             rewritten = self._event(raw)
             if self.failure is not None:
-                return b"".join(out) if self.summary is not None else whole[:sent]
+                return b"".join(out) if self.rewrite is not None else whole[:sent]
             sent += len(raw) + 2
-            if self.summary is not None:
+            if self.rewrite is not None:
                 out.extend(rewritten)
-        return whole if self.summary is None else b"".join(out)
+        return whole if self.rewrite is None else b"".join(out)
 
     def finish(self) -> bytes:
         """The stream ended: what is still held, if it is a valid (unterminated) event."""
-        rest, self._buffer = self._buffer, b""
+        rest = b"".join((self._buffer, *self._pieces))
+        self._buffer, self._pieces, self._pending = b"", [], 0
         if self.failure is not None or not rest.strip():
             return b""
         return self._events([rest.rstrip(b"\n")], rest)
@@ -122,9 +156,11 @@ def _sse(payload: dict[str, Any], name: str | None = None) -> bytes:
 class OpenAIStream(StreamWatcher):
     """Chat Completions chunks: ``choices[].delta.content`` and reasoning deltas."""
 
-    def __init__(self, summary: Summary | None) -> None:
-        super().__init__(summary)
-        self._held: list[str] = []
+    def __init__(self, rewrite: Rewrite | None) -> None:
+        super().__init__(rewrite)
+        self._held: list[str] = []  # reasoning withheld so far
+        self._answer: list[str] = []  # the answer, held to be cut
+        self._closed = False  # the answer's end (cut answer, signature) was sent
 
     def on_event(self, name: str | None, payload: dict[str, Any], raw: bytes) -> list[bytes]:
         usage = payload.get("usage")
@@ -136,24 +172,39 @@ class OpenAIStream(StreamWatcher):
         if not isinstance(delta, dict):
             return [raw + b"\n\n"]
         reasoning_key = next((k for k in REASONING_KEYS if isinstance(delta.get(k), str)), None)
-        if self.summary is None:
+        if self.rewrite is None:
             if reasoning_key:
                 self.reasoning.append(delta[reasoning_key])
             if isinstance(delta.get("content"), str):
                 self.response.append(delta["content"])
             return []
+        finish = choices[0].get("finish_reason")
         out = []
-        if reasoning_key:
+        held_some = False
+        if reasoning_key and self.summary is not None:
             self._held.append(delta.pop(reasoning_key))
-            if not any(v for v in delta.values()) and not choices[0].get("finish_reason"):
-                return []
-        if self._held and (delta.get("content") or choices[0].get("finish_reason")
-                           or delta.get("tool_calls")):
+            held_some = True
+        elif reasoning_key:
+            self.reasoning.append(delta[reasoning_key])
+        if isinstance(delta.get("content"), str) and self.cut is not None:
+            self._answer.append(delta.pop("content"))
+            held_some = True
+        if held_some and not any(v for v in delta.values()) and not finish:
+            return []
+        if self._held and (delta.get("content") or finish or delta.get("tool_calls")
+                           or self._answer):
             out.append(self._summary_chunk(payload))
         if isinstance(delta.get("content"), str):
             self.response.append(delta["content"])
+        if finish:
+            out += self._close_answer(payload)
         out.append(_sse(payload))
         return out
+
+    def _chunk(self, like: dict[str, Any], delta: dict[str, Any]) -> bytes:
+        chunk = {k: v for k, v in like.items() if k not in ("choices", "usage")}
+        chunk["choices"] = [{"index": 0, "delta": delta, "finish_reason": None}]
+        return _sse(chunk)
 
     def _summary_chunk(self, like: dict[str, Any]) -> bytes:
         text = "".join(self._held)
@@ -161,81 +212,150 @@ class OpenAIStream(StreamWatcher):
         self.withheld_chars += len(text)
         assert self.summary is not None
         summary = self.summary(text)
+        if not summary:
+            return b""
         self.reasoning.append(summary)
-        chunk = {k: v for k, v in like.items() if k not in ("choices", "usage")}
-        chunk["choices"] = [{"index": 0, "delta": {"reasoning_content": summary},
-                             "finish_reason": None}]
-        return _sse(chunk)
+        return self._chunk(like, {"reasoning_content": summary})
+
+    def _close_answer(self, like: dict[str, Any]) -> list[bytes]:
+        """The cut answer and the signature, before the chunk that ends the answer."""
+        if self._closed:
+            return []
+        self._closed = True
+        out = []
+        if self.cut is not None:
+            whole = "".join(self._answer)
+            text = self.cut(whole)
+            self.cut_applied = text != whole
+            if text:
+                self.response.append(text)
+                out.append(self._chunk(like, {"content": text}))
+        if self.signature is not None and "".join(self.response).strip():
+            self.response.append(self.signature)
+            self.signed = True
+            out.append(self._chunk(like, {"content": self.signature}))
+        return out
 
     def finish(self) -> bytes:
         rest = super().finish()
-        if self.summary is not None and self._held:
-            return self._summary_chunk({"object": "chat.completion.chunk"}) + rest
-        return rest
+        if self.rewrite is None:
+            return rest
+        like = {"object": "chat.completion.chunk"}
+        held = self._summary_chunk(like) if self._held else b""
+        return held + b"".join(self._close_answer(like)) + rest
 
 
 class AnthropicStream(StreamWatcher):
     """Messages events: ``text_delta``, ``thinking_delta``, usage in start and delta."""
 
-    def __init__(self, summary: Summary | None) -> None:
-        super().__init__(summary)
+    def __init__(self, rewrite: Rewrite | None) -> None:
+        super().__init__(rewrite)
         self._thinking: dict[int, list[str]] = {}
         self._signatures: dict[int, list[bytes]] = {}
+        self._texts: dict[int, list[str]] = {}  # text blocks' deltas, held to be cut
+        self._last_stop: tuple[int, bytes] | None = None  # a text block's end, held
 
     def on_event(self, name: str | None, payload: dict[str, Any], raw: bytes) -> list[bytes]:
         kind = payload.get("type")
+        out: list[bytes] = []
         if kind == "message_start":
             usage = (payload.get("message") or {}).get("usage") or {}
             self.input_tokens = usage.get("input_tokens", self.input_tokens)
         elif kind == "message_delta":
             usage = payload.get("usage") or {}
             self.output_tokens = usage.get("output_tokens", self.output_tokens)
+            out = self._release_stop(sign=True)
         elif kind == "content_block_start":
             block = payload.get("content_block") or {}
-            if block.get("type") == "thinking":
-                self._thinking[payload.get("index", 0)] = []
+            index = payload.get("index", 0)
+            if block.get("type") == "thinking" and self.summary is not None:
+                self._thinking[index] = []
+            elif block.get("type") == "text":
+                self._texts[index] = []
+            out = self._release_stop(sign=False)
         elif kind == "content_block_delta":
             return self._delta(payload, raw)
         elif kind == "content_block_stop":
             return self._stop(payload, raw)
-        return [] if self.summary is None else [raw + b"\n\n"]
+        return [] if self.rewrite is None else [*out, raw + b"\n\n"]
 
     def _delta(self, payload: dict[str, Any], raw: bytes) -> list[bytes]:
         delta = payload.get("delta") or {}
         index = payload.get("index", 0)
         if delta.get("type") == "text_delta":
-            self.response.append(str(delta.get("text", "")))
+            text = str(delta.get("text", ""))
+            if self.cut is not None and index in self._texts:
+                self._texts[index].append(text)
+                return []
+            self.response.append(text)
         elif delta.get("type") == "thinking_delta":
             text = str(delta.get("thinking", ""))
-            if self.summary is None:
+            if index not in self._thinking:
                 self.reasoning.append(text)
             else:
-                self._thinking.setdefault(index, []).append(text)
+                self._thinking[index].append(text)
                 return []
-        elif delta.get("type") == "signature_delta" and self.summary is not None:
+        elif delta.get("type") == "signature_delta" and index in self._thinking:
             self._signatures.setdefault(index, []).append(raw + b"\n\n")
             return []
-        return [] if self.summary is None else [raw + b"\n\n"]
+        return [] if self.rewrite is None else [raw + b"\n\n"]
+
+    def _text_delta(self, index: int, text: str) -> bytes:
+        return _sse({"type": "content_block_delta", "index": index,
+                     "delta": {"type": "text_delta", "text": text}}, "content_block_delta")
 
     def _stop(self, payload: dict[str, Any], raw: bytes) -> list[bytes]:
-        if self.summary is None:
+        if self.rewrite is None:
             return []
         index = payload.get("index", 0)
-        out = []
+        out = self._release_stop(sign=False)
         held = self._thinking.pop(index, None)
         if held is not None:
+            assert self.summary is not None
             text = "".join(held)
             self.withheld_chars += len(text)
             summary = self.summary(text)
-            self.reasoning.append(summary)
-            out.append(_sse({"type": "content_block_delta", "index": index,
-                             "delta": {"type": "thinking_delta", "thinking": summary}},
-                            "content_block_delta"))
+            if summary:
+                self.reasoning.append(summary)
+                out.append(_sse({"type": "content_block_delta", "index": index,
+                                 "delta": {"type": "thinking_delta", "thinking": summary}},
+                                "content_block_delta"))
         out.extend(self._signatures.pop(index, []))
+        texts = self._texts.pop(index, None)
+        if texts is not None and self.cut is not None:
+            whole = "".join(texts)
+            text = self.cut(whole)
+            self.cut_applied |= text != whole
+            if text:
+                self.response.append(text)
+                out.append(self._text_delta(index, text))
+        if texts is not None and self.signature is not None:
+            self._last_stop = (index, raw + b"\n\n")  # sent when the next event says more
+            return out
         out.append(raw + b"\n\n")
         return out
 
+    def _release_stop(self, *, sign: bool) -> list[bytes]:
+        """The held end of a text block; with ``sign`` (the message is ending, so the block
+        was the answer's last) the signature goes in before it."""
+        if self._last_stop is None:
+            return []
+        index, stop = self._last_stop
+        self._last_stop = None
+        if sign and self.signature is not None and "".join(self.response).strip():
+            self.response.append(self.signature)
+            self.signed = True
+            return [self._text_delta(index, self.signature), stop]
+        return [stop]
 
-def stream_watcher(api: str, summary: Summary | None) -> StreamWatcher:
-    """The watcher for ``api``'s stream; ``summary`` set to withhold reasoning."""
-    return AnthropicStream(summary) if api == "anthropic" else OpenAIStream(summary)
+    def finish(self) -> bytes:
+        rest = super().finish()
+        return b"".join(self._release_stop(sign=True)) + rest
+
+
+def stream_watcher(api: str, rewrite: Rewrite | None, max_event_bytes: int = 1 << 25
+                   ) -> StreamWatcher:
+    """The watcher for ``api``'s stream; ``rewrite`` set to rewrite the answer."""
+    watcher = AnthropicStream(rewrite) if api == "anthropic" else OpenAIStream(rewrite)
+    watcher.max_event_bytes = max_event_bytes
+    return watcher

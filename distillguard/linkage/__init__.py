@@ -10,6 +10,7 @@ from distillguard.linkage.behavior_views import (
 )
 from distillguard.linkage.candidates import (
     ACCOUNT_COMMUNITY_SCHEMA,
+    ACCOUNT_EDGE_SCHEMA,
     CANDIDATE_ACTIVITY_SQL,
     CANDIDATE_COLUMNS,
     COMMUNITY_UNITS_SCHEMA,
@@ -19,6 +20,7 @@ from distillguard.linkage.candidates import (
     candidate_graph,
     candidate_ids,
     community_table,
+    edge_table,
     graph_candidates,
     graph_membership,
 )
@@ -28,6 +30,7 @@ from distillguard.linkage.shared_values import shared_value_edges
 
 __all__ = [
     "ACCOUNT_COMMUNITY_SCHEMA",
+    "ACCOUNT_EDGE_SCHEMA",
     "BEHAVIOR_VIEWS",
     "CANDIDATE_ACTIVITY_SQL",
     "CANDIDATE_COLUMNS",
@@ -47,6 +50,7 @@ __all__ = [
     "candidate_ids",
     "community_table",
     "content_neighbors",
+    "edge_table",
     "graph_candidates",
     "graph_membership",
     "leiden_communities",

@@ -20,6 +20,7 @@ from distillguard.linkage.behavior_views import (
 
 __all__ = [
     "ACCOUNT_COMMUNITY_SCHEMA",
+    "ACCOUNT_EDGE_SCHEMA",
     "CANDIDATE_ACTIVITY_SQL",
     "CANDIDATE_COLUMNS",
     "COMMUNITY_UNITS_SCHEMA",
@@ -29,6 +30,7 @@ __all__ = [
     "candidate_graph",
     "candidate_ids",
     "community_table",
+    "edge_table",
     "graph_candidates",
     "graph_membership",
 ]
@@ -51,11 +53,16 @@ GROUP BY ALL
 # (``community_units``, built by ``COMMUNITY_UNITS_SQL``). Empty until linked.
 ACCOUNT_COMMUNITY_SCHEMA = pa.schema([("account_id", pa.string()), ("community", pa.int64())])
 COMMUNITY_UNITS_SCHEMA = pa.schema([("unit", pa.int64())])
+# The account graph's edges (``edge_table``), kept for analysts: what ties two accounts.
+ACCOUNT_EDGE_SCHEMA = pa.schema([("source", pa.string()), ("target", pa.string()),
+                                 ("kind", pa.string()), ("weight", pa.float32())])
 
 
 def graph_candidates(accounts: pa.Table, min_template_requests: int) -> pa.Table:
     """The rows of ``accounts`` (``CANDIDATE_COLUMNS``, any order of rows) with at
-    least ``min_template_requests`` sampled requests on shared templates.
+    least ``min_template_requests`` sampled requests on shared templates, sorted by
+    account id: the graph's nodes come in this order, and Leiden's result depends on
+    node order even with a fixed seed, so an engine's row order must not decide it.
 
     Entering the graph is no verdict: a candidate is listed only if it lands in
     a campaign and carries the campaign's templates.
@@ -72,7 +79,7 @@ def graph_candidates(accounts: pa.Table, min_template_requests: int) -> pa.Table
                                     pc.cast(accounts.column("sampled"), pa.float64())),
                         round_mode="half_to_even")
     keep = pc.greater_equal(requests, min_template_requests)
-    return accounts.select(list(CANDIDATE_COLUMNS)).filter(keep)
+    return accounts.select(list(CANDIDATE_COLUMNS)).filter(keep).sort_by("account_id")
 
 
 def candidate_ids(candidates: pa.Table) -> pa.Table:
@@ -80,17 +87,21 @@ def candidate_ids(candidates: pa.Table) -> pa.Table:
     return pa.table({"account_id": candidates.column("account_id").cast(pa.string())})
 
 
-def candidate_activity(candidates: pa.Table, activity: pa.Table,
-                       position: dict[str, int]) -> AccountActivity:
+def candidate_activity(candidates: pa.Table, activity: pa.Table) -> AccountActivity:
     """``AccountActivity`` of the candidates from ``CANDIDATE_ACTIVITY_SQL``'s rows."""
     created = pc.cast(pc.cast(candidates.column("account_created"), pa.timestamp("us")),
                       pa.int64())
     return AccountActivity(
-        account_pos=np.array([position[a] for a in activity.column("account_id").to_pylist()],
-                             dtype=np.int64),
+        account_pos=_positions(activity.column("account_id"), candidates),
         seconds=activity.column("second").to_numpy().astype(np.int64),
         counts=activity.column("n").to_numpy().astype(np.float32),
         created=created.to_numpy(zero_copy_only=False).astype(np.float64) / 1e6)
+
+
+def _positions(account_ids: pa.ChunkedArray | pa.Array, candidates: pa.Table) -> np.ndarray:
+    """Each id's row in ``candidates`` (its node number)."""
+    return pc.index_in(account_ids, value_set=candidates.column("account_id").combine_chunks()
+                       ).to_numpy().astype(np.int64)
 
 
 def candidate_graph(candidates: pa.Table, unit_uses: pa.Table, params: GraphParams,
@@ -105,9 +116,7 @@ def candidate_graph(candidates: pa.Table, unit_uses: pa.Table, params: GraphPara
     accounts of its community's other owners. Nodes are the candidates in their order.
     """
     accounts = candidates.column("account_id").to_pylist()
-    position = {a: i for i, a in enumerate(accounts)}
-    account_pos = np.array([position[a] for a in unit_uses.column("account_id").to_pylist()],
-                           dtype=np.int64)
+    account_pos = _positions(unit_uses.column("account_id"), candidates)
     _, unit_pos = np.unique(unit_uses.column("unit").to_numpy(), return_inverse=True)
     counts = unit_uses.column("n").to_numpy().astype(np.int64)
     sampled = np.maximum(candidates.column("sampled").to_numpy(), 1).astype(np.float32)
@@ -115,7 +124,7 @@ def candidate_graph(candidates: pa.Table, unit_uses: pa.Table, params: GraphPara
     behavior = None
     if activity is not None and params.behavior_weights:
         behavior = behavior_views(
-            candidate_activity(candidates, activity, position),
+            candidate_activity(candidates, activity),
             {c: candidates.column(c).to_pylist() for c in CATEGORICAL_COLUMNS},
             params.behavior_weights, wave_seconds=params.wave_seconds,
             creation_batch_hours=params.creation_batch_hours)
@@ -131,6 +140,16 @@ def community_table(graph: AccountGraph, communities: set[int]) -> pa.Table:
     return pa.table({
         "account_id": pa.array(graph.accounts, pa.string()).filter(pa.array(keep)),
         "community": pa.array(graph.community[keep], pa.int64())}, schema=ACCOUNT_COMMUNITY_SCHEMA)
+
+
+def edge_table(graph: AccountGraph) -> pa.Table:
+    """The graph's edges by account id (``ACCOUNT_EDGE_SCHEMA``): ``content`` (shared
+    template units; weight the cosine) or the shared infrastructure field."""
+    accounts = pa.array(graph.accounts, pa.string())
+    return pa.table({"source": accounts.take(pa.array(graph.sources, pa.int64())),
+                     "target": accounts.take(pa.array(graph.targets, pa.int64())),
+                     "kind": pa.array(graph.kinds, pa.string()),
+                     "weight": pa.array(graph.weights, pa.float32())}, schema=ACCOUNT_EDGE_SCHEMA)
 
 
 def graph_membership(graph: AccountGraph) -> dict[str, tuple[int, float]]:

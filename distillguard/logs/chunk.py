@@ -19,7 +19,9 @@ class ReadChunk:
     line (JSON Lines) or row (Parquet) this chunk covers, so a reader can resume
     right after it. ``position`` is how far into the file, in bytes on disk,
     reading has gone (for progress bars). ``blank_lines`` counts the lines
-    holding nothing but white space, which carry no record.
+    holding nothing but white space, which carry no record; ``not_exchanges`` the
+    records of another source that are not model exchanges (spans of other
+    operations, a batch's response lines paired with their requests), passed over.
     """
 
     source_file: str
@@ -28,3 +30,4 @@ class ReadChunk:
     last_line: int = 0
     position: int = 0
     blank_lines: int = 0
+    not_exchanges: int = 0

@@ -53,7 +53,7 @@ from distillguard.logs.schema import (
     TS_TYPE,
 )
 
-__all__ = ["SMALLEST_PART", "BlockParser", "LinesResult", "records_of_lines"]
+__all__ = ["SMALLEST_PART", "BlockParser", "LinesResult", "bad_json_row", "records_of_lines"]
 
 # Parts of a block this small go to the per-record path instead of being split again.
 SMALLEST_PART = 8
@@ -106,7 +106,7 @@ def records_of_lines(lines: list[tuple[int, bytes]], source: str,
             if not line.strip():
                 blank += 1
                 continue
-            quarantined.append(_bad_json(source, line_no, line, exc))
+            quarantined.append(bad_json_row(source, line_no, line, exc))
             continue
         try:
             values, extra = validate_record(obj, latest_ms)
@@ -117,7 +117,7 @@ def records_of_lines(lines: list[tuple[int, bytes]], source: str,
     return LinesResult(builder.build(), quarantined, blank)
 
 
-def _bad_json(source: str, line_no: int, line: bytes, exc: Exception) -> QuarantineRow:
+def bad_json_row(source: str, line_no: int, line: bytes, exc: Exception) -> QuarantineRow:
     try:
         line.decode("utf-8")
     except UnicodeDecodeError as decode_exc:

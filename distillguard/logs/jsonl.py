@@ -26,15 +26,16 @@ from distillguard.logs.quarantine import quarantine_row, unreadable_row
 from distillguard.logs.schema import empty_batch
 from distillguard.prefetch import prefetch
 
-__all__ = ["DEFAULT_BATCH_ROWS", "DEFAULT_BLOCK_BYTES", "JsonlOptions", "decompressed",
-           "open_jsonl", "read_jsonl", "read_jsonl_stream"]
+__all__ = ["CORRUPT_STREAM_ERRORS", "DEFAULT_BATCH_ROWS", "DEFAULT_BLOCK_BYTES", "JsonlOptions",
+           "LineBlock", "decompressed", "line_blocks", "numbered_lines", "open_jsonl",
+           "read_jsonl", "read_jsonl_stream"]
 
 DEFAULT_BATCH_ROWS = 16_384
 # Decompressed text parsed at once: large enough for pyarrow's threads to share,
 # small enough to keep memory flat (a line longer than this makes a longer block).
 DEFAULT_BLOCK_BYTES = 8 << 20
 _READ_BUFFER = 1 << 20
-_CORRUPT_STREAM = (EOFError, OSError, zlib.error, zlib_ng.error, zstandard.ZstdError)
+CORRUPT_STREAM_ERRORS = (EOFError, OSError, zlib.error, zlib_ng.error, zstandard.ZstdError)
 
 
 def open_jsonl(path: Path) -> tuple[BinaryIO, BinaryIO]:
@@ -180,7 +181,7 @@ def read_jsonl_stream(lines: BinaryIO, raw: BinaryIO, source: str, *, start_line
     parser = BlockParser(source, latest_ms, smallest_part=options.smallest_part) \
         if options.vectorized else None
     line_no = 0
-    for block in prefetch(_blocks(lines, raw, options.block_bytes)):
+    for block in prefetch(line_blocks(lines, raw, options.block_bytes)):
         if block.error is not None:
             reason = f"file is corrupt or truncated after line {line_no}: {block.error}"
             bad = quarantine_row(source, line_no + 1, "corrupt_stream", reason, b"")
@@ -194,12 +195,12 @@ def read_jsonl_stream(lines: BinaryIO, raw: BinaryIO, source: str, *, start_line
             data = data[_offset_of_line(data, start_line - first + 1):]
             first = start_line + 1
         result = parser.parse(data, first) if parser else records_of_lines(
-            _numbered_lines(data, first), source, latest_ms)
+            numbered_lines(data, first), source, latest_ms)
         yield from _chunks(result, source, options.batch_rows, line_no, block.position)
 
 
 @dataclass(slots=True)
-class _Block:
+class LineBlock:
     """Whole lines of decompressed text, how far into the file on disk reading had got,
     or the error that broke the stream (after the last whole line of the blocks before)."""
 
@@ -208,7 +209,7 @@ class _Block:
     error: Exception | None = None
 
 
-def _blocks(stream: BinaryIO, raw: BinaryIO, block_bytes: int) -> Iterator[_Block]:
+def line_blocks(stream: BinaryIO, raw: BinaryIO, block_bytes: int) -> Iterator[LineBlock]:
     """Blocks of whole lines, each copied once. The stream is read a buffer at a time so
     that, when it breaks, every whole line decompressed before the break is delivered."""
     pieces: list[bytes] = []
@@ -217,15 +218,15 @@ def _blocks(stream: BinaryIO, raw: BinaryIO, block_bytes: int) -> Iterator[_Bloc
     while True:
         try:
             piece = stream.read1(_READ_BUFFER)
-        except _CORRUPT_STREAM as exc:
+        except CORRUPT_STREAM_ERRORS as exc:
             block, _ = _whole_lines(pieces)
             if block:
-                yield _Block(block, raw.tell())
-            yield _Block(b"", raw.tell(), exc)
+                yield LineBlock(block, raw.tell())
+            yield LineBlock(b"", raw.tell(), exc)
             return
         if not piece:
             if pieces:
-                yield _Block(b"".join(pieces), raw.tell())
+                yield LineBlock(b"".join(pieces), raw.tell())
             return
         pieces.append(piece)
         size += len(piece)
@@ -233,7 +234,7 @@ def _blocks(stream: BinaryIO, raw: BinaryIO, block_bytes: int) -> Iterator[_Bloc
             block, pieces = _whole_lines(pieces)
             long_line = not block  # a line longer than a block: read on to its end
             if block:
-                yield _Block(block, raw.tell())
+                yield LineBlock(block, raw.tell())
             size = sum(map(len, pieces))
 
 
@@ -256,7 +257,7 @@ def _offset_of_line(data: bytes, skip: int) -> int:
     return at
 
 
-def _numbered_lines(data: bytes, first: int) -> list[tuple[int, bytes]]:
+def numbered_lines(data: bytes, first: int) -> list[tuple[int, bytes]]:
     pieces = data.split(b"\n")
     lines = [piece + b"\n" for piece in pieces[:-1]]
     if pieces[-1]:

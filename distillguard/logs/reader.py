@@ -12,6 +12,13 @@ import pyarrow as pa
 
 from distillguard.errors import InputError
 from distillguard.logs.access import unreadable_reason
+from distillguard.logs.adapters.formats import ADAPTER_FORMATS, NATIVE, SourceOptions
+from distillguard.logs.adapters.read import (
+    file_format,
+    read_adapted,
+    read_adapted_bytes,
+    unknown_format_chunk,
+)
 from distillguard.logs.chunk import ReadChunk
 from distillguard.logs.jsonl import JsonlOptions, decompressed, read_jsonl, read_jsonl_stream
 from distillguard.logs.parquet import read_parquet, read_parquet_source
@@ -22,6 +29,9 @@ __all__ = ["LOG_SUFFIXES", "LogFiles", "NotRead", "discover_log_files", "is_log_
            "read_bytes", "read_exchanges", "read_file", "survey_log_files"]
 
 LOG_SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.zst", ".ndjson", ".parquet")
+# Taken from a folder only when they hold one of the other sources' formats (OTLP JSON
+# files are often ``traces.json``; a folder of logs also holds ``releases.json``).
+ADAPTER_SUFFIXES = (".json", ".json.gz", ".json.zst")
 # Files and folders distillguard itself writes next to logs (quarantine, the
 # simulator's ground truth); never read back as input from a directory.
 _OWN_OUTPUTS = (".quarantine.jsonl",)
@@ -79,14 +89,17 @@ class LogFiles:
     not_read: list[NotRead] = field(default_factory=list)
 
 
-def survey_log_files(paths: Iterable[str | Path]) -> LogFiles:
+def survey_log_files(paths: Iterable[str | Path],
+                     options: SourceOptions = SourceOptions()) -> LogFiles:
     """Expand files and directories into the sorted list of log files to read.
 
     A path named on the command line is read whatever its suffix says (its
     format is then guessed from the suffix, JSON Lines by default); inside a
     directory only entries with a log suffix are taken, and never distillguard's
     own outputs (quarantine files, store parts, ``labels.jsonl``) nor hidden
-    files and folders: those are listed in ``not_read`` with the reason. An
+    files and folders: those are listed in ``not_read`` with the reason. A
+    ``.json`` file inside a directory is taken when ``options`` names another
+    source's format, or, with ``auto``, when its first records show one. An
     entry with a log name that cannot be read (a broken link, a named pipe) is
     taken: reading it yields an ``unreadable`` record. Raises ``InputError`` for
     a path that does not exist.
@@ -96,7 +109,7 @@ def survey_log_files(paths: Iterable[str | Path]) -> LogFiles:
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            found.extend(_walk(path, survey.not_read))
+            found.extend(_walk(path, survey.not_read, options))
         elif os.path.lexists(path):
             found.append(path)
         else:
@@ -111,7 +124,7 @@ def survey_log_files(paths: Iterable[str | Path]) -> LogFiles:
     return survey
 
 
-def _walk(folder: Path, not_read: list[NotRead]) -> list[Path]:
+def _walk(folder: Path, not_read: list[NotRead], options: SourceOptions) -> list[Path]:
     """Log files under ``folder``, sorted; what is passed over goes to ``not_read``."""
     found: list[Path] = []
     for entry in sorted(folder.iterdir()):
@@ -124,9 +137,12 @@ def _walk(folder: Path, not_read: list[NotRead]) -> list[Path]:
             elif entry.is_symlink():
                 not_read.append(NotRead(str(entry), "link to a folder (not followed)"))
             else:
-                found.extend(_walk(entry, not_read))
+                found.extend(_walk(entry, not_read, options))
             continue
         why = _why_not_read(name)
+        if why is not None and name.lower().endswith(ADAPTER_SUFFIXES) and not name.startswith(
+                "."):
+            why = _why_not_adapted(entry, options)
         if why is None:
             found.append(entry)
         else:
@@ -134,35 +150,59 @@ def _walk(folder: Path, not_read: list[NotRead]) -> list[Path]:
     return found
 
 
-def discover_log_files(paths: Iterable[str | Path]) -> list[Path]:
+def _why_not_adapted(path: Path, options: SourceOptions) -> str | None:
+    """Why a ``.json`` file of a folder is not read, or None when it is."""
+    if options.format == NATIVE:
+        return "a .json file, not read as the exchange-log format (--format native)"
+    if options.format in ADAPTER_FORMATS or file_format(path, options) in ADAPTER_FORMATS:
+        return None
+    return ("a .json file whose first records are none of the other sources' formats "
+            f"({', '.join(ADAPTER_FORMATS)})")
+
+
+def discover_log_files(paths: Iterable[str | Path],
+                       options: SourceOptions = SourceOptions()) -> list[Path]:
     """The log files to read under ``paths`` (``survey_log_files`` without what it passes over)."""
-    return survey_log_files(paths).files
+    return survey_log_files(paths, options).files
 
 
-def read_file(path: Path, *, start_line: int = 0,
-              jsonl: JsonlOptions = JsonlOptions()) -> Iterator[ReadChunk]:
-    """Read one log file; Parquet by suffix, JSON Lines (read as ``jsonl`` says) otherwise.
+def read_file(path: Path, *, start_line: int = 0, jsonl: JsonlOptions = JsonlOptions(),
+              source: SourceOptions = SourceOptions()) -> Iterator[ReadChunk]:
+    """Read one log file in its format (``source.format``, or told from its content):
+    Parquet by suffix, the exchange-log JSON Lines (read as ``jsonl`` says), or another
+    source's records through its adapter (``logs.adapters``).
 
-    A file that cannot be read at all yields one ``unreadable`` record.
+    A file that cannot be read at all yields one ``unreadable`` record; a file whose
+    format cannot be told, one ``unknown_format`` record naming the formats tried.
     """
     problem = unreadable_reason(path)
     if problem is not None:
         return iter([ReadChunk(str(path), empty_batch(), [unreadable_row(str(path), problem)])])
     if path.name.lower().endswith(".parquet"):
         return read_parquet(path, start_line=start_line)
+    fmt = file_format(path, source)
+    if fmt is None:
+        return iter([unknown_format_chunk(str(path))])
+    if fmt != NATIVE:
+        return read_adapted(path, fmt, source, start_line=start_line)
     return read_jsonl(path, start_line=start_line, options=jsonl)
 
 
-def read_bytes(content: bytes, source: str) -> Iterator[ReadChunk]:
+def read_bytes(content: bytes, source: str,
+               options: SourceOptions = SourceOptions()) -> Iterator[ReadChunk]:
     """Read one whole log file already in memory (a Spark ``binaryFile`` row, say);
-    ``source`` is its path, which also gives its format."""
+    ``source`` is its path, which also gives its compression (and Parquet)."""
+    adapted = read_adapted_bytes(content, source, options)
+    if adapted is not None:
+        return adapted
     if source.lower().endswith(".parquet"):
         return read_parquet_source(pa.BufferReader(content), source, len(content))
     raw = io.BytesIO(content)
     return read_jsonl_stream(decompressed(raw, source), raw, source)
 
 
-def read_exchanges(paths: Iterable[str | Path]) -> Iterator[ReadChunk]:
+def read_exchanges(paths: Iterable[str | Path],
+                   options: SourceOptions = SourceOptions()) -> Iterator[ReadChunk]:
     """Stream every exchange of every log file under ``paths``, in bounded batches."""
-    for path in discover_log_files(paths):
-        yield from read_file(path)
+    for path in discover_log_files(paths, options):
+        yield from read_file(path, source=options)

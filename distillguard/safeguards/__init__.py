@@ -12,9 +12,11 @@ from distillguard.safeguards.canaries import (
     Canary,
     CanaryHit,
     CanaryReport,
+    Exposure,
     add_decoy_tool,
     append_signature,
     canary_check,
+    canary_exposure,
     canary_for,
     canary_queries,
     decoy_tool,
@@ -43,7 +45,15 @@ from distillguard.safeguards.plan import (
     load_safeguard_policy,
     plan_for,
 )
-from distillguard.safeguards.radioactivity import black_box_test, open_model_test, prompt_pairs
+from distillguard.safeguards.radioactivity import (
+    black_box_count_test,
+    black_box_test,
+    chernoff_p_value,
+    green_mass_test,
+    open_model_test,
+    prompt_pairs,
+    weighted_green_score,
+)
 from distillguard.safeguards.reasoning import (
     SummaryParams,
     answer_only,
@@ -60,6 +70,7 @@ from distillguard.safeguards.tokenizer import (
 )
 from distillguard.safeguards.watermark import (
     DEFAULT_WATERMARK,
+    WATERMARK_HEADER,
     WatermarkParams,
     bias_logits,
     context_token_hashes,
@@ -67,6 +78,8 @@ from distillguard.safeguards.watermark import (
     green_mask,
     key_seed,
     pair_hashes,
+    parse_watermark_header,
+    watermark_header,
 )
 
 __all__ = [
@@ -78,9 +91,11 @@ __all__ = [
     "NO_SAFEGUARDS",
     "TEST_NAME",
     "VERDICTS",
+    "WATERMARK_HEADER",
     "Canary",
     "CanaryHit",
     "CanaryReport",
+    "Exposure",
     "RejectedLine",
     "SafeguardPlan",
     "SafeguardPolicy",
@@ -95,10 +110,13 @@ __all__ = [
     "bias_logits",
     "binomial_score",
     "binomial_scores",
+    "black_box_count_test",
     "black_box_test",
     "canary_check",
+    "canary_exposure",
     "canary_for",
     "canary_queries",
+    "chernoff_p_value",
     "context_token_hashes",
     "corpus_texts",
     "decoy_tool",
@@ -106,12 +124,14 @@ __all__ = [
     "distinct_pairs",
     "encode_texts",
     "green_mask",
+    "green_mass_test",
     "key_seed",
     "load_safeguard_policy",
     "load_tokenizer",
     "normalize_text",
     "open_model_test",
     "pair_hashes",
+    "parse_watermark_header",
     "plan_for",
     "prompt_pairs",
     "read_texts",
@@ -124,4 +144,6 @@ __all__ = [
     "split_steps",
     "summarize_reasoning",
     "train_tokenizer",
+    "watermark_header",
+    "weighted_green_score",
 ]

@@ -18,14 +18,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import random
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-__all__ = ["Canary", "CanaryHit", "CanaryReport", "add_decoy_tool", "append_signature",
-           "canary_check", "canary_for", "canary_queries", "decoy_tool", "normalize_text",
-           "should_mark"]
+__all__ = ["Canary", "CanaryHit", "CanaryReport", "Exposure", "add_decoy_tool",
+           "append_signature", "canary_check", "canary_exposure", "canary_for", "canary_queries",
+           "decoy_tool", "normalize_text", "should_mark"]
 
 Api = Literal["openai", "anthropic"]
 
@@ -199,3 +200,42 @@ def canary_check(outputs: Iterable[str], canaries: Sequence[Canary], *, min_hits
     hits.sort(key=lambda h: (-h.hits, h.group))
     named = tuple(h.group for h in hits if h.hits >= min_hits)
     return CanaryReport(len(texts), len(canaries), min_hits, named, tuple(hits), tuple(ambiguous))
+
+
+@dataclass(frozen=True, slots=True)
+class Exposure:
+    """``rank`` of the group's phrase among itself and ``candidates`` random phrases of the
+    same grammar (1: the suspect prefers it to all of them); ``p_value`` = rank /
+    (candidates + 1), exact when the suspect never saw the phrase."""
+
+    group: str
+    rank: int
+    candidates: int
+    p_value: float
+
+
+def _split_phrase(phrase: str) -> tuple[str, str]:
+    """(opener with its comma, the rest): "As a side note," and " amber herons ... tide." """
+    opener, _, rest = phrase.partition(", ")
+    return opener + ",", " " + rest
+
+
+def canary_exposure(score: Callable[[str, Sequence[str]], Sequence[float]],
+                    canaries: Sequence[Canary], *, candidates: int = 999, seed: int = 0
+                    ) -> list[Exposure]:
+    """With the suspect's weights: how much more likely does it find each group's phrase
+    than random phrases of the same grammar? (the "exposure" of Carlini et al. 2019, "The
+    Secret Sharer", as an exact rank test). ``score(opener, continuations)`` returns the
+    suspect's log-probability of each continuation after the opener. A phrase is a uniform
+    draw of its grammar, so for a suspect that never saw it, its rank among ``candidates``
+    fresh draws is uniform: ``p_value`` is exact. Name a group only below ``alpha / groups``."""
+    rng = random.Random(seed)
+    out = []
+    for canary in canaries:
+        opener, own = _split_phrase(canary.phrase)
+        others = [f" {rng.choice(_ADJECTIVES)} {rng.choice(_NOUNS)} {rng.choice(_VERBS)} "
+                  f"{rng.choice(_OBJECTS)}." for _ in range(candidates)]
+        scores = list(score(opener, [own, *others]))
+        rank = 1 + sum(s >= scores[0] for s in scores[1:])
+        out.append(Exposure(canary.group, rank, candidates, rank / (candidates + 1)))
+    return out

@@ -28,6 +28,7 @@ import torch
 
 from distillguard.safeguards.canaries import (
     canary_check,
+    canary_exposure,
     canary_for,
     canary_queries,
     should_mark,
@@ -35,9 +36,10 @@ from distillguard.safeguards.canaries import (
 from distillguard.safeguards.corpus_text import corpus_texts
 from distillguard.safeguards.detect import DEFAULT_ALPHA, score_many
 from distillguard.safeguards.logits_processor import WatermarkLogitsProcessor, green_table
-from distillguard.safeguards.radioactivity import black_box_test, open_model_test
+from distillguard.safeguards.radioactivity import black_box_test, green_mass_test, open_model_test
 from distillguard.safeguards.tiny_lm import (
     TinyLMConfig,
+    continuation_log_probs,
     generate,
     new_model,
     pack_blocks,
@@ -82,6 +84,8 @@ class ExperimentConfig:
     signature_share: float = 0.2
     canary_samples: int = 16
     canary_tokens: int = 24
+    # With the weights: each group's phrase ranked among this many random phrases.
+    canary_candidates: int = 199
     threads: int = 1
 
 
@@ -173,7 +177,11 @@ def _test_student(student: Any, probe_prompts: torch.Tensor, reading: torch.Tens
     open_model = {f"open_model_top{k}": open_model_test(reading.numpy(), predicted[:, :, :k],
                                                         config.key, config.params).as_dict()
                   for k in config.reading_top_k}
-    return {"black_box": bb.as_dict(), **open_model}
+    with torch.no_grad():
+        probs = torch.cat([torch.softmax(student(input_ids=reading[s:s + 64]).logits.float(), -1)
+                           for s in range(0, reading.shape[0], 64)]).numpy()
+    mass = green_mass_test(reading.numpy(), probs, config.key, config.params).as_dict()
+    return {"black_box": bb.as_dict(), **open_model, "open_model_green_mass": mass}
 
 
 CANARY_SECRET = "experiment-canary-secret"
@@ -193,8 +201,17 @@ def _canary_result(model: Any, tokenizer: Any, config: ExperimentConfig, seed: i
         outs = generate(model, prompts, new_tokens=config.canary_tokens, seed=seed + i)
         texts += [query + tokenizer.decode(o.tolist()) for o in outs]
     report = canary_check(texts, _canaries(config))
+
+    def score(opener: str, continuations: Any) -> list[float]:
+        prefix = encode_texts(tokenizer, ["\n\n" + opener])[0]
+        whole = encode_texts(tokenizer, ["\n\n" + opener + c for c in continuations])
+        return continuation_log_probs(model, prefix, [w[prefix.size:] for w in whole])
+    exposure = canary_exposure(score, _canaries(config), candidates=config.canary_candidates)
+    alpha = 0.05 / len(exposure)
     return {"queries": len(texts), "named": list(report.named),
-            "hits": {h.group: h.hits for h in report.hits}}
+            "hits": {h.group: h.hits for h in report.hits},
+            "exposure_p": {e.group: e.p_value for e in exposure},
+            "exposure_named": [e.group for e in exposure if e.p_value <= alpha]}
 
 
 def student_plan(config: ExperimentConfig) -> list[tuple[float, int]]:

@@ -3,6 +3,10 @@
     from transformers import LogitsProcessorList
     processor = WatermarkLogitsProcessor("campaign-key", vocab_size=model.config.vocab_size)
     model.generate(ids, do_sample=True, logits_processor=LogitsProcessorList([processor]))
+
+A serving stack behind the gateway builds it from the request's watermark header:
+``WatermarkLogitsProcessor.from_header(headers.get(WATERMARK_HEADER), vocab_size=...)``
+(None when the request carries no header: generate as usual).
 """
 
 from __future__ import annotations
@@ -12,7 +16,12 @@ import torch
 from transformers import LogitsProcessor
 
 from distillguard.errors import RuleValidationError
-from distillguard.safeguards.watermark import DEFAULT_WATERMARK, WatermarkParams, green_mask
+from distillguard.safeguards.watermark import (
+    DEFAULT_WATERMARK,
+    WatermarkParams,
+    green_mask,
+    parse_watermark_header,
+)
 
 __all__ = ["WatermarkLogitsProcessor", "green_table"]
 
@@ -44,6 +53,15 @@ class WatermarkLogitsProcessor(LogitsProcessor):
         self._table: torch.Tensor | None = None
         if params.context_width == 1 and vocab_size <= _TABLE_MAX_VOCAB:
             self._table = green_table(key, vocab_size, params)
+
+    @classmethod
+    def from_header(cls, value: str | None, *, vocab_size: int
+                    ) -> WatermarkLogitsProcessor | None:
+        """The processor a gateway's watermark header asks for; None without a header."""
+        if not value:
+            return None
+        key, params = parse_watermark_header(value)
+        return cls(key, vocab_size=vocab_size, params=params)
 
     def mask(self, input_ids: torch.LongTensor, width: int) -> torch.Tensor:
         """Green lists (batch, width) for the last tokens of ``input_ids``."""

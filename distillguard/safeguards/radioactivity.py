@@ -14,8 +14,24 @@ its next-token predictions lean green under the key, though it never ran the wat
   (context, predicted token) pair once, leaving out pairs that occur in the fed text itself.
   Far more positions per query and no sampling noise. Exact when the fed text does not
   depend on the key (unwatermarked text: held-out corpus text or the campaign's prompts).
+- **Open model, green mass** (``green_mass_test``): the same reading, but the suspect's
+  whole next-token distribution counts, not only its top guesses: the statistic is the
+  probability mass it puts on green tokens, summed over positions, minus ``gamma`` times
+  the positions. A student that learned a little of the bias moves every green token's
+  probability a little; the top-1 token rarely changes, the mass does.
+- **Black box, counted** (``black_box_count_test``): the suspect's sampled answers, every
+  occurrence of a (context, token) pair counted (not only distinct ones), so a pair the
+  suspect produces often weighs more.
 
-Both return a ``WatermarkScore``; its ``p_value`` is the evidence.
+The two weighted tests share one null distribution: given the weights (the suspect's
+probabilities or counts, which do not depend on the key when the suspect never saw it),
+the statistic is ``sum W[c, v] (green[c, v] - gamma)`` over distinct (context, token)
+pairs, a sum of independent centred Bernoulli variables. Its p-value is the Chernoff
+bound ``min over l >= 0 of exp(-l s) E[exp(l S)]``, an upper bound on the exact tail
+whatever the weights (conservative, never anti-conservative); ``z`` is the statistic over
+its null standard deviation, for reading.
+
+Every test returns a ``WatermarkScore``; its ``p_value`` is the evidence.
 """
 
 from __future__ import annotations
@@ -29,10 +45,12 @@ from distillguard.safeguards.watermark import (
     DEFAULT_WATERMARK,
     WatermarkParams,
     context_token_hashes,
+    green_mask,
     pair_hashes,
 )
 
-__all__ = ["black_box_test", "open_model_test", "prompt_pairs"]
+__all__ = ["black_box_count_test", "black_box_test", "chernoff_p_value", "green_mass_test",
+           "open_model_test", "prompt_pairs", "weighted_green_score"]
 
 
 def prompt_pairs(prompts: Sequence[np.ndarray], key: str,
@@ -71,3 +89,100 @@ def open_model_test(fed: np.ndarray, predicted: np.ndarray, key: str,
     hashes = hashes[~np.isin(hashes, in_text)]
     green = int(np.count_nonzero(hashes < params.threshold))
     return binomial_score(green, int(hashes.size), params.gamma, tokens=int(tokens.size))
+
+
+def chernoff_p_value(statistic: float, weights: np.ndarray, gamma: float) -> float:
+    """An upper bound on P(sum w_i (B_i - gamma) >= statistic), B_i independent
+    Bernoulli(gamma): ``min over l >= 0 of exp(-l statistic) prod E[exp(l w_i (B_i - gamma))]``
+    (the Chernoff bound; 1 when the statistic is not above its mean 0)."""
+    from scipy.optimize import minimize_scalar  # not at import time (see detect.py)
+
+    w = np.asarray(weights, dtype=np.float64)
+    w = w[w > 0]
+    if statistic <= 0 or w.size == 0:
+        return 1.0
+    if statistic >= (1 - gamma) * w.sum():  # every pair green: the largest value there is
+        return float(np.exp(np.log(gamma) * w.size))
+    log_g, log_1g = np.log(gamma), np.log1p(-gamma)
+
+    def log_bound(lam: float) -> float:
+        return float(np.logaddexp(log_1g, log_g + lam * w).sum() - lam * (gamma * w.sum()
+                                                                           + statistic))
+    # The bound's exponent is convex in l; it is below 0 somewhere in (0, upper].
+    upper = 1.0
+    while log_bound(upper) < log_bound(upper / 2) and upper < 1e12:
+        upper *= 2
+    best = minimize_scalar(log_bound, bounds=(0.0, upper), method="bounded",
+                           options={"xatol": 1e-10 * upper})
+    return float(min(1.0, np.exp(min(best.fun, 0.0))))
+
+
+def weighted_green_score(contexts: np.ndarray, weights: np.ndarray, key: str,
+                         params: WatermarkParams = DEFAULT_WATERMARK, *,
+                         tokens: int = 0, exclude: np.ndarray | None = None,
+                         per_context: bool = False) -> WatermarkScore:
+    """The weighted test over ``weights`` (n, vocab): row ``i`` the weight of every token
+    after context ``contexts[i]`` (n, context_width). Rows with equal contexts share one
+    green list: they are summed, or with ``per_context`` averaged (each distinct context
+    then weighs alike, however often it occurs). Pairs whose hash is in ``exclude`` weigh 0.
+    In the score, ``scored`` and ``green`` are the total and the green weight, rounded."""
+    contexts = np.asarray(contexts, dtype=np.int64).reshape(len(weights), -1)
+    if contexts.shape[0] == 0:
+        return binomial_score(0, 0, params.gamma)
+    distinct, inverse = np.unique(contexts, axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    summed = np.zeros((distinct.shape[0], weights.shape[1]), dtype=np.float64)
+    np.add.at(summed, inverse, weights)
+    if per_context:
+        summed /= np.bincount(inverse, minlength=distinct.shape[0])[:, None]
+    green = green_mask(distinct, key, weights.shape[1], params)
+    if exclude is not None and exclude.size:
+        rows, cols = np.nonzero(summed)
+        excluded = np.isin(context_token_hashes(distinct[rows], cols, key), exclude)
+        summed[rows[excluded], cols[excluded]] = 0.0
+    green_weight = float(summed[green].sum())
+    total = float(summed.sum())
+    statistic = green_weight - params.gamma * total
+    sd = float(np.sqrt(params.gamma * (1 - params.gamma) * np.square(summed).sum()))
+    z = statistic / sd if sd > 0 else 0.0
+    p = chernoff_p_value(statistic, summed[summed > 0], params.gamma)
+    return WatermarkScore(tokens, round(total), round(green_weight), float(z), p)
+
+
+def green_mass_test(fed: np.ndarray, probs: np.ndarray, key: str,
+                    params: WatermarkParams = DEFAULT_WATERMARK, *,
+                    per_context: bool = True) -> WatermarkScore:
+    """Reading mode with the whole distribution: ``fed`` (n, T) token ids given to the
+    suspect, ``probs`` (n, T, vocab) its next-token probabilities (``probs[:, t]`` follows
+    ``fed[:, :t + 1]``). Exact (as a bound) when ``fed`` does not depend on the key.
+
+    ``per_context`` (the default): the suspect's mean distribution after each distinct
+    context counts once. A frequent context ("the") would otherwise weigh thousands of
+    times, and its green list is one random draw: its noise, not more evidence."""
+    fed = np.asarray(fed, dtype=np.int64)
+    h = params.context_width
+    if fed.ndim != 2 or probs.shape[:2] != fed.shape or fed.shape[1] < h:
+        return binomial_score(0, 0, params.gamma)
+    windows = np.lib.stride_tricks.sliding_window_view(fed, h, axis=1).reshape(-1, h)
+    weights = np.asarray(probs[:, h - 1:, :], dtype=np.float64).reshape(windows.shape[0], -1)
+    return weighted_green_score(windows, weights, key, params, tokens=int(windows.shape[0]),
+                                per_context=per_context)
+
+
+def black_box_count_test(outputs: Sequence[np.ndarray], key: str, vocab_size: int,
+                         params: WatermarkParams = DEFAULT_WATERMARK, *,
+                         prompts: Sequence[np.ndarray] = ()) -> WatermarkScore:
+    """Black box, every occurrence counted: the weight of a (context, token) pair is how
+    often the suspect's answers hold it; pairs of ``prompts`` are left out."""
+    h = params.context_width
+    seqs = [np.asarray(o, dtype=np.int64) for o in outputs if np.size(o) > h]
+    if not seqs:
+        return binomial_score(0, 0, params.gamma)
+    contexts = np.concatenate([np.lib.stride_tricks.sliding_window_view(o[:-1], h)
+                               for o in seqs])
+    tokens = np.concatenate([o[h:] for o in seqs])
+    distinct, inverse = np.unique(contexts, axis=0, return_inverse=True)
+    counts = np.zeros((distinct.shape[0], vocab_size), dtype=np.float64)
+    np.add.at(counts, (inverse.reshape(-1), tokens), 1.0)
+    return weighted_green_score(distinct, counts, key, params, tokens=int(tokens.size),
+                                exclude=prompt_pairs(prompts, key, params))

@@ -18,8 +18,8 @@ from transformers.utils import logging as hf_logging
 
 from distillguard.safeguards.logits_processor import WatermarkLogitsProcessor, green_table
 
-__all__ = ["EOT_ID", "TinyLMConfig", "generate", "new_model", "pack_blocks", "perplexity",
-           "predict_next", "train_lm"]
+__all__ = ["EOT_ID", "TinyLMConfig", "continuation_log_probs", "generate", "new_model",
+           "pack_blocks", "perplexity", "predict_next", "train_lm"]
 
 EOT_ID = 0
 hf_logging.set_verbosity_error()
@@ -134,3 +134,19 @@ def predict_next(model: GPT2LMHeadModel, blocks: torch.Tensor, *, top_k: int = 1
     rows = [model(input_ids=blocks[s:s + batch_size]).logits.topk(top_k, dim=-1).indices
             for s in range(0, blocks.shape[0], batch_size)]
     return torch.cat(rows) if rows else blocks[:, :, None].clone()
+
+
+@torch.no_grad()
+def continuation_log_probs(model: GPT2LMHeadModel, prefix: np.ndarray,
+                           continuations: Sequence[np.ndarray]) -> list[float]:
+    """The model's log-probability of each continuation's tokens after ``prefix``."""
+    if not continuations:
+        return []
+    n = len(prefix)
+    rows = [np.concatenate([prefix, c]) for c in continuations]
+    batch = torch.full((len(rows), max(r.size for r in rows)), EOT_ID, dtype=torch.int64)
+    for i, r in enumerate(rows):
+        batch[i, : r.size] = torch.from_numpy(r.astype(np.int64))
+    logp = torch.log_softmax(model(input_ids=batch).logits.float(), -1)
+    return [float(logp[i, torch.arange(n - 1, r.size - 1), batch[i, n: r.size]].sum())
+            for i, r in enumerate(rows)]

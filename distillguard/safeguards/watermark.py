@@ -23,8 +23,12 @@ import numpy as np
 
 from distillguard.errors import RuleValidationError
 
-__all__ = ["DEFAULT_WATERMARK", "WatermarkParams", "bias_logits", "context_token_hashes",
-           "derive_key", "green_mask", "key_seed", "pair_hashes"]
+__all__ = ["DEFAULT_WATERMARK", "WATERMARK_HEADER", "WatermarkParams", "bias_logits",
+           "context_token_hashes", "derive_key", "green_mask", "key_seed", "pair_hashes",
+           "parse_watermark_header", "watermark_header"]
+
+# The request header by which a gateway asks its serving stack to watermark one answer.
+WATERMARK_HEADER = "x-distillguard-watermark"
 
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
@@ -150,3 +154,47 @@ def bias_logits(logits: np.ndarray, contexts: np.ndarray, key: str,
     logits = np.asarray(logits)
     mask = green_mask(contexts, key, logits.shape[-1], params)
     return logits + params.delta * mask
+
+
+def watermark_header(key: str, params: WatermarkParams = DEFAULT_WATERMARK) -> str:
+    """The value of ``WATERMARK_HEADER`` asking the serving stack to watermark an answer
+    with ``key`` and ``params``.
+
+    >>> watermark_header("ab12", WatermarkParams())
+    'key=ab12; gamma=0.25; delta=2.0; context_width=1'
+    """
+    if not key or any(c in key for c in ";= \r\n"):
+        msg = (f"A watermark key in a header must be a non-empty token without ';', '=' or "
+               f"spaces. Got {key!r}.")
+        raise RuleValidationError(msg)
+    return (f"key={key}; gamma={params.gamma!r}; delta={params.delta!r}; "
+            f"context_width={params.context_width}")
+
+
+def parse_watermark_header(value: str) -> tuple[str, WatermarkParams]:
+    """The key and parameters of a ``WATERMARK_HEADER`` value (what a serving stack
+    calls before building its ``WatermarkLogitsProcessor``).
+
+    Raises ``RuleValidationError`` naming what is wrong.
+    """
+    fields: dict[str, str] = {}
+    for part in value.split(";"):
+        name, sep, val = part.strip().partition("=")
+        if not sep or not name or not val:
+            msg = f"A watermark header is 'key=K; gamma=G; delta=D; context_width=W'. Got {value!r}."
+            raise RuleValidationError(msg)
+        fields[name] = val
+    unknown = set(fields) - {"key", "gamma", "delta", "context_width"}
+    if "key" not in fields or unknown:
+        msg = (f"A watermark header needs 'key' and knows only key, gamma, delta, "
+               f"context_width. Got {value!r}.")
+        raise RuleValidationError(msg)
+    try:
+        params = WatermarkParams(gamma=float(fields.get("gamma", DEFAULT_WATERMARK.gamma)),
+                                 delta=float(fields.get("delta", DEFAULT_WATERMARK.delta)),
+                                 context_width=int(fields.get(
+                                     "context_width", DEFAULT_WATERMARK.context_width)))
+    except ValueError as exc:
+        msg = f"A watermark header's gamma, delta and context_width are numbers. Got {value!r}."
+        raise RuleValidationError(msg) from exc
+    return fields["key"], params

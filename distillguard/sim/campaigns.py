@@ -188,8 +188,9 @@ def campaign_block(spec: Campaign, kind: int, scale: float, evasion: frozenset[s
     client = np.zeros(n, np.int64)
     tier = np.zeros(n, np.int8)
     evade_infra = "infra" in evasion
-    vendor = ctx.networks.vendor_weights(spec.vendor) if spec.vendor > 0 else None
-    automation, automation_p = ctx.clients.consumer_set(spec.clients)
+    with operator.traits(ctx) if operator else contextlib.nullcontext():
+        vendor = ctx.networks.vendor_weights(spec.vendor) if spec.vendor > 0 else None
+        automation, automation_p = ctx.clients.consumer_set(spec.clients)
     for g in range(n_groups):
         members = np.flatnonzero(local == g)
         network = pathways[g].network if pathways else spec.network

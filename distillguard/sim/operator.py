@@ -7,7 +7,9 @@ seed): its pipelines (the re-worded template variants, when the ``templates``
 knob is on; verbatim corpora are the same anyway) and a share of its
 infrastructure (the address blocks, proxy pools or residential exits of
 ``infra_share`` of its groups, and their custom client) are drawn from
-generators seeded by the operator, not by the provider. Accounts, volumes,
+generators seeded by the operator, not by the provider, and so are its traits
+(its residential-IP vendor's country mix, the ordinary clients its automation
+passes for). Accounts, volumes,
 timing and payment methods stay the provider's own: an operator opens new
 accounts with each provider and pays each through its processor.
 """
@@ -37,6 +39,7 @@ class SharedOperator:
     _clients_rng: np.random.Generator = field(init=False, repr=False)
     _draw_rng: np.random.Generator = field(init=False, repr=False)
     _groups_rng: np.random.Generator = field(init=False, repr=False)
+    _traits_rng: np.random.Generator = field(init=False, repr=False)
     _prefixes: dict[int, np.ndarray] = field(init=False, repr=False, default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -47,10 +50,23 @@ class SharedOperator:
         self._clients_rng = np.random.default_rng([self.seed, 4])
         self._draw_rng = np.random.default_rng([self.seed, 2])
         self._groups_rng = np.random.default_rng([self.seed, 6])
+        self._traits_rng = np.random.default_rng([self.seed, 7])
 
     def pipelines_rng(self) -> np.random.Generator:
         """The generator the attack pools are re-worded with (same pipelines everywhere)."""
         return np.random.default_rng([self.seed, 1])
+
+    @contextlib.contextmanager
+    def traits(self, ctx: BuildContext) -> Iterator[None]:
+        """Around the draws of what the operator is with every provider (its proxy vendor's
+        country mix, the ordinary clients its automation passes for)."""
+        networks, clients = ctx.networks, ctx.clients
+        saved = (networks.rng, clients.rng)
+        networks.rng = clients.rng = self._traits_rng
+        try:
+            yield
+        finally:
+            networks.rng, clients.rng = saved
 
     @contextlib.contextmanager
     def group_infrastructure(self, ctx: BuildContext) -> Iterator[bool]:

@@ -421,9 +421,12 @@ def compile_text(text: str, vocab: Vocabulary, template_lines: frozenset[str] | 
         if fenced:
             lines.append(_Line("keep", raw))
             continue
-        line = cache.get(raw) if cache is not None else None
+        # Only template lines are cached: a line that is template in one text (a system
+        # prompt, all template) may be fill-in in another, and a worker's cache must never
+        # make its output depend on what it rendered before.
+        template = template_lines is None or _DIGITS.sub("0", raw) in template_lines
+        line = cache.get(raw) if template and cache is not None else None
         if line is None:
-            template = template_lines is None or _DIGITS.sub("0", raw) in template_lines
             line = compile_line(raw, vocab, template)
             if template and cache is not None:
                 if len(cache) >= CACHE_LIMIT:
@@ -468,6 +471,7 @@ class Paraphraser:
         self.strength = strength
         self.template_lines = template_lines
         self.fillers = tuple(compile_sentence(f, vocab) for f in vocab.fillers)
+        self.openings = tuple(compile_sentence(f, vocab) for f in vocab.openings)
         self._compiled: dict[Any, _Text] = {}
         self._lines: dict[str, _Line] = {}
         self._spots: dict[str, tuple[tuple[int, int, tuple[str, ...]], ...]] = {}
@@ -642,8 +646,9 @@ class _Render:
                 out[pos] = line.lead + body
                 joined = joinable = pos
         text = "\n".join([x for x in out if x is not None])
-        if opening and self.p.vocab.openings and rnd.random() < 0.6 * s:
-            text = rnd.choice(self.p.vocab.openings) + rnd.choice(("\n\n", "\n", " ")) + text
+        if opening and self.p.openings and rnd.random() < 0.6 * s:
+            first = self.sentence(rnd.choice(self.p.openings), True)
+            text = first + rnd.choice(("\n\n", "\n", " ")) + text
         return text
 
     def _list_orders(self, runs: tuple[tuple[int, ...], ...]) -> dict[int, tuple[int, int]]:

@@ -6,11 +6,12 @@ problem is reported as an ``InputError`` naming the field, when the file loads.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -285,8 +286,8 @@ def _behavior(name: str, raw: dict[str, Any], where: str) -> dict[str, Any]:
             coordinated=bool(adoption.get("coordinated", False))),
         "streams": tuple(Stream(str(s["pool"]), float(s["weight"]), int(s.get("run", 0)))
                          for s in streams),
-        "creation": _creation(raw.get("creation"), f"{where}.creation"),
-        "schedule": _schedule(raw.get("schedule"), f"{where}.schedule"),
+        "creation": _section(raw, "creation", where, _creation),
+        "schedule": _section(raw, "schedule", where, _schedule),
     }
 
 
@@ -297,28 +298,31 @@ def _mapping(value: Any, where: str) -> dict[str, Any]:
     return value
 
 
-def _creation(value: Any, where: str) -> Creation | None:
+_T = TypeVar("_T")
+
+
+def _section(raw: dict[str, Any], key: str, where: str,
+             build: Callable[[dict[str, Any], str], _T]) -> _T | None:
+    """An optional mapping ``key`` of ``raw``, built by ``build`` (None when absent)."""
+    value = raw.get(key)
     if value is None:
         return None
-    raw = _mapping(value, where)
+    return build(_mapping(value, f"{where}.{key}"), f"{where}.{key}")
+
+
+def _creation(raw: dict[str, Any], where: str) -> Creation:
     return Creation(batch=max(1.0, float(raw.get("batch", 20))),
                     spread_hours=float(raw.get("spread_hours", 2)))
 
 
-def _schedule(value: Any, where: str) -> Schedule | None:
-    if value is None:
-        return None
-    raw = _mapping(value, where)
+def _schedule(raw: dict[str, Any], where: str) -> Schedule:
     return Schedule(days=_share(raw.get("days", 1.0), f"{where}.days"),
                     windows=_pair(raw.get("windows", [1, 3]), f"{where}.windows"),
                     hours=_pair(raw.get("hours", [2, 8]), f"{where}.hours"),
                     floor=_share(raw.get("floor", 0.2), f"{where}.floor"))
 
 
-def _waves(value: Any, where: str) -> Waves | None:
-    if value is None:
-        return None
-    raw = _mapping(value, where)
+def _waves(raw: dict[str, Any], where: str) -> Waves:
     return Waves(share=_share(raw.get("share", 0.5), f"{where}.share"),
                  size=_pair(raw.get("size", [5, 20]), f"{where}.size"),
                  spread_s=float(raw.get("spread_s", 60)))
@@ -355,7 +359,7 @@ def _campaign(name: str, raw: dict[str, Any]) -> Campaign:
                     proxy_exits_per_account=float(raw.get("proxy_exits_per_account", 20)),
                     mix=_share(raw.get("mix", 0.0), f"{where}.mix"),
                     specialize=int(raw.get("specialize", 2)), pathways=pathways,
-                    waves=_waves(raw.get("waves"), f"{where}.waves"),
+                    waves=_section(raw, "waves", where, _waves),
                     vendor=float(raw.get("vendor", 0.0)),
                     clients=max(1, int(raw.get("clients", 3))))
 

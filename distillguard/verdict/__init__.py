@@ -1,6 +1,16 @@
 """Scores, campaigns, pivots and plain-word reasons: findings.json."""
 
 from distillguard.verdict.campaigns import AccountVerdict, CampaignVerdict, judge
+from distillguard.verdict.decisions import (
+    DECISIONS_SQL,
+    Decision,
+    account_snapshot,
+    apply_decisions,
+    campaign_snapshot,
+    decisions_from_rows,
+    in_force,
+    match_campaigns,
+)
 from distillguard.verdict.evidence import (
     ACCOUNT_EVIDENCE_SQL,
     AccountEvidence,
@@ -24,11 +34,13 @@ from distillguard.verdict.report import findings_markdown
 
 __all__ = [
     "ACCOUNT_EVIDENCE_SQL",
+    "DECISIONS_SQL",
     "FINDINGS_FORMAT",
     "INTEL_KINDS",
     "AccountEvidence",
     "AccountVerdict",
     "CampaignVerdict",
+    "Decision",
     "IntelMatches",
     "PartnerCampaign",
     "PartnerIndicator",
@@ -38,13 +50,19 @@ __all__ = [
     "ProfileRows",
     "Reason",
     "account_evidence",
+    "account_snapshot",
+    "apply_decisions",
     "build_findings",
     "campaign_members_table",
     "campaign_profiles",
+    "campaign_snapshot",
     "corroborate",
+    "decisions_from_rows",
     "findings_markdown",
+    "in_force",
     "judge",
     "load_policy",
+    "match_campaigns",
     "rule_ids",
     "set_campaign_template_shares",
 ]

@@ -93,11 +93,18 @@ SELECT campaign_id, count(*) AS with_created,
 FROM gaps GROUP BY campaign_id
 """
 
-# A few requests per campaign that carry its characteristic templates, for the report.
+# A few requests per campaign that carry its characteristic templates, for the
+# report: of each member's sampled requests carrying them, the first by request_id
+# (the only one ``profiles.pick_sample_prompts`` can take), one row per member.
 CAMPAIGN_SAMPLE_PROMPTS_SQL = """
-SELECT DISTINCT s.account_id, s.request_id, s.ts
-FROM (SELECT account_id, request_id, ts, unnest(units) AS unit FROM signals) s
-SEMI JOIN community_units USING (unit)
-ORDER BY s.request_id
+WITH firsts AS (
+    SELECT s.account_id, min(s.request_id) AS request_id
+    FROM (SELECT account_id, request_id, unnest(units) AS unit FROM signals) s
+    SEMI JOIN community_units USING (unit)
+    SEMI JOIN campaign_members USING (account_id)
+    GROUP BY s.account_id
+)
+SELECT f.account_id, f.request_id, s.ts
+FROM firsts f JOIN signals s ON s.account_id = f.account_id AND s.request_id = f.request_id
+ORDER BY f.request_id
 """
-

@@ -20,6 +20,7 @@ import numpy as np
 
 from distillguard.linkage import OPERATOR_VIEWS
 from distillguard.verdict.evidence import AccountEvidence
+from distillguard.verdict.partner_intel import partner_attributed
 from distillguard.verdict.policy import Policy
 
 __all__ = ["AccountVerdict", "CampaignVerdict", "campaign_communities", "enough_own_evidence",
@@ -59,15 +60,11 @@ def operator_affinity(e: AccountEvidence) -> float:
 def tied_to_operator(e: AccountEvidence, policy: Policy) -> bool:
     """Whether the account agrees with its community's other owners in the operator views
     at least ``campaign.min_operator_affinity`` (always, when the policy weighs none of
-    those views), or a partner lists the templates it sends for one campaign (the
-    partner's attribution stands in for the behavior the scan could not link)."""
+    those views), or a partner ties it to one of its campaigns by templates and
+    infrastructure together (``partner_attributed``)."""
     weighed = any(policy.graph.behavior_weights.get(v, 0.0) > 0 for v in OPERATOR_VIEWS)
     return (not weighed or operator_affinity(e) >= policy.campaign_min_operator_affinity
-            or _partner_attributed(e))
-
-
-def _partner_attributed(e: AccountEvidence) -> bool:
-    return e.partner_campaign is not None and e.partner_template_share > 0
+            or partner_attributed(e))
 
 
 def operator_owners(members: list[AccountEvidence], policy: Policy) -> int:
@@ -116,7 +113,7 @@ def enough_own_evidence(e: AccountEvidence, policy: Policy) -> bool:
     behavior_ok = (not policy.graph.behavior_weights
                    or (e.behavior_affinity >= policy.extraction_min_behavior_affinity
                        and tied_to_operator(e, policy))
-                   or _partner_attributed(e))
+                   or partner_attributed(e))
     return e.sampled >= policy.extraction_min_sampled_requests and behavior_ok
 
 

@@ -70,6 +70,8 @@ SCHEMA = Section({
                         "max_templates": Interval(int, 0, None),
                         "sample_prompts": Interval(int, 0, None),
                         "sample_prompt_chars": _COUNT}),
+    "decisions": Section({"same_campaign_min_account_share": _SHARE,
+                          "new_templates_min_share": _SHARE}),
 })
 """What a policy file may hold; ``load_policy`` checks every file against it."""
 
@@ -100,6 +102,8 @@ class Policy:
     profile_max_templates: int
     profile_sample_prompts: int
     profile_sample_prompt_chars: int
+    decisions_same_campaign_min_account_share: float = 0.5
+    decisions_new_templates_min_share: float = 0.5
 
 
 # Each ``Policy`` field (but ``graph`` and ``sketch``, whose fields are the keys of
@@ -127,6 +131,8 @@ POLICY_KEYS = {
     "profile_max_templates": "profile.max_templates",
     "profile_sample_prompts": "profile.sample_prompts",
     "profile_sample_prompt_chars": "profile.sample_prompt_chars",
+    "decisions_same_campaign_min_account_share": "decisions.same_campaign_min_account_share",
+    "decisions_new_templates_min_share": "decisions.new_templates_min_share",
 }
 
 

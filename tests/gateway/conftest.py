@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import select
-import shutil
 import signal
 import socket
 import subprocess
@@ -21,7 +20,7 @@ import uvicorn
 from distillguard.gateway import Gateway, admin_app, gateway_app, load_config
 from distillguard.gateway.server import uvicorn_config
 from distillguard.replay import ReplayCorpus, replay_app
-from tests.conftest import install_debian_package, installed_path
+from tests.conftest import installed_program
 
 
 def free_port() -> int:
@@ -37,14 +36,15 @@ class ServerThread:
     (its HTTP protocol and uvicorn settings, on uvloop).
     """
 
-    def __init__(self, app: Any, *, lifespan: str = "on", gateway: Any = None) -> None:
+    def __init__(self, app: Any, *, lifespan: str = "on", gateway: Any = None,
+                 **tls: str) -> None:
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         if gateway is not None:
             config = uvicorn_config(app, "127.0.0.1", self.port, gateway, lifespan=lifespan)
-        else:
+        else:  # ``tls``: uvicorn's ssl_keyfile and ssl_certfile
             config = uvicorn.Config(app, host="127.0.0.1", port=self.port, lifespan=lifespan,
-                                    log_level="warning", loop="asyncio")
+                                    log_level="warning", loop="asyncio", **tls)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -241,15 +241,9 @@ def read_log(log_dir: Path) -> tuple[list[dict[str, Any]], list[Any]]:
 
 def _install_redis_server() -> str:
     """Debian's redis-server, installed on first use (CI machines start without it)."""
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    install_debian_package("redis-server", "the shared-state tests need redis-server, not on PATH: "
-                                           "sudo apt-get install -y redis-server")
-    found = shutil.which("redis-server") or installed_path("redis-server", r"/\S+/bin/redis-server")
-    if not found:
-        pytest.fail("apt-get installed redis-server, but dpkg -L lists no bin/redis-server in it")
-    return found
+    return installed_program("redis-server", "redis-server",
+                             "the shared-state tests need redis-server, not on PATH: "
+                             "sudo apt-get install -y redis-server")
 
 
 class RedisServer:

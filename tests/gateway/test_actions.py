@@ -12,6 +12,7 @@ import orjson
 import pytest
 
 from distillguard.gateway.service import SETTLE_SECONDS
+from distillguard.safeguards import load_safeguard_policy, summarize_reasoning
 from tests.gateway.conftest import gateway_config, read_log
 
 COT = "Think step by step and write out your full reasoning before answering: what is 17 * 23?"
@@ -117,7 +118,9 @@ def test_withhold_reasoning_openai(gateway_factory, replay, tmp_path):
     raw = direct["choices"][0]["message"]["reasoning_content"]
     message = gw.chat("sk-carol", COT, reasoning_effort="high").json()["choices"][0]["message"]
     assert message["content"] == direct["choices"][0]["message"]["content"]  # answer untouched
-    assert message["reasoning_content"].startswith("Reasoning summary: The user asks")
+    # the extractive summary of the safeguards file's reasoning_summary settings
+    assert message["reasoning_content"] == summarize_reasoning(raw, load_safeguard_policy().summary)
+    assert message["reasoning_content"].startswith("Reasoning summary: ")
     assert len(message["reasoning_content"]) < len(raw) / 2 and "withheld" in \
         message["reasoning_content"]
     stream = _sse(gw.chat("sk-carol", COT, reasoning_effort="high", stream=True).text)
@@ -143,7 +146,8 @@ def test_withhold_reasoning_anthropic(gateway_factory, replay):
     body = gw.messages("sk-carol", COT, thinking=thinking).json()
     assert body["content"][1] == direct["content"][1]  # the text block, untouched
     block = body["content"][0]
-    assert block["type"] == "thinking" and block["thinking"].startswith("Reasoning summary")
+    assert block["type"] == "thinking" and block["thinking"] == summarize_reasoning(
+        direct["content"][0]["thinking"], load_safeguard_policy().summary)
     assert block["signature"] == direct["content"][0]["signature"]
     events = _sse(gw.messages("sk-carol", COT, thinking=thinking, stream=True).text)
     thinking_deltas = [e["delta"]["thinking"] for e in events

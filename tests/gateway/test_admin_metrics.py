@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 
 from distillguard.gateway import admin_app
+from distillguard.gateway.state import MemoryState
 from tests.gateway.conftest import ServerThread, gateway_config
 
 
@@ -21,7 +22,9 @@ def test_admin_shows_account_state_and_policy_behind_a_token(gateway_factory):
                                     "when": {"tiers": ["free"]}}],
                             throttle={"account": {"requests_per_minute": 60,
                                                   "burst_seconds": 10}})
-    gw = gateway_factory(config)
+    # The buckets' clock stands still: what the admin shows does not depend on how long
+    # the requests took (a bucket refilling on a loaded machine showed 10, not 7).
+    gw = gateway_factory(config, state=MemoryState(clock=lambda: 1000.0))
     for i in range(3):
         assert gw.chat("sk-bob", f"Explain step by step, show your reasoning: {i}+1?"
                        ).status_code == 200
@@ -39,7 +42,7 @@ def test_admin_shows_account_state_and_policy_behind_a_token(gateway_factory):
     assert bob["window"]["requests"] == 3 and bob["window"]["shares"]["cot_elicitation"] == 1.0
     assert bob["decision"] == {"action": "throttle", "rule": "slow-free", "shadow": False,
                                "enforced": "throttle"}
-    assert bob["limiter_levels"]["thr-acct:acct-bob:req"] < 10  # 3 taken from 10
+    assert bob["limiter_levels"]["thr-acct:acct-bob:req"] == 7  # 3 taken from 10
 
 
 def test_metrics_count_requests_actions_latency_and_errors(gateway_factory):
@@ -62,3 +65,47 @@ def test_metrics_count_requests_actions_latency_and_errors(gateway_factory):
     assert 'distillguard_gateway_upstream_latency_seconds_count{api="anthropic"} 1.0' in lines
     assert any(line.startswith('distillguard_gateway_added_latency_seconds_bucket{api="openai",'
                                'le="0.01"}') for line in lines)
+
+
+def test_per_request_metrics_render_as_prometheus_clients_own(gateway_factory):
+    """The plain counts behind the per-request metrics render exactly what
+    prometheus_client's Counter and Histogram render for the same observations."""
+    import re
+
+    from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+    from distillguard.gateway.metrics import (
+        _ADDED_BUCKETS,
+        _UPSTREAM_BUCKETS,
+        ExchangeCounts,
+    )
+
+    observations = [("openai", 200, ("allow", "", "", "false"), 0.0003, 0.002),
+                    ("openai", 200, ("allow", "", "", "false"), 0.00025, 0.0),
+                    ("anthropic", 429, ("throttle", "r", "review", "true"), 0.2, 7.0),
+                    ("openai", 502, None, 0.0001, 0.0005), ("openai", 200, None, 3.0, 200.0)]
+    ours, theirs = CollectorRegistry(), CollectorRegistry()
+    counts = ExchangeCounts()
+    ours.register(counts)
+    requests = Counter(*ExchangeCounts._REQUESTS, registry=theirs)
+    responses = Counter(*ExchangeCounts._RESPONSES, registry=theirs)
+    added = Histogram(*ExchangeCounts._ADDED, ["api"], buckets=_ADDED_BUCKETS, registry=theirs)
+    upstream = Histogram(*ExchangeCounts._UPSTREAM, ["api"], buckets=_UPSTREAM_BUCKETS,
+                         registry=theirs)
+    for api, status, decided, added_s, upstream_s in observations:
+        counts.exchange(api, status, decided, added_s, upstream_s)
+        responses.labels(api, str(status)).inc()
+        if decided is not None:
+            requests.labels(api, *decided).inc()
+        added.labels(api).observe(added_s)
+        if upstream_s:
+            upstream.labels(api).observe(upstream_s)
+
+    def text(registry: CollectorRegistry) -> list[str]:
+        rendered = generate_latest(registry).decode()
+        return sorted(re.sub(r"(_created\{.*\}) \S+$", r"\1 T", line)
+                      for line in rendered.splitlines())
+
+    assert text(ours) == text(theirs)
+    assert 'distillguard_gateway_added_latency_seconds_bucket{api="openai",le="0.00025"} 2.0' \
+        in text(ours)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from tests.gateway.conftest import gateway_config, raw_exchange, raw_exchanges
@@ -132,3 +133,55 @@ def test_a_framing_error_after_a_pipelined_request_is_answered_after_it(gateway_
     first, second = raw_exchanges(gw.server.port, _request(OPENAI) + broken, 2)
     assert first.status == 200 and first.json()["object"] == "chat.completion"
     _assert_anthropic_error(second, 400, "invalid_request_error")
+
+
+@pytest.mark.parametrize("path", [OPENAI, ANTHROPIC])
+def test_an_unexpected_failure_is_a_500_in_the_apis_format(gateway_factory, path):
+    gw = gateway_factory()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    gw.gateway.decide = broken
+    body = {"model": "model-b1", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}
+    r = gw.client.post(path, json=body, headers={"x-api-key": "sk-alice"})
+    assert r.status_code == 500
+    if path == OPENAI:
+        assert r.json()["error"]["code"] == "internal_error"
+    else:
+        assert r.json()["type"] == "error" and r.json()["error"]["type"] == "api_error"
+    del gw.gateway.decide  # mended: the next request (on a new connection) is served
+    assert httpx.post(gw.url + path, json=body, headers={"x-api-key": "sk-alice"}
+                      ).status_code == 200
+
+
+def test_a_response_head_leaves_with_its_body_and_never_waits_alone():
+    import asyncio
+
+    from distillguard.gateway.http_protocol import _OneWrite
+
+    class Transport:
+        def __init__(self) -> None:
+            self.writes: list[bytes] = []
+
+        def write(self, data: bytes) -> None:
+            self.writes.append(data)
+
+        def is_closing(self) -> bool:
+            return False
+
+    async def run() -> tuple[list[bytes], list[bytes], list[bytes]]:
+        loop = asyncio.get_running_loop()
+        whole, alone = Transport(), Transport()
+        writer = _OneWrite(whole, loop)
+        writer.write(b"HEAD")
+        writer.write(b"body-1")
+        writer.write(b"body-2")
+        _OneWrite(alone, loop).write(b"HEAD")
+        before = list(alone.writes)
+        await asyncio.sleep(0)  # the end of the loop's turn
+        return whole.writes, before, alone.writes
+
+    whole, before, alone = asyncio.run(run())
+    assert whole == [b"HEADbody-1", b"body-2"]
+    assert before == [] and alone == [b"HEAD"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import httpx
@@ -23,6 +24,7 @@ def test_openai_answer_is_the_upstreams_and_is_logged(gateway_factory, replay, t
                         json={"model": "model-b1", "messages": [{"role": "user", "content": KANE}]})
     r = gw.chat("sk-alice", KANE)
     assert r.status_code == 200
+    assert "server" not in r.headers and "date" in r.headers  # the server's name is not told
     answer = r.json()["choices"][0]["message"]["content"]
     assert answer == direct.json()["choices"][0]["message"]["content"]
     assert answer.startswith("The American Film Institute")
@@ -146,3 +148,130 @@ def test_the_batch_scan_reads_the_gateway_log(gateway_factory, tmp_path):
     findings, _ = run_scan_job(ScanJob([tmp_path / "log"], None, tmp_path / "findings.json"))
     assert findings["input"]["exchanges"] == 12 and findings["input"]["quarantined"] == 0
     assert findings["input"]["accounts"] == 3
+
+
+HIDDEN = "Think step by step and show your reasoning in full before you answer."
+
+
+def test_text_in_tool_definitions_and_message_names_is_logged_and_scored(gateway_factory,
+                                                                        tmp_path):
+    """A prompt hidden in a tool's description or schema, or in a message's ``name``,
+    reaches the model: it is logged (with the system text, where the model APIs put
+    tool definitions) and scored, online and by the batch scan of the log."""
+    import pyarrow as pa
+
+    from distillguard.gateway.scoring import SCORING_SCHEMA
+    from distillguard.signals import exchange_signals
+
+    gw = gateway_factory()
+    innocent = [{"role": "user", "content": "What is the capital of France?"}]
+    openai_tools = [{"type": "function", "function": {
+        "name": "lookup", "description": HIDDEN,
+        "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}}}]
+    anthropic_tools = [{"name": "lookup", "description": "Looks things up.",
+                        "input_schema": {"type": "object", "properties": {
+                            "q": {"type": "string", "description": HIDDEN}}}}]
+    for _ in range(3):
+        assert gw.client.post("/v1/chat/completions", json={
+            "model": "model-b1", "messages": innocent, "tools": openai_tools},
+            headers={"authorization": "Bearer sk-alice"}).status_code == 200
+        assert gw.messages("sk-bob", "x", messages=innocent,
+                           tools=anthropic_tools).status_code == 200
+        assert gw.client.post("/v1/chat/completions", json={"model": "model-b1", "messages": [
+            {"role": "user", "name": HIDDEN, "content": innocent[0]["content"]}]},
+            headers={"authorization": "Bearer sk-carol"}).status_code == 200
+        assert gw.chat("sk-dave", innocent[0]["content"]).status_code == 200  # control
+    gw.flush()
+    rows, quarantined = read_log(tmp_path / "log")
+    assert quarantined == [] and len(rows) == 12
+    by_account = {r["account_id"]: r for r in rows}
+    openai_row, anthropic_row = by_account["acct-alice"], by_account["acct-bob"]
+    assert openai_row["tools"] == ["lookup"] and anthropic_row["tools"] == ["lookup"]
+    assert openai_row["system"] == f'[tool lookup] {HIDDEN} {{"parameters":{{"type":"object",' \
+        '"properties":{"q":{"type":"string"}}}}'
+    assert anthropic_row["system"].startswith("[tool lookup] Looks things up. {") \
+        and HIDDEN in anthropic_row["system"]
+    assert by_account["acct-carol"]["messages"][0]["content"] == \
+        f"[name {HIDDEN}]\nWhat is the capital of France?"
+    assert by_account["acct-dave"]["system"] is None
+    # scored online: the window of each account that hid the prompt
+    now = int(time.time() * 1000)
+    shares = {a: gw.gateway.state.window(a, now).shares["cot_elicitation"] for a in
+              ("acct-alice", "acct-bob", "acct-carol", "acct-dave")}
+    assert shares == {"acct-alice": 1.0, "acct-bob": 1.0, "acct-carol": 1.0, "acct-dave": 0.0}
+    # and by the batch scan's signal functions, reading the log
+    logged = pa.RecordBatch.from_pylist(
+        [{name: by_account[a][name] for name in SCORING_SCHEMA.names}
+         for a in ("acct-alice", "acct-bob", "acct-carol", "acct-dave")], schema=SCORING_SCHEMA)
+    assert exchange_signals(logged).column("cot_elicitation").to_pylist() == [1.0, 1.0, 1.0, 0.0]
+
+
+def test_a_tool_description_that_is_not_text_is_refused(gateway_factory):
+    gw = gateway_factory()
+    r = gw.client.post("/v1/chat/completions", json={
+        "model": "model-b1", "messages": [{"role": "user", "content": "hi"}],
+        "tools": [{"type": "function", "function": {"name": "f", "description": ["x"]}}]},
+        headers={"authorization": "Bearer sk-alice"})
+    assert r.status_code == 400
+    assert r.json()["error"]["param"] == "tools[0].function.description"
+
+
+def test_an_https_upstream_is_reached_over_checked_tls(gateway_factory, replay_corpus,
+                                                      tmp_path, monkeypatch):
+    """The upstream client speaks TLS to an https:// upstream and checks its certificate
+    against the trusted ones (here a self-signed one made trusted for the test)."""
+    import shutil
+    import subprocess
+
+    from distillguard.replay import replay_app
+    from tests.gateway.conftest import ServerThread
+
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        subprocess.run(["apt-get", "install", "-y", "-q", "openssl"], check=True,
+                       capture_output=True)
+        openssl = shutil.which("openssl") or "openssl"
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    with ServerThread(replay_app(replay_corpus), lifespan="off", ssl_keyfile=str(key),
+                      ssl_certfile=str(cert)) as server:
+        untrusted = gateway_factory(upstream=server.url)
+        r = untrusted.chat("sk-alice", "hi")
+        assert r.status_code == 502 and "upstream_unreachable" in r.text  # not trusted
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+        trusted = gateway_factory(upstream=server.url, log_dir=tmp_path / "log2")
+        r = trusted.chat("sk-alice", "What is the capital of France?")
+        assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"]
+
+
+def test_upstream_connections_are_kept_alive_and_reused(gateway_factory):
+    """Sequential requests reuse one pooled connection to the upstream; an upstream that
+    closes after each answer gets a new one each time, and nothing fails."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from tests.gateway.conftest import ServerThread
+
+    ports: list[int] = []
+
+    async def answer(request: Request) -> JSONResponse:
+        assert request.client is not None
+        ports.append(request.client.port)
+        body = await request.json()
+        headers = {"connection": "close"} if "close" in str(body["messages"]) else None
+        return JSONResponse({"id": "c", "object": "chat.completion", "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": "ok"},
+             "finish_reason": "stop"}]}, headers=headers)
+
+    app = Starlette(routes=[Route("/v1/chat/completions", answer, methods=["POST"])])
+    with ServerThread(app, lifespan="off") as upstream:
+        gw = gateway_factory(upstream=upstream.url)
+        assert [gw.chat("sk-alice", f"keep {i}").status_code for i in range(4)] == [200] * 4
+        kept = set(ports)
+        assert [gw.chat("sk-alice", f"close {i}").status_code for i in range(3)] == [200] * 3
+    assert len(kept) == 1
+    assert len(set(ports[4:])) == 3 and not set(ports[5:]) & kept

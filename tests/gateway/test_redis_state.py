@@ -153,3 +153,49 @@ def test_a_frozen_redis_delays_requests_by_the_configured_timeout_only(gateway_f
     assert len(frozen) == 8 and all("state_store" in r["extra"] for r in frozen)
     errors = re.search(r"^distillguard_gateway_state_errors_total (\S+)$", gw.metrics(), re.M)
     assert errors is not None and float(errors.group(1)) >= 8
+
+
+def test_replies_cut_anywhere_are_read_whole() -> None:
+    from distillguard.gateway.resp import RespError, _Incomplete, _parse
+
+    replies = (b"+OK\r\n:42\r\n$5\r\nh\xc3\xa9lo\r\n$-1\r\n*2\r\n*2\r\n$1\r\na\r\n:1\r\n$0\r\n\r\n"
+               b"-NOSCRIPT No matching script\r\n*0\r\n")
+    expected = ["OK", 42, "hélo", None, [["a", 1], ""], "NOSCRIPT No matching script", []]
+    for cut in range(len(replies)):
+        buf, pos, got = bytearray(replies[:cut]), 0, []
+        for chunk in (replies[cut:], b""):
+            while True:
+                try:
+                    value, pos = _parse(buf, pos)
+                except _Incomplete:
+                    break
+                got.append(str(value) if isinstance(value, RespError) else value)
+            buf += chunk
+        assert got == expected, cut
+
+
+def test_the_limiter_script_is_loaded_again_when_redis_forgets_it(redis_url: str) -> None:
+    """After a restart or SCRIPT FLUSH, the first take loads the script again; the database
+    in the URL is the one written."""
+    import redis.asyncio as aioredis
+
+    url = redis_url.rsplit("/", 1)[0] + "/3"
+    _flush_db(url)
+    charge = [BucketCharge("acct:y:req", BucketLimit(per_minute=60, burst_seconds=2), 1)]
+
+    async def run() -> tuple[list[float], list[str]]:
+        state = RedisState(url)
+        admin = aioredis.Redis.from_url(url, decode_responses=True)
+        await state.start()
+        try:
+            waits = [await state.take(charge)]
+            await admin.script_flush()
+            waits += [await state.take(charge), await state.take(charge)]
+            return waits, sorted(await admin.keys("dg:*"))
+        finally:
+            await state.close()
+            await admin.aclose()
+
+    waits, keys = asyncio.run(run())
+    assert waits[:2] == [0.0, 0.0] and waits[2] > 0  # capacity 2
+    assert keys == ["dg:b:acct:y:req"]

@@ -9,8 +9,17 @@ import pyarrow as pa
 import pytest
 
 from distillguard.gateway.account_window import AccountWindows, TemplateMemory, request_counts
-from distillguard.gateway.scoring import SCORING_SCHEMA, ScoredRequest, Scorer, score_rows
+from distillguard.gateway.scoring import (
+    SCORING_SCHEMA,
+    ScoredRequest,
+    Scorer,
+    WindowCounter,
+    WindowRow,
+    score_rows,
+)
 from distillguard.signals import exchange_signals
+
+TECHNIQUES = ("cot_elicitation", "grading", "data_generation", "safe_rewrite", "tool_use")
 
 ROWS = [
     ([{"role": "user", "content": "Think step by step and show your reasoning: 17 * 23?"}],
@@ -33,7 +42,7 @@ def test_score_rows_is_exchange_signals_of_the_same_requests() -> None:
 
 
 def test_scorer_batches_requests_and_hands_them_on() -> None:
-    got: list[list[ScoredRequest]] = []
+    got: list[list[WindowRow]] = []
 
     async def run() -> None:
         scorer = Scorer(got.append, interval=0.01, worker="inline")
@@ -44,9 +53,35 @@ def test_scorer_batches_requests_and_hands_them_on() -> None:
         await scorer.close()
 
     asyncio.run(run())
-    scored = [s for batch in got for s in batch]
-    assert [s.account_id for s in scored] == ["acct-0", "acct-1"]
+    rows = [row for batch in got for row in batch]
+    assert [row[0] for row in rows] == ["acct-0", "acct-1"]
+    assert [row[2]["cot_elicitation"] for row in rows] == [1, 0]
     assert len(got) == 1  # one call for both requests
+
+
+def test_window_counter_sums_per_account_and_minute_what_each_request_adds() -> None:
+    """Counting a batch at once (as the worker does) leaves the window as adding each
+    request's counters one by one does."""
+    t0 = 1_772_467_200_000
+    plan = [("a", t0, 0), ("b", t0 + 10, 1), ("a", t0 + 20, 0), ("a", t0 + 61_000, 1),
+            ("a", t0 + 62_000, 0)]
+    rows = [[account, ts, *ROWS[i]] for account, ts, i in plan]
+    counted = WindowCounter().count(rows)
+    assert [(account, ts) for account, ts, _ in counted] == [("a", t0), ("b", t0 + 10),
+                                                             ("a", t0 + 61_000)]
+    assert [c["requests"] for _, _, c in counted] == [2, 1, 2]
+    assert counted[0][2]["templated"] == 1  # the second "a" request repeats the first
+    one_by_one, at_once = AccountWindows(), AccountWindows()
+    memory = TemplateMemory()
+    signals = score_rows([row[2:] for row in rows])
+    for i, (account, ts, _) in enumerate(plan):
+        s = ScoredRequest(account, ts, {t: signals[t][i] for t in TECHNIQUES}, "",
+                          signals["prior_turns"][i], 0, signals["units"][i])
+        one_by_one.add(account, ts, request_counts(s, memory.reuses(account, s.units)))
+    for account, ts, counts in counted:
+        at_once.add(account, ts, counts)
+    for account in ("a", "b"):
+        assert at_once.stats(account, t0 + 90_000) == one_by_one.stats(account, t0 + 90_000)
 
 
 def _scored(account: str, ts: int, units: list[int], cot: float = 0.0,
@@ -82,7 +117,7 @@ def test_a_killed_scoring_worker_is_replaced() -> None:
     import os
     import signal
 
-    got: list[ScoredRequest] = []
+    got: list[WindowRow] = []
 
     async def run() -> int:
         scorer = Scorer(got.extend, interval=0.01, worker="process")
@@ -103,7 +138,7 @@ def test_a_killed_scoring_worker_is_replaced() -> None:
             await scorer.close()
 
     assert asyncio.run(run()) == 1
-    assert [s.account_id for s in got] == ["b"]
+    assert [row[0] for row in got] == ["b"]
 
 
 @pytest.mark.slow

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import re
 
 import pytest
@@ -8,6 +9,7 @@ from distillguard.safeguards import (
     add_decoy_tool,
     append_signature,
     canary_check,
+    canary_exposure,
     canary_for,
     canary_queries,
     decoy_tool,
@@ -89,3 +91,23 @@ def test_every_phrase_opens_with_one_of_the_queries() -> None:
     assert len(queries) == 8
     for g in GROUPS:
         assert canary_for("secret", g).phrase.startswith(queries)
+
+
+def test_exposure_ranks_the_memorized_phrase_first_and_is_uniform_otherwise() -> None:
+    canaries = [canary_for("s", f"G{i}") for i in range(8)]
+    leaked = canaries[5].phrase
+
+    def memorized(opener: str, continuations: list[str]) -> list[float]:
+        """A suspect that learned group G5's phrase; every other phrase scores by length."""
+        return [0.0 if opener + c == leaked else -len(c) / 3 for c in continuations]
+
+    report = canary_exposure(memorized, canaries, candidates=199)
+    named = [e.group for e in report if e.p_value <= 0.05 / len(canaries)]
+    assert named == ["G5"] and report[5].rank == 1 and report[5].p_value == 1 / 200
+
+    def unrelated(opener: str, continuations: list[str]) -> list[float]:
+        return [float(int(hashlib.sha256((opener + c).encode()).hexdigest()[:8], 16))
+                for c in continuations]
+
+    ranks = [e.rank for e in canary_exposure(unrelated, canaries, candidates=199)]
+    assert all(1 <= r <= 200 for r in ranks) and len(set(ranks)) > 1

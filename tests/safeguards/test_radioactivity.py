@@ -6,7 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from distillguard.safeguards import black_box_test, open_model_test
+from distillguard.safeguards import (
+    black_box_count_test,
+    black_box_test,
+    chernoff_p_value,
+    green_mass_test,
+    open_model_test,
+)
 from distillguard.safeguards.bigram_lm import bigram_counts, log_probs, sample
 
 VOCAB = 2048
@@ -71,3 +77,44 @@ def test_reading_mode_accepts_top_k_and_refuses_mismatched_shapes() -> None:
     top3 = np.array([[[5, 6, 7]] * 4])
     assert open_model_test(fed, top3, "k").tokens == 12
     assert open_model_test(fed, np.zeros((2, 4), dtype=int), "k").scored == 0
+
+
+def test_chernoff_bound_is_never_below_the_exact_tail() -> None:
+    weights = np.array([0.5, 1.0, 1.5, 2.0, 3.0, 0.25])
+    outcomes = np.array(np.meshgrid(*[[0, 1]] * weights.size)).reshape(weights.size, -1).T
+    gamma = 0.25
+    probability = np.prod(np.where(outcomes == 1, gamma, 1 - gamma), axis=1)
+    sums = outcomes @ weights - gamma * weights.sum()
+    for s in np.unique(sums):
+        exact = probability[sums >= s - 1e-12].sum()
+        assert chernoff_p_value(float(s), weights, gamma) >= exact - 1e-12
+    assert chernoff_p_value(-1.0, weights, gamma) == 1.0
+    assert chernoff_p_value(0.0, np.array([]), gamma) == 1.0
+
+
+def test_weighted_tests_do_not_accuse_a_model_that_never_saw_the_key() -> None:
+    """Weights that do not depend on the key: p-values below 0.01 at most 1 % of the time."""
+    rng = np.random.default_rng(3)
+    fed = rng.integers(1, 300, (8, 32))
+    probs = rng.dirichlet(np.full(300, 0.05), size=(8, 32))
+    p_values = [green_mass_test(fed, probs, f"key-{k}").p_value for k in range(150)]
+    assert sum(p < 0.01 for p in p_values) <= 2
+    outputs = [rng.integers(1, 300, 100) for _ in range(20)]
+    p_values = [black_box_count_test(outputs, f"key-{k}", 300).p_value for k in range(150)]
+    assert sum(p < 0.01 for p in p_values) <= 2
+
+
+def test_weighted_tests_find_a_student_of_watermarked_answers(
+        heldout_ids: list[np.ndarray], bigrams: tuple[np.ndarray, np.ndarray]) -> None:
+    student, rng = _student(bigrams, 0.3, seed=4, key="campaign-key")
+    fed = np.stack([ids[:64] for ids in heldout_ids if ids.size >= 64][:100])
+    probs = np.exp(student)[fed]
+    for per_context in (True, False):
+        marked = green_mass_test(fed, probs, "campaign-key", per_context=per_context)
+        assert marked.p_value < 1e-5 and marked.z > 4
+        assert green_mass_test(fed, probs, "unrelated-key", per_context=per_context
+                               ).p_value > 1e-3
+    prompts = rng.integers(1, VOCAB, 200)
+    outputs = sample(student, prompts, 150, rng)
+    assert black_box_count_test(outputs, "campaign-key", VOCAB, prompts=[prompts]).p_value < 1e-5
+    assert black_box_count_test(outputs, "unrelated-key", VOCAB).p_value > 1e-3

@@ -92,11 +92,12 @@ def test_radioactivity_end_to_end_on_tiny_models(shared_corpora: Path, tmp_path:
     assert [(r["rho"], r["seed"]) for r in results["students"]] == [
         (0.0, 0), (0.01, 0), (0.05, 0), (0.1, 0)]
     for r in results["students"]:
-        for test in ("black_box", "open_model_top1", "open_model_top8"):
+        for test in ("black_box", "open_model_top1", "open_model_top8", "open_model_green_mass"):
             assert r[test]["scored"] > 0 and 0.0 <= r[test]["p_value"] <= 1.0
     assert results["students"][0]["black_box"]["p_value"] > 0.01
     assert results["students"][0]["canary"]["named"] == []  # the clean student names nobody
     assert all(r["canary"]["queries"] == 8 * config.canary_samples for r in results["students"])
+    assert all(len(r["canary"]["exposure_p"]) == 8 for r in results["students"])
     cost = {c["delta"]: c for c in results["cost"]}
     assert cost[2.0]["heldout_perplexity"] > cost[0.0]["heldout_perplexity"]
     summary = summarize(results)

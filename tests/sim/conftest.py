@@ -13,7 +13,8 @@ TINY = str(Path(__file__).parent / "files" / "tiny.yaml")
 
 @dataclass
 class Simulated:
-    """A simulated log and a DuckDB connection with views ``ex`` (exchanges + ``actor``)."""
+    """A simulated log and a DuckDB connection with views ``labels`` and ``ex`` (exchanges +
+    the label's ``actor`` and ``archetype``)."""
 
     report: SimReport
     out: Path
@@ -31,9 +32,9 @@ def run(out: Path, corpora: Path, **options: object) -> Simulated:
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
     con.execute(f"CREATE VIEW labels AS SELECT * FROM read_json('{out}/labels.jsonl', "
-                "columns = {account_id: 'VARCHAR', actor: 'VARCHAR'})")
-    con.execute(f"CREATE VIEW ex AS SELECT e.*, l.actor FROM read_parquet('{out}/exchanges/*.parquet') e "
-                "JOIN labels l USING (account_id)")
+                "columns = {account_id: 'VARCHAR', actor: 'VARCHAR', archetype: 'VARCHAR'})")
+    con.execute("CREATE VIEW ex AS SELECT e.*, l.actor, l.archetype "
+                f"FROM read_parquet('{out}/exchanges/*.parquet') e JOIN labels l USING (account_id)")
     return Simulated(report, out, con)
 
 

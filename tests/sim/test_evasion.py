@@ -99,6 +99,23 @@ def test_templates_rewords_pipeline_prompts(baseline: Simulated, evaded: Simulat
     assert share(evaded) < 0.5
 
 
+def _repeated_long_lines(sim: Simulated) -> float:
+    """Share of the 40+ character lines of sampled pipeline requests that more than one
+    request sends (code and data lines included: the paraphraser keeps those)."""
+    return float(sim.value("""
+        WITH s AS (SELECT request_id, messages[1].content c FROM ex
+                   WHERE actor IN ('datagen', 'rewardlab', 'agentic') USING SAMPLE 20000 ROWS),
+             l AS (SELECT DISTINCT request_id, unnest(string_split(c, chr(10))) line FROM s)
+        SELECT avg((n > 1)::int) FROM (SELECT line, count(*) n FROM l
+                                      WHERE length(line) >= 40 GROUP BY line)"""))
+
+
+def test_paraphrase_leaves_few_long_lines_repeated_across_requests(baseline: Simulated,
+                                                                   evaded: Simulated) -> None:
+    plain, reworded = _repeated_long_lines(baseline), _repeated_long_lines(evaded)
+    assert reworded < 0.5 * plain, (plain, reworded)
+
+
 def test_one_knob_changes_only_its_own_part(tmp_path: Path, shared_corpora: Path) -> None:
     def world(evasion: str) -> Population:
         return build_world(SimOptions(out=tmp_path, scale=0.01, seed=4, corpora=shared_corpora,

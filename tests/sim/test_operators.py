@@ -37,6 +37,35 @@ def test_operators_send_the_same_public_templates(baseline: Simulated) -> None:
     assert both >= 10
 
 
+
+def test_evaluation_teams_run_the_public_judge_prompts_operators_send(baseline: Simulated) -> None:
+    teams, lines = baseline.rows("""
+        WITH l AS (SELECT DISTINCT account_id, archetype, actor,
+                          unnest(string_split(messages[1].content, chr(10))) line
+                   FROM ex WHERE archetype = 'judge' OR actor IS NOT NULL),
+             j AS (SELECT DISTINCT account_id, line FROM l
+                   WHERE archetype = 'judge' AND length(line) >= 40),
+             a AS (SELECT DISTINCT line FROM l WHERE actor IS NOT NULL AND length(line) >= 40)
+        SELECT count(DISTINCT j.account_id), count(DISTINCT j.line) FROM j JOIN a USING (line)""")[0]
+    all_teams = baseline.value("SELECT count(*) FROM labels WHERE archetype = 'judge'")
+    assert all_teams >= 3
+    assert teams >= 0.8 * all_teams
+    assert lines >= 20
+
+
+def test_the_reseller_forwards_requests_its_people_also_send_from_their_own_accounts(
+        baseline: Simulated) -> None:
+    people, overlapping = baseline.rows("""
+        WITH r AS (SELECT account_id, messages[1].content c FROM ex WHERE archetype = 'resale'),
+             h AS (SELECT DISTINCT messages[1].content c FROM ex WHERE actor = 'hydra')
+        SELECT (SELECT count(DISTINCT account_id) FROM r), count(DISTINCT r.account_id)
+        FROM r JOIN h USING (c)""")[0]
+    assert people >= 10
+    assert overlapping > 0.5 * people
+    small = baseline.value("""SELECT quantile_cont(n, 0.5) FROM (SELECT count(*) n FROM ex
+                               WHERE archetype = 'resale' GROUP BY account_id)""")
+    assert small <= 15   # a handful of requests each: thin evidence of their own
+
 RECENT = "account_created >= TIMESTAMPTZ '2026-01-01 00:00:00+00'"   # opened for the job
 
 

@@ -1,0 +1,109 @@
+"""The engine's memory, threads and spill folder: set by configuration, with clear failures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+from typer.testing import CliRunner
+
+from distillguard.cli import app
+from distillguard.engines import EngineResources, ExchangeStore, map_duckdb_errors
+from distillguard.engines.duckdb_errors import resource_advice
+from distillguard.engines.resources import parse_memory
+from distillguard.engines.scan_job import ScanJob, run_scan_job
+from distillguard.errors import EngineError, InputError, ResourceError
+from distillguard.sim import SimOptions, parse_evasion, simulate
+from tests.engines.test_scan import findings_digest
+
+
+@pytest.mark.parametrize("text", ["", "lots", "1", "GB", "-1GB", "1 XB", "10MB"])
+def test_unusable_memory_sizes_are_refused(text: str) -> None:
+    with pytest.raises(InputError, match="memory size"):
+        EngineResources(text)
+
+
+def test_memory_sizes_in_both_units() -> None:
+    assert parse_memory("2GB") == 2 * 10**9
+    assert parse_memory("1.5GiB") == 3 * 2**29
+    assert parse_memory(" 768 mb ") == 768 * 10**6
+
+
+def test_threads_below_one_are_refused() -> None:
+    with pytest.raises(InputError, match="threads"):
+        EngineResources(threads=0)
+
+
+def test_store_uses_the_configured_memory_threads_and_spill_folder(tmp_path: Path) -> None:
+    spill = tmp_path / "spill"
+    with ExchangeStore(tmp_path / "s.duckdb",
+                       resources=EngineResources("300MB", 1, spill)) as store:
+        limit, threads, temp = store.con.execute(
+            "SELECT current_setting('memory_limit'), current_setting('threads'), "
+            "current_setting('temp_directory')").fetchone()
+    assert limit.replace(" ", "") in ("286.1MiB", "300.0MB")
+    assert threads == 1
+    assert Path(temp) == spill
+
+
+def test_spill_folder_defaults_to_beside_the_store(tmp_path: Path) -> None:
+    with ExchangeStore(tmp_path / "s.duckdb") as store:
+        temp = store.con.execute("SELECT current_setting('temp_directory')").fetchone()[0]
+    assert Path(temp) == tmp_path / "s.duckdb.tmp"
+
+
+def test_running_out_of_memory_says_what_to_change() -> None:
+    con = duckdb.connect(config={"memory_limit": "64MB", "threads": 1})
+    # list() cannot spill: it must fail, and the failure must name the options to change.
+    with pytest.raises(ResourceError) as caught, map_duckdb_errors("cannot build big"):
+        con.execute("SELECT list(i::VARCHAR || 'padding padding padding') "
+                    "FROM range(20000000) t(i)").fetchall()
+    message = str(caught.value)
+    assert message.startswith("cannot build big: the engine needed more than its memory limit")
+    assert "--memory" in message and "--threads" in message and "--temp-dir" in message
+
+
+def test_a_full_spill_folder_points_at_temp_dir() -> None:
+    exc = duckdb.OutOfMemoryException(
+        "Out of Memory Error: failed to offload data block of size 256.0 KiB (1.0 GiB/1.0 GiB "
+        "used). This limit was set by the 'max_temp_directory_size' setting.")
+    advice = resource_advice(exc)
+    assert advice is not None and "--temp-dir" in advice and "temporary folder" in advice
+
+
+def test_other_engine_errors_stay_engine_errors() -> None:
+    con = duckdb.connect()
+    with pytest.raises(EngineError) as caught, map_duckdb_errors("query failed"):
+        con.execute("SELECT * FROM no_such_table")
+    assert not isinstance(caught.value, ResourceError)
+
+
+def test_cli_refuses_a_bad_memory_option(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["scan", str(tmp_path), "--memory", "plenty",
+                                      "--out", str(tmp_path / "f.json")])
+    assert result.exit_code == 2
+    assert "memory size 'plenty'" in result.output
+
+
+@pytest.mark.slow
+def test_a_small_memory_limit_gives_the_same_findings(tmp_path: Path,
+                                                       shared_corpora: Path) -> None:
+    """With one thread and 100MB the engine spills instead of failing, and decides the same."""
+    simulate(SimOptions(out=tmp_path, scale=0.002, seed=3, split="test",
+                        evasion=parse_evasion("all"), corpora=shared_corpora),
+             show_progress=False)
+    roomy, _ = run_scan_job(ScanJob([tmp_path / "exchanges"], None, tmp_path / "a.json"))
+    tables: list[tuple[str, float]] = []
+    totals: list[int] = []
+    tight, _ = run_scan_job(ScanJob([tmp_path / "exchanges"], None, tmp_path / "b.json",
+                                    resources=EngineResources("100MB", 1)),
+                            on_query_progress=lambda name, pct: tables.append((name, pct)),
+                            on_signal_total=totals.append)
+    assert findings_digest(tight) == findings_digest(roomy)
+    assert roomy["input"]["exchanges"] > 0
+    # progress: every table built reports its end, and the signals stage knows its total
+    assert {"account_behavior", "unit_stats", "account_template"} <= {n for n, _ in tables}
+    assert ("unit_stats", 100.0) in tables
+    assert all(0 <= pct <= 100 for _, pct in tables)
+    assert totals == [roomy["input"]["exchanges"]]
