@@ -32,7 +32,10 @@ from distillguard.engines.sql_engine import SqlEngine
 from distillguard.linkage.candidates import (
     ACCOUNT_COMMUNITY_SCHEMA,
     ACCOUNT_EDGE_SCHEMA,
+    CANDIDATE_ACTIVITY_SQL,
     COMMUNITY_UNITS_SCHEMA,
+    behavior_affinities,
+    behavior_parts,
     candidate_graph,
     candidate_ids,
     community_table,
@@ -115,9 +118,14 @@ def _link_accounts(engine: SqlEngine, evidence: list[AccountEvidence], candidate
         return {}
     engine.register("graph_candidates", candidate_ids(candidates))
     unit_uses = engine.arrow(ACCOUNT_UNITS_SQL, {"min_owners": policy.template_min_owners})
-    graph = candidate_graph(candidates, unit_uses, policy.graph)
+    graph = candidate_graph(candidates, unit_uses, policy.graph,
+                            engine.arrow(CANDIDATE_ACTIVITY_SQL))
     engine.register("account_edges", edge_table(graph))
     membership = graph_membership(graph)
+    behavior, parts = behavior_affinities(graph), behavior_parts(graph)
+    for e in evidence:
+        e.behavior_affinity = behavior.get(e.account_id, 0.0)
+        e.behavior_parts = parts.get(e.account_id, {})
     provisional = campaign_communities(evidence, {a: c for a, (c, _) in membership.items()},
                                        policy)
     engine.register("account_community", community_table(graph, provisional))
@@ -174,7 +182,8 @@ def run_scan(engine: SqlEngine, *, policy: Policy, releases: list[dict[str, str]
     t = step("behavior", t)
     if on_signal_total:
         on_signal_total(engine.rows("SELECT sum(exchanges) FROM account_behavior")[0][0] or 0)
-    engine.compute_signals(policy.sampling_per_account, lexicon, on_rows=on_signal_rows)
+    engine.compute_signals(policy.sampling_per_account, lexicon, on_rows=on_signal_rows,
+                           sketch=policy.sketch)
     t = step("signals", t)
     engine.materialize("account_content", ACCOUNT_CONTENT_SQL)
     engine.materialize("unit_stats", UNIT_STATS_SQL, {

@@ -23,6 +23,7 @@ from distillguard.engines.sql_engine import EXCHANGE_LOOKUP_COLUMNS
 from distillguard.errors import EngineError
 from distillguard.logs.adapters import SourceOptions
 from distillguard.signals.lexicon import Lexicon
+from distillguard.signals.near_duplicates import SketchParams
 from distillguard.signals.sampled_rows import (
     SIGNAL_INPUT_COLUMNS,
     SIGNAL_ROW_SCHEMA,
@@ -38,10 +39,11 @@ SIGNALS_INPUT_SQL = (
     "FROM exchanges e JOIN account_behavior b USING (account_id)")
 
 
-def _signals_body(per_account: int, lexicon: Lexicon) -> Callable[..., Any]:
+def _signals_body(per_account: int, lexicon: Lexicon,
+                  sketch: SketchParams | None) -> Callable[..., Any]:
     def body(batches: Any) -> Any:
         for batch in batches:
-            rows = sampled_signal_rows(batch, per_account, lexicon)
+            rows = sampled_signal_rows(batch, per_account, lexicon, sketch)
             if rows.num_rows:
                 yield rows
     return body
@@ -162,11 +164,12 @@ class SparkEngine:
         self._keep(name, self.spark.createDataFrame(table, schema=from_arrow_schema(table.schema)))
 
     def compute_signals(self, per_account: int, lexicon: Lexicon,
-                        on_rows: Callable[[int], None] | None = None) -> int:
+                        on_rows: Callable[[int], None] | None = None,
+                        sketch: SketchParams | None = None) -> int:
         from pyspark.sql.pandas.types import from_arrow_schema
 
         source = self._sql(SIGNALS_INPUT_SQL, None)
-        self._keep("signals", source.mapInArrow(_signals_body(per_account, lexicon),
+        self._keep("signals", source.mapInArrow(_signals_body(per_account, lexicon, sketch),
                                                 from_arrow_schema(SIGNAL_ROW_SCHEMA)))
         if on_rows:
             on_rows(self._tables["exchanges"].count())

@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 
 from distillguard.engines.duckdb_errors import map_duckdb_errors
 from distillguard.signals.lexicon import Lexicon
+from distillguard.signals.near_duplicates import SketchParams
 from distillguard.signals.sampled_rows import (
     SIGNAL_INPUT_COLUMNS,
     SIGNAL_ROW_SCHEMA,
@@ -51,7 +52,8 @@ class SqlEngine(Protocol):
         """Make ``table`` (built in Python) readable as table ``name``."""
 
     def compute_signals(self, per_account: int, lexicon: Lexicon,
-                        on_rows: Callable[[int], None] | None = None) -> int:
+                        on_rows: Callable[[int], None] | None = None,
+                        sketch: SketchParams | None = None) -> int:
         """Create table ``signals`` (``SIGNAL_ROW_SCHEMA``): ``signals.sampled_signal_rows``
         over every exchange, given its account's count from ``account_behavior``; return
         its size."""
@@ -131,7 +133,8 @@ class DuckDBEngine:
                 self.con.unregister("_incoming")
 
     def compute_signals(self, per_account: int, lexicon: Lexicon,
-                        on_rows: Callable[[int], None] | None = None) -> int:
+                        on_rows: Callable[[int], None] | None = None,
+                        sketch: SketchParams | None = None) -> int:
         """Stream the exchanges out of DuckDB and score them in worker threads
         (pyarrow's kernels release the GIL, so the cores share the work).
 
@@ -153,7 +156,7 @@ class DuckDBEngine:
             n = np.where(where.is_valid().to_numpy(zero_copy_only=False),
                          per_account_counts[where.fill_null(0).to_numpy()], 0)
             return sampled_signal_rows(batch.append_column("account_exchanges", pa.array(n)),
-                                       per_account, lexicon)
+                                       per_account, lexicon, sketch)
 
         with ThreadPoolExecutor(max_workers=self.threads) as pool:
             pending = []

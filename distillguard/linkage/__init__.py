@@ -1,12 +1,22 @@
 """The account graph (shared templates, infrastructure) and its communities."""
 
 from distillguard.linkage.account_graph import AccountGraph, GraphParams, build_account_graph
+from distillguard.linkage.behavior_views import (
+    BEHAVIOR_VIEWS,
+    OPERATOR_VIEWS,
+    AccountActivity,
+    BehaviorViews,
+    behavior_views,
+)
 from distillguard.linkage.candidates import (
     ACCOUNT_COMMUNITY_SCHEMA,
     ACCOUNT_EDGE_SCHEMA,
+    CANDIDATE_ACTIVITY_SQL,
     CANDIDATE_COLUMNS,
     COMMUNITY_UNITS_SCHEMA,
     SHARED_VALUE_FIELDS,
+    behavior_affinities,
+    behavior_parts,
     candidate_graph,
     candidate_ids,
     community_table,
@@ -21,12 +31,20 @@ from distillguard.linkage.shared_values import shared_value_edges
 __all__ = [
     "ACCOUNT_COMMUNITY_SCHEMA",
     "ACCOUNT_EDGE_SCHEMA",
+    "BEHAVIOR_VIEWS",
+    "CANDIDATE_ACTIVITY_SQL",
     "CANDIDATE_COLUMNS",
     "COMMUNITY_UNITS_SCHEMA",
+    "OPERATOR_VIEWS",
     "SHARED_VALUE_FIELDS",
+    "AccountActivity",
     "AccountGraph",
+    "BehaviorViews",
     "GraphParams",
     "account_unit_matrix",
+    "behavior_affinities",
+    "behavior_parts",
+    "behavior_views",
     "build_account_graph",
     "candidate_graph",
     "candidate_ids",

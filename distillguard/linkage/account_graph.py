@@ -1,18 +1,32 @@
-"""The account graph: content neighbours plus shared infrastructure, and its communities."""
+"""The account graph: content neighbours weighed by behavior, shared infrastructure, and
+its communities.
+
+Content says what is harvested; behavior says who harvests it. A content edge
+keeps ``content_edge_floor`` of its weight whatever the two accounts' behavior,
+and the rest in proportion to their behavior cosine (``behavior_views``): two
+operators sending the same public templates are linked weakly, one operator's
+accounts strongly. Communities whose template use points the same way are
+joined only when their behavior does too (``merge_min_behavior_cosine``).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
 
+from distillguard.linkage.behavior_views import BehaviorViews, rest_cosines
 from distillguard.linkage.communities import leiden_communities
 from distillguard.linkage.content_similarity import account_unit_matrix, content_neighbors
 from distillguard.linkage.shared_values import shared_value_edges
 
 __all__ = ["AccountGraph", "GraphParams", "build_account_graph"]
+
+# With behavior views, each account's content neighbours are drawn from this many
+# times ``content_neighbors`` candidates and the heaviest after weighing are kept.
+BEHAVIOR_CANDIDATES = 3
 
 
 @dataclass(frozen=True)
@@ -23,6 +37,11 @@ class GraphParams:
     infra_edge_weight: float
     leiden_resolution: float
     merge_min_cosine: float
+    behavior_weights: dict[str, float] = field(default_factory=dict)
+    wave_seconds: int = 60
+    creation_batch_hours: float = 2.0
+    content_edge_floor: float = 1.0
+    merge_min_behavior_cosine: float = 0.0
 
 
 @dataclass
@@ -36,6 +55,8 @@ class AccountGraph:
     kinds: list[str]
     community: np.ndarray
     affinity: np.ndarray
+    behavior_affinity: np.ndarray | None = None
+    behavior_parts: dict[str, np.ndarray] = field(default_factory=dict)
 
     def edge_kinds_of(self, node: int) -> set[str]:
         hit = (self.sources == node) | (self.targets == node)
@@ -45,12 +66,15 @@ class AccountGraph:
 def build_account_graph(accounts: list[str], sampled: np.ndarray,
                         unit_pairs: tuple[np.ndarray, np.ndarray, np.ndarray],
                         shared_values: dict[str, Sequence[object | None]],
-                        params: GraphParams, *, seed: int = 0) -> AccountGraph:
+                        params: GraphParams, *, behavior: BehaviorViews | None = None,
+                        owners: Sequence[object] | None = None, seed: int = 0) -> AccountGraph:
     """Link candidate accounts and find communities.
 
     ``unit_pairs`` is ``(account_position, unit_position, count)`` for shared
     template units; ``shared_values`` maps an infrastructure field name to one
-    value per account.
+    value per account; ``behavior`` holds each account's stacked behavior views
+    (``behavior_views.behavior_views``); ``owners`` (one per account) makes each
+    account's behavior affinity the one with its community's other owners.
     """
     n = len(accounts)
     account_pos, unit_pos, counts = unit_pairs
@@ -60,51 +84,89 @@ def build_account_graph(accounts: list[str], sampled: np.ndarray,
     if n_units:
         matrix = account_unit_matrix(account_pos, unit_pos, counts.astype(np.float32), sampled,
                                      n_units)
-        s, t, w = content_neighbors(matrix, k=params.content_neighbors,
+        k = params.content_neighbors
+        s, t, w = content_neighbors(matrix, k=k * (BEHAVIOR_CANDIDATES if behavior else 1),
                                     min_cosine=params.content_min_cosine)
+        if behavior is not None:
+            floor = params.content_edge_floor
+            w = w * (floor + (1.0 - floor) * behavior.pair_cosines(s, t))
+            s, t, w = _strongest_per_node(s, t, w, k)
         sources.append(s)
         targets.append(t)
         weights.append(w)
         kinds += ["content"] * len(s)
-    for field, values in shared_values.items():
-        max_group = params.shared_value_max_group.get(field, 0)
+    for name, values in shared_values.items():
+        max_group = params.shared_value_max_group.get(name, 0)
         if max_group < 2:
             continue
         s, t = shared_value_edges(values, max_group=max_group)
         sources.append(s)
         targets.append(t)
         weights.append(np.full(len(s), params.infra_edge_weight, dtype=np.float32))
-        kinds += [field] * len(s)
+        kinds += [name] * len(s)
     src = np.concatenate(sources) if sources else np.zeros(0, dtype=np.int64)
     dst = np.concatenate(targets) if targets else np.zeros(0, dtype=np.int64)
     w = np.concatenate(weights) if weights else np.zeros(0, dtype=np.float32)
     community = leiden_communities(n, src, dst, w, resolution=params.leiden_resolution,
                                    seed=seed)
     if matrix is not None:
-        community = merge_similar_communities(matrix, community, params.merge_min_cosine)
+        community = merge_similar_communities(
+            matrix, community, params.merge_min_cosine, behavior=behavior,
+            min_behavior_cosine=params.merge_min_behavior_cosine)
     affinity = (community_affinity(matrix, community) if matrix is not None
                 else np.zeros(n, dtype=np.float32))
-    return AccountGraph(accounts, src, dst, w, kinds, community, affinity)
+    behavior_affinity, parts = (behavior.affinity(community, owners) if behavior is not None
+                                else (None, {}))
+    return AccountGraph(accounts, src, dst, w, kinds, community, affinity, behavior_affinity,
+                        parts)
 
 
-def merge_similar_communities(matrix: sp.csr_matrix, community: np.ndarray,
-                              min_cosine: float) -> np.ndarray:
-    """Join communities whose template use points the same way (centroid cosine).
-
-    Nearest-neighbour edges stay inside tight clusters: a campaign whose accounts
-    each send their own re-worded variant of the same pipelines falls apart into
-    one community per variant. Their centroids still share most units.
-    """
-    n_groups = int(community.max()) + 1 if len(community) else 0
-    groups = sp.csr_matrix((np.ones(len(community), dtype=np.float32),
-                            (community, np.arange(len(community)))),
-                           shape=(n_groups, len(community)))
+def _centroid_cosines(matrix: sp.csr_matrix, groups: sp.csr_matrix) -> sp.csr_matrix:
     centroids = (groups @ matrix).tocsr()
     norms = np.sqrt(np.asarray(centroids.multiply(centroids).sum(axis=1)).ravel())
     scale = sp.diags(np.where(norms > 0, 1.0 / np.maximum(norms, 1e-12), 0.0)
                      .astype(np.float32))
     centroids = (scale @ centroids).tocsr()
-    sims = (centroids @ centroids.T).tocoo()
+    return (centroids @ centroids.T).tocsr()
+
+
+def _strongest_per_node(sources: np.ndarray, targets: np.ndarray, weights: np.ndarray,
+                        k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The edges among the ``k`` heaviest of either end."""
+    if not len(sources):
+        return sources, targets, weights
+    node = np.concatenate([sources, targets])
+    edge = np.tile(np.arange(len(sources)), 2)
+    order = np.lexsort((-np.concatenate([weights, weights]), node))
+    node, edge = node[order], edge[order]
+    starts = np.searchsorted(node, node, side="left")
+    keep = np.zeros(len(sources), bool)
+    keep[edge[np.arange(len(node)) - starts < k]] = True
+    return sources[keep], targets[keep], weights[keep]
+
+
+def merge_similar_communities(matrix: sp.csr_matrix, community: np.ndarray,
+                              min_cosine: float, *, behavior: BehaviorViews | None = None,
+                              min_behavior_cosine: float = 0.0) -> np.ndarray:
+    """Join communities whose template use points the same way (centroid cosine), and,
+    given ``behavior``, whose behavior does too (``min_behavior_cosine``).
+
+    Nearest-neighbour edges stay inside tight clusters: a campaign whose accounts
+    each send their own re-worded variant of the same pipelines falls apart into
+    one community per variant. Their centroids still share most units. Two
+    operators running the same public pipelines share them too; their accounts'
+    timing, creation, tiers, networks and clients do not agree.
+    """
+    n_groups = int(community.max()) + 1 if len(community) else 0
+    groups = sp.csr_matrix((np.ones(len(community), dtype=np.float32),
+                            (community, np.arange(len(community)))),
+                           shape=(n_groups, len(community)))
+    sims = _centroid_cosines(matrix, groups).tocoo()
+    pairs = (sims.row < sims.col) & (sims.data >= min_cosine)
+    rows, cols = sims.row[pairs], sims.col[pairs]
+    if behavior is not None and behavior.shares and min_behavior_cosine > 0:
+        agree = behavior.centroid_cosines(groups, rows, cols) >= min_behavior_cosine
+        rows, cols = rows[agree], cols[agree]
     parent = np.arange(n_groups)
 
     def find(x: int) -> int:
@@ -113,11 +175,10 @@ def merge_similar_communities(matrix: sp.csr_matrix, community: np.ndarray,
             x = parent[x]
         return x
 
-    for a, b, cos in zip(sims.row, sims.col, sims.data, strict=True):
-        if a < b and cos >= min_cosine:
-            ra, rb = find(int(a)), find(int(b))
-            if ra != rb:
-                parent[max(ra, rb)] = min(ra, rb)
+    for a, b in zip(rows.tolist(), cols.tolist(), strict=True):
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
     roots = np.array([find(g) for g in range(n_groups)], dtype=np.int64)
     return roots[community]
 
@@ -128,11 +189,4 @@ def community_affinity(matrix: sp.csr_matrix, community: np.ndarray) -> np.ndarr
     High when the account asks for what its community asks for; an account
     tied in by one shared value or one popular template scores low.
     """
-    n = matrix.shape[0]
-    groups = sp.csr_matrix((np.ones(n, dtype=np.float32), (community, np.arange(n))),
-                           shape=(int(community.max()) + 1 if n else 0, n))
-    sums = groups @ matrix
-    rest = sums[community] - matrix
-    dots = np.asarray(rest.multiply(matrix).sum(axis=1)).ravel()
-    norms = np.sqrt(np.asarray(rest.multiply(rest).sum(axis=1)).ravel())
-    return np.where(norms > 0, dots / np.maximum(norms, 1e-12), 0.0).astype(np.float32)
+    return rest_cosines(matrix, community)

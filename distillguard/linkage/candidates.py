@@ -12,13 +12,21 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from distillguard.linkage.account_graph import AccountGraph, GraphParams, build_account_graph
+from distillguard.linkage.behavior_views import (
+    CATEGORICAL_COLUMNS,
+    AccountActivity,
+    behavior_views,
+)
 
 __all__ = [
     "ACCOUNT_COMMUNITY_SCHEMA",
     "ACCOUNT_EDGE_SCHEMA",
+    "CANDIDATE_ACTIVITY_SQL",
     "CANDIDATE_COLUMNS",
     "COMMUNITY_UNITS_SCHEMA",
     "SHARED_VALUE_FIELDS",
+    "behavior_affinities",
+    "behavior_parts",
     "candidate_graph",
     "candidate_ids",
     "community_table",
@@ -31,7 +39,15 @@ __all__ = [
 # turns each on), in the order their edges enter the graph.
 SHARED_VALUE_FIELDS = ("payment_fingerprint", "main_client_fingerprint", "main_ip")
 # What ``graph_candidates`` reads per account.
-CANDIDATE_COLUMNS = ("account_id", "sampled", "template_share", *SHARED_VALUE_FIELDS)
+# ``owner``: the organization, else the payment method, else the account itself.
+CANDIDATE_COLUMNS = ("account_id", "owner", "sampled", "template_share", *SHARED_VALUE_FIELDS,
+                     "account_created", "account_tier", "main_asn")
+# Per candidate and second: its sampled requests (the waves and days views).
+CANDIDATE_ACTIVITY_SQL = """
+SELECT s.account_id, CAST(epoch(s.ts) AS BIGINT) AS second, count(*) AS n
+FROM signals s SEMI JOIN graph_candidates USING (account_id)
+GROUP BY ALL
+"""
 # Tables the linkage SQL reads: the accounts of communities that look like
 # campaigns (``account_community``), and the units characteristic of them
 # (``community_units``, built by ``COMMUNITY_UNITS_SQL``). Empty until linked.
@@ -51,9 +67,11 @@ def graph_candidates(accounts: pa.Table, min_template_requests: int) -> pa.Table
     Entering the graph is no verdict: a candidate is listed only if it lands in
     a campaign and carries the campaign's templates.
 
-    >>> t = pa.table({"account_id": ["a", "b"], "sampled": [10, 10], "template_share": [0.3, 0.2],
+    >>> t = pa.table({"account_id": ["a", "b"], "owner": ["a", "b"], "sampled": [10, 10],
+    ...               "template_share": [0.3, 0.2],
     ...               "payment_fingerprint": [None, None], "main_client_fingerprint": [None, None],
-    ...               "main_ip": [None, None]})
+    ...               "main_ip": [None, None], "account_created": [None, None],
+    ...               "account_tier": ["pro", "pro"], "main_asn": [1, 2]})
     >>> graph_candidates(t, 3).column("account_id").to_pylist()
     ['a']
     """
@@ -69,24 +87,51 @@ def candidate_ids(candidates: pa.Table) -> pa.Table:
     return pa.table({"account_id": candidates.column("account_id").cast(pa.string())})
 
 
-def candidate_graph(candidates: pa.Table, unit_uses: pa.Table, params: GraphParams) -> AccountGraph:
+def candidate_activity(candidates: pa.Table, activity: pa.Table) -> AccountActivity:
+    """``AccountActivity`` of the candidates from ``CANDIDATE_ACTIVITY_SQL``'s rows."""
+    created = pc.cast(pc.cast(candidates.column("account_created"), pa.timestamp("us")),
+                      pa.int64())
+    return AccountActivity(
+        account_pos=_positions(activity.column("account_id"), candidates),
+        seconds=activity.column("second").to_numpy().astype(np.int64),
+        counts=activity.column("n").to_numpy().astype(np.float32),
+        created=created.to_numpy(zero_copy_only=False).astype(np.float64) / 1e6)
+
+
+def _positions(account_ids: pa.ChunkedArray | pa.Array, candidates: pa.Table) -> np.ndarray:
+    """Each id's row in ``candidates`` (its node number)."""
+    return pc.index_in(account_ids, value_set=candidates.column("account_id").combine_chunks()
+                       ).to_numpy().astype(np.int64)
+
+
+def candidate_graph(candidates: pa.Table, unit_uses: pa.Table, params: GraphParams,
+                    activity: pa.Table | None = None) -> AccountGraph:
     """Link ``candidates`` (from ``graph_candidates``) and find their communities.
 
     ``unit_uses`` holds ``account_id, unit, n``: how many of a candidate's
-    sampled requests use each shared template unit (``ACCOUNT_UNITS_SQL``).
-    Nodes are the candidates in their order.
+    sampled requests use each shared template unit (``ACCOUNT_UNITS_SQL``);
+    ``activity`` their sampled requests per second (``CANDIDATE_ACTIVITY_SQL``),
+    which with their creation, tier and infrastructure weighs the links by
+    behavior (``behavior_views``); each account's behavior affinity is with the
+    accounts of its community's other owners. Nodes are the candidates in their order.
     """
     accounts = candidates.column("account_id").to_pylist()
-    account_pos = pc.index_in(unit_uses.column("account_id"),
-                              value_set=candidates.column("account_id").combine_chunks()
-                              ).to_numpy().astype(np.int64)
+    account_pos = _positions(unit_uses.column("account_id"), candidates)
     _, unit_pos = np.unique(unit_uses.column("unit").to_numpy(), return_inverse=True)
     counts = unit_uses.column("n").to_numpy().astype(np.int64)
     sampled = np.maximum(candidates.column("sampled").to_numpy(), 1).astype(np.float32)
     shared = {name: candidates.column(name).to_pylist() for name in SHARED_VALUE_FIELDS}
+    behavior = None
+    if activity is not None and params.behavior_weights:
+        behavior = behavior_views(
+            candidate_activity(candidates, activity),
+            {c: candidates.column(c).to_pylist() for c in CATEGORICAL_COLUMNS},
+            params.behavior_weights, wave_seconds=params.wave_seconds,
+            creation_batch_hours=params.creation_batch_hours)
     return build_account_graph(accounts, sampled,
                                (account_pos, unit_pos.astype(np.int64).ravel(), counts), shared,
-                               params)
+                               params, behavior=behavior,
+                               owners=candidates.column("owner").to_pylist())
 
 
 def community_table(graph: AccountGraph, communities: set[int]) -> pa.Table:
@@ -111,3 +156,17 @@ def graph_membership(graph: AccountGraph) -> dict[str, tuple[int, float]]:
     """Each account's community and its affinity with it."""
     return {a: (int(c), float(f)) for a, c, f in
             zip(graph.accounts, graph.community, graph.affinity, strict=True)}
+
+
+def behavior_affinities(graph: AccountGraph) -> dict[str, float]:
+    """Each account's behavior affinity with its community (cosine of its behavior views
+    with the rest of the community's; empty without behavior views)."""
+    if graph.behavior_affinity is None:
+        return {}
+    return dict(zip(graph.accounts, graph.behavior_affinity.tolist(), strict=True))
+
+
+def behavior_parts(graph: AccountGraph) -> dict[str, dict[str, float]]:
+    """Each account's behavior affinity by view (the weighted parts that sum to it)."""
+    return {a: {view: float(part[i]) for view, part in graph.behavior_parts.items()}
+            for i, a in enumerate(graph.accounts)}

@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 from distillguard.signals.exchange_signals import exchange_signals
 from distillguard.signals.hashing import hash_strings
 from distillguard.signals.lexicon import Lexicon
+from distillguard.signals.near_duplicates import SketchParams
 from distillguard.signals.registry import SIGNAL_SCHEMA
 from distillguard.signals.sampling import keep_probability, sample_mask
 
@@ -32,8 +33,8 @@ SIGNAL_ROW_SCHEMA = pa.schema([
 ])
 
 
-def sampled_signal_rows(batch: pa.RecordBatch, per_account: int,
-                        lexicon: Lexicon) -> pa.RecordBatch:
+def sampled_signal_rows(batch: pa.RecordBatch, per_account: int, lexicon: Lexicon,
+                        sketch: SketchParams | None = None) -> pa.RecordBatch:
     """Rows of ``SIGNAL_ROW_SCHEMA`` for the exchanges of ``batch`` in the per-account sample."""
     rate = keep_probability(batch.column("account_exchanges").to_numpy(zero_copy_only=False),
                             per_account)
@@ -45,7 +46,7 @@ def sampled_signal_rows(batch: pa.RecordBatch, per_account: int,
     if not mask.any():
         return pa.RecordBatch.from_pylist([], schema=SIGNAL_ROW_SCHEMA)
     sampled = batch.filter(pa.array(mask))
-    signals = exchange_signals(sampled, lexicon=lexicon)
+    signals = exchange_signals(sampled, lexicon=lexicon, sketch=sketch)
     owner = pc.coalesce(sampled.column("org_id"), sampled.column("payment_fingerprint"),
                         sampled.column("account_id"))
     signal_columns = [c.cast(pa.string()) if pa.types.is_dictionary(c.type) else c

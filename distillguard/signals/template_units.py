@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from distillguard.signals.hashing import hash_strings
+from distillguard.signals.near_duplicates import SketchParams, near_duplicate_tokens
 from distillguard.signals.text import last_message_text, window
 
 __all__ = ["TemplateUnits", "template_units"]
@@ -46,8 +47,12 @@ def _normalize(text: pa.Array) -> pa.Array:
 
 def template_units(batch: pa.RecordBatch | pa.Table, *, last: pa.Array | None = None,
                    min_chars: int = 40, max_units: int = 32, head: int = 3000,
-                   tail: int = 1000) -> TemplateUnits:
+                   tail: int = 1000, sketch: SketchParams | None = None) -> TemplateUnits:
     """Cut each request (system prompt + new turn) into hashed units.
+
+    With ``sketch``, each unit also gives its near-duplicate tokens (MinHash LSH
+    bands of its words, ``signals.near_duplicates``), listed among the units: a
+    reworded template line still shares tokens with the original.
 
     Only the first ``head`` and last ``tail`` characters of the new turn are
     read, and at most ``max_units`` units are kept per request (the first
@@ -78,6 +83,12 @@ def template_units(batch: pa.RecordBatch | pa.Table, *, last: pa.Array | None = 
         flat = flat.filter(pa.array(capped))
         parents = parents[capped]
     hashes = hash_strings(flat).view(np.int64)
+    if sketch is not None and len(parents):
+        of_unit, tokens = near_duplicate_tokens(flat, sketch)
+        parents = np.concatenate([parents, parents[of_unit]])
+        order = np.argsort(parents, kind="stable")
+        parents = parents[order]
+        hashes = np.concatenate([hashes, tokens])[order]
     counts = np.bincount(parents, minlength=n) if len(parents) else np.zeros(n, dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
     units = pa.ListArray.from_arrays(pa.array(offsets), pa.array(hashes, pa.int64()))

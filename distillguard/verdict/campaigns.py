@@ -1,6 +1,8 @@
 """Communities of the account graph judged as wholes: campaigns, scores, verdicts.
 
-A community is a campaign when several owners share it and most of its
+A community is a campaign when several owners share it, enough of them are
+tied to each other by how they are run (timing, creation, payment, IP: not
+only by tier or client, which strangers of one kind share), and most of its
 traffic carries the templates characteristic of linked accounts. An account
 in a campaign with enough of that traffic of its own (lower confidence bound)
 is ``extraction``; one with less is ``review``. Accounts outside campaigns are
@@ -16,10 +18,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from distillguard.linkage import OPERATOR_VIEWS
 from distillguard.verdict.evidence import AccountEvidence
+from distillguard.verdict.partner_intel import partner_attributed
 from distillguard.verdict.policy import Policy
 
-__all__ = ["AccountVerdict", "CampaignVerdict", "campaign_communities", "judge"]
+__all__ = ["AccountVerdict", "CampaignVerdict", "campaign_communities", "enough_own_evidence",
+           "judge", "operator_affinity", "operator_owners", "tied_to_operator"]
 
 
 @dataclass
@@ -44,6 +49,28 @@ class AccountVerdict:
 def _weighted(members: list[AccountEvidence], values: list[float]) -> float:
     weights = np.array([m.sampled for m in members], dtype=float)
     return float(np.dot(weights, values) / weights.sum()) if weights.sum() else 0.0
+
+
+def operator_affinity(e: AccountEvidence) -> float:
+    """The account's agreement with its community's other owners in the operator views
+    (timing, creation, payment, IP): its behavior parts that say who runs it."""
+    return sum(e.behavior_parts.get(view, 0.0) for view in OPERATOR_VIEWS)
+
+
+def tied_to_operator(e: AccountEvidence, policy: Policy) -> bool:
+    """Whether the account agrees with its community's other owners in the operator views
+    at least ``campaign.min_operator_affinity`` (always, when the policy weighs none of
+    those views), or a partner ties it to one of its campaigns by templates and
+    infrastructure together (``partner_attributed``)."""
+    weighed = any(policy.graph.behavior_weights.get(v, 0.0) > 0 for v in OPERATOR_VIEWS)
+    return (not weighed or operator_affinity(e) >= policy.campaign_min_operator_affinity
+            or partner_attributed(e))
+
+
+def operator_owners(members: list[AccountEvidence], policy: Policy) -> int:
+    """How many owners of a community have an account tied to the others by the
+    operator views (``tied_to_operator``)."""
+    return len({m.owner for m in members if tied_to_operator(m, policy)})
 
 
 def _campaign(members: list[AccountEvidence], policy: Policy) -> CampaignVerdict:
@@ -71,8 +98,23 @@ def campaign_communities(evidence: list[AccountEvidence], community: dict[str, i
         groups.setdefault(number, []).append(by_id[account_id])
     return {number for number, members in groups.items()
             if len({m.owner for m in members}) >= policy.campaign_min_owners
+            and operator_owners(members, policy) >= policy.campaign_min_owners
             and _weighted(members, [m.template_share for m in members])
             >= policy.campaign_min_template_share}
+
+
+def enough_own_evidence(e: AccountEvidence, policy: Policy) -> bool:
+    """Whether the account's own traffic and behavior are enough to act on: enough of its
+    own sampled requests, and behavior that agrees with its campaign's other owners (when
+    the policy weighs behavior), in the operator views too (an account of a campaign
+    that shares only a tier and a client with it may be a customer that sends the same
+    public prompts), or a partner that lists the templates it sends for one campaign
+    (the partner's attribution stands in for the behavior the scan could not link)."""
+    behavior_ok = (not policy.graph.behavior_weights
+                   or (e.behavior_affinity >= policy.extraction_min_behavior_affinity
+                       and tied_to_operator(e, policy))
+                   or partner_attributed(e))
+    return e.sampled >= policy.extraction_min_sampled_requests and behavior_ok
 
 
 def judge(evidence: list[AccountEvidence], community: dict[str, tuple[int, float]],
@@ -96,6 +138,7 @@ def judge(evidence: list[AccountEvidence], community: dict[str, tuple[int, float
     for members in groups.values():
         candidate = _campaign(members, policy)
         if (candidate.owners >= policy.campaign_min_owners
+                and operator_owners(members, policy) >= policy.campaign_min_owners
                 and candidate.template_share >= policy.campaign_min_template_share
                 and candidate.technique_share >= policy.campaign_min_technique_share):
             campaigns.append(candidate)
@@ -110,7 +153,8 @@ def judge(evidence: list[AccountEvidence], community: dict[str, tuple[int, float
         if c is None:
             continue
         strong = (e.campaign_template_share_low
-                  >= policy.extraction_min_campaign_template_share)
+                  >= policy.extraction_min_campaign_template_share
+                  and enough_own_evidence(e, policy))
         own = min(1.0, e.campaign_template_share
                   / max(policy.extraction_min_campaign_template_share, 1e-9))
         verdicts.append(AccountVerdict(e, "extraction" if strong else "review",

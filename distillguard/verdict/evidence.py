@@ -31,7 +31,7 @@ SELECT b.account_id, coalesce(b.org_id, b.payment_fingerprint, b.account_id) AS 
        {"".join(f"coalesce(c.{t}, 0) AS {t}, " for t in TECHNIQUES)}
        coalesce(c.any_technique, 0) AS any_technique, coalesce(c.multi_turn, 0) AS multi_turn,
        b.payment_fingerprint, b.main_ip, b.main_asn, b.main_client_fingerprint,
-       b.account_tier, b.verified
+       b.account_tier, b.verified, b.account_created
 FROM account_behavior b
 LEFT JOIN account_content c USING (account_id)
 LEFT JOIN account_template t USING (account_id)
@@ -61,7 +61,11 @@ class AccountEvidence:
     main_client_fingerprint: str | None = None
     account_tier: str | None = None
     verified: bool = False
+    account_created: datetime | None = None
     campaign_affinity: float = 0.0
+    # cosine of its behavior views with the rest of its community (``linkage.behavior_views``)
+    behavior_affinity: float = 0.0
+    behavior_parts: dict[str, float] = field(default_factory=dict)   # by view, sums to it
     campaign_template_share: float = 0.0
     # indicators received from partners (``verdict.partner_intel``)
     partner_template_share: float = 0.0
@@ -105,7 +109,8 @@ def account_evidence(rows: pa.Table) -> list[AccountEvidence]:
         any_technique=float(r["any_technique"]), multi_turn=float(r["multi_turn"]),
         payment_fingerprint=r["payment_fingerprint"], main_ip=r["main_ip"],
         main_asn=r["main_asn"], main_client_fingerprint=r["main_client_fingerprint"],
-        account_tier=r["account_tier"], verified=bool(r["verified"]))
+        account_tier=r["account_tier"], verified=bool(r["verified"]),
+        account_created=r.get("account_created"))
         for r in rows.to_pylist()]
 
 

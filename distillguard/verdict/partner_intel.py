@@ -17,6 +17,11 @@ signal carries:
 - **Infrastructure** (IPs, subnets, ASNs, client and payment fingerprints) is
   shown in the reasons of accounts listed anyway and never lists an account:
   a partner's proxy exit or cloud block also carries NAT'd customers.
+- **Both together** stand in for the operator ties the scan could not see yet
+  (``partner_attributed``): templates alone do not, since an operator's
+  campaign also sends public prompts (a published judge prompt) that unrelated
+  evaluation teams here send too; nor do client fingerprints or ASes, which
+  every customer of the same SDK or cloud shares.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ __all__ = [
     "PartnerMatch",
     "PartnerTemplateUse",
     "corroborate",
+    "partner_attributed",
     "partner_campaign_reasons",
     "partner_reasons",
 ]
@@ -46,6 +52,9 @@ KIND_WORDS = {"template": "prompt template", "payment": "payment fingerprint",
               "client_fingerprint": "client fingerprint", "ip": "IP", "subnet": "subnet",
               "asn": "AS"}
 MAX_INFRA_REASONS = 5
+# Infrastructure an operator holds: not a client fingerprint (any SDK's customers share
+# it) nor an AS (a cloud's AS holds all its tenants).
+OPERATOR_INFRASTRUCTURE = ("payment", "ip", "subnet")
 
 
 @dataclass(frozen=True)
@@ -152,6 +161,15 @@ def corroborate(evidence: list[AccountEvidence], community: dict[str, tuple[int,
         for account_id in joining[ref]:
             out[account_id] = (number, 0.0)
     return out
+
+
+def partner_attributed(e: AccountEvidence) -> bool:
+    """Whether a partner ties the account to one campaign by both the templates it sends
+    and operator infrastructure it uses (module doc)."""
+    if e.partner_campaign is None or e.partner_template_share <= 0:
+        return False
+    return any(m.indicator.campaign == e.partner_campaign
+               and m.indicator.kind in OPERATOR_INFRASTRUCTURE for m in e.partner_matches)
 
 
 def partner_reasons(e: AccountEvidence) -> list[str]:

@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from distillguard.linkage.account_graph import GraphParams
+from distillguard.linkage.behavior_views import BEHAVIOR_VIEWS
 from distillguard.linkage.candidates import SHARED_VALUE_FIELDS
+from distillguard.signals.near_duplicates import SketchParams
 from distillguard.validation import (
     Interval,
     MappingOf,
@@ -35,6 +37,8 @@ _COUNT = Interval(int, 1, None)
 SCHEMA = Section({
     "version": Options((1,)),
     "sampling": Section({"per_account": _COUNT}),
+    "near_duplicates": Section({"num_perm": Interval(int, 2, 256), "threshold": _SHARE,
+                                "min_words": _COUNT, "seed": Interval(int, 0, None)}),
     "templates": Section({"min_owners": _COUNT, "min_texts": _COUNT,
                           "min_repeats_per_owner": Interval(float, 1, None),
                           "min_fresh_share": _SHARE}),
@@ -45,11 +49,20 @@ SCHEMA = Section({
                                                           Interval(int, 0, None)),
                       "infra_edge_weight": Interval(float, 0, None),
                       "leiden_resolution": Interval(float, 0, None, closed="neither"),
-                      "merge_min_cosine": _SHARE}),
+                      "merge_min_cosine": _SHARE,
+                      "behavior_weights": MappingOf(Options(BEHAVIOR_VIEWS),
+                                                    Interval(float, 0, None)),
+                      "wave_seconds": _COUNT,
+                      "creation_batch_hours": Interval(float, 0, None, closed="neither"),
+                      "content_edge_floor": _SHARE,
+                      "merge_min_behavior_cosine": _SHARE}),
     "campaign": Section({"unit_min_inside_share": _SHARE, "min_owners": _COUNT,
                          "min_template_share": _SHARE, "min_technique_share": _SHARE,
-                         "owner_saturation": Interval(int, 2, None)}),
+                         "owner_saturation": Interval(int, 2, None),
+                         "min_operator_affinity": _SHARE}),
     "verdict": Section({"extraction_min_campaign_template_share": _SHARE,
+                        "extraction_min_sampled_requests": _COUNT,
+                        "extraction_min_behavior_affinity": _SHARE,
                         "technique_min_share": _SHARE}),
     "reasons": Section({"multi_turn_share_below": _SHARE,
                         "hours_active_at_least": Interval(int, 0, 24)}),
@@ -72,12 +85,16 @@ class Policy:
     template_min_repeats_per_owner: float
     candidate_min_template_requests: int
     graph: GraphParams
+    sketch: SketchParams
     campaign_min_owners: int
     community_unit_min_inside_share: float
     campaign_min_template_share: float
     campaign_min_technique_share: float
     campaign_owner_saturation: int
+    campaign_min_operator_affinity: float
     extraction_min_campaign_template_share: float
+    extraction_min_sampled_requests: int
+    extraction_min_behavior_affinity: float
     technique_min_share: float
     reason_multi_turn_share_below: float
     reason_hours_active_at_least: int
@@ -89,8 +106,8 @@ class Policy:
     decisions_new_templates_min_share: float = 0.5
 
 
-# Each ``Policy`` field (but ``graph``, whose fields are the keys of section
-# ``graph``) and its key in the file: the id of the rule findings cite.
+# Each ``Policy`` field (but ``graph`` and ``sketch``, whose fields are the keys of
+# sections ``graph`` and ``near_duplicates``) and its key in the file: the id of the rule findings cite.
 POLICY_KEYS = {
     "sampling_per_account": "sampling.per_account",
     "template_min_owners": "templates.min_owners",
@@ -103,7 +120,10 @@ POLICY_KEYS = {
     "campaign_min_template_share": "campaign.min_template_share",
     "campaign_min_technique_share": "campaign.min_technique_share",
     "campaign_owner_saturation": "campaign.owner_saturation",
+    "campaign_min_operator_affinity": "campaign.min_operator_affinity",
     "extraction_min_campaign_template_share": "verdict.extraction_min_campaign_template_share",
+    "extraction_min_sampled_requests": "verdict.extraction_min_sampled_requests",
+    "extraction_min_behavior_affinity": "verdict.extraction_min_behavior_affinity",
     "technique_min_share": "verdict.technique_min_share",
     "reason_multi_turn_share_below": "reasons.multi_turn_share_below",
     "reason_hours_active_at_least": "reasons.hours_active_at_least",
@@ -142,4 +162,6 @@ def load_policy(path: str | Path | None = None) -> Policy:
         data = merge_sections(data, own)
     validate(data, SCHEMA, origin)
     graph = GraphParams(**{f.name: data["graph"][f.name] for f in fields(GraphParams)})
-    return Policy(graph=graph, **{name: _at(data, key) for name, key in POLICY_KEYS.items()})
+    sketch = SketchParams(**{f.name: data["near_duplicates"][f.name]
+                             for f in fields(SketchParams)})
+    return Policy(graph=graph, sketch=sketch, **{name: _at(data, key) for name, key in POLICY_KEYS.items()})

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from distillguard.signals.lexicon import load_lexicon
-from distillguard.verdict.campaigns import AccountVerdict, CampaignVerdict
+from distillguard.verdict.campaigns import AccountVerdict, CampaignVerdict, operator_affinity
 from distillguard.verdict.evidence import AccountEvidence
 from distillguard.verdict.partner_intel import partner_campaign_reasons, partner_reasons
 from distillguard.verdict.policy import Policy, rule_ids
@@ -51,6 +51,32 @@ def _technique_reasons(shares: dict[str, float], policy: Policy) -> list[Reason]
             if share >= policy.technique_min_share]
 
 
+_VIEW_WORDS = {"waves": "requests in the same minutes", "days": "active in the same hours",
+               "creation": "opened in the same batches", "tier": "tier", "network": "network",
+               "client": "client", "payment": "payment method", "ip": "IP"}
+
+
+def _evidence_reasons(v: AccountVerdict, policy: Policy) -> list[Reason]:
+    """What the account's own traffic and behavior contribute, each part visible."""
+    e = v.evidence
+    out = [Reason(f"{e.sampled:,} of its own requests sampled (`extraction` needs at least "
+                  f"{policy.extraction_min_sampled_requests:,})",
+                  rule_ids("extraction_min_sampled_requests"))]
+    if policy.graph.behavior_weights:
+        parts = sorted(e.behavior_parts.items(), key=lambda kv: -kv[1])
+        words = ", ".join(f"{_VIEW_WORDS.get(view, view)} {part:.2f}"
+                          for view, part in parts if part >= 0.005) or "none"
+        out.append(Reason(
+            "its behavior agrees with the accounts of the other owners in campaign "
+            f"{v.campaign.campaign_id if v.campaign else '-'} "
+            f"at {e.behavior_affinity:.2f} (`extraction` needs "
+            f"{policy.extraction_min_behavior_affinity:.2f}), {operator_affinity(e):.2f} of it "
+            "in timing, creation, payment or IP (needs "
+            f"{policy.campaign_min_operator_affinity:.2f}); parts: {words}",
+            rule_ids("extraction_min_behavior_affinity", "campaign_min_operator_affinity")))
+    return out
+
+
 def account_reasons(v: AccountVerdict, policy: Policy) -> list[Reason]:
     e = v.evidence
     reasons = [Reason(
@@ -72,6 +98,7 @@ def account_reasons(v: AccountVerdict, policy: Policy) -> list[Reason]:
             f"campaign {c.campaign_id} by the templates they share (and payment methods); "
             f"{c.template_share:.0%} of the campaign's sampled requests are shared templates",
             _CAMPAIGN_RULES))
+        reasons += _evidence_reasons(v, policy)
     reasons += _technique_reasons(e.technique_shares, policy)
     if e.multi_turn < policy.reason_multi_turn_share_below:
         reasons.append(Reason(f"{1 - e.multi_turn:.0%} of requests open a new conversation "

@@ -27,15 +27,6 @@ def scanned(tmp_path_factory: pytest.TempPathFactory, shared_corpora: Path) -> t
     return out, findings
 
 
-# Known failure since the simulator gained evaluation teams running the public judge
-# prompts that operators also send (issue 14, problem 2): the current detector judges
-# several of those teams `extraction`. The fix is on branch detect14 (operator ties across
-# owners); strict, so these tests flag the day they pass again.
-EVALUATION_TEAMS_FLAGGED = pytest.mark.xfail(
-    strict=True, reason="issue 14: evaluation teams running public judge prompts are judged "
-                        "extraction by the current detector")
-
-
 DIGEST = Path(__file__).parent / "files" / "findings_digest.json"
 # Fields findings gained after the digest was taken (the rule ids; the input's field
 # coverage and the signals not computed); the digest leaves them out.
@@ -93,7 +84,6 @@ def test_findings_follow_format_v1(scanned: tuple[Path, dict]) -> None:
 
 
 @pytest.mark.slow
-@EVALUATION_TEAMS_FLAGGED
 def test_no_legitimate_account_is_judged_extraction(scanned: tuple[Path, dict]) -> None:
     out, findings = scanned
     labels, _ = read_labels(out / "labels.jsonl")
@@ -104,7 +94,6 @@ def test_no_legitimate_account_is_judged_extraction(scanned: tuple[Path, dict]) 
 
 
 @pytest.mark.slow
-@EVALUATION_TEAMS_FLAGGED
 def test_cli_scan_and_eval(scanned: tuple[Path, dict], tmp_path: Path) -> None:
     out, _ = scanned
     runner = CliRunner()
@@ -132,7 +121,6 @@ def test_scan_of_an_empty_directory_writes_empty_findings(tmp_path: Path) -> Non
 
 
 @pytest.mark.slow
-@EVALUATION_TEAMS_FLAGGED
 def test_traffic_without_campaigns_lists_nobody(tmp_path: Path, shared_corpora: Path) -> None:
     simulate(SimOptions(out=tmp_path, scenario="quiet", scale=0.005, seed=12,
                         corpora=shared_corpora),

@@ -127,12 +127,15 @@ def _evidence(account: str, *, sampled: int = 20, technique: float = 0.5) -> Acc
                            multi_turn=0.0)
 
 
-def test_partner_templates_make_a_campaign_the_scan_alone_had_not_linked() -> None:
+def test_partner_templates_and_infrastructure_make_a_campaign_the_scan_had_not_linked(
+        ) -> None:
     policy = load_policy()
     evidence = [_evidence(a) for a in ("c1", "c2", "c3", "u0")]
-    engine = _engine([_ex("u0", ip="203.0.113.7")], _signals())
+    engine = _engine([_ex("u0", ip="203.0.113.7")]
+                     + [_ex(a, ip=f"198.51.100.{i}") for i, a in enumerate(("c1", "c2", "c3"))],
+                     _signals())
     matcher = IndicatorMatcher(_received(("template", template_unit_hex(CAMPAIGN_UNIT)),
-                                         ("ip", "203.0.113.7")))
+                                         ("ip", "203.0.113.7"), ("subnet", "198.51.100.0/24")))
     verdicts, campaigns = judge(evidence, {}, policy)
     assert verdicts == [] and campaigns == []
     community = corroborate(evidence, {}, matcher(engine, policy), policy)
@@ -142,6 +145,21 @@ def test_partner_templates_make_a_campaign_the_scan_alone_had_not_linked() -> No
         "c1": "extraction", "c2": "extraction", "c3": "extraction"}
     reasons = account_reasons(verdicts[0], policy)
     assert any("partner Lab A lists for its campaign Y" in r.text for r in reasons)
+
+
+def test_partner_templates_alone_do_not_stand_in_for_operator_ties() -> None:
+    """A partner's campaign also sends public prompts (a published judge prompt) that
+    unrelated teams here send: templates without the operator's infrastructure (nor an
+    AS or a client fingerprint, which a cloud's or an SDK's customers share) list nobody."""
+    policy = load_policy()
+    evidence = [_evidence(a) for a in ("c1", "c2", "c3")]
+    engine = _engine([_ex(a, asn=64500, client="t13d_sdk") for a in ("c1", "c2", "c3")],
+                     _signals())
+    matcher = IndicatorMatcher(_received(("template", template_unit_hex(CAMPAIGN_UNIT)),
+                                         ("asn", "64500"), ("client_fingerprint", "t13d_sdk")))
+    community = corroborate(evidence, {}, matcher(engine, policy), policy)
+    assert set(community) == {"c1", "c2", "c3"}
+    assert judge(evidence, community, policy) == ([], [])
 
 
 def test_infrastructure_alone_never_lists_an_account() -> None:

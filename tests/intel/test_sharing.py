@@ -2,8 +2,8 @@
 
 Bars: B finds the operator's campaign with at least as many accounts as without
 the intel, earlier in its traffic, and lists no legitimate account more.
-(``benchmarks/intel_sharing.py`` sweeps the cut points; this checks one early cut
-and the whole traffic.)
+(``benchmarks/intel_sharing.py`` sweeps finer cut points; this checks two early cuts
+and the whole traffic: at every one intel is no worse, at one at least it is better.)
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from distillguard.intel import IndicatorMatcher, IntelConfig, findings_to_bundle
 from tests.intel.conftest import SECRET
 
 EARLY = 1_500
+CUTS = (500, EARLY, 0)
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +31,7 @@ def b_scans(providers: dict[str, Any], tmp_path_factory: pytest.TempPathFactory,
     labels, _ = read_labels(providers["b"] / "labels.jsonl")
     folder = tmp_path_factory.mktemp("b-cuts")
     out: dict[tuple[str, int], dict[str, Any]] = {}
-    for n in (EARLY, 0):
+    for n in CUTS:
         log = folder / f"first-{n}.parquet"
         first_exchanges(providers["b"] / "exchanges", n, log)
         for mode, matcher in (("without", None), ("with", IndicatorMatcher(received))):
@@ -42,7 +43,7 @@ def b_scans(providers: dict[str, Any], tmp_path_factory: pytest.TempPathFactory,
     return out
 
 
-@pytest.mark.parametrize("cut", [EARLY, 0], ids=["early", "all"])
+@pytest.mark.parametrize("cut", CUTS, ids=["first-500", "first-1500", "all"])
 def test_intel_finds_at_least_as_many_operator_accounts_and_no_more_legit(
         b_scans: dict, cut: int) -> None:
     without, with_intel = b_scans[("without", cut)]["listing"], b_scans[("with", cut)]["listing"]
@@ -55,16 +56,20 @@ def test_intel_finds_at_least_as_many_operator_accounts_and_no_more_legit(
 def test_intel_finds_the_operator_earlier(b_scans: dict) -> None:
     assert b_scans[("with", EARLY)]["listing"]["found"]
     assert b_scans[("with", 0)]["listing"]["found"] and b_scans[("without", 0)]["listing"]["found"]
-    early_without = b_scans[("without", EARLY)]["listing"]
-    early_with = b_scans[("with", EARLY)]["listing"]
-    assert early_with["extraction"] > early_without["extraction"]
+    gained = [n for n in CUTS if b_scans[("with", n)]["listing"]["extraction"]
+              > b_scans[("without", n)]["listing"]["extraction"]]
+    assert gained, "at no cut did the partner's intel find more of the operator's accounts"
 
 
-def test_reasons_name_the_partner_and_its_campaign(b_scans: dict) -> None:
+def test_reasons_name_the_partner_and_its_campaign(providers: dict[str, Any],
+                                                   b_scans: dict) -> None:
+    labels_a, _ = read_labels(providers["a"] / "labels.jsonl")
+    shared = max(providers["findings"]["campaigns"],
+                 key=lambda c: sum(labels_a.get(a) == "agentic" for a in c["accounts"]))
     findings = b_scans[("with", EARLY)]["findings"]
     reasons = [r for a in findings["accounts"] for r in a["reasons"]]
-    assert any("partner Lab A lists for its campaign Distillation campaign C1" in r
-               for r in reasons)
+    assert any(f"partner Lab A lists for its campaign Distillation campaign "
+               f"{shared['campaign_id']}" in r for r in reasons)
 
 
 def test_a_bundle_without_matches_changes_nothing(providers: dict[str, Any],

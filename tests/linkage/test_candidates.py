@@ -22,11 +22,15 @@ PARAMS = GraphParams(content_neighbors=5, content_min_cosine=0.2,
 def _accounts() -> pa.Table:
     return pa.table({
         "account_id": ["a", "b", "c", "d", "e"],
+        "owner": ["a", "b", "p", "p", "e"],
         "sampled": [10, 10, 10, 10, 0],
         "template_share": [0.8, 0.9, 0.25, 0.35, 0.0],  # 8, 9, 2 (2.5 rounds to even), 4, 0
         "payment_fingerprint": [None, None, "p", "p", None],
         "main_client_fingerprint": ["x", "x", "x", "x", None],
         "main_ip": [None] * 5,
+        "account_created": pa.array([None] * 5, pa.timestamp("us")),
+        "account_tier": ["pro"] * 5,
+        "main_asn": [64500] * 5,
         "hours_active": [1, 2, 3, 4, 5],  # other columns are ignored
     })
 

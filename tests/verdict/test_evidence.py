@@ -27,7 +27,8 @@ def _tables() -> duckdb.DuckDBPyConnection:
         "org_id": [None, "org-1", None], "payment_fingerprint": ["pay-b", "pay-a", None],
         "main_ip": ["198.51.100.2", "198.51.100.1", None], "main_asn": [64501, 64500, None],
         "main_client_fingerprint": [None, "ja4-x", None], "account_tier": ["free", "pro", None],
-        "verified": [False, True, None]})
+        "verified": [False, True, None],
+        "account_created": pa.array([None] * 3, pa.timestamp("us"))})
     content = pa.table({  # noqa: F841
         "account_id": ["a", "b"], "sampled": [200, 40],
         **{t: [0.5 if i == 0 else 0.0, 0.0] for i, t in enumerate(TECHNIQUES)},

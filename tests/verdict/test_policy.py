@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from distillguard.cli import app
 from distillguard.errors import RuleValidationError
 from distillguard.linkage import GraphParams
+from distillguard.signals.near_duplicates import SketchParams
 from distillguard.validation import Section
 from distillguard.verdict.policy import POLICY_KEYS, SCHEMA, Policy, load_policy
 
@@ -48,9 +49,10 @@ def _all_keys(section: Section, prefix: str = "") -> set[str]:
 def test_the_packaged_policy_loads_and_every_key_is_a_policy_value() -> None:
     policy = load_policy()
     assert isinstance(policy, Policy)
-    covered = set(POLICY_KEYS.values()) | {f"graph.{f.name}" for f in fields(GraphParams)}
+    covered = set(POLICY_KEYS.values()) | {f"graph.{f.name}" for f in fields(GraphParams)} \
+        | {f"near_duplicates.{f.name}" for f in fields(SketchParams)}
     assert _all_keys(SCHEMA) - {"version"} == covered
-    assert set(POLICY_KEYS) | {"graph"} == {f.name for f in fields(Policy)}
+    assert set(POLICY_KEYS) | {"graph", "sketch"} == {f.name for f in fields(Policy)}
 
 
 def test_the_packaged_file_holds_every_key_of_the_schema() -> None:

@@ -14,14 +14,27 @@ T0 = datetime(2026, 3, 1)
 
 
 def _evidence(account: str, owner: str, *, template: float, sampled: int = 200,
-              technique: float = 0.5) -> AccountEvidence:
+              technique: float = 0.5, behavior: float = 0.5,
+              parts: dict[str, float] | None = None) -> AccountEvidence:
     return AccountEvidence(
         account_id=account, owner=owner, exchanges=sampled * 2, first_seen=T0, last_seen=T0,
         hours_active=24, sampled=sampled, template_share=template,
         technique_shares={"cot_elicitation": technique, "grading": 0.0, "data_generation": 0.0,
                           "safe_rewrite": 0.0, "tool_use": 0.0},
         any_technique=technique, multi_turn=0.0, payment_fingerprint=f"pay-{owner}",
-        campaign_template_share=template)
+        campaign_template_share=template, behavior_affinity=behavior,
+        behavior_parts={"days": behavior} if parts is None else parts)
+
+
+def test_owners_tied_only_by_tier_and_client_make_no_campaign() -> None:
+    """Evaluation teams of five organizations on the same public judge prompt: their
+    accounts agree across owners on tier and SDK client only, not on timing, creation,
+    payment or IP."""
+    kind_only = {"tier": 0.09, "client": 0.05}
+    members = [_evidence(f"a{i}", f"o{i}", template=0.9, behavior=0.14, parts=kind_only)
+               for i in range(5)]
+    verdicts, campaigns = judge(members, {m.account_id: (7, 0.9) for m in members}, POLICY)
+    assert campaigns == [] and verdicts == []
 
 
 def test_many_owners_on_shared_templates_make_a_campaign() -> None:
@@ -29,6 +42,24 @@ def test_many_owners_on_shared_templates_make_a_campaign() -> None:
     verdicts, campaigns = judge(members, {m.account_id: (7, 0.9) for m in members}, POLICY)
     assert len(campaigns) == 1 and campaigns[0].campaign_id == "C1"
     assert {v.verdict for v in verdicts} == {"extraction"}
+
+
+def test_extraction_needs_the_accounts_own_evidence() -> None:
+    """Templates shared with a campaign are not enough: an account whose behavior does not
+    agree with its campaign's (an evaluation team running the same public judge prompt),
+    or with fewer sampled requests than the policy's minimum, is only `review`."""
+    members = [_evidence(f"a{i}", f"o{i}", template=0.8) for i in range(5)]
+    judge_team = _evidence("team", "o-team", template=0.9, behavior=0.02)
+    # agrees with the campaign's other owners, but only on tier and client
+    same_kind = _evidence("kind", "o-kind", template=0.9, behavior=0.14,
+                          parts={"tier": 0.09, "client": 0.05})
+    small = _evidence("small", "o-small", template=1.0,
+                      sampled=POLICY.extraction_min_sampled_requests - 1)
+    accounts = [*members, judge_team, same_kind, small]
+    verdicts, _ = judge(accounts, {e.account_id: (3, 0.9) for e in accounts}, POLICY)
+    verdict = {v.evidence.account_id: v.verdict for v in verdicts}
+    assert verdict["team"] == verdict["kind"] == verdict["small"] == "review"
+    assert {verdict[m.account_id] for m in members} == {"extraction"}
 
 
 def test_one_owner_with_many_accounts_is_not_a_campaign() -> None:
@@ -99,7 +130,7 @@ def test_evidence_bound_shrinks_with_sample() -> None:
 def _judged(template: float, *, hours: int = 24, multi_turn: float = 0.0,
             sampled: int = 200) -> dict:
     members = [replace(_evidence(f"a{i}", f"o{i}", template=0.8), hours_active=hours,
-                       multi_turn=multi_turn) for i in range(4)]
+                       multi_turn=multi_turn, ) for i in range(4)]
     members.append(replace(_evidence("low", "o-low", template=template, sampled=sampled),
                            hours_active=hours, multi_turn=multi_turn))
     verdicts, campaigns = judge(members, {m.account_id: (0, 0.9) for m in members}, POLICY)

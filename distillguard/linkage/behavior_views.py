@@ -1,0 +1,212 @@
+"""What ties accounts to one operator beyond the text they send: behavior views.
+
+Two operators may run the same public pipelines: their accounts then ask for
+the same templates, and content alone cannot tell them apart. What differs is
+how each operator runs its accounts. Each *view* is a sparse vector per
+account, L2-normalized, so the cosine of two accounts in a view says how much
+they agree in it:
+
+- ``waves``: requests per ``wave_seconds`` bin (accounts fired by one
+  orchestrator send within the same seconds or minutes);
+- ``days``: requests per hour of the window (co-activity over days: one
+  operator's jobs run on its own days and hours; two flat 24/7 pipelines only
+  agree where their accounts' lives overlap);
+- ``creation``: the hour its account was opened, on two grids of
+  ``creation_batch_hours`` offset by half a bin (accounts opened in one batch
+  share a bin on at least one grid);
+- one-hot views of the account's tier, main network (ASN), main client
+  fingerprint, payment method and main IP.
+
+Two accounts' behavior cosine is the weighted mean of their per-view cosines
+(``graph.behavior_weights``; a view an account lacks counts as disagreement),
+so each view's part in it can be shown in an account's reasons.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = ["BEHAVIOR_VIEWS", "CATEGORICAL_COLUMNS", "OPERATOR_VIEWS", "AccountActivity",
+           "BehaviorViews", "behavior_views", "normalize_rows", "rest_cosines", "row_cosines"]
+
+# Views in the order they are stacked; ``graph.behavior_weights`` weighs each.
+BEHAVIOR_VIEWS = ("waves", "days", "creation", "tier", "network", "client", "payment", "ip")
+# Views that say *who* runs an account (when it acts, when it was opened, what
+# pays for it, where it connects from), not what kind of customer it is: a
+# tier, a network or a popular client is shared by every customer of its kind
+# (evaluation teams of unrelated organizations share a research tier and an
+# SDK), so agreement in those alone never says that one operator runs accounts
+# of different owners.
+OPERATOR_VIEWS = ("waves", "days", "creation", "payment", "ip")
+_CATEGORICAL = {"tier": "account_tier", "network": "main_asn", "client": "main_client_fingerprint",
+                "payment": "payment_fingerprint", "ip": "main_ip"}
+CATEGORICAL_COLUMNS = tuple(_CATEGORICAL.values())
+
+
+@dataclass
+class AccountActivity:
+    """Sampled requests per account and time: ``(account_position, second, count)``
+    (``second``: whole seconds since the epoch), and each account's creation time in
+    seconds since the epoch (NaN when unknown)."""
+
+    account_pos: np.ndarray
+    seconds: np.ndarray
+    counts: np.ndarray
+    created: np.ndarray
+
+
+def normalize_rows(matrix: sp.csr_matrix) -> sp.csr_matrix:
+    norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
+    scale = sp.diags(np.where(norms > 0, 1.0 / np.maximum(norms, 1e-12), 0.0)
+                     .astype(np.float32))
+    return (scale @ matrix).tocsr()
+
+
+def _binned(rows: np.ndarray, bins: np.ndarray, values: np.ndarray, n: int) -> sp.csr_matrix:
+    _, cols = np.unique(bins, return_inverse=True)
+    width = int(cols.max()) + 1 if len(cols) else 0
+    matrix = sp.csr_matrix((values.astype(np.float32), (rows, cols.ravel())), shape=(n, width))
+    matrix.sum_duplicates()
+    return normalize_rows(matrix)
+
+
+def _one_hot(values: Sequence[object | None]) -> sp.csr_matrix:
+    n = len(values)
+    known = [i for i, v in enumerate(values) if v is not None and v != ""]
+    codes: dict[object, int] = {}
+    cols = np.array([codes.setdefault(values[i], len(codes)) for i in known], dtype=np.int64)
+    return sp.csr_matrix((np.ones(len(known), np.float32), (np.array(known, np.int64), cols)),
+                         shape=(n, len(codes)))
+
+
+@dataclass
+class BehaviorViews:
+    """Each view's matrix (accounts x bins, unit-length rows) and its share of the weight."""
+
+    views: dict[str, sp.csr_matrix]
+    shares: dict[str, float]
+
+    def pair_cosines(self, sources: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """Weighted mean over views of the cosine of accounts ``sources[i]`` and
+        ``targets[i]``."""
+        out = np.zeros(len(sources), np.float32)
+        for view, share in self.shares.items():
+            out += share * row_cosines(self.views[view], sources, targets)
+        return out
+
+    def affinity(self, community: np.ndarray, owners: Sequence[object] | None = None,
+                 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Per account, the weighted mean over views of its cosine with the rest of its
+        community (the centroid of the others' rows), and each view's weighted part.
+
+        With ``owners`` (one per account), the rest is the accounts of the community's
+        other owners: accounts of one organization or one card agree on their network,
+        payment and creation whoever they are, so only agreement across owners says
+        that one operator runs them."""
+        own = None
+        if owners is not None:
+            codes = np.unique(np.array([str(o) for o in owners], dtype=object),
+                              return_inverse=True)[1].ravel()
+            own = np.unique(np.stack([community, codes]), axis=1, return_inverse=True)[1].ravel()
+        parts = {view: share * rest_cosines(self.views[view], community, own)
+                 for view, share in self.shares.items()}
+        total = np.zeros(len(community), np.float32)
+        for part in parts.values():
+            total += part
+        return total, parts
+
+    def centroid_cosines(self, groups: sp.csr_matrix, a: np.ndarray,
+                         b: np.ndarray) -> np.ndarray:
+        """Weighted mean over views of the cosine of the centroids of groups ``a[i]`` and
+        ``b[i]`` (``groups``: groups x accounts membership)."""
+        out = np.zeros(len(a), np.float32)
+        for view, share in self.shares.items():
+            centroids = normalize_rows((groups @ self.views[view]).tocsr())
+            out += share * row_cosines(centroids, a, b)
+        return out
+
+
+def rest_cosines(matrix: sp.csr_matrix, community: np.ndarray,
+                 own: np.ndarray | None = None) -> np.ndarray:
+    """Cosine between each row and the sum of the other rows of its community.
+
+    With ``own`` (a label per row, rows of one label always in one community), the
+    rows of the row's own label are left out of the rest as well: an account's
+    agreement with the accounts of *other* owners of its community.
+
+    From each community's sum ``S`` and each label's sum ``O`` alone
+    (``x . (S - O) = x . S - x . O``, ``|S - O|^2 = |S|^2 - 2 S . O + |O|^2``;
+    without labels ``O`` is the row itself): the rest of a big community is never
+    built row by row.
+    """
+    n = matrix.shape[0]
+    if n == 0 or matrix.nnz == 0:
+        return np.zeros(n, np.float32)
+    coo = matrix.tocoo()
+    x_dot_s, s_sq = _dots_with_group_sums(matrix, coo, community)
+    x_sq = np.bincount(coo.row, weights=coo.data.astype(np.float64) ** 2, minlength=n)
+    if own is None:
+        x_dot_o, o_sq, s_dot_o = x_sq, x_sq, x_dot_s
+    else:
+        x_dot_o, o_sq = _dots_with_group_sums(matrix, coo, own)
+        s_dot_o = np.bincount(own, weights=x_dot_s)[own]
+    dots = x_dot_s - x_dot_o
+    rest_sq = np.maximum(s_sq - 2 * s_dot_o + o_sq, 0.0)
+    denominator = np.sqrt(rest_sq * x_sq)
+    return np.where(denominator > 1e-12, dots / np.maximum(denominator, 1e-12), 0.0) \
+        .astype(np.float32)
+
+
+def _dots_with_group_sums(matrix: sp.csr_matrix, coo: sp.coo_matrix,
+                          group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, its dot product with the sum of its group's rows, and that sum's squared
+    length."""
+    n = matrix.shape[0]
+    groups = sp.csr_matrix((np.ones(n, dtype=np.float64), (group, np.arange(n))),
+                           shape=(int(group.max()) + 1, n))
+    sums = (groups @ matrix.astype(np.float64)).tocsr()
+    at_sum = np.asarray(sums[group[coo.row], coo.col]).ravel()
+    x_dot_sum = np.bincount(coo.row, weights=coo.data * at_sum, minlength=n)
+    sum_sq = np.asarray(sums.multiply(sums).sum(axis=1)).ravel()[group]
+    return x_dot_sum, sum_sq
+
+
+def behavior_views(activity: AccountActivity, categorical: Mapping[str, Sequence[object | None]],
+                   weights: Mapping[str, float], *, wave_seconds: int,
+                   creation_batch_hours: float) -> BehaviorViews:
+    """The behavior views of ``len(activity.created)`` accounts (rows), with the views of
+    positive weight only.
+
+    ``categorical`` maps ``CATEGORICAL_COLUMNS`` to one value per account.
+    """
+    n = len(activity.created)
+    pos, seconds, counts = activity.account_pos, activity.seconds, activity.counts
+    views: dict[str, sp.csr_matrix] = {
+        "waves": _binned(pos, seconds // wave_seconds, counts, n),
+        "days": _binned(pos, seconds // 3600, counts, n)}
+    created = activity.created
+    known = np.flatnonzero(~np.isnan(created))
+    width = creation_batch_hours * 3600.0
+    grid = np.floor(created[known] / width).astype(np.int64)
+    shifted = np.floor(created[known] / width + 0.5).astype(np.int64)
+    views["creation"] = _binned(np.concatenate([known, known]),
+                                np.concatenate([grid * 2, shifted * 2 + 1]),
+                                np.ones(2 * len(known)), n)
+    for view, column in _CATEGORICAL.items():
+        views[view] = _one_hot(categorical[column])
+    used = {v: float(weights[v]) for v in BEHAVIOR_VIEWS if weights.get(v, 0.0) > 0}
+    total = sum(used.values())
+    return BehaviorViews({v: views[v] for v in used}, {v: w / total for v, w in used.items()})
+
+
+def row_cosines(matrix: sp.csr_matrix, sources: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Dot product of rows ``sources[i]`` and ``targets[i]`` (their cosine: rows are unit
+    length)."""
+    if not len(sources) or matrix.shape[1] == 0:
+        return np.zeros(len(sources), np.float32)
+    return np.asarray(matrix[sources].multiply(matrix[targets]).sum(axis=1)).ravel() \
+        .astype(np.float32)

@@ -1,0 +1,169 @@
+"""Behavior views: operators that send the same templates, told apart by how they run."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from distillguard.linkage import (
+    AccountActivity,
+    GraphParams,
+    behavior_views,
+    candidate_graph,
+    graph_membership,
+)
+from distillguard.linkage.behavior_views import CATEGORICAL_COLUMNS
+
+WEIGHTS = {"waves": 2.0, "days": 1.0, "creation": 2.0, "tier": 1.0, "network": 1.0,
+           "client": 1.0, "payment": 1.0, "ip": 0.5}
+PARAMS = GraphParams(content_neighbors=10, content_min_cosine=0.2,
+                     shared_value_max_group={}, infra_edge_weight=0.5, leiden_resolution=1.0,
+                     merge_min_cosine=0.3, behavior_weights=WEIGHTS, wave_seconds=60,
+                     creation_batch_hours=2.0, content_edge_floor=0.2,
+                     merge_min_behavior_cosine=0.25)
+T0 = datetime(2026, 2, 23)
+
+
+def _views(seconds: list[list[int]], created: list[float], **categorical: list[object]):
+    pos = np.concatenate([np.full(len(s), i) for i, s in enumerate(seconds)]).astype(np.int64)
+    activity = AccountActivity(pos, np.concatenate(seconds).astype(np.int64),
+                               np.ones(len(pos), np.float32), np.array(created, float))
+    values = {c: categorical.get(c, [None] * len(created)) for c in CATEGORICAL_COLUMNS}
+    return behavior_views(activity, values, WEIGHTS, wave_seconds=60, creation_batch_hours=2.0)
+
+
+def test_pair_cosine_is_the_weighted_mean_of_the_views() -> None:
+    hour = 3600
+    views = _views([[10, 20], [30, 40], [5 * hour]], [0.0, 1800.0, 90 * hour],
+                   account_tier=["pro", "pro", "free"])
+    total = sum(WEIGHTS[v] for v in ("waves", "days", "creation", "tier"))
+    same, other = views.pair_cosines(np.array([0, 0]), np.array([1, 2]))
+    # same minute, same hour, same creation batch (both grids), same tier: four views of eight
+    assert same == pytest.approx(total / sum(WEIGHTS.values()))
+    assert other == pytest.approx(0.0)
+
+
+def test_creation_batches_straddling_a_bin_edge_still_agree() -> None:
+    width = 2 * 3600
+    views = _views([[0], [0], [0]], [width - 60.0, width + 60.0, 5.0 * width])
+    creation = views.views["creation"]
+    near = creation[0].multiply(creation[1]).sum()
+    far = creation[0].multiply(creation[2]).sum()
+    assert near == pytest.approx(0.5) and far == 0
+
+
+def test_affinity_parts_add_up() -> None:
+    views = _views([[10], [15], [9000]], [0.0, 60.0, 1e6], account_tier=["a", "a", "b"])
+    total, parts = views.affinity(np.array([0, 0, 0]))
+    assert np.allclose(total, sum(parts.values()))
+    assert total[0] > total[2]
+
+
+def _operators(n: int, *, same_behavior: bool) -> tuple[pa.Table, pa.Table, pa.Table]:
+    """Two operators of ``n`` accounts sending the same template units. Each fires its
+    accounts in its own waves and opens them in its own batch, on its own tier and network
+    (unless ``same_behavior``)."""
+    ids = [f"{op}{i}" for op in "xy" for i in range(n)]
+    op = [0] * n + [1] * n
+    y_shift = 0 if same_behavior else 1
+    created = [T0 - timedelta(days=30 + 20 * o * y_shift, minutes=5 * i)
+               for i, o in enumerate(op)]
+    candidates = pa.table({
+        "account_id": ids, "owner": ids, "sampled": [50] * len(ids), "template_share": [0.9] * len(ids),
+        "payment_fingerprint": [None] * len(ids), "main_client_fingerprint": [None] * len(ids),
+        "main_ip": [None] * len(ids), "account_created": pa.array(created, pa.timestamp("us")),
+        "account_tier": ["pro" if o == 0 or same_behavior else "team" for o in op],
+        "main_asn": [64500 + o * y_shift for o in op]})
+    rng = np.random.default_rng(0)
+    uses = {"account_id": [], "unit": [], "n": []}
+    for a in ids:
+        for unit in rng.choice(40, size=12, replace=False):
+            uses["account_id"].append(a)
+            uses["unit"].append(int(unit))
+            uses["n"].append(int(rng.integers(1, 10)))
+    waves = {0: rng.integers(0, 14 * 86400, 30), 1: rng.integers(0, 14 * 86400, 30)}
+    epoch = int((T0 - datetime(1970, 1, 1)).total_seconds())
+    activity = {"account_id": [], "second": [], "n": []}
+    for a, o in zip(ids, op, strict=True):
+        for start in waves[int(o) * y_shift]:
+            activity["account_id"].append(a)
+            activity["second"].append(epoch + int(start) + int(rng.integers(0, 20)))
+            activity["n"].append(1)
+    return (candidates, pa.table(uses, schema=pa.schema([("account_id", pa.string()),
+                                                         ("unit", pa.int64()),
+                                                         ("n", pa.int64())])),
+            pa.table(activity))
+
+
+def _communities(same_behavior: bool, params: GraphParams = PARAMS) -> dict[str, int]:
+    candidates, uses, activity = _operators(20, same_behavior=same_behavior)
+    graph = candidate_graph(candidates, uses, params, activity)
+    return {a: c for a, (c, _) in graph_membership(graph).items()}
+
+
+def test_two_operators_on_the_same_templates_are_told_apart_by_behavior() -> None:
+    community = _communities(same_behavior=False)
+    x = {community[f"x{i}"] for i in range(20)}
+    y = {community[f"y{i}"] for i in range(20)}
+    assert len(x) == 1 and len(y) == 1 and x != y
+
+
+def test_one_operator_stays_one_community() -> None:
+    community = _communities(same_behavior=True)
+    assert len(set(community.values())) == 1
+
+
+def test_without_behavior_weights_the_shared_templates_merge_them() -> None:
+    community = _communities(same_behavior=False, params=replace(PARAMS, behavior_weights={}))
+    assert len(set(community.values())) == 1
+
+
+def test_rest_cosines_match_the_rest_of_the_community_built_row_by_row() -> None:
+    import scipy.sparse as sp
+
+    from distillguard.linkage.behavior_views import normalize_rows, rest_cosines
+
+    rng = np.random.default_rng(0)
+    matrix = normalize_rows(sp.random(50, 30, density=0.2, format="csr", random_state=1,
+                                      dtype=np.float32))
+    community = rng.integers(0, 4, 50)
+    expected = []
+    for i in range(50):
+        rest = np.asarray(matrix[(community == community[i]) & (np.arange(50) != i)]
+                          .sum(axis=0)).ravel()
+        row = matrix[i].toarray().ravel()
+        norms = np.linalg.norm(rest) * np.linalg.norm(row)
+        expected.append(rest @ row / norms if norms > 0 else 0.0)
+    assert np.allclose(rest_cosines(matrix, community), expected, atol=1e-5)
+
+
+def test_rest_cosines_leave_out_the_rows_of_the_own_label() -> None:
+    import scipy.sparse as sp
+
+    from distillguard.linkage.behavior_views import normalize_rows, rest_cosines
+
+    rng = np.random.default_rng(1)
+    matrix = normalize_rows(sp.random(60, 30, density=0.2, format="csr", random_state=2,
+                                      dtype=np.float32))
+    community = rng.integers(0, 3, 60)
+    own = community * 10 + rng.integers(0, 4, 60)   # owners nested in communities
+    expected = []
+    for i in range(60):
+        rest = np.asarray(matrix[(community == community[i]) & (own != own[i])]
+                          .sum(axis=0)).ravel()
+        row = matrix[i].toarray().ravel()
+        norms = np.linalg.norm(rest) * np.linalg.norm(row)
+        expected.append(rest @ row / norms if norms > 0 else 0.0)
+    assert np.allclose(rest_cosines(matrix, community, own), expected, atol=1e-5)
+
+
+def test_affinity_with_owners_ignores_what_one_owner_shares() -> None:
+    # a and b: one owner sharing a tier and a creation batch; c: another owner, nothing alike
+    views = _views([[10], [9000], [50000]], [0.0, 60.0, 1e6], account_tier=["t", "t", "u"])
+    alone, _ = views.affinity(np.array([0, 0, 0]))
+    across, _ = views.affinity(np.array([0, 0, 0]), ["o1", "o1", "o2"])
+    assert alone[0] > 0 and across[0] == pytest.approx(0.0)
