@@ -1,7 +1,8 @@
 """The gateway's exchanges sent as OpenTelemetry GenAI spans to an OTLP/HTTP endpoint.
 
-Each exchange record becomes a span (``logs.adapters.otlp_spans``) queued in memory;
-a timer sends the queue in batches (``POST {endpoint}/v1/traces``, protobuf or JSON)
+Each exchange record is queued in memory as it is; a timer turns the queue into spans
+(``logs.adapters.otlp_spans``, ids from the request id, so a batch sent again keeps its
+ids) and sends them in batches (``POST {endpoint}/v1/traces``, protobuf or JSON)
 off the request path, so a slow or absent collector never delays a request. A batch
 the endpoint refuses for a reason that may pass (a connection error, a timeout, 429,
 502, 503, 504) goes back to the head of the queue and is sent again at the next tick;
@@ -84,11 +85,12 @@ class SpanExporter:
         self._warned_at = float("-inf")
 
     def write(self, record: dict[str, Any]) -> None:
-        """Queue one exchange record (the log line); the oldest span goes when full."""
+        """Queue one exchange record (the log line; made a span when sent, off the request
+        path); the oldest record goes when full."""
         if len(self._queue) >= self.settings.max_queue_spans:
             self._queue.popleft()
             self.spans_dropped += 1
-        self._queue.append(exchange_span(record, extra=EXTRA_FIELDS))
+        self._queue.append(record)
 
     @property
     def queued(self) -> int:
@@ -121,9 +123,10 @@ class SpanExporter:
                     self._queue.extendleft(reversed(kept))
                     return
 
-    async def _send(self, spans: list[dict[str, Any]]) -> bool:
-        """Send one batch; True when it should be sent again later."""
+    async def _send(self, records: list[dict[str, Any]]) -> bool:
+        """Send one batch of records as spans; True when it should be sent again later."""
         assert self._session is not None
+        spans = [exchange_span(r, extra=EXTRA_FIELDS) for r in records]
         request = traces_request(spans, self.resource, scope="distillguard.gateway")
         if self.settings.protocol == "http/json":
             body, kind = orjson.dumps(request), "application/json"

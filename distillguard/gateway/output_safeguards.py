@@ -35,7 +35,7 @@ from distillguard.safeguards.plan import (
     plan_for,
 )
 from distillguard.safeguards.reasoning import answer_only, summarize_reasoning
-from distillguard.safeguards.watermark import WATERMARK_HEADER, watermark_header
+from distillguard.safeguards.watermark import WATERMARK_HEADER
 
 __all__ = ["OutputGuard", "OutputSafeguards", "Rewrite", "SafeguardsMode"]
 
@@ -140,10 +140,9 @@ class OutputSafeguards:
         """Headers for the upstream: the watermark request, when planned and applied."""
         if guard is None or guard.shadow or not guard.plan.watermark_key:
             return ()
-        assert guard.plan.watermark is not None
+        assert guard.plan.watermark_request is not None
         guard.applied.append("watermark_requested")
-        return ((WATERMARK_HEADER, watermark_header(guard.plan.watermark_key,
-                                                    guard.plan.watermark)),)
+        return ((WATERMARK_HEADER, guard.plan.watermark_request),)
 
     def rewrite(self, guard: OutputGuard | None, withhold: bool) -> Rewrite | None:
         """How the answer is rewritten: the policy's ``withhold_reasoning`` action or the

@@ -23,6 +23,7 @@ import orjson
 
 from distillguard.gateway.openai_format import REASONING_KEYS
 from distillguard.gateway.output_safeguards import Rewrite
+from distillguard.safeguards.canaries import signature_suffix
 
 __all__ = ["AnthropicStream", "OpenAIStream", "StreamWatcher", "stream_watcher"]
 
@@ -45,7 +46,7 @@ class StreamWatcher:
         self.rewrite = rewrite
         self.summary: Summary | None = rewrite.summary if rewrite is not None else None
         self.cut: Summary | None = rewrite.cut if rewrite is not None else None
-        self.signature = ("\n\n" + rewrite.signature.phrase if rewrite is not None
+        self.signature = (signature_suffix(rewrite.signature) if rewrite is not None
                           and rewrite.signature is not None else None)
         self.cut_applied = False
         self.signed = False
@@ -140,6 +141,15 @@ class StreamWatcher:
     def on_event(self, name: str | None, payload: dict[str, Any], raw: bytes) -> list[bytes]:
         raise NotImplementedError
 
+    def _sign(self) -> str | None:
+        """The closing line to send now (and logged as sent), once the answer has text;
+        None when nothing is to be signed."""
+        if self.signature is None or not "".join(self.response).strip():
+            return None
+        self.response.append(self.signature)
+        self.signed = True
+        return self.signature
+
     @property
     def fields(self) -> dict[str, Any]:
         """The log's response, reasoning and token fields, as sent to the client."""
@@ -230,10 +240,9 @@ class OpenAIStream(StreamWatcher):
             if text:
                 self.response.append(text)
                 out.append(self._chunk(like, {"content": text}))
-        if self.signature is not None and "".join(self.response).strip():
-            self.response.append(self.signature)
-            self.signed = True
-            out.append(self._chunk(like, {"content": self.signature}))
+        signature = self._sign()
+        if signature is not None:
+            out.append(self._chunk(like, {"content": signature}))
         return out
 
     def finish(self) -> bytes:
@@ -342,11 +351,8 @@ class AnthropicStream(StreamWatcher):
             return []
         index, stop = self._last_stop
         self._last_stop = None
-        if sign and self.signature is not None and "".join(self.response).strip():
-            self.response.append(self.signature)
-            self.signed = True
-            return [self._text_delta(index, self.signature), stop]
-        return [stop]
+        signature = self._sign() if sign else None
+        return [stop] if signature is None else [self._text_delta(index, signature), stop]
 
     def finish(self) -> bytes:
         rest = super().finish()

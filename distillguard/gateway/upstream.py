@@ -393,7 +393,11 @@ class UpstreamClient:
         self._idle: deque[_Connection] = deque()
         self._open: set[_Connection] = set()
         self._slots: asyncio.Semaphore | None = None
-        self._own_headers = b""
+        # The gateway's own credential line for each API, built once (none: the caller's
+        # credential is forwarded).
+        self._own_credential: dict[str, str] | None = None if not api_key else {
+            "anthropic": f"x-api-key: {api_key}\r\n",
+            "openai": f"authorization: Bearer {api_key}\r\n"}
 
     async def start(self) -> None:
         self._slots = asyncio.Semaphore(self.max_connections)
@@ -414,11 +418,8 @@ class UpstreamClient:
             value = client.get(name)
             if value is not None:
                 lines.append(f"{name}: {value}\r\n")
-        if self.api_key:
-            if api == "anthropic":
-                lines.append(f"x-api-key: {self.api_key}\r\n")
-            else:
-                lines.append(f"authorization: Bearer {self.api_key}\r\n")
+        if self._own_credential is not None:
+            lines.append(self._own_credential.get(api) or self._own_credential["openai"])
         else:
             lines.append(f"{credential[0]}: {credential[1]}\r\n")
         lines.extend(f"{name}: {value}\r\n" for name, value in extra)

@@ -22,6 +22,7 @@ from distillguard.safeguards.canaries import (
     decoy_tool,
     normalize_text,
     should_mark,
+    signature_suffix,
 )
 from distillguard.safeguards.corpus_text import LEGIT_CORPORA, corpus_texts, split_of
 from distillguard.safeguards.detect import (
@@ -140,6 +141,7 @@ __all__ = [
     "score_pooled",
     "score_texts",
     "should_mark",
+    "signature_suffix",
     "split_of",
     "split_steps",
     "summarize_reasoning",

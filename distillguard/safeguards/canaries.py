@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 __all__ = ["Canary", "CanaryHit", "CanaryReport", "Exposure", "add_decoy_tool",
            "append_signature", "canary_check", "canary_exposure", "canary_for", "canary_queries",
-           "decoy_tool", "normalize_text", "should_mark"]
+           "decoy_tool", "normalize_text", "should_mark", "signature_suffix"]
 
 Api = Literal["openai", "anthropic"]
 
@@ -80,6 +80,12 @@ def _pick(options: Sequence[str], byte_pair: bytes) -> str:
     return options[int.from_bytes(byte_pair, "big") % len(options)]
 
 
+def _core(adjective: str, noun: str, verb: str, obj: str) -> str:
+    """A phrase's searchable part: the grammar every phrase (and every candidate of the
+    exposure test) follows."""
+    return f"{adjective} {noun} {verb} {obj}"
+
+
 def canary_for(secret: str, group: str) -> Canary:
     """The canaries of ``group`` under ``secret`` (same inputs, same canaries).
 
@@ -90,7 +96,7 @@ def canary_for(secret: str, group: str) -> Canary:
     opener, adjective, noun = _pick(_OPENERS, d[0:2]), _pick(_ADJECTIVES, d[2:4]), _pick(
         _NOUNS, d[4:6])
     verb, obj = _pick(_VERBS, d[6:8]), _pick(_OBJECTS, d[8:10])
-    core = f"{adjective} {noun} {verb} {obj}"
+    core = _core(adjective, noun, verb, obj)
     tool_verb, tool_noun = _pick(_TOOL_VERBS, d[10:12]), _pick(_TOOL_NOUNS, d[12:14])
     tool_object = _pick(_TOOL_OBJECTS, d[14:16])
     tool_name = f"{tool_verb}_{tool_noun}_{tool_object}_{d[16:18].hex()}"
@@ -115,9 +121,14 @@ def should_mark(secret: str, request_id: str, share: float) -> bool:
     return u < share
 
 
+def signature_suffix(canary: Canary) -> str:
+    """What goes after an answer to sign it: a blank line, then the group's phrase."""
+    return "\n\n" + canary.phrase
+
+
 def append_signature(answer: str, canary: Canary) -> str:
-    """``answer`` with the group's phrase as a closing line."""
-    return f"{answer.rstrip()}\n\n{canary.phrase}" if answer.strip() else answer
+    """``answer`` with the group's phrase as a closing line (an empty answer stays so)."""
+    return answer.rstrip() + signature_suffix(canary) if answer.strip() else answer
 
 
 def decoy_tool(canary: Canary, api: Api) -> dict[str, Any]:
@@ -233,8 +244,8 @@ def canary_exposure(score: Callable[[str, Sequence[str]], Sequence[float]],
     out = []
     for canary in canaries:
         opener, own = _split_phrase(canary.phrase)
-        others = [f" {rng.choice(_ADJECTIVES)} {rng.choice(_NOUNS)} {rng.choice(_VERBS)} "
-                  f"{rng.choice(_OBJECTS)}." for _ in range(candidates)]
+        others = [" " + _core(rng.choice(_ADJECTIVES), rng.choice(_NOUNS), rng.choice(_VERBS),
+                              rng.choice(_OBJECTS)) + "." for _ in range(candidates)]
         scores = list(score(opener, [own, *others]))
         rank = 1 + sum(s >= scores[0] for s in scores[1:])
         out.append(Exposure(canary.group, rank, candidates, rank / (candidates + 1)))

@@ -7,7 +7,7 @@ legitimate) always gets ``NO_SAFEGUARDS``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -17,7 +17,7 @@ import yaml
 from distillguard.errors import RuleValidationError
 from distillguard.safeguards.canaries import Canary, canary_for
 from distillguard.safeguards.reasoning import SummaryParams
-from distillguard.safeguards.watermark import WatermarkParams, derive_key
+from distillguard.safeguards.watermark import WatermarkParams, derive_key, watermark_header
 
 __all__ = ["NO_SAFEGUARDS", "VERDICTS", "SafeguardPlan", "SafeguardPolicy", "VerdictSafeguards",
            "load_safeguard_policy", "plan_for"]
@@ -56,6 +56,14 @@ class SafeguardPlan:
     decoy_tool: bool = False
     canary: Canary | None = None
     group: str | None = None
+    # The WATERMARK_HEADER value asking for the watermark, built once with the plan (plans
+    # are cached per account) rather than per request.
+    watermark_request: str | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.watermark_key and self.watermark is not None:
+            object.__setattr__(self, "watermark_request",
+                               watermark_header(self.watermark_key, self.watermark))
 
     @property
     def active(self) -> bool:

@@ -40,6 +40,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from distillguard.errors import RuleValidationError
 from distillguard.safeguards.detect import WatermarkScore, binomial_score, score_pooled
 from distillguard.safeguards.watermark import (
     DEFAULT_WATERMARK,
@@ -140,12 +141,20 @@ def weighted_green_score(contexts: np.ndarray, weights: np.ndarray, key: str,
         rows, cols = np.nonzero(summed)
         excluded = np.isin(context_token_hashes(distinct[rows], cols, key), exclude)
         summed[rows[excluded], cols[excluded]] = 0.0
-    green_weight = float(summed[green].sum())
-    total = float(summed.sum())
-    statistic = green_weight - params.gamma * total
-    sd = float(np.sqrt(params.gamma * (1 - params.gamma) * np.square(summed).sum()))
+    return _weighted_score(summed, green, params.gamma, tokens)
+
+
+def _weighted_score(w: np.ndarray, green: np.ndarray, gamma: float, tokens: int
+                    ) -> WatermarkScore:
+    """The weighted statistic ``sum w (green - gamma)`` over distinct pairs, its null
+    standard deviation, ``z`` and the Chernoff p-value: ``w`` the pairs' weights, ``green``
+    (same shape, bool) whether each pair is green."""
+    green_weight = float(w[green].sum())
+    total = float(w.sum())
+    statistic = green_weight - gamma * total
+    sd = float(np.sqrt(gamma * (1 - gamma) * np.square(w).sum()))
     z = statistic / sd if sd > 0 else 0.0
-    p = chernoff_p_value(statistic, summed[summed > 0], params.gamma)
+    p = chernoff_p_value(statistic, w[w > 0], gamma)
     return WatermarkScore(tokens, round(total), round(green_weight), float(z), p)
 
 
@@ -173,16 +182,24 @@ def black_box_count_test(outputs: Sequence[np.ndarray], key: str, vocab_size: in
                          params: WatermarkParams = DEFAULT_WATERMARK, *,
                          prompts: Sequence[np.ndarray] = ()) -> WatermarkScore:
     """Black box, every occurrence counted: the weight of a (context, token) pair is how
-    often the suspect's answers hold it; pairs of ``prompts`` are left out."""
+    often the suspect's answers hold it; pairs of ``prompts`` are left out.
+
+    Works on the pairs' hashes (equal pairs hash equal), so memory follows the number of
+    pairs, not distinct contexts times ``vocab_size``; token ids must be below
+    ``vocab_size``."""
     h = params.context_width
     seqs = [np.asarray(o, dtype=np.int64) for o in outputs if np.size(o) > h]
     if not seqs:
         return binomial_score(0, 0, params.gamma)
-    contexts = np.concatenate([np.lib.stride_tricks.sliding_window_view(o[:-1], h)
-                               for o in seqs])
     tokens = np.concatenate([o[h:] for o in seqs])
-    distinct, inverse = np.unique(contexts, axis=0, return_inverse=True)
-    counts = np.zeros((distinct.shape[0], vocab_size), dtype=np.float64)
-    np.add.at(counts, (inverse.reshape(-1), tokens), 1.0)
-    return weighted_green_score(distinct, counts, key, params, tokens=int(tokens.size),
-                                exclude=prompt_pairs(prompts, key, params))
+    if tokens.min() < 0 or tokens.max() >= vocab_size:
+        msg = (f"Token ids of a suspect's answers must be in 0..{vocab_size - 1} (the "
+               f"vocabulary). Got ids from {tokens.min()} to {tokens.max()}.")
+        raise RuleValidationError(msg)
+    hashes = np.concatenate([pair_hashes(o, key, params) for o in seqs])
+    exclude = prompt_pairs(prompts, key, params)
+    if exclude.size:
+        hashes = hashes[~np.isin(hashes, exclude)]
+    pairs, counts = np.unique(hashes, return_counts=True)
+    return _weighted_score(counts.astype(np.float64), pairs < params.threshold, params.gamma,
+                           int(tokens.size))

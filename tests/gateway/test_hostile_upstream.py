@@ -153,3 +153,19 @@ def test_a_stream_event_that_never_ends_is_cut_at_the_limit(gateway_factory, tmp
         (row,), _ = read_log(tmp_path / "log")
     _assert_502(r, "upstream_malformed")
     assert "an event is longer than 4096 bytes" in orjson.loads(row["extra"])["error"]
+
+
+def test_the_gateways_own_key_replaces_the_callers_credential() -> None:
+    """With an upstream key, each API gets it in its own header; without, the caller's
+    credential is passed on."""
+    from distillguard.gateway.upstream import UpstreamClient
+
+    caller = ("authorization", "Bearer sk-caller")
+    own = UpstreamClient("http://up.example:8000", api_key="sk-gw")
+    openai = own._head("/v1/chat/completions", "openai", {}, caller, 2)
+    anthropic = own._head("/v1/messages", "anthropic", {}, ("x-api-key", "sk-caller"), 2)
+    assert b"authorization: Bearer sk-gw\r\n" in openai and b"sk-caller" not in openai
+    assert b"x-api-key: sk-gw\r\n" in anthropic and b"sk-caller" not in anthropic
+    forwarded = UpstreamClient("http://up.example:8000")._head("/v1/chat/completions", "openai",
+                                                               {}, caller, 2)
+    assert b"authorization: Bearer sk-caller\r\n" in forwarded

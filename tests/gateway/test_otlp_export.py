@@ -120,6 +120,18 @@ def test_a_batch_refused_for_a_while_is_sent_again() -> None:
     assert counts == (6, 0, 0, 1) and len(endpoint.bodies) == 3
 
 
+def test_a_batch_sent_again_keeps_its_span_ids() -> None:
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
+    endpoint = _Endpoint(503)
+    with ServerThread(endpoint.app) as server:
+        assert _export(server.url, 4, flushes=2) == (4, 0, 0, 1)
+    first, again = ([(s.trace_id, s.span_id) for s in trace_service_pb2.ExportTraceServiceRequest
+                     .FromString(body).resource_spans[0].scope_spans[0].spans]
+                    for body in endpoint.bodies[:2])
+    assert first == again and len(set(first)) == 4
+
+
 def test_a_batch_refused_for_good_is_dropped_and_counted() -> None:
     endpoint = _Endpoint(400)
     with ServerThread(endpoint.app) as server:

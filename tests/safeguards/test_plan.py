@@ -64,3 +64,14 @@ def test_bad_files_are_refused_naming_the_field(tmp_path: Path, text: str, field
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(RuleValidationError, match="cannot read"):
         load_safeguard_policy(tmp_path / "none.yaml")
+
+
+def test_a_watermarked_plan_carries_its_header_value() -> None:
+    from distillguard.safeguards import watermark_header
+
+    policy = load_safeguard_policy()
+    plan = plan_for("review", "C7", policy, **SECRETS)
+    assert plan.watermark_key is not None
+    assert plan.watermark_request == watermark_header(plan.watermark_key, policy.watermark)
+    unmarked = plan_for("review", "C7", policy, watermark_secret=None, canary_secret="c")
+    assert unmarked.watermark_request is None and NO_SAFEGUARDS.watermark_request is None

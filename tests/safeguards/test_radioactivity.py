@@ -118,3 +118,22 @@ def test_weighted_tests_find_a_student_of_watermarked_answers(
     outputs = sample(student, prompts, 150, rng)
     assert black_box_count_test(outputs, "campaign-key", VOCAB, prompts=[prompts]).p_value < 1e-5
     assert black_box_count_test(outputs, "unrelated-key", VOCAB).p_value > 1e-3
+
+
+def test_the_counted_test_refuses_ids_outside_the_vocabulary() -> None:
+    from distillguard.errors import RuleValidationError
+
+    with pytest.raises(RuleValidationError, match="vocabulary"):
+        black_box_count_test([np.array([1, 2, 300])], "k", 300)
+    with pytest.raises(RuleValidationError, match="vocabulary"):
+        black_box_count_test([np.array([1, -2, 3])], "k", 300)
+
+
+def test_the_counted_test_weighs_each_pair_by_its_occurrences() -> None:
+    """Ten copies of one answer: the same distinct pairs, each weighing ten, so ten times
+    the statistic's total and green weight."""
+    answer = np.arange(1, 41)
+    once = black_box_count_test([answer], "k", 50)
+    ten = black_box_count_test([answer] * 10, "k", 50)
+    assert (ten.scored, ten.green) == (10 * once.scored, 10 * once.green)
+    assert ten.tokens == 10 * once.tokens

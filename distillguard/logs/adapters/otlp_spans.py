@@ -10,7 +10,7 @@ conventions have no name for (payment fingerprint, account tier...), as
 
 from __future__ import annotations
 
-import os
+import hashlib
 from collections.abc import Iterable
 from typing import Any
 
@@ -24,7 +24,7 @@ from distillguard.logs.adapters.otlp import (
     attributes_list,
 )
 
-__all__ = ["SPAN_KIND_CLIENT", "exchange_span", "traces_request"]
+__all__ = ["SPAN_KIND_CLIENT", "exchange_span", "span_ids", "traces_request"]
 
 SPAN_KIND_CLIENT = 3
 _STATUS_ERROR = 2
@@ -58,9 +58,22 @@ def _content_attributes(record: dict[str, Any]) -> dict[str, Any]:
     return attributes
 
 
+def span_ids(request_id: str) -> tuple[str, str]:
+    """The trace and span id (hex) of the span of the exchange ``request_id``: a keyed hash
+    of it, so a span built again (a batch sent again, a log exported twice) keeps its ids.
+
+    >>> [len(i) for i in span_ids("gw-1")], span_ids("gw-1") == span_ids("gw-1")
+    ([32, 16], True)
+    """
+    digest = hashlib.blake2b(request_id.encode("utf-8"), digest_size=24,
+                             person=b"dg-otlp-span").hexdigest()
+    return digest[:32], digest[32:]
+
+
 def exchange_span(record: dict[str, Any], *, extra: Iterable[str] = ()) -> dict[str, Any]:
     """One exchange-log ``record`` (``ts`` in epoch milliseconds) as a GenAI chat span in
-    OTLP JSON; the names in ``extra`` are the record's non-spec fields to carry along."""
+    OTLP JSON; the names in ``extra`` are the record's non-spec fields to carry along. Its
+    ids come from the record's ``request_id`` (``span_ids``)."""
     start = int(record["ts"]) * _NANOS_PER_MS
     took_ms = (record.get("added_ms") or 0) + (record.get("upstream_ms") or 0)
     attributes: dict[str, Any] = {"gen_ai.operation.name": "chat",
@@ -78,8 +91,9 @@ def exchange_span(record: dict[str, Any], *, extra: Iterable[str] = ()) -> dict[
     attributes.update((GATEWAY_EXTRA_PREFIX + name, record[name]) for name in extra
                       if record.get(name) is not None and name not in _CONTENT_FIELDS)
     failed = record.get("error") or (record.get("status") or 0) >= 400
+    trace_id, span_id = span_ids(str(record["request_id"]))
     span: dict[str, Any] = {
-        "traceId": os.urandom(16).hex(), "spanId": os.urandom(8).hex(),
+        "traceId": trace_id, "spanId": span_id,
         "name": f"chat {record['model']}", "kind": SPAN_KIND_CLIENT,
         "startTimeUnixNano": str(start),
         "endTimeUnixNano": str(start + round(took_ms * _NANOS_PER_MS)),
