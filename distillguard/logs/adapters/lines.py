@@ -13,7 +13,7 @@ ingest resumes before it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol
 
@@ -36,7 +36,12 @@ from distillguard.logs.records import validate_record
 from distillguard.logs.schema import empty_batch
 from distillguard.prefetch import prefetch
 
-__all__ = ["Converted", "Converter", "OneRecordPerLine", "open_failed", "read_converted"]
+__all__ = ["Converted", "Converter", "OneRecordPerLine", "RawText", "open_failed",
+           "read_converted"]
+
+# A record's text for the quarantine, or how to write it (for a converter whose
+# records are rarely rejected, so that the good ones never pay for it).
+RawText = bytes | Callable[[], bytes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +52,7 @@ class Converted:
     line: int
     record: dict[str, Any] | None
     error: RecordError | None = None
-    raw: bytes = b""
+    raw: RawText = b""
 
 
 class Converter(Protocol):
@@ -115,13 +120,13 @@ class _Collector:
             try:
                 values, extra = validate_record(item.record, self.latest_ms)
             except RecordError as exc:
-                item = Converted(item.line, None, exc, item.raw or _raw(item.record))
+                item = Converted(item.line, None, exc, _text(item.raw) or _raw(item.record))
             else:
                 self.builder.add(values, extra, item.line)
                 return
         assert item.error is not None
         self.quarantined.append(quarantine_row(self.source, item.line, item.error.code,
-                                               item.error.reason, item.raw))
+                                               item.error.reason, _text(item.raw)))
 
     def chunk(self, converter: Converter, line_no: int, position: int) -> ReadChunk:
         held = converter.held_from()
@@ -131,6 +136,10 @@ class _Collector:
         self.quarantined, self.blank = [], 0
         converter.not_exchanges = 0
         return chunk
+
+
+def _text(raw: RawText) -> bytes:
+    return raw() if callable(raw) else raw
 
 
 def _raw(record: Any) -> bytes:
