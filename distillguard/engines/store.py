@@ -52,11 +52,10 @@ from distillguard.logs import (
     JsonlOptions,
     QuarantineRow,
     ReadChunk,
-    empty_batch,
     quarantine_row,
-    read_file,
+    read_readable_file,
+    unreadable_chunk,
     unreadable_reason,
-    unreadable_row,
 )
 from distillguard.logs.adapters import UNKNOWN_FORMAT, SourceOptions
 from distillguard.logs.parquet import storable_as_is
@@ -241,9 +240,9 @@ class ExchangeStore:
                 start = state["lines_done"] if state and not state["done"] else 0
                 report.files_read += 1
                 if problem:
-                    chunks = iter([ReadChunk(key, empty_batch(), [unreadable_row(key, problem)])])
+                    chunks = iter([unreadable_chunk(key, problem)])
                 else:
-                    chunks = prefetch(read_file(resolved, start_line=start, jsonl=self.jsonl,
+                    chunks = prefetch(read_readable_file(resolved, start_line=start, jsonl=self.jsonl,
                                                 source=self.source))
                 self._ingest_file(path, chunks, key, stat, start, report, on_progress)
             if on_progress and stat:

@@ -23,7 +23,7 @@ from distillguard.errors import RecordError
 from distillguard.logs.access import cannot_read_reason
 from distillguard.logs.batch_builder import BatchBuilder
 from distillguard.logs.bounds import latest_allowed_ms
-from distillguard.logs.chunk import ReadChunk
+from distillguard.logs.chunk import ReadChunk, unreadable_chunk
 from distillguard.logs.json_blocks import bad_json_row
 from distillguard.logs.jsonl import (
     DEFAULT_BATCH_ROWS,
@@ -31,9 +31,8 @@ from distillguard.logs.jsonl import (
     line_blocks,
     numbered_lines,
 )
-from distillguard.logs.quarantine import QuarantineRow, quarantine_row, unreadable_row
+from distillguard.logs.quarantine import QuarantineRow, quarantine_row
 from distillguard.logs.records import validate_record
-from distillguard.logs.schema import empty_batch
 from distillguard.prefetch import prefetch
 
 __all__ = ["Converted", "Converter", "OneRecordPerLine", "RawText", "open_failed",
@@ -191,4 +190,4 @@ def read_converted(lines: BinaryIO, raw: BinaryIO, source: str, converter: Conve
 
 def open_failed(source: str, exc: OSError) -> ReadChunk:
     """The chunk of a file that could not be opened."""
-    return ReadChunk(source, empty_batch(), [unreadable_row(source, cannot_read_reason(exc))])
+    return unreadable_chunk(source, cannot_read_reason(exc))
