@@ -4,11 +4,15 @@ from distillguard.behavior.account_sql import (
     ACCOUNT_BEHAVIOR_SQL,
     ACCOUNT_CONTENT_SQL,
     ACCOUNT_RELEASE_SQL,
-    EXCHANGES_SUMMARY_SQL,
 )
-from distillguard.behavior.coverage import FIELD_COVERAGE_SQL, SIGNAL_NEEDS, field_coverage
+from distillguard.behavior.coverage import (
+    EXCHANGES_SUMMARY_COLUMNS,
+    EXCHANGES_SUMMARY_SQL,
+    SIGNAL_NEEDS,
+    field_coverage,
+)
 from distillguard.behavior.releases import releases_table
 
 __all__ = ["ACCOUNT_BEHAVIOR_SQL", "ACCOUNT_CONTENT_SQL", "ACCOUNT_RELEASE_SQL",
-           "EXCHANGES_SUMMARY_SQL", "FIELD_COVERAGE_SQL", "SIGNAL_NEEDS", "field_coverage",
+           "EXCHANGES_SUMMARY_COLUMNS", "EXCHANGES_SUMMARY_SQL", "SIGNAL_NEEDS", "field_coverage",
            "releases_table"]

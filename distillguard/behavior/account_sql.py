@@ -18,8 +18,7 @@ from __future__ import annotations
 
 from distillguard.signals.lexicon import TECHNIQUES
 
-__all__ = ["ACCOUNT_BEHAVIOR_SQL", "ACCOUNT_CONTENT_SQL", "ACCOUNT_RELEASE_SQL",
-           "EXCHANGES_SUMMARY_SQL"]
+__all__ = ["ACCOUNT_BEHAVIOR_SQL", "ACCOUNT_CONTENT_SQL", "ACCOUNT_RELEASE_SQL"]
 
 ACCOUNT_BEHAVIOR_SQL = """
 WITH value_counts AS (
@@ -82,11 +81,4 @@ SELECT account_id,
        avg(prompt_chars) AS mean_prompt_chars
 FROM signals
 GROUP BY account_id
-"""
-
-# What the scan read: exchanges, accounts and the time they span.
-EXCHANGES_SUMMARY_SQL = """
-SELECT count(*) AS exchanges, count(DISTINCT account_id) AS accounts, min(ts) AS first,
-       max(ts) AS last
-FROM exchanges
 """

@@ -13,13 +13,18 @@ from typing import Any
 
 from distillguard.logs.schema import OPTIONAL_FIELDS
 
-__all__ = ["FIELD_COVERAGE_SQL", "SIGNAL_NEEDS", "field_coverage"]
+__all__ = ["EXCHANGES_SUMMARY_COLUMNS", "EXCHANGES_SUMMARY_SQL", "SIGNAL_NEEDS",
+           "field_coverage"]
 
 _COUNTED = tuple(f.name for f in OPTIONAL_FIELDS)
-# How many exchanges carry each optional field (``has_image`` counts true only: a
-# source that cannot say leaves it null, as does one with no image).
-FIELD_COVERAGE_SQL = "SELECT count(*) AS exchanges, " + ", ".join(
-    f"count({name}) AS {name}" for name in _COUNTED) + " FROM exchanges"
+# What was read, in one pass over the exchanges: how many, their accounts, the time
+# they span, and how many carry each optional field (``has_image`` counts true only:
+# a source that cannot say leaves it null, as does one with no image).
+EXCHANGES_SUMMARY_COLUMNS = ("exchanges", "accounts", "first", "last", *_COUNTED)
+EXCHANGES_SUMMARY_SQL = (
+    "SELECT count(*) AS exchanges, count(DISTINCT account_id) AS accounts, "
+    "min(ts) AS first, max(ts) AS last, "
+    + ", ".join(f"count({name}) AS {name}" for name in _COUNTED) + " FROM exchanges")
 
 # What the scan computes from each optional field: when no exchange carries any of a
 # signal's fields, the signal is not computed (the evidence stands without it).
@@ -45,7 +50,7 @@ SIGNAL_NEEDS: tuple[tuple[str, tuple[str, ...], str], ...] = (
 
 
 def field_coverage(row: dict[str, Any]) -> dict[str, Any]:
-    """The coverage summary from ``FIELD_COVERAGE_SQL``'s row: the optional fields no
+    """The coverage summary from ``EXCHANGES_SUMMARY_SQL``'s row: the optional fields no
     exchange carries, the share of exchanges carrying each of the others, and the
     signals not computed (name, the fields they need, what is lost).
 

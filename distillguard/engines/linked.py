@@ -14,7 +14,7 @@ import shutil
 import uuid
 from pathlib import Path
 
-__all__ = ["LINKED_PREFIX", "link_into", "linked_select"]
+__all__ = ["LINKED_PREFIX", "link_into", "linked_select", "sql_string"]
 
 LINKED_PREFIX = "linked-"
 
@@ -44,7 +44,7 @@ def linked_select(files: list[tuple[str, str]], file_types: dict[str, str],
     for name, store_type in store_types:
         have = file_types.get(name)
         if name == "source_file":
-            arms = " ".join(f"WHEN {_sql_string(path)} THEN {_sql_string(source)}"
+            arms = " ".join(f"WHEN {sql_string(path)} THEN {sql_string(source)}"
                             for path, source in files)
             value = f"CASE filename {arms} END"
         elif name == "source_line":
@@ -59,10 +59,11 @@ def linked_select(files: list[tuple[str, str]], file_types: dict[str, str],
         else:
             value = f'CAST("{name}" AS {store_type})'
         columns.append(f'{value} AS "{name}"')
-    listing = ", ".join(_sql_string(path) for path, _ in files)
+    listing = ", ".join(sql_string(path) for path, _ in files)
     return (f"SELECT {', '.join(columns)} FROM read_parquet([{listing}], "
             "filename = true, file_row_number = true)")
 
 
-def _sql_string(text: str) -> str:
+def sql_string(text: str) -> str:
+    """``text`` as a SQL string literal."""
     return "'" + text.replace("'", "''") + "'"

@@ -23,8 +23,8 @@ from distillguard.behavior import (
     ACCOUNT_BEHAVIOR_SQL,
     ACCOUNT_CONTENT_SQL,
     ACCOUNT_RELEASE_SQL,
+    EXCHANGES_SUMMARY_COLUMNS,
     EXCHANGES_SUMMARY_SQL,
-    FIELD_COVERAGE_SQL,
     field_coverage,
     releases_table,
 )
@@ -208,8 +208,9 @@ def run_scan(engine: SqlEngine, *, policy: Policy, releases: list[dict[str, str]
     verdicts, campaigns = judge(evidence, community, policy)
     profiles = _profiles(engine, campaigns, policy)
     t = step("verdict", t)
-    n, accounts, first, last = engine.rows(EXCHANGES_SUMMARY_SQL)[0]
-    summary = {"exchanges": n, "accounts": accounts, "quarantined": engine.quarantined(),
-               "from": first, "to": last,
-               **field_coverage(engine.arrow(FIELD_COVERAGE_SQL).to_pylist()[0])}
+    read = dict(zip(EXCHANGES_SUMMARY_COLUMNS, engine.rows(EXCHANGES_SUMMARY_SQL)[0],
+                    strict=True))
+    summary = {"exchanges": read["exchanges"], "accounts": read["accounts"],
+               "quarantined": engine.quarantined(), "from": read["first"], "to": read["last"],
+               **field_coverage(read)}
     return ScanResult(verdicts, campaigns, profiles, summary, timings)

@@ -44,7 +44,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from distillguard.engines.duckdb_errors import map_duckdb_errors
-from distillguard.engines.linked import LINKED_PREFIX, link_into, linked_select
+from distillguard.engines.linked import LINKED_PREFIX, link_into, linked_select, sql_string
 from distillguard.engines.parts import PartWriter, write_schema_part
 from distillguard.engines.resources import EngineResources
 from distillguard.engines.store_sql import CREATE_TABLES
@@ -52,11 +52,10 @@ from distillguard.logs import (
     JsonlOptions,
     QuarantineRow,
     ReadChunk,
-    empty_batch,
     quarantine_row,
-    read_file,
+    read_readable_file,
+    unreadable_chunk,
     unreadable_reason,
-    unreadable_row,
 )
 from distillguard.logs.adapters import UNKNOWN_FORMAT, SourceOptions
 from distillguard.logs.parquet import storable_as_is
@@ -171,7 +170,7 @@ class ExchangeStore:
     def _refresh_view(self) -> None:
         schema_part = str(self.parts_dir / "_schema.parquet")
         files = [schema_part, *map(str, self.part_files())]
-        listing = ", ".join(_sql_string(f) for f in files)
+        listing = ", ".join(sql_string(f) for f in files)
         # A stored view is seen by every cursor; a read-only connection can only make a
         # temporary one. Either is rebuilt at each open, so the store can be moved.
         kind = "TEMP VIEW" if self.read_only else "VIEW"
@@ -193,7 +192,7 @@ class ExchangeStore:
 
     def _column_types(self, parquet_file: str) -> list[tuple[str, str]]:
         rows = self.con.execute(
-            f"DESCRIBE SELECT * FROM read_parquet({_sql_string(parquet_file)})").fetchall()
+            f"DESCRIBE SELECT * FROM read_parquet({sql_string(parquet_file)})").fetchall()
         return [(name, column_type) for name, column_type, *_ in rows]
 
     def _remove_orphan_parts(self) -> None:
@@ -241,9 +240,9 @@ class ExchangeStore:
                 start = state["lines_done"] if state and not state["done"] else 0
                 report.files_read += 1
                 if problem:
-                    chunks = iter([ReadChunk(key, empty_batch(), [unreadable_row(key, problem)])])
+                    chunks = iter([unreadable_chunk(key, problem)])
                 else:
-                    chunks = prefetch(read_file(resolved, start_line=start, jsonl=self.jsonl,
+                    chunks = prefetch(read_readable_file(resolved, start_line=start, jsonl=self.jsonl,
                                                 source=self.source))
                 self._ingest_file(path, chunks, key, stat, start, report, on_progress)
             if on_progress and stat:
@@ -283,7 +282,7 @@ class ExchangeStore:
             return False
         with map_duckdb_errors(f"cannot store {key} as it is"):
             self.con.begin()
-            source = _sql_string(key)
+            source = sql_string(key)
             repeats = self.con.execute(
                 f"SELECT count(*) - count(DISTINCT request_id) FROM read_parquet({source})"
             ).fetchone()[0]
@@ -453,7 +452,7 @@ class ExchangeStore:
             n = self.con.execute("SELECT count(*) FROM quarantine").fetchone()[0]
             self.con.execute(
                 f"COPY (SELECT {', '.join(_QUARANTINE_COLUMNS)} FROM quarantine "
-                f"ORDER BY source_file, source_line) TO {_sql_string(str(tmp))} (FORMAT json)")
+                f"ORDER BY source_file, source_line) TO {sql_string(str(tmp))} (FORMAT json)")
         tmp.replace(out)
         return int(n)
 
@@ -464,7 +463,3 @@ def _duplicate_row(batch: pa.RecordBatch, i: int, first: str) -> QuarantineRow:
     reason = f"duplicate request_id '{row['request_id']}': first stored from {first}"
     raw = orjson.dumps({k: v for k, v in row.items() if v is not None}, default=str)
     return quarantine_row(source, line, "duplicate_request_id", reason, raw)
-
-
-def _sql_string(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"

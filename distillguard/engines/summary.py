@@ -6,7 +6,11 @@ from typing import Any
 
 import duckdb
 
-from distillguard.behavior.coverage import FIELD_COVERAGE_SQL, field_coverage
+from distillguard.behavior.coverage import (
+    EXCHANGES_SUMMARY_COLUMNS,
+    EXCHANGES_SUMMARY_SQL,
+    field_coverage,
+)
 from distillguard.engines.duckdb_errors import map_duckdb_errors
 
 __all__ = ["store_summary"]
@@ -17,9 +21,8 @@ TOP_REASONS = 10
 def store_summary(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     """Exchanges, accounts, time range, models and quarantine reasons of a store."""
     with map_duckdb_errors("cannot summarize the store"):
-        exchanges, accounts, first, last = con.execute(
-            "SELECT count(*), count(DISTINCT account_id), min(ts), max(ts) FROM exchanges"
-        ).fetchone()
+        read = dict(zip(EXCHANGES_SUMMARY_COLUMNS, con.execute(EXCHANGES_SUMMARY_SQL).fetchone(),
+                        strict=True))
         models = con.execute(
             "SELECT model, count(*) AS n FROM exchanges GROUP BY model ORDER BY n DESC, model"
         ).fetchall()
@@ -27,16 +30,15 @@ def store_summary(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
         reasons = con.execute(
             "SELECT code, any_value(reason) AS example, count(*) AS n FROM quarantine "
             f"GROUP BY code ORDER BY n DESC, code LIMIT {TOP_REASONS}").fetchall()
-        coverage = field_coverage(con.sql(FIELD_COVERAGE_SQL).to_arrow_table().to_pylist()[0])
     return {
-        "exchanges": exchanges,
-        "accounts": accounts,
-        "from": _iso(first),
-        "to": _iso(last),
+        "exchanges": read["exchanges"],
+        "accounts": read["accounts"],
+        "from": _iso(read["first"]),
+        "to": _iso(read["last"]),
         "models": {m: n for m, n in models},
         "quarantined": quarantined,
         "quarantine_reasons": [{"code": c, "count": n, "example": e} for c, e, n in reasons],
-        **coverage,
+        **field_coverage(read),
     }
 
 

@@ -1,7 +1,7 @@
 """Read, validate and quarantine exchange logs (shared/spec/exchange-log.md)."""
 
 from distillguard.logs.access import unreadable_reason
-from distillguard.logs.chunk import ReadChunk
+from distillguard.logs.chunk import ReadChunk, unreadable_chunk
 from distillguard.logs.jsonl import JsonlOptions
 from distillguard.logs.quarantine import QuarantineRow, quarantine_row, unreadable_row
 from distillguard.logs.reader import (
@@ -12,6 +12,7 @@ from distillguard.logs.reader import (
     read_bytes,
     read_exchanges,
     read_file,
+    read_readable_file,
     split_uris,
     survey_log_files,
 )
@@ -33,8 +34,10 @@ __all__ = [
     "read_bytes",
     "read_exchanges",
     "read_file",
+    "read_readable_file",
     "split_uris",
     "survey_log_files",
+    "unreadable_chunk",
     "unreadable_reason",
     "unreadable_row",
     "validate_record",

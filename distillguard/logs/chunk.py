@@ -6,9 +6,10 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from distillguard.logs.quarantine import QuarantineRow
+from distillguard.logs.quarantine import QuarantineRow, unreadable_row
+from distillguard.logs.schema import empty_batch
 
-__all__ = ["ReadChunk"]
+__all__ = ["ReadChunk", "unreadable_chunk"]
 
 
 @dataclass(slots=True)
@@ -31,3 +32,8 @@ class ReadChunk:
     position: int = 0
     blank_lines: int = 0
     not_exchanges: int = 0
+
+
+def unreadable_chunk(source_file: str, reason: str) -> ReadChunk:
+    """The one chunk of a file that cannot be read: no exchanges, one ``unreadable`` row."""
+    return ReadChunk(source_file, empty_batch(), [unreadable_row(source_file, reason)])

@@ -15,14 +15,14 @@ from zlib_ng import zlib_ng
 
 from distillguard.logs.access import cannot_read_reason
 from distillguard.logs.bounds import latest_allowed_ms
-from distillguard.logs.chunk import ReadChunk
+from distillguard.logs.chunk import ReadChunk, unreadable_chunk
 from distillguard.logs.json_blocks import (
     SMALLEST_PART,
     BlockParser,
     LinesResult,
     records_of_lines,
 )
-from distillguard.logs.quarantine import quarantine_row, unreadable_row
+from distillguard.logs.quarantine import quarantine_row
 from distillguard.logs.schema import empty_batch
 from distillguard.prefetch import prefetch
 
@@ -160,8 +160,7 @@ def read_jsonl(path: Path, *, start_line: int = 0, options: JsonlOptions = Jsonl
     try:
         lines, raw = open_jsonl(path)
     except OSError as exc:
-        yield ReadChunk(str(path), empty_batch(), [unreadable_row(str(path),
-                                                                 cannot_read_reason(exc))])
+        yield unreadable_chunk(str(path), cannot_read_reason(exc))
         return
     with raw, lines:
         yield from read_jsonl_stream(lines, raw, str(path), start_line=start_line,

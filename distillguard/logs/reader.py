@@ -19,14 +19,12 @@ from distillguard.logs.adapters.read import (
     read_adapted_bytes,
     unknown_format_chunk,
 )
-from distillguard.logs.chunk import ReadChunk
+from distillguard.logs.chunk import ReadChunk, unreadable_chunk
 from distillguard.logs.jsonl import JsonlOptions, decompressed, read_jsonl, read_jsonl_stream
 from distillguard.logs.parquet import read_parquet, read_parquet_source
-from distillguard.logs.quarantine import unreadable_row
-from distillguard.logs.schema import empty_batch
 
 __all__ = ["LOG_SUFFIXES", "LogFiles", "NotRead", "discover_log_files", "is_log_file",
-           "read_bytes", "read_exchanges", "read_file", "survey_log_files"]
+           "read_bytes", "read_exchanges", "read_file", "read_readable_file", "survey_log_files"]
 
 LOG_SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.zst", ".ndjson", ".parquet")
 # Taken from a folder only when they hold one of the other sources' formats (OTLP JSON
@@ -177,7 +175,14 @@ def read_file(path: Path, *, start_line: int = 0, jsonl: JsonlOptions = JsonlOpt
     """
     problem = unreadable_reason(path)
     if problem is not None:
-        return iter([ReadChunk(str(path), empty_batch(), [unreadable_row(str(path), problem)])])
+        return iter([unreadable_chunk(str(path), problem)])
+    return read_readable_file(path, start_line=start_line, jsonl=jsonl, source=source)
+
+
+def read_readable_file(path: Path, *, start_line: int = 0,
+                       jsonl: JsonlOptions = JsonlOptions(),
+                       source: SourceOptions = SourceOptions()) -> Iterator[ReadChunk]:
+    """``read_file`` of a file ``unreadable_reason`` has already passed."""
     if path.name.lower().endswith(".parquet"):
         return read_parquet(path, start_line=start_line)
     fmt = file_format(path, source)

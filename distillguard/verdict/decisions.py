@@ -31,6 +31,7 @@ from typing import Any
 
 import orjson
 
+from distillguard.verdict.findings import iso
 from distillguard.verdict.policy import Policy
 
 __all__ = [
@@ -92,8 +93,7 @@ def decisions_from_rows(rows: Iterable[tuple[Any, ...]]) -> list[Decision]:
     """``DECISIONS_SQL`` rows as ``Decision`` values (times as RFC 3339 UTC text)."""
     out = []
     for decision_id, kind, subject, decision, note, analyst, at, generated, evidence in rows:
-        decided_at = at.isoformat(timespec="seconds") + "Z" if hasattr(at, "isoformat") else str(at)
-        out.append(Decision(kind, subject, decision, note or "", analyst or "", decided_at,
+        out.append(Decision(kind, subject, decision, note or "", analyst or "", str(iso(at)),
                             generated, orjson.loads(evidence) if evidence else {}, decision_id))
     return out
 

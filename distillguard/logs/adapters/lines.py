@@ -13,7 +13,7 @@ ingest resumes before it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol
 
@@ -23,7 +23,7 @@ from distillguard.errors import RecordError
 from distillguard.logs.access import cannot_read_reason
 from distillguard.logs.batch_builder import BatchBuilder
 from distillguard.logs.bounds import latest_allowed_ms
-from distillguard.logs.chunk import ReadChunk
+from distillguard.logs.chunk import ReadChunk, unreadable_chunk
 from distillguard.logs.json_blocks import bad_json_row
 from distillguard.logs.jsonl import (
     DEFAULT_BATCH_ROWS,
@@ -31,12 +31,16 @@ from distillguard.logs.jsonl import (
     line_blocks,
     numbered_lines,
 )
-from distillguard.logs.quarantine import QuarantineRow, quarantine_row, unreadable_row
+from distillguard.logs.quarantine import QuarantineRow, quarantine_row
 from distillguard.logs.records import validate_record
-from distillguard.logs.schema import empty_batch
 from distillguard.prefetch import prefetch
 
-__all__ = ["Converted", "Converter", "OneRecordPerLine", "open_failed", "read_converted"]
+__all__ = ["Converted", "Converter", "OneRecordPerLine", "RawText", "open_failed",
+           "read_converted"]
+
+# A record's text for the quarantine, or how to write it (for a converter whose
+# records are rarely rejected, so that the good ones never pay for it).
+RawText = bytes | Callable[[], bytes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +51,7 @@ class Converted:
     line: int
     record: dict[str, Any] | None
     error: RecordError | None = None
-    raw: bytes = b""
+    raw: RawText = b""
 
 
 class Converter(Protocol):
@@ -115,13 +119,13 @@ class _Collector:
             try:
                 values, extra = validate_record(item.record, self.latest_ms)
             except RecordError as exc:
-                item = Converted(item.line, None, exc, item.raw or _raw(item.record))
+                item = Converted(item.line, None, exc, _text(item.raw) or _raw(item.record))
             else:
                 self.builder.add(values, extra, item.line)
                 return
         assert item.error is not None
         self.quarantined.append(quarantine_row(self.source, item.line, item.error.code,
-                                               item.error.reason, item.raw))
+                                               item.error.reason, _text(item.raw)))
 
     def chunk(self, converter: Converter, line_no: int, position: int) -> ReadChunk:
         held = converter.held_from()
@@ -131,6 +135,10 @@ class _Collector:
         self.quarantined, self.blank = [], 0
         converter.not_exchanges = 0
         return chunk
+
+
+def _text(raw: RawText) -> bytes:
+    return raw() if callable(raw) else raw
 
 
 def _raw(record: Any) -> bytes:
@@ -182,4 +190,4 @@ def read_converted(lines: BinaryIO, raw: BinaryIO, source: str, converter: Conve
 
 def open_failed(source: str, exc: OSError) -> ReadChunk:
     """The chunk of a file that could not be opened."""
-    return ReadChunk(source, empty_batch(), [unreadable_row(source, cannot_read_reason(exc))])
+    return unreadable_chunk(source, cannot_read_reason(exc))

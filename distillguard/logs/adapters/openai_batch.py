@@ -165,7 +165,8 @@ class OpenAIBatchConverter(OneRecordPerLine):
             return None
         paired = obj if "response" in obj or "error" in obj else self._response(custom_id)
         answer = json_path(paired, "response.body") if paired else None
-        record = self.field_map.pick(lambda place: json_path({**obj, **(paired or {})}, place))
+        merged = {**obj, **paired} if paired else obj
+        record = self.field_map.pick(lambda place: json_path(merged, place))
         if "account_id" not in record:
             raise missing_account_error(self.field_map, "the request line")
         conversation = _request_conversation(obj.get("url"), body, answer)

@@ -32,6 +32,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import orjson
@@ -45,7 +46,7 @@ from distillguard.logs.adapters.genai_content import (
     decode_json_value,
     tool_names,
 )
-from distillguard.logs.adapters.lines import Converted
+from distillguard.logs.adapters.lines import Converted, RawText
 from distillguard.logs.adapters.mapping import (
     OTLP_FIELDS,
     RESOURCE_PREFIX,
@@ -131,7 +132,7 @@ class _Held:
     span: dict[str, Any]
     attributes: dict[str, Any]
     resource: dict[str, Any]
-    raw: bytes
+    raw: RawText
 
 
 @dataclass(slots=True)
@@ -140,7 +141,7 @@ class _Orphans:
 
     line: int
     emit: bool
-    raw: bytes
+    raw: RawText
     events: list[_Event] = field(default_factory=list)
 
 
@@ -257,10 +258,12 @@ class OtlpConverter:
             yield from self._take_logs(line, resource_logs, emit)
         for resource_spans in _list(obj.get("resourceSpans")):
             resource = attribute_map((resource_spans.get("resource") or {}).get("attributes"))
+            resource_text = {"attributes": attributes_list(resource)}
             for scope_spans in _list(resource_spans.get("scopeSpans")):
                 for span in _list(scope_spans.get("spans")):
                     if emit:
-                        yield from self._take_span(line, span, resource, scope_spans)
+                        yield from self._take_span(line, span, resource, resource_text,
+                                                   scope_spans)
 
     def finish(self) -> Iterator[Converted]:
         held, self._held = self._held, {}
@@ -292,14 +295,16 @@ class OtlpConverter:
                                                        attributes))
                 orphans = self._orphans.get(key)
                 if orphans is None:
-                    orphans = self._orphans[key] = _Orphans(line, emit, orjson.dumps(record))
+                    orphans = self._orphans[key] = _Orphans(line, emit, partial(orjson.dumps,
+                                                                                record))
                 orphans.events.append(event)
                 if key in self._held and _complete(orphans.events):
                     del self._orphans[key]
                     yield self._convert(self._held.pop(key), orphans.events)
 
     def _take_span(self, line: int, span: Any, resource: dict[str, Any],
-                   scope_spans: dict[str, Any]) -> Iterator[Converted]:
+                   resource_text: dict[str, Any], scope_spans: dict[str, Any]
+                   ) -> Iterator[Converted]:
         if not isinstance(span, dict):
             yield Converted(line, None, RecordError("not_otlp", "a span is not an object"),
                             orjson.dumps(span))
@@ -310,8 +315,9 @@ class OtlpConverter:
                 operation is None and "gen_ai.prompt.0.content" in attributes):
             self.not_exchanges += 1
             return
-        raw = orjson.dumps({"resource": {"attributes": attributes_list(resource)},
-                            "scope": scope_spans.get("scope"), "span": span})
+        # Written out only if the span is quarantined.
+        raw = partial(orjson.dumps, {"resource": resource_text,
+                                     "scope": scope_spans.get("scope"), "span": span})
         held = _Held(line, span, attributes, resource, raw)
         key = (str(span.get("traceId") or ""), str(span.get("spanId") or ""))
         events = [_Event(_nanos(e.get("timeUnixNano")) or 0, str(e.get("name")),
