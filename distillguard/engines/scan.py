@@ -94,6 +94,8 @@ class ScanResult:
     campaign_profiles: dict[str, dict[str, Any]]
     input: dict[str, Any]
     timings: dict[str, float] = field(default_factory=dict)
+    # Log files whose format could not be told (quarantined, tried again next run).
+    files_unknown_format: list[str] = field(default_factory=list)
 
 
 def _evidence_of(rows: pa.Table, accounts: pa.ChunkedArray | list[str]) -> list[AccountEvidence]:
