@@ -447,7 +447,6 @@ def scan(
                   engine=engine,  # type: ignore[arg-type]
                   spark=SparkOptions(spark_master, spark_remote, conf), intel=matcher,
                   source=source_options(fmt, field_map),
-                  decisions=tuple(_store_decisions(db)),
                   resources=engine_resources(memory, threads, temp_dir))
     try:
         files = discover_log_files(split_uris(job.logs)[0], job.source) \
@@ -473,17 +472,6 @@ def scan(
         out.print(matcher.summary(), highlight=False)
     if report is not None:
         out.print(f"Report: {report}", highlight=False)
-
-
-def _store_decisions(db: Path | None) -> list[Any]:
-    from distillguard.dashboard import load_decisions
-
-    if db is None:
-        return []
-    try:
-        return load_decisions(db)
-    except DistillguardError as exc:
-        fail(str(exc))
 
 
 @app.command("eval")

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 import orjson
 
+from distillguard.engines.duckdb_errors import map_duckdb_errors
 from distillguard.engines.resources import EngineResources
 from distillguard.engines.scan import IntelMatcher, ScanResult, run_scan
 from distillguard.engines.spark_session import SparkOptions
@@ -20,7 +21,7 @@ from distillguard.engines.store import ExchangeStore
 from distillguard.errors import InputError
 from distillguard.logs import discover_log_files, split_uris
 from distillguard.logs.adapters import SourceOptions, unknown_format_reason
-from distillguard.verdict.decisions import Decision, apply_decisions
+from distillguard.verdict.decisions import Decision, apply_decisions, read_decisions
 from distillguard.verdict.findings import build_findings
 from distillguard.verdict.policy import Policy, load_policy
 from distillguard.verdict.report import findings_markdown
@@ -44,7 +45,8 @@ class ScanJob:
     spark: SparkOptions | None = None
     intel: IntelMatcher | None = None  # partners' indicators to match (``intel.IndicatorMatcher``)
     source: SourceOptions = field(default_factory=SourceOptions)  # input format, field map
-    decisions: tuple[Decision, ...] = ()  # analysts' decisions (``verdict.decisions``)
+    # Analysts' decisions (``verdict.decisions``) beside those recorded in the store.
+    decisions: tuple[Decision, ...] = ()
     resources: EngineResources = field(default_factory=EngineResources)  # embedded engine only
 
 
@@ -88,6 +90,8 @@ def _scan_on_duckdb(job: ScanJob, policy: Policy, releases: list[dict[str, str]]
                                   on_query_progress=on_query_progress)
             result = run_scan(engine, policy=policy, releases=releases, **callbacks)
             result.files_unknown_format = unknown
+            with map_duckdb_errors("cannot read decisions"):
+                result.decisions = read_decisions(store.con)
             if result.input["quarantined"]:
                 store.export_quarantine(_quarantine_path(job.out))
     finally:
@@ -163,7 +167,7 @@ def run_scan_job(job: ScanJob, *, on_progress: Callable[[Path, int], None] | Non
                   on_query_progress=on_query_progress, intel=job.intel)
     findings = build_findings(result.verdicts, result.campaigns, result.campaign_profiles,
                               result.input, policy)
-    findings = apply_decisions(findings, job.decisions, policy)
+    findings = apply_decisions(findings, [*job.decisions, *result.decisions], policy)
     job.out.parent.mkdir(parents=True, exist_ok=True)
     job.out.write_bytes(orjson.dumps(findings, option=orjson.OPT_INDENT_2))
     if job.report is not None:
