@@ -28,7 +28,6 @@ from distillguard.logs import NotRead, discover_log_files, split_uris, survey_lo
 from distillguard.logs.adapters import (
     INPUT_FORMATS,
     SourceOptions,
-    file_format,
     parse_field_map,
     unknown_format_reason,
 )
@@ -448,15 +447,10 @@ def scan(
                   engine=engine,  # type: ignore[arg-type]
                   spark=SparkOptions(spark_master, spark_remote, conf), intel=matcher,
                   source=source_options(fmt, field_map),
-                  decisions=tuple(_store_decisions(db)),
                   resources=engine_resources(memory, threads, temp_dir))
     try:
         files = discover_log_files(split_uris(job.logs)[0], job.source) \
             if logs and engine == "duckdb" else []
-        unknown = [str(p) for p in files if file_format(p, job.source) is None]
-        if unknown and len(unknown) == len(files):
-            fail(f"{', '.join(unknown[:NOT_READ_SHOWN])}: {unknown_format_reason()}")
-        print_unknown_formats(unknown)
         bar, advance = byte_progress(files, desc="ingest")
         with bar, row_progress(desc="signals") as signal_bar, QueryProgress() as tables:
             findings, result = run_scan_job(
@@ -468,6 +462,7 @@ def scan(
     except DistillguardError as exc:
         fail(str(exc))
         return
+    print_unknown_formats(result.files_unknown_format)
     print_scan(findings, out_path, result.timings)
     if findings.get("decisions"):
         out.print(f"Analysts' decisions applied: {len(findings['decisions'])}; "
@@ -477,17 +472,6 @@ def scan(
         out.print(matcher.summary(), highlight=False)
     if report is not None:
         out.print(f"Report: {report}", highlight=False)
-
-
-def _store_decisions(db: Path | None) -> list[Any]:
-    from distillguard.dashboard import load_decisions
-
-    if db is None:
-        return []
-    try:
-        return load_decisions(db)
-    except DistillguardError as exc:
-        fail(str(exc))
 
 
 @app.command("eval")

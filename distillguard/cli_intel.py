@@ -41,11 +41,6 @@ Insecure = Annotated[bool, typer.Option("--insecure", help="Do not verify the se
                                         "certificate.")]
 
 
-def _fail(message: str) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(2)
-
-
 def _write_atomically(path: Path, data: bytes) -> None:
     """Write next to ``path`` and rename: a failed run leaves the old file untouched."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -67,19 +62,22 @@ def _config(path: Path | None, tlp: str | None = None) -> IntelConfig:
 
 
 def _tlp(value: str) -> str:
+    from distillguard.cli import fail
     from distillguard.intel.vocabulary import TLP_MARKINGS
 
     if value.lower() not in TLP_MARKINGS:
-        _fail(f"--tlp must be one of {', '.join(TLP_MARKINGS)}, got {value!r}")
+        fail(f"--tlp must be one of {', '.join(TLP_MARKINGS)}, got {value!r}")
     return value.lower()
 
 
 def _attribution(items: list[str] | None) -> dict[str, str]:
+    from distillguard.cli import fail
+
     out_map = {}
     for item in items or []:
         cid, sep, name = item.partition("=")
         if not sep or not cid.strip() or not name.strip():
-            _fail(f"--attribute wants CAMPAIGN=OPERATOR, got {item!r}")
+            fail(f"--attribute wants CAMPAIGN=OPERATOR, got {item!r}")
         out_map[cid.strip()] = name.strip()
     return out_map
 
@@ -112,15 +110,16 @@ def export_command(
              "(exchanges, accounts, first and last seen).")] = None,
 ) -> None:
     """Write a STIX 2.1 bundle of the campaigns in findings.json."""
+    from distillguard.cli import fail
     from distillguard.intel import findings_to_bundle
 
     try:
         findings = orjson.loads(findings_path.read_bytes())
     except (OSError, orjson.JSONDecodeError) as exc:
-        _fail(f"cannot read findings {findings_path}: {exc}")
+        fail(f"cannot read findings {findings_path}: {exc}")
         return
     if db is not None and not db.is_file():
-        _fail(f"no store at {db}")
+        fail(f"no store at {db}")
     try:
         settings = _config(config, tlp)
         settings.hasher()  # a missing secret fails before the store is read
@@ -128,10 +127,10 @@ def export_command(
                                     stats=_indicator_stats(db, findings) if db else None)
         text = bundle.serialize(pretty=True)
         if validate and not _print_validation(text):
-            _fail("the bundle does not pass the STIX 2.1 validator; nothing written")
+            fail("the bundle does not pass the STIX 2.1 validator; nothing written")
         _write_atomically(out_path, text.encode("utf-8"))
     except DistillguardError as exc:
-        _fail(str(exc))
+        fail(str(exc))
         return
     types = orjson.loads(text)["objects"]
     out.print(f"[bold]Exported[/] {len(findings['campaigns'])} campaign(s) as {len(types)} STIX "
@@ -188,6 +187,8 @@ def import_command(
     A malformed or hostile bundle (bad JSON, invalid pattern, unknown types, too big,
     too deeply nested) is refused with the reason, and nothing is kept.
     """
+    from distillguard.cli import fail
+
     try:
         settings = _config(config)
         received = load_received_intel(bundles, settings)
@@ -196,7 +197,7 @@ def import_command(
                 path = Path(source)
                 _write_atomically(into / path.name, path.read_bytes())
     except (DistillguardError, OSError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
         return
     out.print(f"[bold]Checked[/] {len(received.sources)} bundle(s): "
               f"{sum(received.objects.values()):,} objects, {len(received.indicators):,} "
@@ -207,12 +208,13 @@ def import_command(
 
 def _target(url: str, collection: str, user: str | None, password: str | None,
             token: str | None, insecure: bool) -> TaxiiTarget:
+    from distillguard.cli import fail
     from distillguard.intel import TaxiiTarget
 
     if (user is None) != (password is None):
-        _fail("give --user and --password together")
+        fail("give --user and --password together")
     if token and user:
-        _fail("give either --user/--password or --token")
+        fail("give either --user/--password or --token")
     return TaxiiTarget(url, collection, user=user, password=password, token=token,
                        verify_tls=not insecure)
 
@@ -224,6 +226,7 @@ def push_command(
     token: Token = None, insecure: Insecure = False, config: ConfigOption = None,
 ) -> None:
     """Add a bundle's objects to a TAXII 2.1 collection."""
+    from distillguard.cli import fail
     from distillguard.intel import push_objects, read_bundle
 
     target = _target(taxii, collection, user, password, token, insecure)
@@ -233,7 +236,7 @@ def push_command(
         objects = orjson.loads(bundle.read_bytes())["objects"]
         report = push_objects(target, objects)
     except DistillguardError as exc:
-        _fail(str(exc))
+        fail(str(exc))
         return
     out.print(f"[bold]Pushed[/] {report.sent:,} objects in {report.envelopes} envelope(s) to "
               f"{target.collection_url}: {report.succeeded:,} added, {report.failed:,} refused "
@@ -252,11 +255,12 @@ def pull_command(
     config: ConfigOption = None,
 ) -> None:
     """Read every page of a TAXII 2.1 collection into one bundle (checked before it is written)."""
+    from distillguard.cli import fail
     from distillguard.intel import parse_bundle, pull_objects
 
     target = _target(taxii, collection, user, password, token, insecure)
     if page_size < 1:
-        _fail("--page-size must be at least 1")
+        fail("--page-size must be at least 1")
     try:
         settings = _config(config)
         objects = pull_objects(target, per_page=page_size, added_after=added_after)
@@ -269,7 +273,7 @@ def pull_command(
                                 max_objects=settings.max_objects)
         _write_atomically(out_path, data)
     except DistillguardError as exc:
-        _fail(str(exc))
+        fail(str(exc))
         return
     out.print(f"[bold]Pulled[/] {len(objects):,} objects from {target.collection_url} -> "
               f"{out_path}", highlight=False)
@@ -286,11 +290,13 @@ def validate_command(
     bundle: Annotated[Path, typer.Argument(help="Bundle file to check.")],
 ) -> None:
     """Run the OASIS STIX 2.1 validator over a bundle."""
+    from distillguard.cli import fail
+
     try:
         text = bundle.read_text(encoding="utf-8")
         valid = _print_validation(text)
     except (OSError, UnicodeDecodeError, DistillguardError) as exc:
-        _fail(f"cannot validate {bundle}: {exc}")
+        fail(f"cannot validate {bundle}: {exc}")
         return
     if not valid:
         raise typer.Exit(1)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import orjson
@@ -79,3 +81,18 @@ def test_eval_prints_and_writes_campaign_purity_and_largest_campaign_share(
     assert metrics["campaign_purity"]["purity"] == round(2 / 3, 6)
     assert metrics["actors"]["a"]["largest_campaign_share"] == 0.5
     assert metrics["actors"]["b"]["largest_campaign_share"] == 1.0
+
+
+def test_scan_with_a_store_loads_no_dashboard_code(tmp_path: Path) -> None:
+    """Decisions are read from the store the scan opens: no web stack is imported."""
+    (tmp_path / "logs").mkdir()
+    args = ["scan", str(tmp_path / "logs"), "--db", str(tmp_path / "s.duckdb"),
+            "--out", str(tmp_path / "f.json")]
+    code = ("import sys\nfrom typer.testing import CliRunner\nfrom distillguard.cli import app\n"
+            f"r = CliRunner().invoke(app, {args!r})\nassert r.exit_code == 0, r.output\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('uvicorn', 'starlette', 'jinja2') or m.startswith('distillguard.dashboard')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -9,7 +9,7 @@ from distillguard.dashboard.aggregates import (
     tables_built_for,
 )
 from distillguard.dashboard.app import dashboard_app
-from distillguard.dashboard.decisions import decision_labels, read_decisions, record_decision
+from distillguard.dashboard.decisions import decision_labels, record_decision
 from distillguard.dashboard.highlight import Segment, Span, segments, technique_spans
 from distillguard.dashboard.queries import DashboardQueries, ExchangePage
 from distillguard.dashboard.render import render_page, render_report
@@ -41,7 +41,6 @@ __all__ = [
     "findings_key",
     "load_decisions",
     "open_dashboard",
-    "read_decisions",
     "read_findings",
     "record_decision",
     "render_page",

@@ -288,10 +288,13 @@ def build_dashboard_tables(con: duckdb.DuckDBPyConnection, findings: dict[str, A
         by_campaign: dict[str, list[str]] = defaultdict(list)
         for account_id, cid in sorted(members.items()):
             by_campaign[cid].append(account_id)
+        edges_of: dict[str, list[tuple[str, str, str, str, float, str]]] = defaultdict(list)
+        for e in edges:
+            edges_of[e[0]].append(e)
         verdicts = {a["account_id"]: a for a in findings["accounts"]}
         nodes = []
         for cid, ids in by_campaign.items():
-            positions = _layout(ids, [e for e in edges if e[0] == cid])
+            positions = _layout(ids, edges_of[cid])
             nodes += [(cid, a, verdicts[a]["verdict"], float(verdicts[a]["score"]),
                        int(accounts.get(a, {}).get("exchanges", 0)), float(x), float(y))
                       for a, (x, y) in zip(ids, positions, strict=True)]

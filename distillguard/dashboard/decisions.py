@@ -19,7 +19,6 @@ from distillguard.errors import InputError
 from distillguard.verdict.decisions import (
     DECISION_KINDS,
     DECISION_VALUES,
-    DECISIONS_SQL,
     Decision,
     account_decision,
     account_snapshot,
@@ -28,20 +27,10 @@ from distillguard.verdict.decisions import (
     in_force,
 )
 
-__all__ = ["MAX_NOTE_CHARS", "decision_labels", "read_decisions", "record_decision"]
+__all__ = ["MAX_NOTE_CHARS", "decision_labels", "record_decision"]
 
 MAX_NOTE_CHARS = 2000
 MAX_ANALYST_CHARS = 100
-
-
-def read_decisions(con: duckdb.DuckDBPyConnection) -> list[Decision]:
-    """Every decision recorded in the store, oldest first."""
-    with map_duckdb_errors("cannot read decisions"):
-        cursor = con.cursor()
-        try:
-            return decisions_from_rows(cursor.execute(DECISIONS_SQL).fetchall())
-        finally:
-            cursor.close()
 
 
 def _snapshot(kind: str, subject: str, findings: dict[str, Any]) -> dict[str, Any]:

@@ -19,7 +19,13 @@ from distillguard.dashboard.aggregates import TIE_KINDS
 from distillguard.dashboard.highlight import Segment, segments, technique_spans
 from distillguard.engines import map_duckdb_errors
 from distillguard.signals.lexicon import Lexicon, load_lexicon
-from distillguard.verdict.decisions import Decision, account_decision, in_force, match_campaigns
+from distillguard.verdict.decisions import (
+    Decision,
+    account_decision,
+    in_force,
+    match_campaigns,
+    read_decisions,
+)
 from distillguard.verdict.findings import iso
 from distillguard.verdict.policy import Policy
 
@@ -88,9 +94,8 @@ class DashboardQueries:
     # -- decisions ----------------------------------------------------------------
 
     def decisions(self) -> list[Decision]:
-        from distillguard.dashboard.decisions import read_decisions
-
-        return read_decisions(self.con)
+        with map_duckdb_errors("cannot read decisions"):
+            return read_decisions(self.con)
 
     def decisions_in_force(self, decisions: list[Decision] | None = None
                            ) -> tuple[dict[str, Decision], dict[str, Decision]]:

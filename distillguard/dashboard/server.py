@@ -24,11 +24,10 @@ from distillguard.dashboard.aggregates import (
     tables_built_for,
 )
 from distillguard.dashboard.app import dashboard_app
-from distillguard.dashboard.decisions import read_decisions
 from distillguard.dashboard.queries import DashboardQueries
-from distillguard.engines import ExchangeStore
+from distillguard.engines import ExchangeStore, map_duckdb_errors
 from distillguard.errors import InputError
-from distillguard.verdict.decisions import Decision
+from distillguard.verdict.decisions import Decision, read_decisions
 from distillguard.verdict.findings import FINDINGS_FORMAT
 from distillguard.verdict.policy import load_policy
 
@@ -101,7 +100,7 @@ def load_decisions(db: Path) -> list[Decision]:
     """The decisions recorded in a store (none when there is no store yet)."""
     if not db.exists():
         return []
-    with ExchangeStore(db) as store:
+    with ExchangeStore(db) as store, map_duckdb_errors("cannot read decisions"):
         return read_decisions(store.con)
 
 

@@ -67,6 +67,7 @@ from distillguard.verdict.campaigns import (
     campaign_communities,
     judge,
 )
+from distillguard.verdict.decisions import Decision
 from distillguard.verdict.evidence import (
     ACCOUNT_EVIDENCE_SQL,
     AccountEvidence,
@@ -97,6 +98,9 @@ class ScanResult:
     campaign_profiles: dict[str, dict[str, Any]]
     input: dict[str, Any]
     timings: dict[str, float] = field(default_factory=dict)
+    # Log files whose format could not be told (quarantined, tried again next run).
+    files_unknown_format: list[str] = field(default_factory=list)
+    decisions: list[Decision] = field(default_factory=list)  # recorded in the store scanned
 
 
 def _evidence_of(rows: pa.Table, accounts: pa.ChunkedArray | list[str]) -> list[AccountEvidence]:

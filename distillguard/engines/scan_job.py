@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 import orjson
 
+from distillguard.engines.duckdb_errors import map_duckdb_errors
 from distillguard.engines.resources import EngineResources
 from distillguard.engines.scan import IntelMatcher, ScanResult, run_scan
 from distillguard.engines.spark_session import SparkOptions
@@ -19,13 +20,15 @@ from distillguard.engines.sql_engine import DuckDBEngine
 from distillguard.engines.store import ExchangeStore
 from distillguard.errors import InputError
 from distillguard.logs import discover_log_files, split_uris
-from distillguard.logs.adapters import SourceOptions
-from distillguard.verdict.decisions import Decision, apply_decisions
+from distillguard.logs.adapters import SourceOptions, unknown_format_reason
+from distillguard.verdict.decisions import Decision, apply_decisions, read_decisions
 from distillguard.verdict.findings import build_findings
 from distillguard.verdict.policy import Policy, load_policy
 from distillguard.verdict.report import findings_markdown
 
 __all__ = ["ScanJob", "find_releases", "load_releases", "run_scan_job"]
+
+UNKNOWN_FORMAT_SHOWN = 10  # file names an error about unknown formats lists
 
 
 @dataclass
@@ -42,7 +45,8 @@ class ScanJob:
     spark: SparkOptions | None = None
     intel: IntelMatcher | None = None  # partners' indicators to match (``intel.IndicatorMatcher``)
     source: SourceOptions = field(default_factory=SourceOptions)  # input format, field map
-    decisions: tuple[Decision, ...] = ()  # analysts' decisions (``verdict.decisions``)
+    # Analysts' decisions (``verdict.decisions``) beside those recorded in the store.
+    decisions: tuple[Decision, ...] = ()
     resources: EngineResources = field(default_factory=EngineResources)  # embedded engine only
 
 
@@ -77,18 +81,30 @@ def _scan_on_duckdb(job: ScanJob, policy: Policy, releases: list[dict[str, str]]
     on_query_progress = callbacks.pop("on_query_progress", None)
     try:
         with ExchangeStore(db, resources=job.resources, source=job.source) as store:
+            unknown: list[str] = []
             if job.logs:
-                store.ingest(discover_log_files(split_uris(job.logs)[0], job.source),
-                             on_progress=on_progress)
+                files = discover_log_files(split_uris(job.logs)[0], job.source)
+                unknown = store.ingest(files, on_progress=on_progress).files_unknown_format
+                _refuse_all_unknown(unknown, len(files))
             engine = DuckDBEngine(store.con, threads=job.resources.thread_count,
                                   on_query_progress=on_query_progress)
             result = run_scan(engine, policy=policy, releases=releases, **callbacks)
+            result.files_unknown_format = unknown
+            with map_duckdb_errors("cannot read decisions"):
+                result.decisions = read_decisions(store.con)
             if result.input["quarantined"]:
                 store.export_quarantine(_quarantine_path(job.out))
     finally:
         if workdir is not None:
             shutil.rmtree(workdir, ignore_errors=True)
     return result
+
+
+def _refuse_all_unknown(unknown: list[str], files: int) -> None:
+    """``InputError`` when no file given is in a format distillguard can tell."""
+    if unknown and len(unknown) == files:
+        msg = f"{', '.join(unknown[:UNKNOWN_FORMAT_SHOWN])}: {unknown_format_reason()}"
+        raise InputError(msg)
 
 
 def _scan_on_spark(job: ScanJob, policy: Policy, releases: list[dict[str, str]],
@@ -151,7 +167,7 @@ def run_scan_job(job: ScanJob, *, on_progress: Callable[[Path, int], None] | Non
                   on_query_progress=on_query_progress, intel=job.intel)
     findings = build_findings(result.verdicts, result.campaigns, result.campaign_profiles,
                               result.input, policy)
-    findings = apply_decisions(findings, job.decisions, policy)
+    findings = apply_decisions(findings, [*job.decisions, *result.decisions], policy)
     job.out.parent.mkdir(parents=True, exist_ok=True)
     job.out.write_bytes(orjson.dumps(findings, option=orjson.OPT_INDENT_2))
     if job.report is not None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from typing import Any
 
-__all__ = ["campaign_purity", "evaluate_findings", "largest_campaign_shares"]
+__all__ = ["campaign_purity", "evaluate_findings", "largest_campaign_share"]
 
 
 def _ratio(a: float, b: float) -> float | None:
@@ -67,8 +67,11 @@ def evaluate_findings(findings: dict[str, Any], labels: dict[str, str | None], *
                 k: {"accounts": c["accounts"], "flagged": c["flagged"],
                     "rate": _ratio(c["flagged"], c["accounts"])} for k, c in sorted(per.items())}
     actors: dict[str, Any] = {}
-    for actor in sorted({x for x in labels.values() if x}):
-        members = [a for a, x in labels.items() if x == actor]
+    by_actor: dict[str, list[str]] = defaultdict(list)
+    for a, x in labels.items():
+        if x:
+            by_actor[x].append(a)
+    for actor, members in sorted(by_actor.items()):
         flagged = [a for a in members if verdict.get(a) == "extraction"]
         either = [a for a in members if a in verdict]
         groups = Counter(group[a] for a in either if group.get(a))
@@ -77,6 +80,7 @@ def evaluate_findings(findings: dict[str, Any], labels: dict[str, str | None], *
             "accounts": len(members), "extraction": len(flagged), "extraction_or_review":
             len(either), "recall": _ratio(len(flagged), len(members)),
             "groups": len(groups), "largest_group_share": _ratio(largest, len(either)),
+            **largest_campaign_share(members, group),
         }
     out["actors"] = actors
     purity = {}
@@ -90,8 +94,6 @@ def evaluate_findings(findings: dict[str, Any], labels: dict[str, str | None], *
     weighting = "exchanges" if exchanges is not None else "accounts"
     out["campaign_purity"] = {"weighting": weighting,
                               **campaign_purity(group, labels, _weights(labels, exchanges))}
-    for actor, share in largest_campaign_shares(group, labels).items():
-        actors[actor].update(share)
     return out
 
 
@@ -128,14 +130,10 @@ def campaign_purity(group: dict[str, str | None], labels: dict[str, str | None],
     return {"purity": _ratio(majority_total, total), "campaigns": campaigns}
 
 
-def largest_campaign_shares(group: dict[str, str | None],
-                            labels: dict[str, str | None]) -> dict[str, dict[str, Any]]:
-    """Per operator: the campaign holding most of its accounts, and their share of all of them."""
-    out = {}
-    for actor in sorted({x for x in labels.values() if x}):
-        members = [a for a, x in labels.items() if x == actor]
-        counts = Counter(group[a] for a in members if group.get(a))
-        largest, n = max(((n, gid) for gid, n in counts.items()), default=(0, None))[::-1]
-        out[actor] = {"largest_campaign": largest,
-                      "largest_campaign_share": _ratio(n, len(members))}
-    return out
+def largest_campaign_share(members: list[str], group: dict[str, str | None]
+                           ) -> dict[str, Any]:
+    """The campaign holding most of one operator's accounts (``members``; on a tie, the
+    greatest campaign id), and their share of all of them."""
+    counts = Counter(group[a] for a in members if group.get(a))
+    n, largest = max(((n, gid) for gid, n in counts.items()), default=(0, None))
+    return {"largest_campaign": largest, "largest_campaign_share": _ratio(n, len(members))}

@@ -10,6 +10,7 @@ from distillguard.verdict.decisions import (
     decisions_from_rows,
     in_force,
     match_campaigns,
+    read_decisions,
 )
 from distillguard.verdict.evidence import (
     ACCOUNT_EVIDENCE_SQL,
@@ -63,6 +64,7 @@ __all__ = [
     "judge",
     "load_policy",
     "match_campaigns",
+    "read_decisions",
     "rule_ids",
     "set_campaign_template_shares",
 ]

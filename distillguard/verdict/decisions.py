@@ -27,12 +27,15 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from distillguard.verdict.findings import iso
 from distillguard.verdict.policy import Policy
+
+if TYPE_CHECKING:
+    import duckdb
 
 __all__ = [
     "DECISIONS_SQL",
@@ -47,6 +50,7 @@ __all__ = [
     "in_force",
     "match_campaigns",
     "new_evidence",
+    "read_decisions",
 ]
 
 DECISION_KINDS = ("campaign", "account")
@@ -96,6 +100,16 @@ def decisions_from_rows(rows: Iterable[tuple[Any, ...]]) -> list[Decision]:
         out.append(Decision(kind, subject, decision, note or "", analyst or "", str(iso(at)),
                             generated, orjson.loads(evidence) if evidence else {}, decision_id))
     return out
+
+
+def read_decisions(con: duckdb.DuckDBPyConnection) -> list[Decision]:
+    """Every decision recorded in the store ``con`` holds, oldest first (DuckDB's errors
+    are left to the caller: ``engines.map_duckdb_errors``)."""
+    cursor = con.cursor()
+    try:
+        return decisions_from_rows(cursor.execute(DECISIONS_SQL).fetchall())
+    finally:
+        cursor.close()
 
 
 def in_force(decisions: Iterable[Decision]) -> dict[tuple[str, ...], Decision]:

@@ -200,3 +200,12 @@ def test_export_with_the_store_adds_a_sighting_per_indicator(
     assert sighting["first_seen"] == "2026-03-01T10:00:00Z"
     assert sighting["last_seen"] == "2026-03-04T10:00:00Z"
     assert "2 accounts" in sighting["description"]
+
+
+def test_cli_errors_keep_brackets_as_written(findings_file: Path, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISTILLGUARD_INTEL_KEY", SECRET.decode())
+    result = CliRunner().invoke(app, ["intel", "export", str(findings_file), "--out",
+                                      str(tmp_path / "b.json"), "--attribute", "[bold]C1"])
+    assert result.exit_code == 2
+    assert "got '[bold]C1'" in " ".join(result.output.split())

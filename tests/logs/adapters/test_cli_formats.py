@@ -7,9 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from typer.testing import CliRunner
 
 from distillguard.cli import app
+from distillguard.engines.scan_job import ScanJob, run_scan_job
+from distillguard.errors import InputError
 from tests.conftest import make_record, write_jsonl
 from tests.logs.adapters.sources import content, span, traces, write_lines
 from tests.logs.adapters.test_litellm_and_batch import payload
@@ -74,6 +77,27 @@ def test_scan_of_files_in_no_known_format_is_a_one_line_error(tmp_path: Path) ->
     assert message.startswith("error: ")
     for name in ("native", "otlp", "litellm", "openai-batch", "--format"):
         assert name in message
+
+
+def test_a_scan_job_of_files_in_no_known_format_is_refused(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "weird.jsonl", [{"foo": 1}])
+    with pytest.raises(InputError, match="formats tried") as caught:
+        run_scan_job(ScanJob([path], None, tmp_path / "f.json"))
+    assert str(path) in str(caught.value)
+    assert not (tmp_path / "f.json").exists()
+
+
+def test_scan_names_the_files_in_no_known_format_beside_the_readable(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    write_lines(logs / "weird.jsonl", [{"foo": 1}])
+    write_jsonl(logs / "native.jsonl", [make_record(i) for i in range(3)])
+    findings, result = run_scan_job(ScanJob([logs], None, tmp_path / "f.json"))
+    assert result.files_unknown_format == [str(logs / "weird.jsonl")]
+    assert findings["input"]["exchanges"] == 3
+    cli = runner.invoke(app, ["scan", str(logs), "--out", str(tmp_path / "g.json")])
+    assert cli.exit_code == 0, cli.output
+    assert "1 file(s) in no format distillguard can tell" in cli.output
 
 
 def test_bad_format_and_map_options_are_one_line_errors(tmp_path: Path) -> None:
