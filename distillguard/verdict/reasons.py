@@ -63,7 +63,8 @@ def _evidence_reasons(v: AccountVerdict, policy: Policy) -> list[Reason]:
                   f"{policy.extraction_min_sampled_requests:,})",
                   rule_ids("extraction_min_sampled_requests"))]
     if policy.graph.behavior_weights:
-        parts = sorted(e.behavior_parts.items(), key=lambda kv: -kv[1])
+        # by the figure as shown, then by name: engines agree to 1e-6, not bit for bit
+        parts = sorted(e.behavior_parts.items(), key=lambda kv: (-round(kv[1], 2), kv[0]))
         words = ", ".join(f"{_VIEW_WORDS.get(view, view)} {part:.2f}"
                           for view, part in parts if part >= 0.005) or "none"
         out.append(Reason(
