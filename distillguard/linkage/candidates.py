@@ -42,9 +42,10 @@ SHARED_VALUE_FIELDS = ("payment_fingerprint", "main_client_fingerprint", "main_i
 # ``owner``: the organization, else the payment method, else the account itself.
 CANDIDATE_COLUMNS = ("account_id", "owner", "sampled", "template_share", *SHARED_VALUE_FIELDS,
                      "account_created", "account_tier", "main_asn")
-# Per candidate and second: its sampled requests (the waves and days views).
+# Per candidate and second: its sampled requests (the waves and days views). The second
+# is floored: a cast would round in DuckDB and cut in Spark.
 CANDIDATE_ACTIVITY_SQL = """
-SELECT s.account_id, CAST(epoch(s.ts) AS BIGINT) AS second, count(*) AS n
+SELECT s.account_id, CAST(floor(epoch(s.ts)) AS BIGINT) AS second, count(*) AS n
 FROM signals s SEMI JOIN graph_candidates USING (account_id)
 GROUP BY ALL
 """
