@@ -65,7 +65,7 @@ def connect_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.mark.slow
 def test_scan_through_spark_connect_matches_the_embedded_engine(connect_url: str, tmp_path: Path,
                                                                  shared_corpora: Path) -> None:
-    simulate(SimOptions(out=tmp_path, scale=0.002, seed=43, corpora=shared_corpora),
+    simulate(SimOptions(out=tmp_path, scale=0.001, seed=43, corpora=shared_corpora),
              show_progress=False)
     logs = [tmp_path / "exchanges"]
     duck, _ = run_scan_job(ScanJob(logs, None, tmp_path / "duckdb.json"))

@@ -34,7 +34,7 @@ def _add_bad_records(exchanges: Path) -> int:
 @pytest.fixture(scope="module")
 def both(tmp_path_factory: pytest.TempPathFactory, shared_corpora: Path) -> tuple[dict, dict, Path]:
     out = tmp_path_factory.mktemp("parity")
-    simulate(SimOptions(out=out, scale=0.003, seed=41, evasion=parse_evasion("all"),
+    simulate(SimOptions(out=out, scale=0.0015, seed=41, evasion=parse_evasion("all"),
                         corpora=shared_corpora), show_progress=False)
     _add_bad_records(out / "exchanges")
     duck, _ = run_scan_job(ScanJob([out / "exchanges"], None, out / "duckdb.json"))
