@@ -19,7 +19,11 @@ import scipy.sparse as sp
 
 from distillguard.linkage.behavior_views import BehaviorViews, rest_cosines
 from distillguard.linkage.communities import leiden_communities
-from distillguard.linkage.content_similarity import account_unit_matrix, content_neighbors
+from distillguard.linkage.content_similarity import (
+    account_unit_matrix,
+    content_neighbors,
+    normalize_rows,
+)
 from distillguard.linkage.shared_values import shared_value_edges
 
 __all__ = ["AccountGraph", "GraphParams", "build_account_graph"]
@@ -122,11 +126,7 @@ def build_account_graph(accounts: list[str], sampled: np.ndarray,
 
 
 def _centroid_cosines(matrix: sp.csr_matrix, groups: sp.csr_matrix) -> sp.csr_matrix:
-    centroids = (groups @ matrix).tocsr()
-    norms = np.sqrt(np.asarray(centroids.multiply(centroids).sum(axis=1)).ravel())
-    scale = sp.diags(np.where(norms > 0, 1.0 / np.maximum(norms, 1e-12), 0.0)
-                     .astype(np.float32))
-    centroids = (scale @ centroids).tocsr()
+    centroids = normalize_rows((groups @ matrix).tocsr())
     return (centroids @ centroids.T).tocsr()
 
 

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from distillguard.linkage.content_similarity import normalize_rows
+
 __all__ = ["BEHAVIOR_VIEWS", "CATEGORICAL_COLUMNS", "OPERATOR_VIEWS", "AccountActivity",
            "BehaviorViews", "behavior_views", "normalize_rows", "rest_cosines", "row_cosines"]
 
@@ -57,13 +59,6 @@ class AccountActivity:
     seconds: np.ndarray
     counts: np.ndarray
     created: np.ndarray
-
-
-def normalize_rows(matrix: sp.csr_matrix) -> sp.csr_matrix:
-    norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
-    scale = sp.diags(np.where(norms > 0, 1.0 / np.maximum(norms, 1e-12), 0.0)
-                     .astype(np.float32))
-    return (scale @ matrix).tocsr()
 
 
 def _binned(rows: np.ndarray, bins: np.ndarray, values: np.ndarray, n: int) -> sp.csr_matrix:

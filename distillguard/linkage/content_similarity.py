@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["account_unit_matrix", "content_neighbors"]
+__all__ = ["account_unit_matrix", "content_neighbors", "normalize_rows"]
 
 
 def account_unit_matrix(account_index: np.ndarray, unit_index: np.ndarray, counts: np.ndarray,
@@ -26,8 +26,12 @@ def account_unit_matrix(account_index: np.ndarray, unit_index: np.ndarray, count
     share = counts / np.maximum(sampled[account_index], 1)
     df = np.bincount(unit_index, minlength=n_units)
     idf = np.log1p(n_accounts / np.maximum(df, 1))
-    matrix = sp.csr_matrix((share * idf[unit_index], (account_index, unit_index)),
-                           shape=(n_accounts, n_units), dtype=np.float32)
+    return normalize_rows(sp.csr_matrix((share * idf[unit_index], (account_index, unit_index)),
+                                        shape=(n_accounts, n_units), dtype=np.float32))
+
+
+def normalize_rows(matrix: sp.csr_matrix) -> sp.csr_matrix:
+    """``matrix`` with each row scaled to unit length (empty rows stay empty)."""
     norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
     scale = sp.diags(np.where(norms > 0, 1.0 / np.maximum(norms, 1e-12), 0.0).astype(np.float32))
     return (scale @ matrix).tocsr()

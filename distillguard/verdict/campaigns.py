@@ -73,6 +73,12 @@ def operator_owners(members: list[AccountEvidence], policy: Policy) -> int:
     return len({m.owner for m in members if tied_to_operator(m, policy)})
 
 
+def _enough_owners(members: list[AccountEvidence], policy: Policy) -> bool:
+    """``campaign.min_owners`` owners, that many of them tied by the operator views."""
+    return (len({m.owner for m in members}) >= policy.campaign_min_owners
+            and operator_owners(members, policy) >= policy.campaign_min_owners)
+
+
 def _campaign(members: list[AccountEvidence], policy: Policy) -> CampaignVerdict:
     owners = len({m.owner for m in members})
     template = _weighted(members, [m.campaign_template_share for m in members])
@@ -97,8 +103,7 @@ def campaign_communities(evidence: list[AccountEvidence], community: dict[str, i
     for account_id, number in community.items():
         groups.setdefault(number, []).append(by_id[account_id])
     return {number for number, members in groups.items()
-            if len({m.owner for m in members}) >= policy.campaign_min_owners
-            and operator_owners(members, policy) >= policy.campaign_min_owners
+            if _enough_owners(members, policy)
             and _weighted(members, [m.template_share for m in members])
             >= policy.campaign_min_template_share}
 
@@ -137,8 +142,7 @@ def judge(evidence: list[AccountEvidence], community: dict[str, tuple[int, float
     member_of: dict[str, CampaignVerdict] = {}
     for members in groups.values():
         candidate = _campaign(members, policy)
-        if (candidate.owners >= policy.campaign_min_owners
-                and operator_owners(members, policy) >= policy.campaign_min_owners
+        if (_enough_owners(members, policy)
                 and candidate.template_share >= policy.campaign_min_template_share
                 and candidate.technique_share >= policy.campaign_min_technique_share):
             campaigns.append(candidate)
