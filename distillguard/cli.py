@@ -543,19 +543,20 @@ def _num(x: float | None) -> str:
 
 def _secret_token(token_file: Path | None, on_command_line: str | None, *, env: str,
                   option: str, what: str) -> str | None:
-    """A bearer token from ``--<option>-file`` or the environment variable ``env``: never
-    from the command line, which every user of the machine can read."""
+    """A secret (bearer token, password: ``what``) from ``--<option>-file`` or the
+    environment variable ``env``: never from the command line, which every user of the
+    machine can read."""
     if on_command_line is not None:
         fail(f"--{option} is not accepted: a command line is visible to every user of the "
-             f"machine. Put the token in {env} or in a file readable only by you, passed with "
-             f"--{option}-file.")
+             f"machine. Put the {what} in {env} or in a file readable only by you, passed "
+             f"with --{option}-file.")
     if token_file is not None:
         try:
             token = token_file.read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError) as exc:
-            fail(f"cannot read the {what} token file {token_file}: {exc}")
+            fail(f"cannot read the {what} file {token_file}: {exc}")
         if not token:
-            fail(f"the {what} token file {token_file} is empty")
+            fail(f"the {what} file {token_file} is empty")
         return token
     return os.environ.get(env) or None
 
@@ -587,7 +588,7 @@ def gateway_command(
     from distillguard.gateway import GatewayOptions, load_config, run_gateway
 
     token = _secret_token(admin_token_file, admin_token, env="DISTILLGUARD_ADMIN_TOKEN",
-                          option="admin-token", what="admin")
+                          option="admin-token", what="admin token")
     try:
         run_gateway(load_config(config), GatewayOptions(
             upstream=upstream, host=host, port=port, admin_port=admin_port or None,

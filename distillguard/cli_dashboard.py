@@ -49,7 +49,7 @@ def dashboard_command(
     from distillguard.dashboard import DashboardOptions, OpenDashboard, run_dashboard
 
     secret = token or _secret_token(token_file, None, env=TOKEN_ENV, option="token",
-                                    what="dashboard")
+                                    what="dashboard token")
     if token is not None:
         err.print(f"[yellow]warning:[/] --token is visible to every user of this machine; "
                   f"prefer {TOKEN_ENV} or --token-file", highlight=False)

@@ -33,10 +33,15 @@ TaxiiUrl = Annotated[str, typer.Option("--taxii", help="TAXII 2.1 API root URL, 
                                        "https://taxii.example.org/api1/")]
 CollectionId = Annotated[str, typer.Option("--collection", help="Collection id.")]
 User = Annotated[str | None, typer.Option("--user", help="User (HTTP Basic).")]
-Password = Annotated[str | None, typer.Option(
-    "--password", envvar="DISTILLGUARD_TAXII_PASSWORD", help="Password (HTTP Basic).")]
-Token = Annotated[str | None, typer.Option(
-    "--token", envvar="DISTILLGUARD_TAXII_TOKEN", help="Token, sent as 'Authorization: Bearer'.")]
+PASSWORD_ENV = "DISTILLGUARD_TAXII_PASSWORD"
+TOKEN_ENV = "DISTILLGUARD_TAXII_TOKEN"
+PasswordFile = Annotated[Path | None, typer.Option(
+    "--password-file", help=f"File holding the password (HTTP Basic; or set {PASSWORD_ENV}).")]
+Password = Annotated[str | None, typer.Option("--password", hidden=True)]  # refused
+TokenFile = Annotated[Path | None, typer.Option(
+    "--token-file", help="File holding a token, sent as 'Authorization: Bearer' (or set "
+                         f"{TOKEN_ENV}).")]
+Token = Annotated[str | None, typer.Option("--token", hidden=True)]  # refused
 Insecure = Annotated[bool, typer.Option("--insecure", help="Do not verify the server's TLS "
                                         "certificate.")]
 
@@ -206,30 +211,38 @@ def import_command(
     _print_received(received)
 
 
-def _target(url: str, collection: str, user: str | None, password: str | None,
-            token: str | None, insecure: bool) -> TaxiiTarget:
-    from distillguard.cli import fail
+def _target(url: str, collection: str, *, user: str | None, password_file: Path | None,
+            password: str | None, token_file: Path | None, token: str | None,
+            insecure: bool) -> TaxiiTarget:
+    """The server to talk to; the password and token come from files or the environment,
+    never from the command line."""
+    from distillguard.cli import _secret_token, fail
     from distillguard.intel import TaxiiTarget
 
-    if (user is None) != (password is None):
-        fail("give --user and --password together")
-    if token and user:
-        fail("give either --user/--password or --token")
-    return TaxiiTarget(url, collection, user=user, password=password, token=token,
+    secret = _secret_token(password_file, password, env=PASSWORD_ENV, option="password",
+                           what="TAXII password")
+    bearer = _secret_token(token_file, token, env=TOKEN_ENV, option="token", what="TAXII token")
+    if (user is None) != (secret is None):
+        fail(f"give --user and its password (--password-file or {PASSWORD_ENV}) together")
+    if bearer and user:
+        fail(f"give either --user with a password or a token (--token-file or {TOKEN_ENV})")
+    return TaxiiTarget(url, collection, user=user, password=secret, token=bearer,
                        verify_tls=not insecure)
 
 
 @intel_app.command("push")
 def push_command(
     bundle: Annotated[Path, typer.Argument(help="Bundle to push (e.g. from `intel export`).")],
-    taxii: TaxiiUrl, collection: CollectionId, user: User = None, password: Password = None,
+    taxii: TaxiiUrl, collection: CollectionId, user: User = None,
+    password_file: PasswordFile = None, password: Password = None, token_file: TokenFile = None,
     token: Token = None, insecure: Insecure = False, config: ConfigOption = None,
 ) -> None:
     """Add a bundle's objects to a TAXII 2.1 collection."""
     from distillguard.cli import fail
     from distillguard.intel import push_objects, read_bundle
 
-    target = _target(taxii, collection, user, password, token, insecure)
+    target = _target(taxii, collection, user=user, password_file=password_file,
+                     password=password, token_file=token_file, token=token, insecure=insecure)
     try:
         settings = _config(config)
         read_bundle(bundle, max_bytes=settings.max_bundle_bytes, max_objects=settings.max_objects)
@@ -247,8 +260,8 @@ def push_command(
 def pull_command(
     taxii: TaxiiUrl, collection: CollectionId,
     out_path: Annotated[Path, typer.Option("--out", help="Bundle file to write.")],
-    user: User = None, password: Password = None, token: Token = None,
-    insecure: Insecure = False,
+    user: User = None, password_file: PasswordFile = None, password: Password = None,
+    token_file: TokenFile = None, token: Token = None, insecure: Insecure = False,
     added_after: Annotated[str | None, typer.Option(help="Only objects added after this "
                                                     "time (RFC 3339).")] = None,
     page_size: Annotated[int, typer.Option(help="Objects per request.")] = 100,
@@ -258,7 +271,8 @@ def pull_command(
     from distillguard.cli import fail
     from distillguard.intel import parse_bundle, pull_objects
 
-    target = _target(taxii, collection, user, password, token, insecure)
+    target = _target(taxii, collection, user=user, password_file=password_file,
+                     password=password, token_file=token_file, token=token, insecure=insecure)
     if page_size < 1:
         fail("--page-size must be at least 1")
     try:

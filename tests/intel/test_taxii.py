@@ -96,8 +96,10 @@ def test_cli_push_pull_and_scan_names_the_shared_indicators(
                                  "--attribute", "C1=Operator X",
                                  "--config", str(tmp_path / "intel.yaml")])
     assert result.exit_code == 0, result.output
+    password = tmp_path / "taxii-password"
+    password.write_text("s3cret\n")
     server = ["--taxii", medallion.api_root, "--collection", medallion.collection,
-              "--user", "lab-b", "--password", "s3cret"]
+              "--user", "lab-b", "--password-file", str(password)]
     result = runner.invoke(app, ["intel", "push", str(bundle), *server])
     assert result.exit_code == 0, result.output
     pushed = orjson.loads(bundle.read_bytes())["objects"]
@@ -117,6 +119,34 @@ def test_cli_push_pull_and_scan_names_the_shared_indicators(
     assert result.exit_code == 0, result.output
     reasons = [r for a in orjson.loads(out.read_bytes())["accounts"] for r in a["reasons"]]
     assert any("listed by partner Lab A" in r or "partner Lab A lists" in r for r in reasons)
+
+
+@pytest.mark.parametrize("option", ["--password", "--token"])
+def test_a_taxii_secret_on_the_command_line_is_refused(option: str, tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["intel", "pull", "--taxii", "https://taxii.invalid/api1/",
+                                      "--collection", "c", "--user", "u", option, "s3cret",
+                                      "--out", str(tmp_path / "out.json")])
+    assert result.exit_code == 2, result.output
+    assert f"{option} is not accepted" in result.output
+    assert f"{option}-file" in result.output
+    assert not (tmp_path / "out.json").exists()
+
+
+def test_the_taxii_password_comes_from_the_environment(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """With the password in the environment, the user alone is enough; without, refused."""
+    from distillguard.cli_intel import _target
+
+    monkeypatch.setenv("DISTILLGUARD_TAXII_PASSWORD", "from-env")
+    target = _target("https://taxii.invalid/api1/", "c", user="u", password_file=None,
+                     password=None, token_file=None, token=None, insecure=False)
+    assert (target.user, target.password, target.token) == ("u", "from-env", None)
+    monkeypatch.delenv("DISTILLGUARD_TAXII_PASSWORD")
+    result = CliRunner().invoke(app, ["intel", "pull", "--taxii", "https://taxii.invalid/api1/",
+                                      "--collection", "c", "--user", "u",
+                                      "--out", str(tmp_path / "out.json")])
+    assert result.exit_code == 2, result.output
+    assert "give --user and its password" in result.output
 
 
 class _FakeCollection:
