@@ -182,7 +182,7 @@ def main() -> None:
             f"account, page {pages}": f"/accounts/{quoted}?page={pages}",
             "exchanges page (JSON)": f"/api/accounts/{quoted}/exchanges?page=2",
             "decisions": "/decisions",
-            "account, search 'rate' (last: may not finish)": f"/accounts/{quoted}?q=rate",
+            "account, search 'rate'": f"/accounts/{quoted}?q=rate",
         }
         if args.screenshots is not None:
             screenshots(base, campaign["campaign_id"], args.screenshots)

@@ -145,10 +145,10 @@ class _Pages:
                                     | {"accounts": len(c["accounts"])} for c in o["campaigns"]]})
 
     async def api_graph(self, request: Request) -> Response:
-        graph = self.q.campaign_graph(request.path_params["campaign_id"])
+        graph = self.q.campaign_graph_json(request.path_params["campaign_id"])
         if graph is None:
             raise HTTPException(404, "No such campaign in these findings.")
-        return _json(graph)
+        return Response(graph, 200, media_type="application/json")
 
     async def api_exchanges(self, request: Request) -> Response:
         account_id = request.path_params["account_id"]

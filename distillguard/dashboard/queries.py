@@ -2,10 +2,9 @@
 
 A read-only query layer: every query is parameterized (nothing a user types is
 ever part of SQL text), each call uses a cursor of its own (pages are served
-from several threads), and only ``account_exchanges`` reads the store's
-``exchanges``: one page at a time, found in the exchange index and read within the
-page's own first and last time, so that the Parquet reader skips the row groups
-outside them (a search reads the account's text, within its first and last time).
+from several threads), and nothing reads the store's ``exchanges``: an account's
+exchanges, a page at a time or searched, come from ``dashboard_exchanges``, sorted
+by account, so that only that account's rows are read.
 """
 
 from __future__ import annotations
@@ -14,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import duckdb
+import orjson
 
 from distillguard.dashboard.aggregates import TIE_KINDS
 from distillguard.dashboard.highlight import Segment, segments, technique_spans
@@ -49,12 +49,9 @@ SELECT source, target, kind, detail, total FROM e
 WHERE total <= $all OR by_source <= $k OR by_target <= $k
 ORDER BY source, target, kind
 """
-_EXCHANGE_COLUMNS = ("ts, request_id, model, input_tokens, output_tokens, status, "
-                     "coalesce(system, '') AS system, "
-                     "coalesce(messages[-1].content, '') AS prompt, len(messages) AS turns, "
-                     "coalesce(response, '') AS response, conversation_id")
-_SEARCHED = ("lower(request_id || ' ' || model || ' ' || coalesce(system, '') || ' ' "
-             "|| coalesce(messages[-1].content, ''))")
+_EXCHANGE_COLUMNS = ("ts, request_id, model, input_tokens, output_tokens, status, system, "
+                     "prompt, turns, response, conversation_id")
+_SEARCHED = "lower(request_id || ' ' || model || ' ' || system || ' ' || prompt)"
 
 
 class ExchangePage(dict):  # type: ignore[type-arg]
@@ -73,6 +70,7 @@ class DashboardQueries:
         self.accounts = {a["account_id"]: a for a in findings["accounts"]}
         self.dismissed = {a["account_id"]: a for a in findings.get("dismissed_accounts", [])}
         self.campaigns = {c["campaign_id"]: c for c in findings["campaigns"]}
+        self._graph_json: dict[str, bytes] = {}
 
     # -- plumbing -----------------------------------------------------------------
 
@@ -226,6 +224,22 @@ class DashboardQueries:
                 "edges_total": int(edges[0]["total"]) if edges else 0,
                 "kinds": {k: TIE_KINDS.get(k, k.replace("_", " ")) for k in kinds}}
 
+    def campaign_graph_json(self, campaign_id: str) -> bytes | None:
+        """``campaign_graph`` as JSON, made once per campaign: the tables it comes from are
+        those of one scan, and a campaign of thousands of accounts takes a while to dump."""
+        cached = self._graph_json.get(campaign_id)
+        if cached is None:
+            graph = self.campaign_graph(campaign_id)
+            if graph is None:
+                return None
+            cached = self._graph_json[campaign_id] = orjson.dumps(graph, default=str)
+        return cached
+
+    def warm(self) -> None:
+        """Make every campaign's graph JSON now, so that no page view waits for it."""
+        for campaign_id in self.campaigns:
+            self.campaign_graph_json(campaign_id)
+
     # -- account ------------------------------------------------------------------
 
     def account_profile(self, account_id: str) -> dict[str, Any] | None:
@@ -255,48 +269,21 @@ class DashboardQueries:
                           per_page: int = EXCHANGES_PER_PAGE) -> ExchangePage:
         """One page of an account's exchanges, oldest first; ``q`` keeps those whose
         request id, model, system prompt or new turn contain it (any case)."""
-        profile = self.account_profile(account_id)
-        if profile is None:
-            return ExchangePage(rows=[], page=1, pages=0, total=0, q=q)
-        where = "account_id = $a AND ts BETWEEN $lo AND $hi"
-        params: dict[str, Any] = {"a": account_id, "lo": profile["first_seen"],
-                                  "hi": profile["last_seen"]}
+        where = "account_id = $a"
+        params: dict[str, Any] = {"a": account_id}
         q = q.strip()
         if q:
             where += f" AND contains({_SEARCHED}, lower($q))"
             params["q"] = q
-        # The page's times first: from the exchange index (sorted by account), or for a
-        # search from the store's narrow columns and the text searched; then its rows
-        # whole, within the page's own time span: the text of the account's other
-        # exchanges stays unread.
-        offset = (max(page, 1) - 1) * per_page
-        if not q:
-            total = int(self._rows("SELECT count(*) AS n FROM dashboard_exchange_keys "
-                                   "WHERE account_id = $a", {"a": account_id})[0]["n"])
-            picked = self._rows("SELECT ts, request_id FROM dashboard_exchange_keys "
-                                "WHERE account_id = $a ORDER BY ts, request_id "
-                                "LIMIT $limit OFFSET $offset",
-                                {"a": account_id, "limit": per_page, "offset": offset})
-        else:
-            picked = self._rows(f"SELECT ts, request_id, count(*) OVER () AS n FROM exchanges "
-                                f"WHERE {where} ORDER BY ts, request_id "
-                                f"LIMIT $limit OFFSET $offset",
-                                {**params, "limit": per_page, "offset": offset})
-            total = int(picked[0]["n"]) if picked else int(self._rows(
-                f"SELECT count(*) AS n FROM exchanges WHERE {where}", params)[0]["n"])
-        pages = max(1, -(-total // per_page))
-        if page > pages or page < 1:
-            return self.account_exchanges(account_id, page=min(max(page, 1), pages), q=q,
-                                          per_page=per_page) if total else ExchangePage(
-                rows=[], page=1, pages=1, total=0, q=q)
-        rows = []
-        if picked:
-            wanted = {r["request_id"] for r in picked}
-            rows = [r for r in self._rows(
-                f"SELECT {_EXCHANGE_COLUMNS} FROM exchanges WHERE account_id = $a "
-                "AND ts BETWEEN $lo AND $hi ORDER BY ts, request_id",
-                {"a": account_id, "lo": picked[0]["ts"], "hi": picked[-1]["ts"]})
-                if r["request_id"] in wanted]
+        total = int(self._rows(f"SELECT count(*) AS n FROM dashboard_exchanges WHERE {where}",
+                               params)[0]["n"])
+        # No pages at all for an account the store does not have; one empty page for
+        # a search that finds nothing.
+        pages = -(-total // per_page) or int(self.account_profile(account_id) is not None)
+        page = min(max(page, 1), max(pages, 1))
+        rows = self._rows(f"SELECT {_EXCHANGE_COLUMNS} FROM dashboard_exchanges WHERE {where} "
+                          "ORDER BY ts, request_id LIMIT $limit OFFSET $offset",
+                          {**params, "limit": per_page, "offset": (page - 1) * per_page})
         texts = [(f"{r['system']}\n" if r["system"] else "") + r["prompt"] for r in rows]
         for r, text, pieces in zip(rows, texts, self.highlighted(texts), strict=True):
             r["text"] = text

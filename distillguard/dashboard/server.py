@@ -90,7 +90,9 @@ def open_dashboard(db: Path, findings_path: Path, *, policy: Path | None = None,
         built = None
         if rebuild or tables_built_for(store.con) != key:
             built = build_dashboard_tables(store.con, findings, key, on_step=on_step)
-        return OpenDashboard(store, DashboardQueries(store.con, findings, loaded_policy), built)
+        queries = DashboardQueries(store.con, findings, loaded_policy)
+        queries.warm()
+        return OpenDashboard(store, queries, built)
     except BaseException:
         store.close()
         raise
