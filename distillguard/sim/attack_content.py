@@ -7,7 +7,9 @@ also gets re-worded variants ``<corpus>~<style>`` (see ``rewording``).
 
 from __future__ import annotations
 
+import functools
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +79,35 @@ def _unit(item: dict[str, Any]) -> tuple[list[tuple[str, str]], str | None]:
     return messages, system
 
 
+@dataclass(frozen=True)
+class _AttackCorpus:
+    """What the pools take from one corpus file, whatever the seed."""
+
+    units: tuple[tuple[tuple[tuple[str, str], ...], str | None, tuple[str, ...] | None, int],
+                 ...]                               # messages, system, tools, schema chars
+    singles: tuple[int, ...]                        # the units of one user message
+    recurring: frozenset[str]                       # ``recurring_lines`` of its user messages
+    skeleton: tuple[str, ...]                       # ``skeleton_lines`` of the singles, sorted
+
+
+@functools.lru_cache(maxsize=len(ATTACK_CORPORA))
+def _read_attack_corpus(path: Path, stamp: tuple[int, int]) -> _AttackCorpus:
+    """One corpus file read and analysed once per process (``stamp``: its mtime and size,
+    so a changed file is read again): every world a process builds from the same corpora
+    (tests, benchmarks) shares it."""
+    units = []
+    prompts: list[str] = []
+    for item in iter_corpus(path):
+        tools = tuple(t["name"] for t in item.get("tools") or [] if isinstance(t, dict)) or None
+        schema = tool_schema_chars(item["tools"]) if tools else 0
+        messages, system = _unit(item)
+        prompts += [text for role, text in messages if role == "user"]
+        units.append((tuple(messages), system, tools, schema))
+    singles = tuple(i for i, u in enumerate(units) if len(u[0]) == 1)
+    return _AttackCorpus(tuple(units), singles, frozenset(recurring_lines(prompts)),
+                         tuple(sorted(skeleton_lines([units[i][0][0][1] for i in singles]))))
+
+
 def add_attack_pools(builder: StoreBuilder, corpora_dir: Path, names: list[str], *,
                      styles: int, rng: np.random.Generator) -> frozenset[str]:
     """Add one pool per corpus in ``names``, and ``styles`` re-worded variants of each.
@@ -93,22 +124,18 @@ def add_attack_pools(builder: StoreBuilder, corpora_dir: Path, names: list[str],
         if name not in files:
             msg = f"attack corpus {name!r} is missing from {corpora_dir}"
             raise InputError(msg)
-        singles: list[tuple[str, str | None, list[str] | None, int]] = []
-        prompts: list[str] = []
-        for item in iter_corpus(files[name]):
-            tools = [t["name"] for t in item.get("tools") or [] if isinstance(t, dict)] or None
-            schema = tool_schema_chars(item["tools"]) if tools else 0
-            messages, system = _unit(item)
-            prompts += [text for role, text in messages if role == "user"]
-            if len(messages) == 1:
-                singles.append((messages[0][1], system, tools, schema))
+        stat = files[name].stat()
+        corpus = _read_attack_corpus(files[name], (stat.st_mtime_ns, stat.st_size))
+        for messages, system, tools, schema in corpus.units:
             builder.add_conversation(name, messages, system=system, tools=tools,
                                      tool_schema_chars=schema)
         builder.describe(name, out_tokens=ATTACK_CORPORA[name])
-        recurring |= recurring_lines(prompts)
+        recurring |= corpus.recurring
         if not styles:
             continue
-        variants = reword([(p, s) for p, s, _, _ in singles], styles, rng)
+        singles = [corpus.units[i] for i in corpus.singles]
+        variants = reword([(u[0][0][1], u[1]) for u in singles], styles, rng,
+                          skeleton=corpus.skeleton)
         for style, items in enumerate(variants):
             pool = style_pool(name, style)
             for (prompt, system), i in items:

@@ -37,8 +37,8 @@ def skeleton_lines(prompts: list[str], *, min_share: float = 0.05, min_count: in
 
 def _apply(item: Item, drop: set[str], mode: str, swap_to: str | None) -> Item:
     prompt, system = item
-    kept = [line for line in prompt.split("\n") if line not in drop]
-    text = _BLANK_RUNS.sub("\n\n", "\n".join(kept)).strip() or prompt
+    kept = "\n".join(line for line in prompt.split("\n") if line not in drop)
+    text = (_BLANK_RUNS.sub("\n\n", kept) if "\n\n\n" in kept else kept).strip() or prompt
     if system is None or mode == "keep":
         return text, system
     if mode == "swap":
@@ -48,12 +48,14 @@ def _apply(item: Item, drop: set[str], mode: str, swap_to: str | None) -> Item:
     return text, None
 
 
-def reword(items: list[Item], styles: int,
-           rng: np.random.Generator) -> list[list[tuple[Item, int]]]:
-    """Split ``items`` among ``styles`` and re-word each share; returns (variant, item index)."""
+def reword(items: list[Item], styles: int, rng: np.random.Generator, *,
+           skeleton: tuple[str, ...] | None = None) -> list[list[tuple[Item, int]]]:
+    """Split ``items`` among ``styles`` and re-word each share; returns (variant, item index).
+    ``skeleton``: the items' ``skeleton_lines``, sorted, when already known."""
     if not items:
         return [[] for _ in range(styles)]
-    skeleton = sorted(skeleton_lines([p for p, _ in items]))
+    if skeleton is None:
+        skeleton = tuple(sorted(skeleton_lines([p for p, _ in items])))
     systems = sorted({s for _, s in items if s})
     order = rng.permutation(len(items))
     out: list[list[tuple[Item, int]]] = []

@@ -36,7 +36,8 @@ class LegitTemplates:
 def read_data(name: str) -> dict[str, Any]:
     """A YAML file from ``distillguard/sim/data``."""
     text = resources.files("distillguard.sim").joinpath("data", name).read_text(encoding="utf-8")
-    data = yaml.safe_load(text)
+    # libyaml's safe loader when PyYAML has it: the same data, several times faster.
+    data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     assert isinstance(data, dict)
     return data
 
