@@ -13,7 +13,8 @@ import orjson
 
 from distillguard.errors import InputError
 
-__all__ = ["CORPORA_ENV", "corpus_files", "find_corpora_dir", "iter_corpus", "load_corpus"]
+__all__ = ["CORPORA_ENV", "corpus_files", "file_stamp", "find_corpora_dir", "iter_corpus",
+           "load_corpus"]
 
 CORPORA_ENV = "DISTILLGUARD_CORPORA"
 
@@ -47,6 +48,12 @@ def find_corpora_dir(explicit: str | Path | None = None) -> Path:
 def corpus_files(corpora_dir: Path) -> dict[str, Path]:
     """Corpus name (file stem, e.g. ``sharegpt``) to its file."""
     return {p.name.removesuffix(".jsonl.gz"): p for p in sorted(corpora_dir.glob("*.jsonl.gz"))}
+
+
+def file_stamp(path: Path) -> tuple[int, int]:
+    """A file's modification time (ns) and size: a cache key that changes when it does."""
+    stat = path.stat()
+    return stat.st_mtime_ns, stat.st_size
 
 
 def iter_corpus(path: Path) -> Iterator[dict[str, Any]]:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from distillguard.corpora import corpus_files, iter_corpus
+from distillguard.corpora import corpus_files, file_stamp, iter_corpus
 from distillguard.errors import InputError
 from distillguard.sim.content import StoreBuilder, tool_schema_chars
 from distillguard.sim.rewording import reword, skeleton_lines
@@ -124,8 +124,7 @@ def add_attack_pools(builder: StoreBuilder, corpora_dir: Path, names: list[str],
         if name not in files:
             msg = f"attack corpus {name!r} is missing from {corpora_dir}"
             raise InputError(msg)
-        stat = files[name].stat()
-        corpus = _read_attack_corpus(files[name], (stat.st_mtime_ns, stat.st_size))
+        corpus = _read_attack_corpus(files[name], file_stamp(files[name]))
         for messages, system, tools, schema in corpus.units:
             builder.add_conversation(name, messages, system=system, tools=tools,
                                      tool_schema_chars=schema)

@@ -12,6 +12,7 @@ so the two sides see different people and different questions.
 
 from __future__ import annotations
 
+import functools
 import re
 import zlib
 from collections.abc import Iterable
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from distillguard.corpora import corpus_files, iter_corpus
+from distillguard.corpora import corpus_files, file_stamp, iter_corpus
 from distillguard.errors import InputError
 from distillguard.sim.content import StoreBuilder
 from distillguard.sim.templates import LegitTemplates, TaskTemplate
@@ -75,11 +76,21 @@ def _messages(item: dict) -> list[Message]:
 
 
 def load_legit_corpora(corpora_dir: Path, split: str) -> LegitCorpora:
+    """The legitimate corpora's items on ``split``'s side, read once per process for the
+    same files (callers only read them)."""
     files = corpus_files(corpora_dir)
     missing = [c for c in LEGIT_CORPORA if c not in files]
     if missing:
         msg = f"legitimate corpora missing from {corpora_dir}: {', '.join(missing)}"
         raise InputError(msg)
+    return _read_legit_corpora(tuple((c, files[c], file_stamp(files[c])) for c in LEGIT_CORPORA),
+                               split)
+
+
+@functools.lru_cache(maxsize=4)
+def _read_legit_corpora(sources: tuple[tuple[str, Path, tuple[int, int]], ...], split: str
+                        ) -> LegitCorpora:
+    files = {name: path for name, path, _ in sources}
     out = LegitCorpora()
     for name in ("hh_rlhf", "sharegpt"):
         convs, systems = out.conversations.setdefault(name, []), out.systems.setdefault(name, [])
@@ -235,23 +246,27 @@ def public_judge_templates(corpora_dir: Path, names: Iterable[str]) -> list[Task
     rating prompts), as templates an evaluation team fills with its own models' outputs:
     the same instructions the pipelines send, with other questions and answers."""
     files = corpus_files(corpora_dir)
+    return [t for name in names if name in _PUBLIC_JUDGES and name in files
+            for t in _judge_templates(name, files[name], file_stamp(files[name]))]
+
+
+@functools.lru_cache(maxsize=len(_PUBLIC_JUDGES))
+def _judge_templates(name: str, path: Path, stamp: tuple[int, int]) -> tuple[TaskTemplate, ...]:
+    """One corpus's public judge templates, read once per process (``stamp``: the file's)."""
+    prefix, convert, tokens = _PUBLIC_JUDGES[name]
     out: list[TaskTemplate] = []
-    for name in names:
-        if name not in _PUBLIC_JUDGES or name not in files:
+    seen: set[str] = set()
+    for item in iter_corpus(path):
+        template_id = str(item.get("template_id"))
+        if template_id in seen or (prefix and not template_id.startswith(prefix)):
             continue
-        prefix, convert, tokens = _PUBLIC_JUDGES[name]
-        seen: set[str] = set()
-        for item in iter_corpus(files[name]):
-            template_id = str(item.get("template_id"))
-            if template_id in seen or (prefix and not template_id.startswith(prefix)):
-                continue
-            template = convert(item["prompt"])
-            if template is None:
-                continue
-            seen.add(template_id)
-            out.append(TaskTemplate(name=f"{name}:{template_id}", system=item.get("system"),
-                                    template=template, fill="qa_pair", output_tokens=tokens))
-    return out
+        template = convert(item["prompt"])
+        if template is None:
+            continue
+        seen.add(template_id)
+        out.append(TaskTemplate(name=f"{name}:{template_id}", system=item.get("system"),
+                                template=template, fill="qa_pair", output_tokens=tokens))
+    return tuple(out)
 
 
 def judge_pool(corpus: str) -> str:
