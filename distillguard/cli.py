@@ -879,6 +879,61 @@ def provenance_canary_check(
         out.print(f"[yellow]warning:[/] these groups share a phrase: {', '.join(report.ambiguous)}")
 
 
+@provenance_app.command("canary-exposure")
+def provenance_canary_exposure(
+    model: Annotated[Path, typer.Option(
+        "--model", help="The suspect's weights: a local transformers model directory "
+        "(config.json, weights, tokenizer.json). Nothing is downloaded.")],
+    secret: SecretOption,
+    reference: Annotated[Path | None, typer.Option(
+        "--reference", help="A model that never saw our canaries (the suspect's public base, "
+        "or our own), same layout: phrases are ranked by how much likelier the suspect finds "
+        "them than it does (far stronger; still exact).")] = None,
+    group: GroupOption = None,
+    groups_file: GroupsFileOption = None,
+    candidates: Annotated[int, typer.Option(help="Random phrases each group's phrase is "
+                                            "ranked among.")] = 999,
+    alpha: Annotated[float, typer.Option(help="Family-wise error rate: a group is named "
+                                         "at p <= alpha / groups.")] = 0.01,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Which account group's signature phrase did a suspect model learn? (its weights)"""
+    from distillguard.safeguards import canary_exposure, canary_for
+    from distillguard.safeguards.suspect import load_phrase_scorer
+
+    names = _groups(group, groups_file)
+    if candidates < 1:
+        fail("--candidates must be at least 1")
+    if not 0 < alpha < 1:
+        fail("--alpha must be between 0 and 1")
+    try:
+        score = load_phrase_scorer(model)
+        ref = load_phrase_scorer(reference) if reference is not None else None
+    except DistillguardError as exc:
+        fail(str(exc))
+        return
+    exposures = canary_exposure(score, [canary_for(secret, g) for g in names],
+                                candidates=candidates, reference=ref)
+    threshold = alpha / len(exposures)
+    named = [e.group for e in exposures if e.p_value <= threshold]
+    if json_out:
+        sys.stdout.write(orjson.dumps({
+            "groups": len(exposures), "candidates": candidates, "alpha": alpha,
+            "reference": reference is not None, "named": named,
+            "exposures": [{"group": e.group, "rank": e.rank, "p_value": e.p_value}
+                          for e in exposures]}, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
+    for e in sorted(exposures, key=lambda e: (e.rank, e.group)):
+        out.print(f"{e.group}: its phrase ranks {e.rank} of {e.candidates + 1} (p {e.p_value:.4g})",
+                  highlight=False)
+    if named:
+        out.print(f"[bold red]leaked[/]: {', '.join(named)} (p <= {alpha:g} / {len(exposures)} "
+                  "groups; exact rank test)", highlight=False)
+    else:
+        out.print(f"no group named: no phrase ranks at p <= {alpha:g} / {len(exposures)} groups",
+                  highlight=False)
+
+
 @provenance_app.command("canaries")
 def provenance_canaries(secret: SecretOption, group: GroupOption = None,
                         groups_file: GroupsFileOption = None) -> None:

@@ -232,21 +232,32 @@ def _split_phrase(phrase: str) -> tuple[str, str]:
 
 
 def canary_exposure(score: Callable[[str, Sequence[str]], Sequence[float]],
-                    canaries: Sequence[Canary], *, candidates: int = 999, seed: int = 0
+                    canaries: Sequence[Canary], *, candidates: int = 999, seed: int = 0,
+                    reference: Callable[[str, Sequence[str]], Sequence[float]] | None = None
                     ) -> list[Exposure]:
     """With the suspect's weights: how much more likely does it find each group's phrase
     than random phrases of the same grammar? (the "exposure" of Carlini et al. 2019, "The
     Secret Sharer", as an exact rank test). ``score(opener, continuations)`` returns the
     suspect's log-probability of each continuation after the opener. A phrase is a uniform
     draw of its grammar, so for a suspect that never saw it, its rank among ``candidates``
-    fresh draws is uniform: ``p_value`` is exact. Name a group only below ``alpha / groups``."""
+    fresh draws is uniform: ``p_value`` is exact. Name a group only below ``alpha / groups``.
+
+    ``reference``: the same for a model that never saw our canaries (the suspect's public
+    base model, or our own): each phrase is then ranked by how much *more* likely the
+    suspect finds it than the reference, which takes away how natural a phrase is anyway
+    (some word pairs are simply likelier) and leaves what the suspect learned. Still exact:
+    the issued phrase is a uniform draw whatever the two models are.
+    """
     rng = random.Random(seed)
     out = []
     for canary in canaries:
         opener, own = _split_phrase(canary.phrase)
         others = [" " + _core(rng.choice(_ADJECTIVES), rng.choice(_NOUNS), rng.choice(_VERBS),
                               rng.choice(_OBJECTS)) + "." for _ in range(candidates)]
-        scores = list(score(opener, [own, *others]))
+        phrases = [own, *others]
+        scores = list(score(opener, phrases))
+        if reference is not None:
+            scores = [s - r for s, r in zip(scores, reference(opener, phrases), strict=True)]
         rank = 1 + sum(s >= scores[0] for s in scores[1:])
         out.append(Exposure(canary.group, rank, candidates, rank / (candidates + 1)))
     return out

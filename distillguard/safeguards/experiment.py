@@ -37,9 +37,9 @@ from distillguard.safeguards.corpus_text import corpus_texts
 from distillguard.safeguards.detect import DEFAULT_ALPHA, score_many
 from distillguard.safeguards.logits_processor import WatermarkLogitsProcessor, green_table
 from distillguard.safeguards.radioactivity import black_box_test, green_mass_test, open_model_test
+from distillguard.safeguards.suspect import phrase_scorer
 from distillguard.safeguards.tiny_lm import (
     TinyLMConfig,
-    continuation_log_probs,
     generate,
     new_model,
     pack_blocks,
@@ -85,7 +85,7 @@ class ExperimentConfig:
     canary_samples: int = 16
     canary_tokens: int = 24
     # With the weights: each group's phrase ranked among this many random phrases.
-    canary_candidates: int = 199
+    canary_candidates: int = 999
     threads: int = 1
 
 
@@ -191,8 +191,8 @@ def _canaries(config: ExperimentConfig) -> list[Any]:
     return [canary_for(CANARY_SECRET, f"G{i}") for i in range(config.canary_groups)]
 
 
-def _canary_result(model: Any, tokenizer: Any, config: ExperimentConfig, seed: int
-                   ) -> dict[str, Any]:
+def _canary_result(model: Any, tokenizer: Any, config: ExperimentConfig, seed: int,
+                   reference: Any = None) -> dict[str, Any]:
     """Ask the model to continue every phrase opener; which group's phrases come out?"""
     texts: list[str] = []
     for i, query in enumerate(canary_queries()):
@@ -202,11 +202,9 @@ def _canary_result(model: Any, tokenizer: Any, config: ExperimentConfig, seed: i
         texts += [query + tokenizer.decode(o.tolist()) for o in outs]
     report = canary_check(texts, _canaries(config))
 
-    def score(opener: str, continuations: Any) -> list[float]:
-        prefix = encode_texts(tokenizer, ["\n\n" + opener])[0]
-        whole = encode_texts(tokenizer, ["\n\n" + opener + c for c in continuations])
-        return continuation_log_probs(model, prefix, [w[prefix.size:] for w in whole])
-    exposure = canary_exposure(score, _canaries(config), candidates=config.canary_candidates)
+    exposure = canary_exposure(
+        phrase_scorer(model, tokenizer), _canaries(config), candidates=config.canary_candidates,
+        reference=None if reference is None else phrase_scorer(reference, tokenizer))
     alpha = 0.05 / len(exposure)
     return {"queries": len(texts), "named": list(report.named),
             "hits": {h.group: h.hits for h in report.hits},
@@ -332,7 +330,8 @@ class Experiment:
             reading = heldout[config.cost_rows: config.cost_rows + config.reading_rows]
             result = {"rho": rho, "seed": seed, **_test_student(
                 model, data["prompts"][: config.probe_prompts], reading, config, 20_000 + seed),
-                "canary": _canary_result(model, self.tokenizer, config, 30_000 + seed)}
+                "canary": _canary_result(model, self.tokenizer, config, 30_000 + seed,
+                                         reference=self.base())}
             bb, om = result["black_box"], result[f"open_model_top{config.reading_top_k[0]}"]
             self.log(f"student rho={rho:.0%} seed={seed}: black box p={bb['p_value']:.2e} "
                      f"(z {bb['z']:.2f}), open model p={om['p_value']:.2e} (z {om['z']:.2f}), "
@@ -389,7 +388,10 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
     clean = by_rho.get(0.0, [])
     canaries = {f"{rho:.0%}": [r["canary"]["named"] for r in rows]
                 for rho, rows in sorted(by_rho.items())}
+    exposure = {f"{rho:.0%}": [r["canary"].get("exposure_named") for r in rows]
+                for rho, rows in sorted(by_rho.items())}
     return {"detection": results["detection"], "mixes": mixes, "canaries_named": canaries,
+            "canary_exposure_named": exposure,
             "clean_students_above_0.01": {t: f"{sum(r[t]['p_value'] > 0.01 for r in clean)} of "
                                              f"{len(clean)}" for t in tests},
             "cost": results["cost"]}

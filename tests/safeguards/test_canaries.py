@@ -111,3 +111,24 @@ def test_exposure_ranks_the_memorized_phrase_first_and_is_uniform_otherwise() ->
 
     ranks = [e.rank for e in canary_exposure(unrelated, canaries, candidates=199)]
     assert all(1 <= r <= 200 for r in ranks) and len(set(ranks)) > 1
+
+
+def test_a_reference_model_takes_away_how_natural_a_phrase_is() -> None:
+    """The suspect learned G3's phrase a little (+5 nats), but how natural a phrase is
+    anyway spreads scores far more: alone it ranks low; against a reference that never saw
+    it, first."""
+    canaries = [canary_for("s", f"G{i}") for i in range(8)]
+    leaked = canaries[3].phrase
+
+    def natural(opener: str, continuations: list[str]) -> list[float]:
+        return [-(int(hashlib.sha256(c.encode()).hexdigest()[:8], 16) % 1000) / 10
+                for c in continuations]
+
+    def suspect(opener: str, continuations: list[str]) -> list[float]:
+        return [n + (5.0 if opener + c == leaked else 0.0)
+                for n, c in zip(natural(opener, continuations), continuations, strict=True)]
+
+    alone = canary_exposure(suspect, canaries, candidates=199)
+    against = canary_exposure(suspect, canaries, candidates=199, reference=natural)
+    assert against[3].rank == 1 and alone[3].rank > 1
+    assert [e.group for e in against if e.p_value <= 0.05 / len(canaries)] == ["G3"]
