@@ -781,19 +781,15 @@ def _open_model_result(model_dir: Path, texts: list[str], tok: Any, key: str, pa
 
     try:
         import torch
-        from transformers import AutoModelForCausalLM
 
+        from distillguard.safeguards.suspect import load_model
         from distillguard.safeguards.tiny_lm import predict_next
     except ImportError as exc:
         msg = f"the open-model test needs the provenance extra: {exc}"
         raise DistillguardError(msg) from exc
     from distillguard.safeguards import encode_texts, open_model_test
 
-    try:
-        suspect = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True).eval()
-    except (OSError, ValueError) as exc:
-        msg = f"cannot load a model from {model_dir}: {exc}"
-        raise DistillguardError(msg) from exc
+    suspect = load_model(model_dir)
     block = 64
     flat = np.concatenate([np.append(ids, 0) for ids in encode_texts(tok, texts)] or [[]])
     if flat.size < block:
@@ -899,8 +895,11 @@ def provenance_canary_exposure(
 ) -> None:
     """Which account group's signature phrase did a suspect model learn? (its weights)"""
     from distillguard.safeguards import canary_exposure, canary_for
-    from distillguard.safeguards.suspect import load_phrase_scorer
 
+    try:
+        from distillguard.safeguards.suspect import load_phrase_scorer
+    except ImportError as exc:
+        fail(f"the exposure test needs the provenance extra: {exc}")
     names = _groups(group, groups_file)
     if candidates < 1:
         fail("--candidates must be at least 1")

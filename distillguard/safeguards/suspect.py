@@ -17,37 +17,40 @@ from distillguard.errors import InputError
 from distillguard.safeguards.tiny_lm import continuation_log_probs
 from distillguard.safeguards.tokenizer import encode_texts, load_tokenizer
 
-__all__ = ["PhraseScore", "load_phrase_scorer", "phrase_scorer"]
+__all__ = ["PhraseScore", "load_model", "load_phrase_scorer", "phrase_scorer"]
 
 # ``score(opener, continuations)``: the model's log-probability of each continuation after
 # the opener (what ``canaries.canary_exposure`` takes).
 PhraseScore = Callable[[str, Sequence[str]], list[float]]
 
 
-def _load_model(path: Path) -> Any:
+def load_model(path: Path) -> Any:
+    """The causal LM saved in directory ``path``, in eval mode (``InputError`` if there is
+    none or it does not load)."""
     from transformers import AutoModelForCausalLM
 
+    if not path.is_dir():
+        msg = f"cannot load a model from {path}: no such directory"
+        raise InputError(msg)
     if not (path / "config.json").is_file():
-        msg = (f"{path} is not a model directory: no config.json (save the model there with "
+        msg = (f"cannot load a model from {path}: no config.json (save the model there with "
                "save_pretrained; nothing is downloaded)")
         raise InputError(msg)
     try:
         model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
     except (OSError, ValueError) as exc:
-        msg = f"cannot load the model in {path}: {str(exc).splitlines()[0]}"
+        msg = f"cannot load a model from {path}: {str(exc).splitlines()[0]}"
         raise InputError(msg) from exc
     return model.eval()
 
 
 def load_phrase_scorer(path: Path) -> PhraseScore:
     """The scorer of the causal LM saved in directory ``path`` with its ``tokenizer.json``."""
-    if not path.is_dir():
-        msg = f"no model directory at {path}"
-        raise InputError(msg)
-    if not (path / "tokenizer.json").is_file():
+    if path.is_dir() and not (path / "tokenizer.json").is_file():
         msg = f"{path} has no tokenizer.json (the model's tokenizer, saved beside it)"
         raise InputError(msg)
-    return phrase_scorer(_load_model(path), load_tokenizer(path / "tokenizer.json"))
+    model = load_model(path)
+    return phrase_scorer(model, load_tokenizer(path / "tokenizer.json"))
 
 
 def phrase_scorer(model: Any, tokenizer: Tokenizer) -> PhraseScore:

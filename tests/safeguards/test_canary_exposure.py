@@ -89,7 +89,7 @@ def test_a_missing_or_incomplete_model_directory_fails_clearly(tmp_path: Path) -
     runner = CliRunner()
     result = runner.invoke(app, ["provenance", "canary-exposure", "--model",
                                  str(tmp_path / "nowhere"), "--secret", "s", "--group", "g"])
-    assert result.exit_code == 2 and "no model directory" in result.output
+    assert result.exit_code == 2 and "cannot load a model" in result.output
     (tmp_path / "half").mkdir()
     (tmp_path / "half" / "tokenizer.json").write_text("{}")
     result = runner.invoke(app, ["provenance", "canary-exposure", "--model",
