@@ -264,7 +264,7 @@ def _samples(con: duckdb.DuckDBPyConnection, members: dict[str, str], per_campai
 
 def _account_exchanges(con: duckdb.DuckDBPyConnection) -> None:
     """``dashboard_exchanges``, written with zstd: prompts compress about 7x better than
-    with DuckDB's default string compression (10.6 GB -> about 1.4 GB for 4.47M
+    with DuckDB's default string compression (10.6 GB -> about 1 GB for 4.47M
     exchanges of 1.9 KB), for the price of decompressing a block per page read."""
     con.execute("SET force_compression = 'zstd'").fetchall()
     try:
