@@ -46,6 +46,7 @@ from distillguard.behavior import ACCOUNT_BEHAVIOR_SQL
 from distillguard.engines import map_duckdb_errors
 from distillguard.engines.sql_engine import DuckDBEngine
 from distillguard.linkage import shared_value_edges
+from distillguard.linkage.template_sql import TEMPLATE_USES_SQL
 from distillguard.verdict.campaign_sql import CAMPAIGN_SAMPLE_PROMPTS_SQL
 from distillguard.verdict.profiles import prompt_text
 
@@ -247,6 +248,10 @@ def _layout(ids: list[str], edges: list[tuple[str, str, str, str, float, str]]
 def _samples(con: duckdb.DuckDBPyConnection, members: dict[str, str], per_campaign: int
              ) -> list[tuple[str, int, str, str, Any, str]]:
     if not (_has_table(con, "signals") and _has_table(con, "community_units")):
+        return []
+    if not _has_table(con, "template_uses") and _has_table(con, "unit_stats"):
+        con.execute(f"CREATE TABLE template_uses AS {TEMPLATE_USES_SQL}")  # older scans
+    if not _has_table(con, "template_uses"):
         return []
     chosen: dict[str, list[tuple[str, str, Any]]] = defaultdict(list)
     seen: set[str] = set()

@@ -187,6 +187,9 @@ class SparkEngine:
     def quarantined(self) -> int:
         return int(self._tables["quarantine"].count()) if "quarantine" in self._tables else 0
 
+    def aggregate_parts(self, rows: int, bytes_per_row: int) -> int:
+        return 1  # Spark shuffles an aggregation over its partitions and spills them
+
     def export_quarantine(self, out: Path) -> int:
         """Write the quarantined records beside the findings; return how many."""
         frame = self._tables["quarantine"].orderBy("source_file", "source_line")

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from distillguard.engines.duckdb_errors import map_duckdb_errors
+from distillguard.engines.resources import parse_memory
 from distillguard.signals.lexicon import Lexicon
 from distillguard.signals.near_duplicates import SketchParams
 from distillguard.signals.sampled_rows import (
@@ -63,6 +64,11 @@ class SqlEngine(Protocol):
 
     def quarantined(self) -> int:
         """How many input records were quarantined."""
+
+    def aggregate_parts(self, rows: int, bytes_per_row: int) -> int:
+        """In how many parts to run an aggregation whose hash tables hold about ``rows``
+        rows of ``bytes_per_row`` so that each part fits the engine's memory (1 for an
+        engine that spreads and spills them itself)."""
 
 
 # A query's progress, polled this often when someone watches it.
@@ -189,3 +195,8 @@ class DuckDBEngine:
 
     def quarantined(self) -> int:
         return self.rows("SELECT count(*) FROM quarantine")[0][0]
+
+    def aggregate_parts(self, rows: int, bytes_per_row: int) -> int:
+        limit = parse_memory(self.rows(
+            "SELECT value FROM duckdb_settings() WHERE name = 'memory_limit'")[0][0])
+        return max(1, -(-rows * bytes_per_row // limit))

@@ -15,8 +15,13 @@ every turn of conversations that go on).
 from __future__ import annotations
 
 __all__ = ["ACCOUNT_CAMPAIGN_TEMPLATE_SQL", "ACCOUNT_TEMPLATE_SQL", "ACCOUNT_UNITS_SQL",
-           "COMMUNITY_UNITS_SQL", "UNIT_STATS_SQL"]
+           "COMMUNITY_UNITS_SQL", "TEMPLATE_USES_SQL", "UNIT_STATS_SQL",
+           "UNIT_USES_SQL"]
 
+# The units of one part (``$parts`` parts of about equal size, by the unit's hash):
+# the distinct counts' hash tables hold a row per unit and owner, account or text,
+# and DuckDB cannot spill them, so a store whose sampled requests carry more unit
+# uses than its memory holds builds the table a part at a time.
 UNIT_STATS_SQL = """
 WITH uses AS (
     SELECT account_id, owner, text_hash, prior_turns,
@@ -29,19 +34,32 @@ SELECT unit,
        count(DISTINCT text_hash) AS texts,
        count(*) AS uses,
        avg(CASE WHEN prior_turns = 0 THEN 1 ELSE 0 END) AS fresh_share
-FROM uses GROUP BY unit
+FROM uses
+WHERE unit % $parts IN ($part, -$part)
+GROUP BY unit
 HAVING count(DISTINCT owner) >= $min_owners
    AND (count(DISTINCT text_hash) >= $min_texts
         OR count(*) >= $min_repeats_per_owner * count(DISTINCT owner))
    AND avg(CASE WHEN prior_turns = 0 THEN 1 ELSE 0 END) >= $min_fresh_share
 """
 
+# How many unit uses the sampled requests carry, at most (``UNIT_STATS_SQL``'s parts
+# follow from it).
+UNIT_USES_SQL = "SELECT coalesce(sum(array_length(units)), 0) FROM signals"
+
+# Every sampled request's use of a shared template unit (once per request), built
+# once after ``unit_stats``: the template queries below, and the campaign profiles,
+# read these few rows instead of unnesting every sampled request's units again.
+TEMPLATE_USES_SQL = """
+SELECT row_id, account_id, owner, unit
+FROM (SELECT row_id, account_id, owner, unnest(list_distinct(units)) AS unit FROM signals)
+SEMI JOIN unit_stats USING (unit)
+"""
+
 # Per account: the share of its sampled requests built on a shared template.
 ACCOUNT_TEMPLATE_SQL = """
 WITH hits AS (
-    SELECT DISTINCT row_id
-    FROM (SELECT row_id, unnest(units) AS unit FROM signals)
-    SEMI JOIN unit_stats USING (unit)
+    SELECT DISTINCT row_id FROM template_uses
 )
 SELECT s.account_id,
        avg(CASE WHEN h.row_id IS NULL THEN 0 ELSE 1 END) AS template_share,
@@ -56,19 +74,14 @@ GROUP BY s.account_id
 # questions with a step-by-step suffix, link nobody: they are what ordinary
 # users ask too.
 ACCOUNT_UNITS_SQL = """
-WITH uses AS (
-    SELECT account_id, owner, unnest(list_distinct(units)) AS unit FROM signals
-),
-crowd AS (
-    SELECT u.unit FROM uses u
-    SEMI JOIN unit_stats USING (unit)
+WITH crowd AS (
+    SELECT u.unit FROM template_uses u
     ANTI JOIN graph_candidates USING (account_id)
     GROUP BY u.unit HAVING count(DISTINCT u.owner) >= $min_owners
 )
 SELECT u.account_id, u.unit, count(*) AS n
-FROM uses u
+FROM template_uses u
 SEMI JOIN graph_candidates USING (account_id)
-SEMI JOIN unit_stats USING (unit)
 ANTI JOIN crowd USING (unit)
 GROUP BY u.account_id, u.unit
 """
@@ -81,11 +94,8 @@ GROUP BY u.account_id, u.unit
 # client's system prompt, that ordinary users also send is not a campaign's
 # template, even when a campaign forwards much of it.
 COMMUNITY_UNITS_SQL = """
-WITH uses AS (
-    SELECT s.account_id, s.owner, unnest(list_distinct(s.units)) AS unit FROM signals s
-)
 SELECT u.unit
-FROM uses u SEMI JOIN unit_stats USING (unit)
+FROM template_uses u
 LEFT JOIN account_community ac USING (account_id)
 GROUP BY u.unit
 HAVING count(ac.community) >= $min_inside_share * count(*)
@@ -95,11 +105,9 @@ HAVING count(ac.community) >= $min_inside_share * count(*)
 # Per campaign account: how many of its sampled requests carry a unit
 # characteristic of campaigns.
 ACCOUNT_CAMPAIGN_TEMPLATE_SQL = """
-WITH uses AS (
-    SELECT s.account_id, s.row_id, unnest(list_distinct(s.units)) AS unit FROM signals s
-    SEMI JOIN account_community USING (account_id)
-)
 SELECT u.account_id, count(DISTINCT u.row_id) AS requests
-FROM uses u SEMI JOIN community_units USING (unit)
+FROM template_uses u
+SEMI JOIN account_community USING (account_id)
+SEMI JOIN community_units USING (unit)
 GROUP BY u.account_id
 """

@@ -53,8 +53,7 @@ ORDER BY campaign_id, kind, accounts DESC, value
 # DuckDB 2.0's dictionary-caching hash join, seen failing here).
 ACCOUNT_TEMPLATE_USES_SQL = """
 SELECT account_id, unit, count(*) AS uses
-FROM (SELECT account_id, unnest(list_distinct(units)) AS unit FROM signals)
-SEMI JOIN community_units USING (unit)
+FROM template_uses SEMI JOIN community_units USING (unit)
 GROUP BY ALL
 """
 
@@ -99,8 +98,9 @@ FROM gaps GROUP BY campaign_id
 CAMPAIGN_SAMPLE_PROMPTS_SQL = """
 WITH firsts AS (
     SELECT s.account_id, min(s.request_id) AS request_id
-    FROM (SELECT account_id, request_id, unnest(units) AS unit FROM signals) s
-    SEMI JOIN community_units USING (unit)
+    FROM signals s
+    SEMI JOIN (SELECT row_id FROM template_uses SEMI JOIN community_units USING (unit)) t
+         USING (row_id)
     SEMI JOIN campaign_members USING (account_id)
     GROUP BY s.account_id
 )
