@@ -29,6 +29,7 @@ from distillguard.behavior import (
     releases_table,
 )
 from distillguard.engines.sql_engine import SqlEngine
+from distillguard.errors import ResourceError
 from distillguard.linkage.candidates import (
     ACCOUNT_COMMUNITY_SCHEMA,
     ACCOUNT_EDGE_SCHEMA,
@@ -142,9 +143,13 @@ def _link_accounts(engine: SqlEngine, evidence: list[AccountEvidence], candidate
     return membership
 
 
-# DuckDB's memory per unit use in ``UNIT_STATS_SQL``'s distinct counts, with room to
-# spare: 41M unit uses fitted in 250 MB (spilling) and not in 150 MB, measured.
-UNIT_STATS_BYTES_PER_USE = 12
+# DuckDB's memory per unit use in ``UNIT_STATS_SQL``'s distinct counts: 41M unit uses
+# of a scale-0.1 simulation fitted in 250 MB (spilling) and not in 150 MB; the need per
+# use grows with the input (more distinct units, owners and texts per part), so a part
+# that still runs out of memory is split in two, and so on.
+UNIT_STATS_BYTES_PER_USE = 16
+# Split no finer than this: a part that fails then is a real shortage, said as such.
+UNIT_STATS_MAX_PARTS = 1024
 
 
 def _unit_stats(engine: SqlEngine, policy: Policy) -> None:
@@ -155,11 +160,29 @@ def _unit_stats(engine: SqlEngine, policy: Policy) -> None:
     uses = int(engine.rows(UNIT_USES_SQL)[0][0] or 0)
     parts = engine.aggregate_parts(uses, UNIT_STATS_BYTES_PER_USE)
     if parts == 1:
-        engine.materialize("unit_stats", UNIT_STATS_SQL, {**params, "parts": 1, "part": 0})
-        return
-    names = [f"unit_stats_part{part}" for part in range(parts)]
-    for part, name in enumerate(names):
-        engine.materialize(name, UNIT_STATS_SQL, {**params, "parts": parts, "part": part})
+        try:
+            engine.materialize("unit_stats", UNIT_STATS_SQL, {**params, "parts": 1, "part": 0})
+            return
+        except ResourceError:
+            parts = 2
+    names: list[str] = []
+
+    def build(parts: int, part: int) -> None:
+        # Units of residue +-part modulo parts are those of residue +-part or
+        # +-(part + parts) modulo 2 * parts: a part splits into two.
+        name = f"unit_stats_part{len(names)}"
+        try:
+            engine.materialize(name, UNIT_STATS_SQL, {**params, "parts": parts, "part": part})
+        except ResourceError:
+            if 2 * parts > UNIT_STATS_MAX_PARTS:
+                raise
+            build(2 * parts, part)
+            build(2 * parts, part + parts)
+            return
+        names.append(name)
+
+    for part in range(parts):
+        build(parts, part)
     engine.materialize("unit_stats", " UNION ALL ".join(f"SELECT * FROM {n}" for n in names))
 
 

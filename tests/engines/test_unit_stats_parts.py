@@ -6,9 +6,11 @@ from __future__ import annotations
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pytest
 
 from distillguard.engines.scan import _unit_stats
-from distillguard.engines.sql_engine import DuckDBEngine
+from distillguard.engines.sql_engine import DuckDBEngine, Params
+from distillguard.errors import ResourceError
 from distillguard.verdict.policy import load_policy
 
 
@@ -19,6 +21,23 @@ class _EngineInParts(DuckDBEngine):
 
     def aggregate_parts(self, rows: int, bytes_per_row: int) -> int:
         return self.parts
+
+
+class _EngineShortOfMemory(_EngineInParts):
+    """Runs out of memory on any part of the unit statistics cut into fewer than
+    ``enough`` parts (its estimate says ``parts``)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, parts: int, enough: int) -> None:
+        super().__init__(con, parts)
+        self.enough = enough
+        self.failed: list[tuple[int, int]] = []
+
+    def materialize(self, name: str, sql: str, params: Params = None) -> None:
+        if params and "parts" in params and params["parts"] < self.enough:
+            self.failed.append((params["parts"], params["part"]))
+            msg = "cannot build unit_stats: the engine needed more than its memory limit"
+            raise ResourceError(msg)
+        super().materialize(name, sql, params)
 
 
 def _signals(seed: int = 0, rows: int = 3000) -> pa.Table:
@@ -38,9 +57,11 @@ def _signals(seed: int = 0, rows: int = 3000) -> pa.Table:
         "units": pa.array(units, pa.list_(pa.int64()))})
 
 
-def _unit_stats_rows(parts: int) -> list[tuple[object, ...]]:
+def _unit_stats_rows(parts: int, engine: DuckDBEngine | None = None
+                     ) -> list[tuple[object, ...]]:
     con = duckdb.connect()
-    engine = _EngineInParts(con, parts)
+    engine = engine or _EngineInParts(con, parts)
+    con = engine.con
     engine.register("signals", _signals())
     _unit_stats(engine, load_policy())
     return con.execute("SELECT * FROM unit_stats ORDER BY unit").fetchall()
@@ -61,3 +82,17 @@ def test_parts_follow_the_engine_memory_limit() -> None:
     parts = engine.aggregate_parts(50_000_000, 12)  # 600 MB of hash tables
     assert parts >= 6
     assert 50_000_000 * 12 / parts <= limit * 1.05  # DuckDB rounds the limit to MiB
+
+
+def test_a_part_that_runs_out_of_memory_is_split_until_it_fits() -> None:
+    at_once = _unit_stats_rows(1)
+    for estimate, enough in ((1, 4), (3, 6), (2, 16)):
+        engine = _EngineShortOfMemory(duckdb.connect(), estimate, enough)
+        assert _unit_stats_rows(estimate, engine) == at_once
+        assert engine.failed  # it did run short, and got there by splitting
+
+
+def test_a_shortage_no_split_cures_is_said() -> None:
+    engine = _EngineShortOfMemory(duckdb.connect(), 1, 10**6)
+    with pytest.raises(ResourceError, match="memory limit"):
+        _unit_stats_rows(1, engine)
