@@ -11,10 +11,11 @@ account or smaller.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -124,7 +125,9 @@ def _link_accounts(engine: SqlEngine, evidence: list[AccountEvidence], candidate
     if not candidates.num_rows:
         return {}
     engine.register("graph_candidates", candidate_ids(candidates))
-    unit_uses = engine.arrow(ACCOUNT_UNITS_SQL, {"min_owners": policy.template_min_owners})
+    template_uses = _template_use_rows(engine)
+    unit_uses = _arrow_in_parts(engine, ACCOUNT_UNITS_SQL,
+                                {"min_owners": policy.template_min_owners}, template_uses)
     graph = candidate_graph(candidates, unit_uses, policy.graph,
                             engine.arrow(CANDIDATE_ACTIVITY_SQL))
     engine.register("account_edges", edge_table(graph))
@@ -136,54 +139,70 @@ def _link_accounts(engine: SqlEngine, evidence: list[AccountEvidence], candidate
     provisional = campaign_communities(evidence, {a: c for a, (c, _) in membership.items()},
                                        policy)
     engine.register("account_community", community_table(graph, provisional))
-    engine.materialize("community_units", COMMUNITY_UNITS_SQL,
-                       {"min_inside_share": policy.community_unit_min_inside_share,
-                        "min_owners": policy.template_min_owners})
+    _materialize_in_parts(engine, "community_units", COMMUNITY_UNITS_SQL,
+                          {"min_inside_share": policy.community_unit_min_inside_share,
+                           "min_owners": policy.template_min_owners}, template_uses)
     set_campaign_template_shares(evidence, dict(engine.rows(ACCOUNT_CAMPAIGN_TEMPLATE_SQL)))
     return membership
 
 
-# DuckDB's memory per unit use in ``UNIT_STATS_SQL``'s distinct counts: 41M unit uses
-# of a scale-0.1 simulation fitted in 250 MB (spilling) and not in 150 MB; the need per
-# use grows with the input (more distinct units, owners and texts per part), so a part
-# that still runs out of memory is split in two, and so on.
-UNIT_STATS_BYTES_PER_USE = 16
-# Split no finer than this: a part that fails then is a real shortage, said as such.
-UNIT_STATS_MAX_PARTS = 1024
+# DuckDB's memory per row in the distinct counts of the template queries run in parts
+# (``linkage.template_sql``): 41M unit uses of a scale-0.1 simulation fitted in 250 MB
+# (spilling) and not in 150 MB. The need per row grows with the input (more distinct
+# units, owners and texts per part), so a part that still runs out of memory is split
+# in two, and so on, down to ``MAX_PARTS``; a part failing then is a real shortage.
+BYTES_PER_UNIT_USE = 16
+MAX_PARTS = 1024
+
+T = TypeVar("T")
 
 
-def _unit_stats(engine: SqlEngine, policy: Policy) -> None:
-    """Table ``unit_stats``, built in as many parts as the engine's memory needs."""
-    params = {"min_owners": policy.template_min_owners, "min_texts": policy.template_min_texts,
-              "min_fresh_share": policy.template_min_fresh_share,
-              "min_repeats_per_owner": policy.template_min_repeats_per_owner}
-    uses = int(engine.rows(UNIT_USES_SQL)[0][0] or 0)
-    parts = engine.aggregate_parts(uses, UNIT_STATS_BYTES_PER_USE)
-    if parts == 1:
+def _in_parts(run: Callable[[int, int], T], parts: int) -> list[T]:
+    """``run(parts, part)`` for each part; a part that runs out of memory is run again as
+    two (units of residue +-part modulo parts are those of residue +-part and
+    +-(part + parts) modulo 2 * parts)."""
+    out: list[T] = []
+
+    def one(parts: int, part: int) -> None:
         try:
-            engine.materialize("unit_stats", UNIT_STATS_SQL, {**params, "parts": 1, "part": 0})
-            return
+            out.append(run(parts, part))
         except ResourceError:
-            parts = 2
-    names: list[str] = []
-
-    def build(parts: int, part: int) -> None:
-        # Units of residue +-part modulo parts are those of residue +-part or
-        # +-(part + parts) modulo 2 * parts: a part splits into two.
-        name = f"unit_stats_part{len(names)}"
-        try:
-            engine.materialize(name, UNIT_STATS_SQL, {**params, "parts": parts, "part": part})
-        except ResourceError:
-            if 2 * parts > UNIT_STATS_MAX_PARTS:
+            if 2 * parts > MAX_PARTS:
                 raise
-            build(2 * parts, part)
-            build(2 * parts, part + parts)
-            return
-        names.append(name)
+            one(2 * parts, part)
+            one(2 * parts, part + parts)
 
     for part in range(parts):
-        build(parts, part)
-    engine.materialize("unit_stats", " UNION ALL ".join(f"SELECT * FROM {n}" for n in names))
+        one(parts, part)
+    return out
+
+
+def _materialize_in_parts(engine: SqlEngine, name: str, sql: str, params: dict[str, Any],
+                          rows: int) -> None:
+    """Table ``name`` from ``sql`` (a template query with ``$parts``/``$part``), built in
+    as many parts as the engine's memory needs for ``rows`` unit uses."""
+    numbers = itertools.count()
+
+    def run(parts: int, part: int) -> str:
+        table = name if parts == 1 else f"{name}_part{next(numbers)}"
+        engine.materialize(table, sql, {**params, "parts": parts, "part": part})
+        return table
+
+    tables = _in_parts(run, engine.aggregate_parts(rows, BYTES_PER_UNIT_USE))
+    if tables != [name]:
+        engine.materialize(name, " UNION ALL ".join(f"SELECT * FROM {t}" for t in tables))
+
+
+def _arrow_in_parts(engine: SqlEngine, sql: str, params: dict[str, Any], rows: int
+                    ) -> pa.Table:
+    """The rows of ``sql`` (as ``_materialize_in_parts``) as one Arrow table."""
+    return pa.concat_tables(_in_parts(
+        lambda parts, part: engine.arrow(sql, {**params, "parts": parts, "part": part}),
+        engine.aggregate_parts(rows, BYTES_PER_UNIT_USE)))
+
+
+def _template_use_rows(engine: SqlEngine) -> int:
+    return int(engine.rows("SELECT count(*) FROM template_uses")[0][0] or 0)
 
 
 def _profiles(engine: SqlEngine, campaigns: list[CampaignVerdict],
@@ -236,7 +255,11 @@ def run_scan(engine: SqlEngine, *, policy: Policy, releases: list[dict[str, str]
                            sketch=policy.sketch)
     t = step("signals", t)
     engine.materialize("account_content", ACCOUNT_CONTENT_SQL)
-    _unit_stats(engine, policy)
+    _materialize_in_parts(engine, "unit_stats", UNIT_STATS_SQL, {
+        "min_owners": policy.template_min_owners, "min_texts": policy.template_min_texts,
+        "min_fresh_share": policy.template_min_fresh_share,
+        "min_repeats_per_owner": policy.template_min_repeats_per_owner},
+        int(engine.rows(UNIT_USES_SQL)[0][0] or 0))
     engine.materialize("template_uses", TEMPLATE_USES_SQL)
     engine.materialize("account_template", ACCOUNT_TEMPLATE_SQL)
     evidence_rows = engine.arrow(ACCOUNT_EVIDENCE_SQL)

@@ -18,10 +18,12 @@ __all__ = ["ACCOUNT_CAMPAIGN_TEMPLATE_SQL", "ACCOUNT_TEMPLATE_SQL", "ACCOUNT_UNI
            "COMMUNITY_UNITS_SQL", "TEMPLATE_USES_SQL", "UNIT_STATS_SQL",
            "UNIT_USES_SQL"]
 
-# The units of one part (``$parts`` parts of about equal size, by the unit's hash):
-# the distinct counts' hash tables hold a row per unit and owner, account or text,
-# and DuckDB cannot spill them, so a store whose sampled requests carry more unit
-# uses than its memory holds builds the table a part at a time.
+# Queries whose distinct counts per unit outgrow the engine's memory on a large
+# store run in parts: ``unit % $parts IN ($part, -$part)`` keeps one part of the units
+# (``$parts`` 1 and ``$part`` 0: all of them), and the parts' results are unioned
+# (``engines.scan``). The distinct counts' hash tables hold a row per unit and owner,
+# account or text; DuckDB runs out of memory on them rather than spill them all
+# (measured: 41M unit uses need more than 150 MB, 15.6M exchanges more than 1 GB).
 UNIT_STATS_SQL = """
 WITH uses AS (
     SELECT account_id, owner, text_hash, prior_turns,
@@ -77,12 +79,14 @@ ACCOUNT_UNITS_SQL = """
 WITH crowd AS (
     SELECT u.unit FROM template_uses u
     ANTI JOIN graph_candidates USING (account_id)
+    WHERE u.unit % $parts IN ($part, -$part)
     GROUP BY u.unit HAVING count(DISTINCT u.owner) >= $min_owners
 )
 SELECT u.account_id, u.unit, count(*) AS n
 FROM template_uses u
 SEMI JOIN graph_candidates USING (account_id)
 ANTI JOIN crowd USING (unit)
+WHERE u.unit % $parts IN ($part, -$part)
 GROUP BY u.account_id, u.unit
 """
 
@@ -97,6 +101,7 @@ COMMUNITY_UNITS_SQL = """
 SELECT u.unit
 FROM template_uses u
 LEFT JOIN account_community ac USING (account_id)
+WHERE u.unit % $parts IN ($part, -$part)
 GROUP BY u.unit
 HAVING count(ac.community) >= $min_inside_share * count(*)
    AND count(DISTINCT u.owner) FILTER (WHERE ac.community IS NULL) < $min_owners
