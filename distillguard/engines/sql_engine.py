@@ -174,6 +174,10 @@ class DuckDBEngine:
                     on_rows(batch.num_rows)
             for future in pending:
                 written += self._append(future.result())
+        # The batches' buffers go back to the system, not to Arrow's pool for later:
+        # nothing after this stage needs that much at once (resident memory at 15.6M
+        # exchanges stayed about 1.5 GB after the stage without this).
+        pa.default_memory_pool().release_unused()
         return written
 
     def exchange_rows(self, picks: list[tuple[str, Any]]) -> list[tuple[Any, ...]]:
