@@ -174,9 +174,9 @@ class DuckDBEngine:
                     on_rows(batch.num_rows)
             for future in pending:
                 written += self._append(future.result())
-        # The batches' buffers go back to the system, not to Arrow's pool for later:
-        # nothing after this stage needs that much at once (resident memory at 15.6M
-        # exchanges stayed about 1.5 GB after the stage without this).
+        # The batches' buffers go back to the system rather than stay in Arrow's pool:
+        # nothing after this stage needs that much at once (resident memory after the
+        # stage at 15.6M exchanges was 1.5 GB, DuckDB's 1 GB limit included).
         pa.default_memory_pool().release_unused()
         return written
 
