@@ -4,7 +4,7 @@ Each account is a vector over the shared template units it uses (its share of
 sampled requests carrying the unit, times the unit's rarity among accounts);
 two accounts of one campaign draw from the same pipelines and point the same
 way. Neighbours come from exact cosine similarity, computed in blocks so that
-memory stays bounded (block rows x accounts floats at a time).
+memory stays bounded (block rows x accounts floats at a time, ``BLOCK_CELLS``).
 """
 
 from __future__ import annotations
@@ -37,14 +37,23 @@ def normalize_rows(matrix: sp.csr_matrix) -> sp.csr_matrix:
     return (scale @ matrix).tocsr()
 
 
+# Similarities computed at once: a block of rows times every account. About 100 MB
+# (the sparse product and its dense copy); rows per block follow from the accounts.
+BLOCK_CELLS = 8_000_000
+
+
 def content_neighbors(matrix: sp.csr_matrix, *, k: int, min_cosine: float,
-                      block_rows: int = 1024) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                      block_rows: int | None = None
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each account's ``k`` most similar accounts with cosine >= ``min_cosine``.
 
     Returns edge arrays ``(source, target, cosine)`` with ``source < target``
-    and no duplicates.
+    and no duplicates. ``block_rows`` (default: as many as ``BLOCK_CELLS`` allows,
+    at most 1,024) sets the memory, not the result.
     """
     n = matrix.shape[0]
+    if block_rows is None:
+        block_rows = max(16, min(1024, BLOCK_CELLS // max(n, 1)))
     transposed = matrix.T.tocsc()
     sources, targets, weights = [], [], []
     for start in range(0, n, block_rows):

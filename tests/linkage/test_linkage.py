@@ -26,6 +26,18 @@ def test_accounts_using_the_same_units_are_neighbours() -> None:
     assert cos[0] > 0.9
 
 
+def test_block_size_sets_memory_not_neighbours() -> None:
+    rng = np.random.default_rng(4)
+    pairs = rng.integers(0, 40, size=(600, 2))
+    matrix = account_unit_matrix(pairs[:, 0] % 300, pairs[:, 1], rng.random(600) + 0.5,
+                                 np.full(300, 10.0), 40)
+    edges = content_neighbors(matrix, k=4, min_cosine=0.1)
+    assert len(edges[0]) > 50
+    for block_rows in (1, 7, 64):
+        small = content_neighbors(matrix, k=4, min_cosine=0.1, block_rows=block_rows)
+        assert all(np.array_equal(a, b) for a, b in zip(small, edges, strict=True))
+
+
 def test_shared_values_chain_groups_and_skip_crowds() -> None:
     src, dst = shared_value_edges(["p1", "p1", "p1", None, "p2", "crowd", "crowd", "crowd",
                                    "crowd"], max_group=3)
