@@ -48,12 +48,15 @@ FROM used GROUP BY ALL HAVING count(DISTINCT account_id) >= 2
 ORDER BY campaign_id, kind, accounts DESC, value
 """
 
-# Per account: its sampled uses of campaign-characteristic units (campaigns are
-# summed from these in Python, which keeps the join with campaign_members off
-# DuckDB 2.0's dictionary-caching hash join, seen failing here).
+# Per campaign member: its sampled uses of campaign-characteristic units (campaigns
+# are summed from these in Python, which keeps the join with campaign_members off
+# DuckDB 2.0's dictionary-caching hash join, seen failing here; the semi join only
+# keeps members: every account's rows ran the 15.6M scan out of memory).
 ACCOUNT_TEMPLATE_USES_SQL = """
 SELECT account_id, unit, count(*) AS uses
-FROM template_uses SEMI JOIN community_units USING (unit)
+FROM template_uses
+SEMI JOIN community_units USING (unit)
+SEMI JOIN campaign_members USING (account_id)
 GROUP BY ALL
 """
 
