@@ -201,6 +201,15 @@ def _arrow_in_parts(engine: SqlEngine, sql: str, params: dict[str, Any], rows: i
         engine.aggregate_parts(rows, BYTES_PER_UNIT_USE)))
 
 
+def build_unit_stats(engine: SqlEngine, policy: Policy) -> None:
+    """Table ``unit_stats`` (the shared template units), in parts as memory needs."""
+    _materialize_in_parts(engine, "unit_stats", UNIT_STATS_SQL, {
+        "min_owners": policy.template_min_owners, "min_texts": policy.template_min_texts,
+        "min_fresh_share": policy.template_min_fresh_share,
+        "min_repeats_per_owner": policy.template_min_repeats_per_owner},
+        int(engine.rows(UNIT_USES_SQL)[0][0] or 0))
+
+
 def _template_use_rows(engine: SqlEngine) -> int:
     return int(engine.rows("SELECT count(*) FROM template_uses")[0][0] or 0)
 
@@ -255,11 +264,7 @@ def run_scan(engine: SqlEngine, *, policy: Policy, releases: list[dict[str, str]
                            sketch=policy.sketch)
     t = step("signals", t)
     engine.materialize("account_content", ACCOUNT_CONTENT_SQL)
-    _materialize_in_parts(engine, "unit_stats", UNIT_STATS_SQL, {
-        "min_owners": policy.template_min_owners, "min_texts": policy.template_min_texts,
-        "min_fresh_share": policy.template_min_fresh_share,
-        "min_repeats_per_owner": policy.template_min_repeats_per_owner},
-        int(engine.rows(UNIT_USES_SQL)[0][0] or 0))
+    build_unit_stats(engine, policy)
     engine.materialize("template_uses", TEMPLATE_USES_SQL)
     engine.materialize("account_template", ACCOUNT_TEMPLATE_SQL)
     evidence_rows = engine.arrow(ACCOUNT_EVIDENCE_SQL)

@@ -48,10 +48,11 @@ FROM used GROUP BY ALL HAVING count(DISTINCT account_id) >= 2
 ORDER BY campaign_id, kind, accounts DESC, value
 """
 
-# Per campaign member: its sampled uses of campaign-characteristic units (campaigns
-# are summed from these in Python, which keeps the join with campaign_members off
-# DuckDB 2.0's dictionary-caching hash join, seen failing here; the semi join only
-# keeps members: every account's rows ran the 15.6M scan out of memory).
+# Per campaign member: its sampled uses of campaign-characteristic units. Campaigns
+# are summed from these in Python: a JOIN with campaign_members (to get each row's
+# campaign) went through DuckDB 2.0's dictionary-caching hash join, seen failing
+# here; a SEMI JOIN only filters, and keeps the result to members (listing every
+# account ran the 15.6M scan out of memory).
 ACCOUNT_TEMPLATE_USES_SQL = """
 SELECT account_id, unit, count(*) AS uses
 FROM template_uses

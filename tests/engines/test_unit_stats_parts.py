@@ -8,10 +8,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from distillguard.engines.scan import _materialize_in_parts
+from distillguard.engines.scan import build_unit_stats
 from distillguard.engines.sql_engine import DuckDBEngine, Params
 from distillguard.errors import ResourceError
-from distillguard.linkage.template_sql import UNIT_STATS_SQL, UNIT_USES_SQL
 from distillguard.verdict.policy import load_policy
 
 
@@ -64,12 +63,7 @@ def _unit_stats_rows(parts: int, engine: DuckDBEngine | None = None
     engine = engine or _EngineInParts(con, parts)
     con = engine.con
     engine.register("signals", _signals())
-    policy = load_policy()
-    _materialize_in_parts(engine, "unit_stats", UNIT_STATS_SQL, {
-        "min_owners": policy.template_min_owners, "min_texts": policy.template_min_texts,
-        "min_fresh_share": policy.template_min_fresh_share,
-        "min_repeats_per_owner": policy.template_min_repeats_per_owner},
-        engine.rows(UNIT_USES_SQL)[0][0])
+    build_unit_stats(engine, load_policy())
     return con.execute("SELECT * FROM unit_stats ORDER BY unit").fetchall()
 
 
