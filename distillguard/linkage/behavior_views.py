@@ -202,10 +202,22 @@ def behavior_views(activity: AccountActivity, categorical: Mapping[str, Sequence
     return BehaviorViews({v: views[v] for v in used}, {v: w / total for v, w in used.items()})
 
 
-def row_cosines(matrix: sp.csr_matrix, sources: np.ndarray, targets: np.ndarray) -> np.ndarray:
+# Rows of a view sliced at once by ``row_cosines``: a view's row holds every wave or
+# hour an account was active in, and a big log has millions of candidate edges; taken
+# whole, the two slices of rows held gigabytes (4.5 GB at 15.6M exchanges).
+ROW_COSINE_CELLS = 4_000_000
+
+
+def row_cosines(matrix: sp.csr_matrix, sources: np.ndarray, targets: np.ndarray,
+                *, max_cells: int = ROW_COSINE_CELLS) -> np.ndarray:
     """Dot product of rows ``sources[i]`` and ``targets[i]`` (their cosine: rows are unit
-    length)."""
+    length), in steps of about ``max_cells`` stored values per slice."""
     if not len(sources) or matrix.shape[1] == 0:
         return np.zeros(len(sources), np.float32)
-    return np.asarray(matrix[sources].multiply(matrix[targets]).sum(axis=1)).ravel() \
-        .astype(np.float32)
+    per_row = max(1.0, matrix.nnz / max(1, matrix.shape[0]))
+    step = max(256, int(max_cells // per_row))
+    out = np.empty(len(sources), np.float32)
+    for start in range(0, len(sources), step):
+        s, t = sources[start:start + step], targets[start:start + step]
+        out[start:start + step] = np.asarray(matrix[s].multiply(matrix[t]).sum(axis=1)).ravel()
+    return out

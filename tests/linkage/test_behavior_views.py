@@ -167,3 +167,19 @@ def test_affinity_with_owners_ignores_what_one_owner_shares() -> None:
     alone, _ = views.affinity(np.array([0, 0, 0]))
     across, _ = views.affinity(np.array([0, 0, 0]), ["o1", "o1", "o2"])
     assert alone[0] > 0 and across[0] == pytest.approx(0.0)
+
+
+def test_row_cosines_in_small_steps_match_the_dense_dot_products() -> None:
+    import scipy.sparse as sp
+
+    from distillguard.linkage.behavior_views import normalize_rows, row_cosines
+
+    rng = np.random.default_rng(3)
+    matrix = normalize_rows(sp.random(200, 40, density=0.3, format="csr", random_state=2,
+                                      dtype=np.float32))
+    sources, targets = rng.integers(0, 200, 5000), rng.integers(0, 200, 5000)
+    dense = matrix.toarray()
+    expected = (dense[sources] * dense[targets]).sum(axis=1)
+    stepped = row_cosines(matrix, sources, targets, max_cells=100)
+    assert np.allclose(stepped, expected, atol=1e-5)
+    assert np.array_equal(stepped, row_cosines(matrix, sources, targets))
