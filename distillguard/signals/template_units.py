@@ -84,7 +84,7 @@ def template_units(batch: pa.RecordBatch | pa.Table, *, last: pa.Array | None = 
         parents = parents[capped]
     hashes = hash_strings(flat).view(np.int64)
     if sketch is not None and len(parents):
-        of_unit, tokens = near_duplicate_tokens(flat, sketch)
+        of_unit, tokens = near_duplicate_tokens(flat, sketch, unit_hashes=hashes)
         parents = np.concatenate([parents, parents[of_unit]])
         order = np.argsort(parents, kind="stable")
         parents = parents[order]

@@ -60,12 +60,21 @@ def window(text: pa.Array, head: int, tail: int) -> pa.Array:
     start or end of a prompt, and a bounded window keeps the cost per exchange
     bounded whatever the prompt's length.
     """
-    lengths = pc.utf8_length(text)
-    short = pc.less_equal(lengths, head + tail)
-    first = pc.utf8_slice_codeunits(text, 0, head)
-    last = pc.utf8_slice_codeunits(text, -tail) if tail else pa.array([""] * len(text))
-    joined = pc.binary_join_element_wise(first, last, "\n")
-    return pc.if_else(short, text, joined)
+    if isinstance(text, pa.ChunkedArray):
+        text = text.combine_chunks()
+    longer = np.flatnonzero(pc.greater(pc.utf8_length(text), head + tail).fill_null(False)
+                            .to_numpy(zero_copy_only=False))
+    if not len(longer):
+        return text
+    # only the long texts are cut (slicing walks each text's characters), then put
+    # back among the others
+    cut = text.take(pa.array(longer))
+    first = pc.utf8_slice_codeunits(cut, 0, head)
+    last = pc.utf8_slice_codeunits(cut, -tail) if tail else pa.array([""] * len(cut))
+    joined = pc.binary_join_element_wise(first, last, "\n").cast(text.type)
+    positions = np.arange(len(text))
+    positions[longer] = len(text) + np.arange(len(longer))
+    return pa.concat_arrays([text, joined]).take(pa.array(positions))
 
 
 def request_text(batch: pa.RecordBatch | pa.Table, *, last: pa.Array | None = None,

@@ -67,3 +67,19 @@ def test_word_order_and_repeats_do_not_matter() -> None:
 def test_empty_input() -> None:
     of_unit, tokens = near_duplicate_tokens(pa.array([], pa.string()), PARAMS)
     assert len(of_unit) == len(tokens) == 0
+
+
+def test_repeated_units_sketched_once_give_the_same_pairs() -> None:
+    from distillguard.signals.hashing import hash_strings
+
+    texts = ["rate the helpfulness honesty accuracy relevance of the answer",
+             "thank you", "rate the helpfulness honesty accuracy relevance of the answer",
+             "explain the proof of the theorem step by step with every lemma used",
+             "thank you", "rate the helpfulness honesty accuracy relevance of the answer"]
+    units = pa.array(texts)
+    of_unit, tokens = near_duplicate_tokens(units, PARAMS)
+    once_unit, once_tokens = near_duplicate_tokens(units, PARAMS,
+                                                   unit_hashes=hash_strings(units))
+    assert len(of_unit) > 0
+    assert of_unit.tolist() == once_unit.tolist()
+    assert tokens.tolist() == once_tokens.tolist()

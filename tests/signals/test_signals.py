@@ -36,6 +36,11 @@ def test_window_keeps_head_and_tail_of_long_text() -> None:
     assert window(text, 5, 5).to_pylist() == ["xxxxx\nyyyyy", "short"]
 
 
+def test_window_cuts_long_texts_in_place_and_keeps_nulls() -> None:
+    text = pa.chunked_array([["short", None], ["é" * 12 + "z" * 12, "exactlyten"]])
+    assert window(text, 5, 5).to_pylist() == ["short", None, "ééééé\nzzzzz", "exactlyten"]
+
+
 def test_techniques_recognise_what_a_request_asks_for() -> None:
     batch = _batch([
         "Rate the following two responses on a scale of 1 to 10 and say which is better.",
