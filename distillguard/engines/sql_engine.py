@@ -16,9 +16,7 @@ from contextlib import contextmanager
 from typing import Any, Protocol
 
 import duckdb
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from distillguard.engines.duckdb_errors import map_duckdb_errors
 from distillguard.engines.resources import parse_memory
@@ -29,6 +27,7 @@ from distillguard.signals.sampled_rows import (
     SIGNAL_ROW_SCHEMA,
     sampled_signal_rows,
 )
+from distillguard.signals.sampling import AccountCounts
 
 __all__ = ["EXCHANGE_LOOKUP_COLUMNS", "DuckDBEngine", "SqlEngine"]
 
@@ -149,8 +148,8 @@ class DuckDBEngine:
         """
         self.register("signals", SIGNAL_ROW_SCHEMA.empty_table())
         counts = self.arrow("SELECT account_id, exchanges FROM account_behavior")
-        accounts = counts.column("account_id").combine_chunks()
-        per_account_counts = counts.column("exchanges").to_numpy()
+        account_counts = AccountCounts(counts.column("account_id").combine_chunks(),
+                                       counts.column("exchanges").to_numpy())
         written = 0
         with map_duckdb_errors("cannot read exchanges for signals"):
             reader = self.con.cursor().sql(
@@ -158,9 +157,7 @@ class DuckDBEngine:
             ).to_arrow_reader(self.batch_rows)
 
         def score(batch: pa.RecordBatch) -> pa.RecordBatch:
-            where = pc.index_in(batch.column("account_id"), value_set=accounts)
-            n = np.where(where.is_valid().to_numpy(zero_copy_only=False),
-                         per_account_counts[where.fill_null(0).to_numpy()], 0)
+            n = account_counts.of(batch.column("account_id"))
             return sampled_signal_rows(batch.append_column("account_exchanges", pa.array(n)),
                                        per_account, lexicon, sketch)
 

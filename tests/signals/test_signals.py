@@ -110,3 +110,12 @@ def test_sample_is_deterministic_and_near_its_rate() -> None:
 
 def test_accounts_without_a_count_are_sampled_whole() -> None:
     assert keep_probability(np.array([0, -1, 1, 2_000]), 1_000).tolist() == [1.0, 1.0, 1.0, 0.5]
+
+
+def test_account_counts_look_up_each_rows_account() -> None:
+    from distillguard.signals.sampling import AccountCounts
+
+    counts = AccountCounts(pa.array(["b", "a", "c"]), np.array([20, 10, 30]))
+    rows = pa.chunked_array([["a", "c", None], ["unknown", "b", "a"]])
+    assert counts.of(rows).tolist() == [10, 30, 0, 0, 20, 10]
+    assert AccountCounts(pa.array([], pa.string()), np.array([])).of(rows).tolist() == [0] * 6
