@@ -84,8 +84,10 @@ def graph_candidates(accounts: pa.Table, min_template_requests: int) -> pa.Table
 
 
 def candidate_ids(candidates: pa.Table) -> pa.Table:
-    """``account_id`` of the candidates: the table ``graph_candidates`` the SQL reads."""
-    return pa.table({"account_id": candidates.column("account_id").cast(pa.string())})
+    """``account_id`` of the candidates and their ``node`` number (row): the table
+    ``graph_candidates`` the SQL reads."""
+    return pa.table({"account_id": candidates.column("account_id").cast(pa.string()),
+                     "node": pa.array(np.arange(candidates.num_rows, dtype=np.int32))})
 
 
 def candidate_activity(candidates: pa.Table, activity: pa.Table) -> AccountActivity:
@@ -109,15 +111,16 @@ def candidate_graph(candidates: pa.Table, unit_uses: pa.Table, params: GraphPara
                     activity: pa.Table | None = None) -> AccountGraph:
     """Link ``candidates`` (from ``graph_candidates``) and find their communities.
 
-    ``unit_uses`` holds ``account_id, unit, n``: how many of a candidate's
-    sampled requests use each shared template unit (``ACCOUNT_UNITS_SQL``);
+    ``unit_uses`` holds ``node, unit, n``: how many of a candidate's (``node``: its
+    row in ``candidates``) sampled requests use each shared template unit
+    (``ACCOUNT_UNITS_SQL``);
     ``activity`` their sampled requests per second (``CANDIDATE_ACTIVITY_SQL``),
     which with their creation, tier and infrastructure weighs the links by
     behavior (``behavior_views``); each account's behavior affinity is with the
     accounts of its community's other owners. Nodes are the candidates in their order.
     """
     accounts = candidates.column("account_id").to_pylist()
-    account_pos = _positions(unit_uses.column("account_id"), candidates)
+    account_pos = unit_uses.column("node").to_numpy().astype(np.int64)
     _, unit_pos = np.unique(unit_uses.column("unit").to_numpy(), return_inverse=True)
     counts = unit_uses.column("n").to_numpy().astype(np.int64)
     sampled = np.maximum(candidates.column("sampled").to_numpy(), 1).astype(np.float32)

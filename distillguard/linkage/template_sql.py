@@ -70,8 +70,10 @@ FROM signals s LEFT JOIN hits h USING (row_id)
 GROUP BY s.account_id
 """
 
-# Per candidate account (table graph_candidates) and shared unit: how many of
-# its sampled requests use the unit. Units that a crowd of other owners (at
+# Per candidate account (table graph_candidates: account_id and its node number) and
+# shared unit: how many of its sampled requests use the unit (by node: at 15.6M
+# exchanges there were tens of millions of these rows, and an account id per row
+# was most of their memory). Units that a crowd of other owners (at
 # least $min_owners outside the candidates) also sends, such as benchmark
 # questions with a step-by-step suffix, link nobody: they are what ordinary
 # users ask too.
@@ -82,12 +84,12 @@ WITH crowd AS (
     WHERE u.unit % $parts IN ($part, -$part)
     GROUP BY u.unit HAVING count(DISTINCT u.owner) >= $min_owners
 )
-SELECT u.account_id, u.unit, count(*) AS n
+SELECT c.node, u.unit, CAST(count(*) AS INTEGER) AS n
 FROM template_uses u
-SEMI JOIN graph_candidates USING (account_id)
+JOIN graph_candidates c USING (account_id)
 ANTI JOIN crowd USING (unit)
 WHERE u.unit % $parts IN ($part, -$part)
-GROUP BY u.account_id, u.unit
+GROUP BY c.node, u.unit
 """
 
 # The shared units characteristic of campaigns (table account_community:

@@ -39,13 +39,15 @@ def test_candidates_need_enough_template_requests() -> None:
     candidates = graph_candidates(_accounts(), 3)
     assert candidates.column("account_id").to_pylist() == ["a", "b", "d"]
     assert "hours_active" not in candidates.column_names
-    assert candidate_ids(candidates).schema == pa.schema([("account_id", pa.string())])
+    ids = candidate_ids(candidates)
+    assert ids.column("account_id").to_pylist() == ["a", "b", "d"]
+    assert ids.column("node").to_pylist() == [0, 1, 2]
 
 
 def test_graph_links_candidates_on_units_and_payment() -> None:
     accounts = _accounts()
     candidates = graph_candidates(accounts, 2)  # a, b, c, d
-    unit_uses = pa.table({"account_id": ["a", "b", "a", "b", "c"],
+    unit_uses = pa.table({"node": [0, 1, 0, 1, 2],  # a, b, a, b, c
                           "unit": pa.array([7, 7, -3, -3, 99], pa.int64()),
                           "n": [8, 9, 4, 5, 2]})
     graph = candidate_graph(candidates, unit_uses, PARAMS)
@@ -62,7 +64,7 @@ def test_graph_links_candidates_on_units_and_payment() -> None:
 
 def test_candidates_without_shared_units_still_get_a_community_each() -> None:
     candidates = graph_candidates(_accounts(), 3)
-    empty = pa.table({"account_id": pa.array([], pa.string()), "unit": pa.array([], pa.int64()),
+    empty = pa.table({"node": pa.array([], pa.int32()), "unit": pa.array([], pa.int64()),
                       "n": pa.array([], pa.int64())})
     membership = graph_membership(candidate_graph(candidates, empty, PARAMS))
     assert set(membership) == {"a", "b", "d"}
