@@ -56,7 +56,6 @@ from distillguard.linkage.template_sql import (
 )
 from distillguard.signals.lexicon import Lexicon, load_lexicon
 from distillguard.verdict.campaign_sql import (
-    ACCOUNT_TEMPLATE_USES_SQL,
     BASELINE_PIVOTS_SQL,
     CAMPAIGN_CAPABILITIES_SQL,
     CAMPAIGN_CREATION_BATCHES_SQL,
@@ -64,6 +63,7 @@ from distillguard.verdict.campaign_sql import (
     CAMPAIGN_PIVOTS_SQL,
     CAMPAIGN_SAMPLE_PROMPTS_SQL,
     CAMPAIGN_SPAN_SQL,
+    CAMPAIGN_TEMPLATE_USES_SQL,
 )
 from distillguard.verdict.campaigns import (
     AccountVerdict,
@@ -221,7 +221,7 @@ def _profiles(engine: SqlEngine, campaigns: list[CampaignVerdict],
         spans=engine.rows(CAMPAIGN_SPAN_SQL),
         capabilities=engine.rows(CAMPAIGN_CAPABILITIES_SQL),
         indicators=engine.rows(CAMPAIGN_INDICATORS_SQL),
-        template_uses=engine.rows(ACCOUNT_TEMPLATE_USES_SQL),
+        template_uses=engine.rows(CAMPAIGN_TEMPLATE_USES_SQL),
         creation_batches=engine.rows(CAMPAIGN_CREATION_BATCHES_SQL),
         baseline_pivots=engine.rows(BASELINE_PIVOTS_SQL),
         pivots=engine.rows(CAMPAIGN_PIVOTS_SQL)), policy)

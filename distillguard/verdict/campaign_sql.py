@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 __all__ = [
-    "ACCOUNT_TEMPLATE_USES_SQL",
     "BASELINE_PIVOTS_SQL",
     "CAMPAIGN_CAPABILITIES_SQL",
     "CAMPAIGN_CREATION_BATCHES_SQL",
@@ -11,6 +10,7 @@ __all__ = [
     "CAMPAIGN_PIVOTS_SQL",
     "CAMPAIGN_SAMPLE_PROMPTS_SQL",
     "CAMPAIGN_SPAN_SQL",
+    "CAMPAIGN_TEMPLATE_USES_SQL",
 ]
 
 CAMPAIGN_SPAN_SQL = """
@@ -48,16 +48,14 @@ FROM used GROUP BY ALL HAVING count(DISTINCT account_id) >= 2
 ORDER BY campaign_id, kind, accounts DESC, value
 """
 
-# Per campaign member: its sampled uses of campaign-characteristic units. Campaigns
-# are summed from these in Python: a JOIN with campaign_members (to get each row's
-# campaign) went through DuckDB 2.0's dictionary-caching hash join, seen failing
-# here; a SEMI JOIN only filters, and keeps the result to members (listing every
-# account ran the 15.6M scan out of memory).
-ACCOUNT_TEMPLATE_USES_SQL = """
-SELECT account_id, unit, count(*) AS uses
-FROM template_uses
+# Per campaign: its members' sampled uses of each campaign-characteristic unit. One
+# row per campaign and unit: listing them per member (and summing in Python) ran
+# the 15.6M scan out of memory, first for every account, then for members only.
+CAMPAIGN_TEMPLATE_USES_SQL = """
+SELECT m.campaign_id, t.unit, count(*) AS uses
+FROM template_uses t
+JOIN campaign_members m USING (account_id)
 SEMI JOIN community_units USING (unit)
-SEMI JOIN campaign_members USING (account_id)
 GROUP BY ALL
 """
 

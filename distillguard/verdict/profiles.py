@@ -41,7 +41,7 @@ class ProfileRows:
     spans: Rows  # CAMPAIGN_SPAN_SQL: campaign_id, exchanges, first_seen, last_seen
     capabilities: Rows  # CAMPAIGN_CAPABILITIES_SQL: campaign_id, capability, n
     indicators: Rows  # CAMPAIGN_INDICATORS_SQL: campaign_id, kind, value, accounts
-    template_uses: Rows  # ACCOUNT_TEMPLATE_USES_SQL: account_id, unit, uses
+    template_uses: Rows  # CAMPAIGN_TEMPLATE_USES_SQL: campaign_id, unit, uses
     creation_batches: Rows  # CAMPAIGN_CREATION_BATCHES_SQL: campaign_id, with_created, in_batches
     baseline_pivots: Rows  # BASELINE_PIVOTS_SQL: model, window_exchanges, window_new_model
     pivots: Rows  # CAMPAIGN_PIVOTS_SQL: campaign_id, model, released_at, window_exchanges, new
@@ -82,11 +82,10 @@ def campaign_profiles(campaigns: list[CampaignVerdict], rows: ProfileRows,
         bucket = profiles[cid]["indicators"][kind]
         if len(bucket) < policy.profile_max_indicators:
             bucket.append(int(value) if kind == "asns" else value)
-    members = campaign_of(campaigns)
     unit_uses: dict[str, Counter[int]] = {c.campaign_id: Counter() for c in campaigns}
-    for account_id, unit, uses in rows.template_uses:
-        if account_id in members:
-            unit_uses[members[account_id]][int(unit)] += uses
+    for cid, unit, uses in rows.template_uses:
+        if cid in unit_uses:
+            unit_uses[cid][int(unit)] += uses
     for cid, counter in unit_uses.items():
         most_used = sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))
         profiles[cid]["indicators"]["templates"] = [
