@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import time
@@ -26,9 +27,13 @@ from distillguard.verdict.findings import build_findings
 from distillguard.verdict.policy import Policy, load_policy
 from distillguard.verdict.report import findings_markdown
 
-__all__ = ["ScanJob", "find_releases", "load_releases", "run_scan_job"]
+__all__ = ["ScanJob", "find_releases", "load_releases", "remove_stale_workdirs", "run_scan_job"]
 
 UNKNOWN_FORMAT_SHOWN = 10  # file names an error about unknown formats lists
+# A scan without --db keeps its store in a temporary folder of this prefix, with the
+# scanning process's id in OWNER_FILE.
+WORKDIR_PREFIX = "distillguard-scan-"
+OWNER_FILE = "owner.pid"
 
 
 @dataclass
@@ -75,7 +80,9 @@ def _scan_on_duckdb(job: ScanJob, policy: Policy, releases: list[dict[str, str]]
     workdir = None
     db = job.db
     if db is None:
-        workdir = Path(tempfile.mkdtemp(prefix="distillguard-scan-"))
+        remove_stale_workdirs(Path(tempfile.gettempdir()))
+        workdir = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX))
+        (workdir / OWNER_FILE).write_text(str(os.getpid()))
         db = workdir / "scan.duckdb"
     on_progress = callbacks.pop("on_progress", None)
     on_query_progress = callbacks.pop("on_query_progress", None)
@@ -98,6 +105,36 @@ def _scan_on_duckdb(job: ScanJob, policy: Policy, releases: list[dict[str, str]]
         if workdir is not None:
             shutil.rmtree(workdir, ignore_errors=True)
     return result
+
+
+def remove_stale_workdirs(parent: Path) -> list[Path]:
+    """Remove the temporary stores under ``parent`` of scans whose process is gone, and
+    return them.
+
+    A scan that ends, or fails, removes its own; one killed outright (by the
+    kernel's out-of-memory killer, say) leaves gigabytes behind. Folders without
+    an owner file, or whose owner still runs, are left alone.
+    """
+    removed = []
+    for workdir in sorted(parent.glob(f"{WORKDIR_PREFIX}*")):
+        try:
+            pid = int((workdir / OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            continue
+        if not _process_alive(pid):
+            shutil.rmtree(workdir, ignore_errors=True)
+            removed.append(workdir)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _refuse_all_unknown(unknown: list[str], files: int) -> None:
