@@ -53,6 +53,7 @@ from distillguard.linkage.template_sql import (
     COMMUNITY_UNITS_SQL,
     CROWD_UNITS_SQL,
     TEMPLATE_USES_SQL,
+    UNIT_COLUMNS_SQL,
     UNIT_STATS_SQL,
     UNIT_USES_SQL,
 )
@@ -127,10 +128,13 @@ def _link_accounts(engine: SqlEngine, evidence: list[AccountEvidence], candidate
     if not candidates.num_rows:
         return {}
     engine.register("graph_candidates", candidate_ids(candidates))
+    engine.materialize("unit_columns", UNIT_COLUMNS_SQL)
     template_uses = _template_use_rows(engine)
     unit_uses = _arrow_in_parts(engine, ACCOUNT_UNITS_SQL, {}, template_uses)
-    graph = candidate_graph(candidates, unit_uses, policy.graph,
-                            engine.arrow(CANDIDATE_ACTIVITY_SQL))
+    activity = engine.arrow(CANDIDATE_ACTIVITY_SQL)
+    with engine.memory_lent():
+        graph = candidate_graph(candidates, unit_uses, policy.graph, activity)
+    del unit_uses, activity
     engine.register("account_edges", edge_table(graph))
     membership = graph_membership(graph)
     behavior, parts = behavior_affinities(graph), behavior_parts(graph)

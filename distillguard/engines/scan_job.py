@@ -94,6 +94,7 @@ def _scan_on_duckdb(job: ScanJob, policy: Policy, releases: list[dict[str, str]]
                 unknown = store.ingest(files, on_progress=on_progress).files_unknown_format
                 _refuse_all_unknown(unknown, len(files))
             engine = DuckDBEngine(store.con, threads=job.resources.thread_count,
+                                  memory=job.resources.memory,
                                   on_query_progress=on_query_progress)
             result = run_scan(engine, policy=policy, releases=releases, **callbacks)
             result.files_unknown_format = unknown

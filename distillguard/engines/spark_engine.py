@@ -12,6 +12,7 @@ to the driver, where the account graph and its communities are computed
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -189,6 +190,9 @@ class SparkEngine:
 
     def aggregate_parts(self, rows: int, bytes_per_row: int) -> int:
         return 1  # Spark shuffles an aggregation over its partitions and spills them
+
+    def memory_lent(self) -> AbstractContextManager[None]:
+        return nullcontext()  # executors' memory is not this process's
 
     def export_quarantine(self, out: Path) -> int:
         """Write the quarantined records beside the findings; return how many."""

@@ -101,6 +101,12 @@ def candidate_activity(candidates: pa.Table, activity: pa.Table) -> AccountActiv
         created=created.to_numpy(zero_copy_only=False).astype(np.float64) / 1e6)
 
 
+def _int32(column: pa.ChunkedArray) -> np.ndarray:
+    """A column of 32-bit integers as numpy, read in place when it is one chunk."""
+    array = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    return array.cast(pa.int32()).to_numpy(zero_copy_only=False)
+
+
 def _positions(account_ids: pa.ChunkedArray | pa.Array, candidates: pa.Table) -> np.ndarray:
     """Each id's row in ``candidates`` (its node number)."""
     return pc.index_in(account_ids, value_set=candidates.column("account_id").combine_chunks()
@@ -111,18 +117,16 @@ def candidate_graph(candidates: pa.Table, unit_uses: pa.Table, params: GraphPara
                     activity: pa.Table | None = None) -> AccountGraph:
     """Link ``candidates`` (from ``graph_candidates``) and find their communities.
 
-    ``unit_uses`` holds ``node, unit, n``: how many of a candidate's (``node``: its
-    row in ``candidates``) sampled requests use each shared template unit
-    (``ACCOUNT_UNITS_SQL``);
+    ``unit_uses`` holds ``node, col, n``: how many of a candidate's (``node``: its
+    row in ``candidates``) sampled requests use each shared template unit (``col``:
+    the unit's column number, ``UNIT_COLUMNS_SQL``) (``ACCOUNT_UNITS_SQL``);
     ``activity`` their sampled requests per second (``CANDIDATE_ACTIVITY_SQL``),
     which with their creation, tier and infrastructure weighs the links by
     behavior (``behavior_views``); each account's behavior affinity is with the
     accounts of its community's other owners. Nodes are the candidates in their order.
     """
     accounts = candidates.column("account_id").to_pylist()
-    account_pos = unit_uses.column("node").to_numpy().astype(np.int64)
-    _, unit_pos = np.unique(unit_uses.column("unit").to_numpy(), return_inverse=True)
-    counts = unit_uses.column("n").to_numpy().astype(np.int64)
+    account_pos, unit_pos, counts = (_int32(unit_uses.column(c)) for c in ("node", "col", "n"))
     sampled = np.maximum(candidates.column("sampled").to_numpy(), 1).astype(np.float32)
     shared = {name: candidates.column(name).to_pylist() for name in SHARED_VALUE_FIELDS}
     behavior = None
@@ -132,8 +136,7 @@ def candidate_graph(candidates: pa.Table, unit_uses: pa.Table, params: GraphPara
             {c: candidates.column(c).to_pylist() for c in CATEGORICAL_COLUMNS},
             params.behavior_weights, wave_seconds=params.wave_seconds,
             creation_batch_hours=params.creation_batch_hours)
-    return build_account_graph(accounts, sampled,
-                               (account_pos, unit_pos.astype(np.int64).ravel(), counts), shared,
+    return build_account_graph(accounts, sampled, (account_pos, unit_pos, counts), shared,
                                params, behavior=behavior,
                                owners=candidates.column("owner").to_pylist())
 

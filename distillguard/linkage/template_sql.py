@@ -16,7 +16,7 @@ from __future__ import annotations
 
 __all__ = ["ACCOUNT_CAMPAIGN_TEMPLATE_SQL", "ACCOUNT_TEMPLATE_SQL", "ACCOUNT_UNITS_SQL",
            "CANDIDATE_REQUESTS_SQL", "COMMUNITY_UNITS_SQL", "CROWD_UNITS_SQL",
-           "TEMPLATE_USES_SQL", "UNIT_STATS_SQL", "UNIT_USES_SQL"]
+           "TEMPLATE_USES_SQL", "UNIT_COLUMNS_SQL", "UNIT_STATS_SQL", "UNIT_USES_SQL"]
 
 # Queries whose distinct counts per unit outgrow the engine's memory on a large
 # store run in parts: ``unit % $parts IN ($part, -$part)`` keeps one part of the units
@@ -97,17 +97,24 @@ FROM (SELECT DISTINCT u.account_id, u.row_id
 GROUP BY account_id
 """
 
+# Each shared unit's column in the account graph's account-unit matrix (in the
+# order of the units' hashes).
+UNIT_COLUMNS_SQL = """
+SELECT unit, CAST(row_number() OVER (ORDER BY unit) - 1 AS INTEGER) AS col FROM unit_stats
+"""
+
 # Per candidate account (table graph_candidates: account_id and its node number) and
-# shared unit other than crowd units: how many of its sampled requests use the unit
-# (by node: at 15.6M exchanges there were tens of millions of these rows, and an
-# account id per row was most of their memory).
+# shared unit other than crowd units (by its column, table unit_columns): how many of
+# its sampled requests use the unit. Three 32-bit numbers a row: at 15.6M exchanges
+# there are tens of millions of these rows, and the graph reads them where they are.
 ACCOUNT_UNITS_SQL = """
-SELECT c.node, u.unit, CAST(count(*) AS INTEGER) AS n
+SELECT c.node, k.col, CAST(count(*) AS INTEGER) AS n
 FROM template_uses u
 JOIN graph_candidates c USING (account_id)
+JOIN unit_columns k USING (unit)
 ANTI JOIN crowd_units USING (unit)
 WHERE u.unit % $parts IN ($part, -$part)
-GROUP BY c.node, u.unit
+GROUP BY c.node, k.col
 """
 
 # The shared units characteristic of campaigns (table account_community:

@@ -107,3 +107,18 @@ def test_a_small_memory_limit_gives_the_same_findings(tmp_path: Path,
     assert ("unit_stats", 100.0) in tables
     assert all(0 <= pct <= 100 for _, pct in tables)
     assert totals == [roomy["input"]["exchanges"]]
+
+
+def test_memory_lent_while_python_works_then_given_back() -> None:
+    from distillguard.engines.sql_engine import LENT_MEMORY_FLOOR, DuckDBEngine
+
+    engine = DuckDBEngine(duckdb.connect(config={"memory_limit": "500MB"}), memory="500MB")
+    setting = "SELECT value FROM duckdb_settings() WHERE name = 'memory_limit'"
+    before = engine.rows(setting)[0][0]
+    for _ in range(3):
+        with engine.memory_lent():
+            assert parse_memory(engine.rows(setting)[0][0]) <= LENT_MEMORY_FLOOR
+        assert engine.rows(setting)[0][0] == before
+    with pytest.raises(RuntimeError), engine.memory_lent():
+        raise RuntimeError
+    assert engine.rows(setting)[0][0] == before

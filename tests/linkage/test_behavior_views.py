@@ -79,11 +79,11 @@ def _operators(n: int, *, same_behavior: bool) -> tuple[pa.Table, pa.Table, pa.T
         "account_tier": ["pro" if o == 0 or same_behavior else "team" for o in op],
         "main_asn": [64500 + o * y_shift for o in op]})
     rng = np.random.default_rng(0)
-    uses = {"node": [], "unit": [], "n": []}
+    uses = {"node": [], "col": [], "n": []}
     for node in range(len(ids)):  # a candidate's node is its row
         for unit in rng.choice(40, size=12, replace=False):
             uses["node"].append(node)
-            uses["unit"].append(int(unit))
+            uses["col"].append(int(unit))
             uses["n"].append(int(rng.integers(1, 10)))
     waves = {0: rng.integers(0, 14 * 86400, 30), 1: rng.integers(0, 14 * 86400, 30)}
     epoch = int((T0 - datetime(1970, 1, 1)).total_seconds())
@@ -94,7 +94,7 @@ def _operators(n: int, *, same_behavior: bool) -> tuple[pa.Table, pa.Table, pa.T
             activity["second"].append(epoch + int(start) + int(rng.integers(0, 20)))
             activity["n"].append(1)
     return (candidates, pa.table(uses, schema=pa.schema([("node", pa.int32()),
-                                                         ("unit", pa.int64()),
+                                                         ("col", pa.int32()),
                                                          ("n", pa.int64())])),
             pa.table(activity))
 

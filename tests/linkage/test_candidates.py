@@ -48,7 +48,7 @@ def test_graph_links_candidates_on_units_and_payment() -> None:
     accounts = _accounts()
     candidates = graph_candidates(accounts, 2)  # a, b, c, d
     unit_uses = pa.table({"node": [0, 1, 0, 1, 2],  # a, b, a, b, c
-                          "unit": pa.array([7, 7, -3, -3, 99], pa.int64()),
+                          "col": pa.array([1, 1, 0, 0, 2], pa.int32()),
                           "n": [8, 9, 4, 5, 2]})
     graph = candidate_graph(candidates, unit_uses, PARAMS)
     assert graph.accounts == ["a", "b", "c", "d"]
@@ -64,7 +64,7 @@ def test_graph_links_candidates_on_units_and_payment() -> None:
 
 def test_candidates_without_shared_units_still_get_a_community_each() -> None:
     candidates = graph_candidates(_accounts(), 3)
-    empty = pa.table({"node": pa.array([], pa.int32()), "unit": pa.array([], pa.int64()),
+    empty = pa.table({"node": pa.array([], pa.int32()), "col": pa.array([], pa.int32()),
                       "n": pa.array([], pa.int64())})
     membership = graph_membership(candidate_graph(candidates, empty, PARAMS))
     assert set(membership) == {"a", "b", "d"}
