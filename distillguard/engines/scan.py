@@ -49,9 +49,7 @@ from distillguard.linkage.template_sql import (
     ACCOUNT_CAMPAIGN_TEMPLATE_SQL,
     ACCOUNT_TEMPLATE_SQL,
     ACCOUNT_UNITS_SQL,
-    CANDIDATE_REQUESTS_SQL,
     COMMUNITY_UNITS_SQL,
-    CROWD_UNITS_SQL,
     TEMPLATE_USES_SQL,
     UNIT_COLUMNS_SQL,
     UNIT_STATS_SQL,
@@ -130,7 +128,8 @@ def _link_accounts(engine: SqlEngine, evidence: list[AccountEvidence], candidate
     engine.register("graph_candidates", candidate_ids(candidates))
     engine.materialize("unit_columns", UNIT_COLUMNS_SQL)
     template_uses = _template_use_rows(engine)
-    unit_uses = _arrow_in_parts(engine, ACCOUNT_UNITS_SQL, {}, template_uses)
+    unit_uses = _arrow_in_parts(engine, ACCOUNT_UNITS_SQL,
+                                {"min_owners": policy.template_min_owners}, template_uses)
     activity = engine.arrow(CANDIDATE_ACTIVITY_SQL)
     with engine.memory_lent():
         graph = candidate_graph(candidates, unit_uses, policy.graph, activity)
@@ -219,25 +218,6 @@ def _template_use_rows(engine: SqlEngine) -> int:
     return int(engine.rows("SELECT count(*) FROM template_uses")[0][0] or 0)
 
 
-def settle_candidates(engine: SqlEngine, candidates: pa.Table, policy: Policy) -> pa.Table:
-    """The graph's candidates once crowd units no longer count towards entering it
-    (``CROWD_UNITS_SQL``, ``CANDIDATE_REQUESTS_SQL``); leaves table ``crowd_units``
-    for the candidates returned. Each round can only drop candidates, so it ends."""
-    rows = _template_use_rows(engine)
-    while True:
-        engine.register("graph_candidates", candidate_ids(candidates))
-        _materialize_in_parts(engine, "crowd_units", CROWD_UNITS_SQL,
-                              {"min_owners": policy.template_min_owners}, rows)
-        requests = engine.arrow(CANDIDATE_REQUESTS_SQL)
-        enough = requests.filter(pc.greater_equal(
-            requests.column("requests"), policy.candidate_min_template_requests))
-        keep = pc.is_in(candidates.column("account_id"),
-                        value_set=enough.column("account_id").combine_chunks())
-        if pc.all(keep).as_py() is not False:
-            return candidates
-        candidates = candidates.filter(keep)
-
-
 def _profiles(engine: SqlEngine, campaigns: list[CampaignVerdict],
               policy: Policy) -> dict[str, dict[str, Any]]:
     engine.register("campaign_members", campaign_members_table(campaigns))
@@ -292,8 +272,7 @@ def run_scan(engine: SqlEngine, *, policy: Policy, releases: list[dict[str, str]
     engine.materialize("template_uses", TEMPLATE_USES_SQL)
     engine.materialize("account_template", ACCOUNT_TEMPLATE_SQL)
     evidence_rows = engine.arrow(ACCOUNT_EVIDENCE_SQL)
-    candidates = settle_candidates(
-        engine, graph_candidates(evidence_rows, policy.candidate_min_template_requests), policy)
+    candidates = graph_candidates(evidence_rows, policy.candidate_min_template_requests)
     # Only accounts that can be judged become Python objects: the graph's candidates
     # (and below, accounts partners' indicators match); the rest stay Arrow rows.
     evidence = _evidence_of(evidence_rows, candidates.column("account_id"))

@@ -15,8 +15,7 @@ every turn of conversations that go on).
 from __future__ import annotations
 
 __all__ = ["ACCOUNT_CAMPAIGN_TEMPLATE_SQL", "ACCOUNT_TEMPLATE_SQL", "ACCOUNT_UNITS_SQL",
-           "CANDIDATE_REQUESTS_SQL", "COMMUNITY_UNITS_SQL", "CROWD_UNITS_SQL",
-           "TEMPLATE_USES_SQL", "UNIT_COLUMNS_SQL", "UNIT_STATS_SQL", "UNIT_USES_SQL"]
+           "COMMUNITY_UNITS_SQL", "TEMPLATE_USES_SQL", "UNIT_COLUMNS_SQL", "UNIT_STATS_SQL", "UNIT_USES_SQL"]
 
 # Queries whose distinct counts per unit outgrow the engine's memory on a large
 # store run in parts: ``unit % $parts IN ($part, -$part)`` keeps one part of the units
@@ -70,33 +69,6 @@ FROM signals s LEFT JOIN hits h USING (row_id)
 GROUP BY s.account_id
 """
 
-# Crowd units: shared units that at least $min_owners owners outside the graph's
-# candidates (table graph_candidates) also send, such as benchmark questions with a
-# step-by-step suffix or a common pair of words that near-duplicate tokens share.
-# They link nobody: they are what ordinary users ask too.
-CROWD_UNITS_SQL = """
-SELECT u.unit FROM template_uses u
-ANTI JOIN graph_candidates USING (account_id)
-WHERE u.unit % $parts IN ($part, -$part)
-GROUP BY u.unit HAVING count(DISTINCT u.owner) >= $min_owners
-"""
-
-# Per candidate: how many of its sampled requests use a shared unit that is no crowd
-# unit (table crowd_units). Candidates with too few leave the graph, which makes their
-# units' owners outside it, and so more crowd units: the scan repeats the two queries
-# until the candidates stay the same (``engines.scan``). Counted once against the
-# candidates of the first rule, the crowd was what the candidates left out, and at
-# scale most ordinary accounts entered the graph on the words they share
-# (10,628 of 13,273 accounts at scale 0.1, 64,745 of 76,261 at 15.6M exchanges).
-CANDIDATE_REQUESTS_SQL = """
-SELECT account_id, count(*) AS requests
-FROM (SELECT DISTINCT u.account_id, u.row_id
-      FROM template_uses u
-      SEMI JOIN graph_candidates USING (account_id)
-      ANTI JOIN crowd_units USING (unit))
-GROUP BY account_id
-"""
-
 # Each shared unit's column in the account graph's account-unit matrix (in the
 # order of the units' hashes).
 UNIT_COLUMNS_SQL = """
@@ -104,15 +76,24 @@ SELECT unit, CAST(row_number() OVER (ORDER BY unit) - 1 AS INTEGER) AS col FROM 
 """
 
 # Per candidate account (table graph_candidates: account_id and its node number) and
-# shared unit other than crowd units (by its column, table unit_columns): how many of
-# its sampled requests use the unit. Three 32-bit numbers a row: at 15.6M exchanges
-# there are tens of millions of these rows, and the graph reads them where they are.
+# shared unit (by its column, table unit_columns): how many of its sampled requests
+# use the unit. Three 32-bit numbers a row: at 15.6M exchanges there are tens of
+# millions of these rows, and the graph reads them where they are. Units that a
+# crowd of other owners (at least $min_owners outside the candidates) also sends,
+# such as benchmark questions with a step-by-step suffix, link nobody: they are
+# what ordinary users ask too.
 ACCOUNT_UNITS_SQL = """
+WITH crowd AS (
+    SELECT u.unit FROM template_uses u
+    ANTI JOIN graph_candidates USING (account_id)
+    WHERE u.unit % $parts IN ($part, -$part)
+    GROUP BY u.unit HAVING count(DISTINCT u.owner) >= $min_owners
+)
 SELECT c.node, k.col, CAST(count(*) AS INTEGER) AS n
 FROM template_uses u
 JOIN graph_candidates c USING (account_id)
 JOIN unit_columns k USING (unit)
-ANTI JOIN crowd_units USING (unit)
+ANTI JOIN crowd USING (unit)
 WHERE u.unit % $parts IN ($part, -$part)
 GROUP BY c.node, k.col
 """
