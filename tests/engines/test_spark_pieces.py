@@ -64,6 +64,13 @@ def test_every_query_translates_to_spark_sql(module: Any) -> None:
         assert "$" not in text, f"{name}: parameters must become :name for Spark"
 
 
+def test_duckdb_hash_becomes_spark_64_bit_hash() -> None:
+    """Spark's own ``hash`` is 32 bits: owners counted by it would collide."""
+    text = to_spark_sql(template_sql.TEMPLATE_USES_SQL)
+    assert "XXHASH64(owner)" in text
+    assert "HASH(" not in text.replace("XXHASH64(", "")
+
+
 def test_spark_refuses_a_store(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="--db"):
         run_scan_job(ScanJob([tmp_path], tmp_path / "s.duckdb", tmp_path / "f.json",
