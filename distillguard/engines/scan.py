@@ -132,7 +132,8 @@ def _link_accounts(engine: SqlEngine, evidence: list[AccountEvidence], candidate
                                 {"min_owners": policy.template_min_owners}, template_uses)
     activity = engine.arrow(CANDIDATE_ACTIVITY_SQL)
     with engine.memory_lent():
-        graph = candidate_graph(candidates, unit_uses, policy.graph, activity)
+        graph = candidate_graph(candidates, unit_uses, policy.graph, activity,
+                                threads=engine.threads)
     del unit_uses, activity
     engine.register("account_edges", edge_table(graph))
     membership = graph_membership(graph)

@@ -11,6 +11,7 @@ to the driver, where the account graph and its communities are computed
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
@@ -55,6 +56,7 @@ class SparkEngine:
 
     def __init__(self, spark: Any) -> None:
         self.spark = spark
+        self.threads = os.cpu_count() or 1  # the driver's, for the account graph
         self._tables: dict[str, Any] = {}
         self._quarantine: Any = None
 

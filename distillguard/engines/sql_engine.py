@@ -37,7 +37,13 @@ EXCHANGE_LOOKUP_COLUMNS = ("system", "messages")
 
 
 class SqlEngine(Protocol):
-    """Tables by name, SQL over them, and the per-exchange signals step."""
+    """Tables by name, SQL over them, and the per-exchange signals step.
+
+    ``threads``: how many threads the scan's own work in this process (the account
+    graph's nearest neighbours) may use.
+    """
+
+    threads: int
 
     def materialize(self, name: str, sql: str, params: Params = None) -> None:
         """Store the result of ``sql`` as table ``name`` (replacing it)."""

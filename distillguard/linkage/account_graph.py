@@ -71,7 +71,8 @@ def build_account_graph(accounts: list[str], sampled: np.ndarray,
                         unit_pairs: tuple[np.ndarray, np.ndarray, np.ndarray],
                         shared_values: dict[str, Sequence[object | None]],
                         params: GraphParams, *, behavior: BehaviorViews | None = None,
-                        owners: Sequence[object] | None = None, seed: int = 0) -> AccountGraph:
+                        owners: Sequence[object] | None = None, seed: int = 0,
+                        threads: int = 1) -> AccountGraph:
     """Link candidate accounts and find communities.
 
     ``unit_pairs`` is ``(account_position, unit_position, count)`` for shared
@@ -79,6 +80,7 @@ def build_account_graph(accounts: list[str], sampled: np.ndarray,
     value per account; ``behavior`` holds each account's stacked behavior views
     (``behavior_views.behavior_views``); ``owners`` (one per account) makes each
     account's behavior affinity the one with its community's other owners.
+    ``threads``: how many blocks of the nearest-neighbour search run at once.
     """
     n = len(accounts)
     account_pos, unit_pos, counts = unit_pairs
@@ -90,7 +92,7 @@ def build_account_graph(accounts: list[str], sampled: np.ndarray,
                                      n_units)
         k = params.content_neighbors
         s, t, w = content_neighbors(matrix, k=k * (BEHAVIOR_CANDIDATES if behavior else 1),
-                                    min_cosine=params.content_min_cosine)
+                                    min_cosine=params.content_min_cosine, threads=threads)
         if behavior is not None:
             floor = params.content_edge_floor
             w = w * (floor + (1.0 - floor) * behavior.pair_cosines(s, t))

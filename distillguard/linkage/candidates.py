@@ -114,7 +114,7 @@ def _positions(account_ids: pa.ChunkedArray | pa.Array, candidates: pa.Table) ->
 
 
 def candidate_graph(candidates: pa.Table, unit_uses: pa.Table, params: GraphParams,
-                    activity: pa.Table | None = None) -> AccountGraph:
+                    activity: pa.Table | None = None, *, threads: int = 1) -> AccountGraph:
     """Link ``candidates`` (from ``graph_candidates``) and find their communities.
 
     ``unit_uses`` holds ``node, col, n``: how many of a candidate's (``node``: its
@@ -124,6 +124,7 @@ def candidate_graph(candidates: pa.Table, unit_uses: pa.Table, params: GraphPara
     which with their creation, tier and infrastructure weighs the links by
     behavior (``behavior_views``); each account's behavior affinity is with the
     accounts of its community's other owners. Nodes are the candidates in their order.
+    ``threads``: for the nearest-neighbour search (same result with any number).
     """
     accounts = candidates.column("account_id").to_pylist()
     account_pos, unit_pos, counts = (_int32(unit_uses.column(c)) for c in ("node", "col", "n"))
@@ -138,7 +139,7 @@ def candidate_graph(candidates: pa.Table, unit_uses: pa.Table, params: GraphPara
             creation_batch_hours=params.creation_batch_hours)
     return build_account_graph(accounts, sampled, (account_pos, unit_pos, counts), shared,
                                params, behavior=behavior,
-                               owners=candidates.column("owner").to_pylist())
+                               owners=candidates.column("owner").to_pylist(), threads=threads)
 
 
 def community_table(graph: AccountGraph, communities: set[int]) -> pa.Table:

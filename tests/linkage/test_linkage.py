@@ -33,8 +33,9 @@ def test_block_size_sets_memory_not_neighbours() -> None:
                                  np.full(300, 10.0), 40)
     edges = content_neighbors(matrix, k=4, min_cosine=0.1)
     assert len(edges[0]) > 50
-    for block_rows in (1, 7, 64):
-        small = content_neighbors(matrix, k=4, min_cosine=0.1, block_rows=block_rows)
+    for block_rows, threads in ((1, 1), (7, 1), (64, 1), (7, 2), (64, 3)):
+        small = content_neighbors(matrix, k=4, min_cosine=0.1, block_rows=block_rows,
+                                  threads=threads)
         assert all(np.array_equal(a, b) for a, b in zip(small, edges, strict=True))
 
 
