@@ -40,6 +40,7 @@ from distillguard.linkage.candidates import (
     behavior_parts,
     candidate_graph,
     candidate_ids,
+    candidate_unit_matrix,
     community_table,
     edge_table,
     graph_candidates,
@@ -132,9 +133,11 @@ def _link_accounts(engine: SqlEngine, evidence: list[AccountEvidence], candidate
                                 {"min_owners": policy.template_min_owners}, template_uses)
     activity = engine.arrow(CANDIDATE_ACTIVITY_SQL)
     with engine.memory_lent():
-        graph = candidate_graph(candidates, unit_uses, policy.graph, activity,
+        matrix = candidate_unit_matrix(candidates, unit_uses)
+        del unit_uses  # the matrix is what the graph reads
+        graph = candidate_graph(candidates, matrix, policy.graph, activity,
                                 threads=engine.threads)
-    del unit_uses, activity
+    del matrix, activity
     engine.register("account_edges", edge_table(graph))
     membership = graph_membership(graph)
     behavior, parts = behavior_affinities(graph), behavior_parts(graph)

@@ -20,7 +20,6 @@ import scipy.sparse as sp
 from distillguard.linkage.behavior_views import BehaviorViews, rest_cosines
 from distillguard.linkage.communities import leiden_communities
 from distillguard.linkage.content_similarity import (
-    account_unit_matrix,
     content_neighbors,
     normalize_rows,
 )
@@ -67,29 +66,25 @@ class AccountGraph:
         return {self.kinds[i] for i in np.flatnonzero(hit)}
 
 
-def build_account_graph(accounts: list[str], sampled: np.ndarray,
-                        unit_pairs: tuple[np.ndarray, np.ndarray, np.ndarray],
+def build_account_graph(accounts: list[str], matrix: sp.csr_matrix | None,
                         shared_values: dict[str, Sequence[object | None]],
                         params: GraphParams, *, behavior: BehaviorViews | None = None,
                         owners: Sequence[object] | None = None, seed: int = 0,
                         threads: int = 1) -> AccountGraph:
     """Link candidate accounts and find communities.
 
-    ``unit_pairs`` is ``(account_position, unit_position, count)`` for shared
-    template units; ``shared_values`` maps an infrastructure field name to one
+    ``matrix`` is the accounts' template use (``content_similarity.account_unit_matrix``,
+    a row per account; None: no shared units); ``shared_values`` maps an infrastructure field name to one
     value per account; ``behavior`` holds each account's stacked behavior views
     (``behavior_views.behavior_views``); ``owners`` (one per account) makes each
     account's behavior affinity the one with its community's other owners.
     ``threads``: how many blocks of the nearest-neighbour search run at once.
     """
     n = len(accounts)
-    account_pos, unit_pos, counts = unit_pairs
-    n_units = int(unit_pos.max()) + 1 if len(unit_pos) else 0
     sources, targets, weights, kinds = [], [], [], []
-    matrix = None
-    if n_units:
-        matrix = account_unit_matrix(account_pos, unit_pos, counts.astype(np.float32), sampled,
-                                     n_units)
+    if matrix is not None and not matrix.nnz:
+        matrix = None
+    if matrix is not None:
         k = params.content_neighbors
         s, t, w = content_neighbors(matrix, k=k * (BEHAVIOR_CANDIDATES if behavior else 1),
                                     min_cosine=params.content_min_cosine, threads=threads)

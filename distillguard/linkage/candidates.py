@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import scipy.sparse as sp
 
 from distillguard.linkage.account_graph import AccountGraph, GraphParams, build_account_graph
 from distillguard.linkage.behavior_views import (
@@ -17,6 +18,7 @@ from distillguard.linkage.behavior_views import (
     AccountActivity,
     behavior_views,
 )
+from distillguard.linkage.content_similarity import account_unit_matrix
 
 __all__ = [
     "ACCOUNT_COMMUNITY_SCHEMA",
@@ -29,6 +31,7 @@ __all__ = [
     "behavior_parts",
     "candidate_graph",
     "candidate_ids",
+    "candidate_unit_matrix",
     "community_table",
     "edge_table",
     "graph_candidates",
@@ -113,22 +116,36 @@ def _positions(account_ids: pa.ChunkedArray | pa.Array, candidates: pa.Table) ->
                        ).to_numpy().astype(np.int64)
 
 
-def candidate_graph(candidates: pa.Table, unit_uses: pa.Table, params: GraphParams,
-                    activity: pa.Table | None = None, *, threads: int = 1) -> AccountGraph:
-    """Link ``candidates`` (from ``graph_candidates``) and find their communities.
+def candidate_unit_matrix(candidates: pa.Table, unit_uses: pa.Table) -> sp.csr_matrix | None:
+    """The candidates' template use: a row per candidate (``candidates``' order), a column
+    per shared unit (``content_similarity.account_unit_matrix``); None without any.
 
     ``unit_uses`` holds ``node, col, n``: how many of a candidate's (``node``: its
     row in ``candidates``) sampled requests use each shared template unit (``col``:
-    the unit's column number, ``UNIT_COLUMNS_SQL``) (``ACCOUNT_UNITS_SQL``);
-    ``activity`` their sampled requests per second (``CANDIDATE_ACTIVITY_SQL``),
-    which with their creation, tier and infrastructure weighs the links by
-    behavior (``behavior_views``); each account's behavior affinity is with the
-    accounts of its community's other owners. Nodes are the candidates in their order.
+    the unit's column number, ``UNIT_COLUMNS_SQL``) (``ACCOUNT_UNITS_SQL``). The
+    graph needs only the matrix: at 15.6M exchanges the scan drops ``unit_uses``
+    (hundreds of MB) before building it.
+    """
+    if not unit_uses.num_rows:
+        return None
+    account_pos, unit_pos, counts = (_int32(unit_uses.column(c)) for c in ("node", "col", "n"))
+    sampled = np.maximum(candidates.column("sampled").to_numpy(), 1).astype(np.float32)
+    return account_unit_matrix(account_pos, unit_pos, counts.astype(np.float32), sampled,
+                               int(unit_pos.max()) + 1)
+
+
+def candidate_graph(candidates: pa.Table, matrix: sp.csr_matrix | None, params: GraphParams,
+                    activity: pa.Table | None = None, *, threads: int = 1) -> AccountGraph:
+    """Link ``candidates`` (from ``graph_candidates``) and find their communities.
+
+    ``matrix``: their template use (``candidate_unit_matrix``); ``activity`` their
+    sampled requests per second (``CANDIDATE_ACTIVITY_SQL``), which with their
+    creation, tier and infrastructure weighs the links by behavior
+    (``behavior_views``); each account's behavior affinity is with the accounts of
+    its community's other owners. Nodes are the candidates in their order.
     ``threads``: for the nearest-neighbour search (same result with any number).
     """
     accounts = candidates.column("account_id").to_pylist()
-    account_pos, unit_pos, counts = (_int32(unit_uses.column(c)) for c in ("node", "col", "n"))
-    sampled = np.maximum(candidates.column("sampled").to_numpy(), 1).astype(np.float32)
     shared = {name: candidates.column(name).to_pylist() for name in SHARED_VALUE_FIELDS}
     behavior = None
     if activity is not None and params.behavior_weights:
@@ -137,8 +154,7 @@ def candidate_graph(candidates: pa.Table, unit_uses: pa.Table, params: GraphPara
             {c: candidates.column(c).to_pylist() for c in CATEGORICAL_COLUMNS},
             params.behavior_weights, wave_seconds=params.wave_seconds,
             creation_batch_hours=params.creation_batch_hours)
-    return build_account_graph(accounts, sampled, (account_pos, unit_pos, counts), shared,
-                               params, behavior=behavior,
+    return build_account_graph(accounts, matrix, shared, params, behavior=behavior,
                                owners=candidates.column("owner").to_pylist(), threads=threads)
 
 

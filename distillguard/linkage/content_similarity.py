@@ -17,6 +17,11 @@ import scipy.sparse as sp
 __all__ = ["account_unit_matrix", "content_neighbors", "normalize_rows"]
 
 
+# Unit uses weighed at once while building the account-unit matrix: bounds the
+# temporary arrays (float64 products) whatever the number of uses.
+WEIGHT_CHUNK = 1 << 22
+
+
 def account_unit_matrix(account_index: np.ndarray, unit_index: np.ndarray, counts: np.ndarray,
                         sampled: np.ndarray, n_units: int) -> sp.csr_matrix:
     """Rows: accounts (``sampled[i]`` requests each); columns: units; L2-normalized rows.
@@ -25,16 +30,27 @@ def account_unit_matrix(account_index: np.ndarray, unit_index: np.ndarray, count
     unit) pair, how many of the account's sampled requests carry the unit.
     """
     n_accounts = len(sampled)
-    share = counts / np.maximum(sampled[account_index], 1)
     df = np.bincount(unit_index, minlength=n_units)
     idf = np.log1p(n_accounts / np.maximum(df, 1))
-    return normalize_rows(sp.csr_matrix((share * idf[unit_index], (account_index, unit_index)),
+    weights = np.empty(len(counts), dtype=np.float32)
+    for start in range(0, len(counts), WEIGHT_CHUNK):
+        part = slice(start, start + WEIGHT_CHUNK)
+        share = counts[part] / np.maximum(sampled[account_index[part]], 1)
+        weights[part] = share * idf[unit_index[part]]
+    return normalize_rows(sp.csr_matrix((weights, (account_index, unit_index)),
                                         shape=(n_accounts, n_units), dtype=np.float32))
 
 
 def normalize_rows(matrix: sp.csr_matrix) -> sp.csr_matrix:
     """``matrix`` with each row scaled to unit length (empty rows stay empty)."""
-    norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
+    if matrix.has_canonical_format:
+        # what ``matrix.multiply(matrix)`` holds, sharing the matrix's indices
+        squares = sp.csr_matrix((matrix.data * matrix.data, matrix.indices, matrix.indptr),
+                                shape=matrix.shape)
+    else:
+        squares = matrix.multiply(matrix)
+    norms = np.sqrt(np.asarray(squares.sum(axis=1)).ravel())
+    del squares
     scale = sp.diags(np.where(norms > 0, 1.0 / np.maximum(norms, 1e-12), 0.0).astype(np.float32))
     return (scale @ matrix).tocsr()
 

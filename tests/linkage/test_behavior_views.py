@@ -14,6 +14,7 @@ from distillguard.linkage import (
     GraphParams,
     behavior_views,
     candidate_graph,
+    candidate_unit_matrix,
     graph_membership,
 )
 from distillguard.linkage.behavior_views import CATEGORICAL_COLUMNS
@@ -101,7 +102,7 @@ def _operators(n: int, *, same_behavior: bool) -> tuple[pa.Table, pa.Table, pa.T
 
 def _communities(same_behavior: bool, params: GraphParams = PARAMS) -> dict[str, int]:
     candidates, uses, activity = _operators(20, same_behavior=same_behavior)
-    graph = candidate_graph(candidates, uses, params, activity)
+    graph = candidate_graph(candidates, candidate_unit_matrix(candidates, uses), params, activity)
     return {a: c for a, (c, _) in graph_membership(graph).items()}
 
 

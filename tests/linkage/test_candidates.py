@@ -9,6 +9,7 @@ from distillguard.linkage import (
     GraphParams,
     candidate_graph,
     candidate_ids,
+    candidate_unit_matrix,
     community_table,
     graph_candidates,
     graph_membership,
@@ -50,7 +51,7 @@ def test_graph_links_candidates_on_units_and_payment() -> None:
     unit_uses = pa.table({"node": [0, 1, 0, 1, 2],  # a, b, a, b, c
                           "col": pa.array([1, 1, 0, 0, 2], pa.int32()),
                           "n": [8, 9, 4, 5, 2]})
-    graph = candidate_graph(candidates, unit_uses, PARAMS)
+    graph = candidate_graph(candidates, candidate_unit_matrix(candidates, unit_uses), PARAMS)
     assert graph.accounts == ["a", "b", "c", "d"]
     membership = graph_membership(graph)
     assert membership["a"][0] == membership["b"][0]
@@ -66,6 +67,7 @@ def test_candidates_without_shared_units_still_get_a_community_each() -> None:
     candidates = graph_candidates(_accounts(), 3)
     empty = pa.table({"node": pa.array([], pa.int32()), "col": pa.array([], pa.int32()),
                       "n": pa.array([], pa.int64())})
-    membership = graph_membership(candidate_graph(candidates, empty, PARAMS))
+    assert candidate_unit_matrix(candidates, empty) is None
+    membership = graph_membership(candidate_graph(candidates, None, PARAMS))
     assert set(membership) == {"a", "b", "d"}
     assert all(affinity == 0.0 for _, affinity in membership.values())

@@ -55,9 +55,10 @@ def test_leiden_separates_two_cliques() -> None:
 
 
 def test_graph_links_content_and_payment_and_scores_affinity() -> None:
+    matrix = account_unit_matrix(np.array([0, 1, 2]), np.array([0, 0, 1]),
+                                 np.array([8.0, 9.0, 7.0]), np.full(4, 10.0), 2)
     graph = build_account_graph(
-        ["a", "b", "c", "d"], np.array([10.0, 10.0, 10.0, 10.0]),
-        (np.array([0, 1, 2]), np.array([0, 0, 1]), np.array([8, 9, 7])),
+        ["a", "b", "c", "d"], matrix,
         {"payment_fingerprint": [None, None, "p", "p"]}, PARAMS)
     assert graph.community[0] == graph.community[1]
     assert graph.community[2] == graph.community[3]
