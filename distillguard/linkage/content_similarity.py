@@ -55,9 +55,12 @@ def normalize_rows(matrix: sp.csr_matrix) -> sp.csr_matrix:
     return (scale @ matrix).tocsr()
 
 
-# Similarities computed at once: a block of rows times every account. About 100 MB
-# (the sparse product and its dense copy); rows per block follow from the accounts.
-BLOCK_CELLS = 8_000_000
+# Similarities computed at once (all blocks in flight together): a block of rows times
+# every account. About 24 bytes each while a block is worked on (the sparse product,
+# its dense copy, the negated copy and the partition's 64-bit positions), so about
+# 100 MB; rows per block follow from the accounts. 8M cells put the 15.6M scan's
+# account graph (64,745 accounts) 6 MB over a 2 GiB peak.
+BLOCK_CELLS = 4_000_000
 
 
 def _block_neighbors(matrix: sp.csr_matrix, transposed: sp.csr_matrix, start: int, stop: int,
