@@ -156,10 +156,13 @@ def _link_accounts(engine: SqlEngine, evidence: list[AccountEvidence], candidate
 
 # DuckDB's memory per row in the distinct counts of the template queries run in parts
 # (``linkage.template_sql``): 41M unit uses of a scale-0.1 simulation fitted in 250 MB
-# (spilling) and not in 150 MB. The need per row grows with the input (more distinct
-# units, owners and texts per part), so a part that still runs out of memory is split
-# in two, and so on, down to ``MAX_PARTS``; a part failing then is a real shortage.
-BYTES_PER_UNIT_USE = 16
+# (spilling) and not in 150 MB, when owners were counted as strings; with owners
+# hashed, the 15.6M log's 4 parts at 16 bytes a use fit as 2 parts at 8 bytes (each
+# part re-reads every sampled unit: 173 -> 128 s, findings identical). The need per
+# row grows with the input (more distinct units, owners and texts per part), so a
+# part that still runs out of memory is split in two, and so on, down to
+# ``MAX_PARTS``; a part failing then is a real shortage.
+BYTES_PER_UNIT_USE = 8
 MAX_PARTS = 1024
 
 T = TypeVar("T")
