@@ -74,10 +74,11 @@ def build_account_graph(accounts: list[str], matrix: sp.csr_matrix | None,
     """Link candidate accounts and find communities.
 
     ``matrix`` is the accounts' template use (``content_similarity.account_unit_matrix``,
-    a row per account; None: no shared units); ``shared_values`` maps an infrastructure field name to one
-    value per account; ``behavior`` holds each account's stacked behavior views
-    (``behavior_views.behavior_views``); ``owners`` (one per account) makes each
-    account's behavior affinity the one with its community's other owners.
+    a row per account; None: no shared units); ``shared_values`` maps an
+    infrastructure field name to one value per account; ``behavior`` holds each
+    account's stacked behavior views (``behavior_views.behavior_views``); ``owners``
+    (one per account) makes each account's behavior affinity the one with its
+    community's other owners.
     ``threads``: how many blocks of the nearest-neighbour search run at once.
     """
     n = len(accounts)

@@ -15,7 +15,8 @@ every turn of conversations that go on).
 from __future__ import annotations
 
 __all__ = ["ACCOUNT_CAMPAIGN_TEMPLATE_SQL", "ACCOUNT_TEMPLATE_SQL", "ACCOUNT_UNITS_SQL",
-           "COMMUNITY_UNITS_SQL", "TEMPLATE_USES_SQL", "UNIT_COLUMNS_SQL", "UNIT_STATS_SQL", "UNIT_USES_SQL"]
+           "COMMUNITY_UNITS_SQL", "TEMPLATE_USES_SQL", "UNIT_COLUMNS_SQL", "UNIT_STATS_SQL",
+           "UNIT_USES_SQL"]
 
 # Queries whose distinct counts per unit outgrow the engine's memory on a large
 # store run in parts: ``unit % $parts IN ($part, -$part)`` keeps one part of the units
@@ -56,7 +57,9 @@ UNIT_USES_SQL = "SELECT coalesce(sum(array_length(units)), 0) FROM signals"
 # read these few rows instead of unnesting every sampled request's units again.
 TEMPLATE_USES_SQL = """
 SELECT row_id, account_id, owner_key, unit
-FROM (SELECT row_id, account_id, hash(owner) AS owner_key, unnest(list_distinct(units)) AS unit FROM signals)
+FROM (SELECT row_id, account_id, hash(owner) AS owner_key,
+             unnest(list_distinct(units)) AS unit
+      FROM signals)
 SEMI JOIN unit_stats USING (unit)
 """
 
