@@ -27,11 +27,12 @@ def exchange_signals(batch: pa.RecordBatch | pa.Table, *,
     """
     lexicon = lexicon or load_lexicon()
     last = last_message_text(batch)
-    text = request_text(batch, last=last)
+    last_chars = pc.utf8_length(last)
+    text = request_text(batch, last=last, last_chars=last_chars)
     scores = technique_scores(batch, text, lexicon=lexicon)
     capability = capability_labels(batch, text, scores["tool_use"], lexicon=lexicon)
-    units = template_units(batch, last=last, sketch=sketch)
-    prompt_chars = pc.utf8_length(last).cast(pa.int32())
+    units = template_units(batch, last=last, last_chars=last_chars, sketch=sketch)
+    prompt_chars = last_chars.cast(pa.int32())
     columns = [pa.array(scores[name], pa.float32()) for name in TECHNIQUES]
     columns += [capability, pa.array(prior_turns(batch), pa.int32()), prompt_chars,
                 pa.array(units.text_hash, pa.int64()), units.units]

@@ -29,8 +29,11 @@ def technique_scores(batch: pa.RecordBatch | pa.Table, text: pa.Array, *,
     scores: dict[str, np.ndarray] = {}
     for technique in lexicon.techniques:
         strong = _matches(text, technique.strong)
-        weak = _matches(text, technique.weak)
-        score = np.where(strong, 1.0, np.where(weak, 0.5, 0.0)).astype(np.float32)
+        score = np.where(strong, 1.0, 0.0).astype(np.float32)
+        if technique.weak and not strong.all():
+            # the weak pattern is read only where the strong one did not match
+            rest = np.flatnonzero(~strong)
+            score[rest[_matches(text.take(pa.array(rest)), technique.weak)]] = 0.5
         if technique.name == "tool_use":
             tools = batch.column("tools")
             has_tools = pc.fill_null(pc.greater(pc.list_value_length(tools), 0), False)

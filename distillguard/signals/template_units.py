@@ -46,8 +46,9 @@ def _normalize(text: pa.Array) -> pa.Array:
 
 
 def template_units(batch: pa.RecordBatch | pa.Table, *, last: pa.Array | None = None,
-                   min_chars: int = 40, max_units: int = 32, head: int = 3000,
-                   tail: int = 1000, sketch: SketchParams | None = None) -> TemplateUnits:
+                   last_chars: pa.Array | None = None, min_chars: int = 40,
+                   max_units: int = 32, head: int = 3000, tail: int = 1000,
+                   sketch: SketchParams | None = None) -> TemplateUnits:
     """Cut each request (system prompt + new turn) into hashed units.
 
     With ``sketch``, each unit also gives its near-duplicate tokens (MinHash LSH
@@ -57,7 +58,8 @@ def template_units(batch: pa.RecordBatch | pa.Table, *, last: pa.Array | None = 
     Only the first ``head`` and last ``tail`` characters of the new turn are
     read, and at most ``max_units`` units are kept per request (the first
     ones), so the cost per request is bounded. ``last`` is the new turn's
-    text when the caller has it already (``last_message_text``).
+    text when the caller has it already (``last_message_text``), ``last_chars``
+    its length in characters.
     """
     system = batch.column("system")
     if isinstance(system, pa.ChunkedArray):
@@ -65,7 +67,8 @@ def template_units(batch: pa.RecordBatch | pa.Table, *, last: pa.Array | None = 
     if last is None:
         last = last_message_text(batch)
     text = _normalize(pc.binary_join_element_wise(system.fill_null(""),
-                                                  window(last, head, tail), "\n"))
+                                                  window(last, head, tail, chars=last_chars),
+                                                  "\n"))
     text_hash = hash_strings(text).view(np.int64)
     pieces = pc.split_pattern_regex(text, _SPLIT)
     flat = pc.utf8_trim_whitespace(pc.list_flatten(pieces))
@@ -82,9 +85,12 @@ def template_units(batch: pa.RecordBatch | pa.Table, *, last: pa.Array | None = 
         capped = rank < max_units
         flat = flat.filter(pa.array(capped))
         parents = parents[capped]
-    hashes = hash_strings(flat).view(np.int64)
+    # each distinct unit of the batch hashed (and sketched) once
+    encoded = pc.dictionary_encode(flat)
+    copy_of = np.asarray(encoded.indices, dtype=np.int64)
+    hashes = hash_strings(encoded.dictionary).view(np.int64)[copy_of]
     if sketch is not None and len(parents):
-        of_unit, tokens = near_duplicate_tokens(flat, sketch, unit_hashes=hashes)
+        of_unit, tokens = near_duplicate_tokens(encoded.dictionary, sketch, copy_of=copy_of)
         parents = np.concatenate([parents, parents[of_unit]])
         order = np.argsort(parents, kind="stable")
         parents = parents[order]

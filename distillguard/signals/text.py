@@ -53,17 +53,25 @@ def prior_turns(batch: pa.RecordBatch | pa.Table) -> np.ndarray:
     return np.maximum(lengths - 1, 0).astype(np.int32)
 
 
-def window(text: pa.Array, head: int, tail: int) -> pa.Array:
+def window(text: pa.Array, head: int, tail: int, *, chars: pa.Array | None = None) -> pa.Array:
     """The first ``head`` and last ``tail`` characters of each text, joined by a newline.
 
     Signals read this window rather than whole prompts: instructions sit at the
     start or end of a prompt, and a bounded window keeps the cost per exchange
-    bounded whatever the prompt's length.
+    bounded whatever the prompt's length. ``chars`` is ``utf8_length(text)`` when the
+    caller has it; otherwise only texts of more than ``head + tail`` bytes are
+    counted (no text has more characters than bytes).
     """
     if isinstance(text, pa.ChunkedArray):
         text = text.combine_chunks()
-    longer = np.flatnonzero(pc.greater(pc.utf8_length(text), head + tail).fill_null(False)
-                            .to_numpy(zero_copy_only=False))
+    if chars is None:
+        maybe = np.flatnonzero(pc.greater(pc.binary_length(text), head + tail).fill_null(False)
+                               .to_numpy(zero_copy_only=False))
+        counted = pc.utf8_length(text.take(pa.array(maybe))).to_numpy(zero_copy_only=False)
+        longer = maybe[counted > head + tail]
+    else:
+        longer = np.flatnonzero(pc.greater(chars, head + tail).fill_null(False)
+                                .to_numpy(zero_copy_only=False))
     if not len(longer):
         return text
     # only the long texts are cut (slicing walks each text's characters), then put
@@ -72,20 +80,22 @@ def window(text: pa.Array, head: int, tail: int) -> pa.Array:
     first = pc.utf8_slice_codeunits(cut, 0, head)
     last = pc.utf8_slice_codeunits(cut, -tail) if tail else pa.array([""] * len(cut))
     joined = pc.binary_join_element_wise(first, last, "\n").cast(text.type)
-    positions = np.arange(len(text))
-    positions[longer] = len(text) + np.arange(len(longer))
-    return pa.concat_arrays([text, joined]).take(pa.array(positions))
+    is_long = np.zeros(len(text), dtype=bool)
+    is_long[longer] = True
+    return pc.replace_with_mask(text, pa.array(is_long), joined)
 
 
 def request_text(batch: pa.RecordBatch | pa.Table, *, last: pa.Array | None = None,
-                 head: int = 600, tail: int = 400) -> pa.Array:
+                 last_chars: pa.Array | None = None, head: int = 600, tail: int = 400) -> pa.Array:
     """System prompt and the window of the last message, lowercased: what a lexicon reads.
 
-    ``last`` is the new turn's text when the caller has it already.
+    ``last`` is the new turn's text when the caller has it already, ``last_chars``
+    its length in characters.
     """
     system = batch.column("system")
     if isinstance(system, pa.ChunkedArray):
         system = system.combine_chunks()
     system = pc.utf8_slice_codeunits(system.fill_null(""), 0, head)
-    last = window(last if last is not None else last_message_text(batch), head, tail)
+    last = window(last if last is not None else last_message_text(batch), head, tail,
+                  chars=last_chars)
     return pc.utf8_lower(pc.binary_join_element_wise(system, last, "\n"))

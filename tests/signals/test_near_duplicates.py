@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from datasketch import MinHash
 
 from distillguard.signals.near_duplicates import (
@@ -70,16 +71,15 @@ def test_empty_input() -> None:
 
 
 def test_repeated_units_sketched_once_give_the_same_pairs() -> None:
-    from distillguard.signals.hashing import hash_strings
-
     texts = ["rate the helpfulness honesty accuracy relevance of the answer",
              "thank you", "rate the helpfulness honesty accuracy relevance of the answer",
              "explain the proof of the theorem step by step with every lemma used",
              "thank you", "rate the helpfulness honesty accuracy relevance of the answer"]
     units = pa.array(texts)
     of_unit, tokens = near_duplicate_tokens(units, PARAMS)
-    once_unit, once_tokens = near_duplicate_tokens(units, PARAMS,
-                                                   unit_hashes=hash_strings(units))
+    encoded = pc.dictionary_encode(units)
+    once_unit, once_tokens = near_duplicate_tokens(encoded.dictionary, PARAMS,
+                                                   copy_of=np.asarray(encoded.indices))
     assert len(of_unit) > 0
     assert of_unit.tolist() == once_unit.tolist()
     assert tokens.tolist() == once_tokens.tolist()
