@@ -122,3 +122,40 @@ def test_memory_lent_while_python_works_then_given_back() -> None:
     with pytest.raises(RuntimeError), engine.memory_lent():
         raise RuntimeError
     assert engine.rows(setting)[0][0] == before
+
+
+class _FailingOnce:
+    """A DuckDB connection whose queries containing ``marker`` run out of memory the first
+    ``times`` times; every statement is recorded."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, marker: str, times: int = 1) -> None:
+        self.con, self.marker, self.left, self.statements = con, marker, times, []
+
+    def execute(self, sql: str, params: object = None) -> duckdb.DuckDBPyConnection:
+        self.statements.append(sql)
+        if self.marker in sql and self.left > 0:
+            self.left -= 1
+            raise duckdb.OutOfMemoryException(
+                "Out of Memory Error: could not allocate block of size 256.0 KiB "
+                "(476.8 MiB/476.8 MiB used)")
+        return self.con.execute(sql, params or {})
+
+
+def test_a_query_out_of_memory_runs_again_once_after_pages_are_evicted() -> None:
+    from distillguard.engines.sql_engine import LENT_MEMORY_FLOOR, DuckDBEngine
+
+    con = _FailingOnce(duckdb.connect(config={"memory_limit": "500MB"}), "range(3)")
+    engine = DuckDBEngine(con, memory="500MB")  # type: ignore[arg-type]
+    assert engine.rows("SELECT sum(i) FROM range(3) t(i)") == [(3,)]
+    lowered = con.statements.index(f"SET memory_limit = '{LENT_MEMORY_FLOOR}B'")
+    assert con.statements[lowered + 1:] == ["SET memory_limit = '500MB'",
+                                            "SELECT sum(i) FROM range(3) t(i)"]
+
+    twice = DuckDBEngine(_FailingOnce(duckdb.connect(), "range(3)", times=2),  # type: ignore[arg-type]
+                         memory="500MB")
+    with pytest.raises(ResourceError, match="--memory"):
+        twice.rows("SELECT sum(i) FROM range(3) t(i)")
+    unlent = _FailingOnce(duckdb.connect(), "range(3)")
+    with pytest.raises(ResourceError, match="--memory"):
+        DuckDBEngine(unlent, memory=None).rows("SELECT sum(i) FROM range(3) t(i)")  # type: ignore[arg-type]
+    assert not any(s.startswith("SET memory_limit") for s in unlent.statements)
