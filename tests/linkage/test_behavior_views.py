@@ -88,10 +88,10 @@ def _operators(n: int, *, same_behavior: bool) -> tuple[pa.Table, pa.Table, pa.T
             uses["n"].append(int(rng.integers(1, 10)))
     waves = {0: rng.integers(0, 14 * 86400, 30), 1: rng.integers(0, 14 * 86400, 30)}
     epoch = int((T0 - datetime(1970, 1, 1)).total_seconds())
-    activity = {"account_id": [], "second": [], "n": []}
-    for a, o in zip(ids, op, strict=True):
+    activity = {"node": [], "second": [], "n": []}
+    for node, o in enumerate(op):
         for start in waves[int(o) * y_shift]:
-            activity["account_id"].append(a)
+            activity["node"].append(node)
             activity["second"].append(epoch + int(start) + int(rng.integers(0, 20)))
             activity["n"].append(1)
     return (candidates, pa.table(uses, schema=pa.schema([("node", pa.int32()),
