@@ -184,3 +184,30 @@ def test_row_cosines_in_small_steps_match_the_dense_dot_products() -> None:
     stepped = row_cosines(matrix, sources, targets, max_cells=100)
     assert np.allclose(stepped, expected, atol=1e-5)
     assert np.array_equal(stepped, row_cosines(matrix, sources, targets))
+
+
+def test_rest_cosines_over_a_few_rows_at_a_time_are_the_same_bits(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    import scipy.sparse as sp
+
+    from distillguard.linkage.behavior_views import normalize_rows, rest_cosines
+
+    views_module = sys.modules["distillguard.linkage.behavior_views"]
+    rng = np.random.default_rng(5)
+    matrix = normalize_rows(sp.random(300, 60, density=0.2, format="csr", random_state=4,
+                                      dtype=np.float32))
+    community = rng.integers(0, 12, 300)
+    own = np.unique(np.stack([community, rng.integers(0, 4, 300)]), axis=1,
+                    return_inverse=True)[1].ravel()
+    whole = [rest_cosines(matrix, community), rest_cosines(matrix, community, own)]
+    dense = matrix.toarray()
+    rest = np.array([dense[(community == community[i]) & (np.arange(300) != i)].sum(axis=0)
+                     for i in range(300)])
+    expected = (dense * rest).sum(axis=1) / np.maximum(np.linalg.norm(rest, axis=1), 1e-12)
+    assert np.allclose(whole[0], expected, atol=1e-5)
+    for values in (1, 13, 500):
+        monkeypatch.setattr(views_module, "REST_COSINE_VALUES", values)
+        assert rest_cosines(matrix, community).tobytes() == whole[0].tobytes()
+        assert rest_cosines(matrix, community, own).tobytes() == whole[1].tobytes()
