@@ -154,7 +154,8 @@ class DuckDBEngine:
         A query that needs little memory can still fail when the buffer pool is full of
         pages other queries left there (seen at 16.2M exchanges: the campaign profiles'
         count over template uses, 3 s and well under the limit on its own, failed after
-        the account graph with 953.6 of 953.6 MiB used, in two runs of three).
+        the account graph with 953.6 of 953.6 MiB used, in both runs of that day's first
+        code). A query too big for the limit fails twice, as it would have once.
         """
         try:
             with map_duckdb_errors(what):

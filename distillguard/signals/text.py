@@ -59,19 +59,14 @@ def window(text: pa.Array, head: int, tail: int, *, chars: pa.Array | None = Non
     Signals read this window rather than whole prompts: instructions sit at the
     start or end of a prompt, and a bounded window keeps the cost per exchange
     bounded whatever the prompt's length. ``chars`` is ``utf8_length(text)`` when the
-    caller has it; otherwise only texts of more than ``head + tail`` bytes are
-    counted (no text has more characters than bytes).
+    caller has it already.
     """
     if isinstance(text, pa.ChunkedArray):
         text = text.combine_chunks()
     if chars is None:
-        maybe = np.flatnonzero(pc.greater(pc.binary_length(text), head + tail).fill_null(False)
-                               .to_numpy(zero_copy_only=False))
-        counted = pc.utf8_length(text.take(pa.array(maybe))).to_numpy(zero_copy_only=False)
-        longer = maybe[counted > head + tail]
-    else:
-        longer = np.flatnonzero(pc.greater(chars, head + tail).fill_null(False)
-                                .to_numpy(zero_copy_only=False))
+        chars = pc.utf8_length(text)
+    longer = np.flatnonzero(pc.greater(chars, head + tail).fill_null(False)
+                            .to_numpy(zero_copy_only=False))
     if not len(longer):
         return text
     # only the long texts are cut (slicing walks each text's characters), then put
