@@ -6,8 +6,8 @@ ids) and sends them in batches (``POST {endpoint}/v1/traces``, protobuf or JSON)
 off the request path, so a slow or absent collector never delays a request. A batch
 the endpoint refuses for a reason that may pass (a connection error, a timeout, 429,
 502, 503, 504) goes back to the head of the queue and is sent again at the next tick;
-one refused for good (another 4xx) is dropped and counted. Past ``max_queue_spans``
-the oldest spans are dropped and counted. The counts are on ``/metrics``.
+one refused for good (another 4xx), or that cannot be encoded, is dropped and counted.
+Past ``max_queue_spans`` the oldest spans are dropped and counted. The counts are on ``/metrics``.
 """
 
 from __future__ import annotations
@@ -126,12 +126,17 @@ class SpanExporter:
     async def _send(self, records: list[dict[str, Any]]) -> bool:
         """Send one batch of records as spans; True when it should be sent again later."""
         assert self._session is not None
-        spans = [exchange_span(r, extra=EXTRA_FIELDS) for r in records]
-        request = traces_request(spans, self.resource, scope="distillguard.gateway")
-        if self.settings.protocol == "http/json":
-            body, kind = orjson.dumps(request), "application/json"
-        else:
-            body, kind = protobuf_body(request), "application/x-protobuf"
+        try:
+            spans = [exchange_span(r, extra=EXTRA_FIELDS) for r in records]
+            request = traces_request(spans, self.resource, scope="distillguard.gateway")
+            if self.settings.protocol == "http/json":
+                body, kind = orjson.dumps(request), "application/json"
+            else:
+                body, kind = protobuf_body(request), "application/x-protobuf"
+        except Exception as exc:  # a record that cannot be encoded would fail again
+            self.spans_dropped += len(records)
+            self._failed(f"cannot encode {len(records)} records as spans: {exc!r}")
+            return False
         try:
             async with self._session.post(self.url, data=body,
                                           headers={"Content-Type": kind}) as reply:

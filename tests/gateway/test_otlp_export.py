@@ -58,9 +58,13 @@ def test_spans_sent_to_collect_scan_to_the_logs_findings(
                 assert reply.status_code == 200, reply.text
             # sent while serving, on the exporter's timer (not left to the shutdown, which
             # a loaded machine may not finish within the server thread's join)
-            _wait_for(lambda: receiver.state.stats.spans >= len(traffic))
-        assert gateway.spans is not None
-        assert (gateway.spans.spans_sent, gateway.spans.spans_dropped) == (len(traffic), 0)
+            exporter = gateway.spans
+            assert exporter is not None
+            _wait_for(lambda: receiver.state.stats.spans >= len(traffic), lambda: (
+                f"collector has {receiver.state.stats}; exporter sent {exporter.spans_sent}, "
+                f"dropped {exporter.spans_dropped}, queued {exporter.queued}, "
+                f"failed sends {exporter.export_failures}"))
+        assert (exporter.spans_sent, exporter.spans_dropped) == (len(traffic), 0)
         _wait_for(lambda: receiver.state.lines.lines_written >= receiver.state.stats.requests)
     scans = {name: run_scan_job(ScanJob([tmp_path / name], None, tmp_path / f"{name}.json"))[0]
              for name in ("log", "spans")}
@@ -71,10 +75,11 @@ def test_spans_sent_to_collect_scan_to_the_logs_findings(
     assert scans["spans"] == scans["log"]
 
 
-def _wait_for(condition: Callable[[], bool], seconds: float = 300) -> None:
+def _wait_for(condition: Callable[[], bool], state: Callable[[], str] = lambda: "",
+              seconds: float = 300) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
-        assert time.monotonic() < deadline, "not done in time"
+        assert time.monotonic() < deadline, f"not done in {seconds} s: {state()}"
         time.sleep(0.1)
 
 
