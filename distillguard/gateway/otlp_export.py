@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import logging
 import os
 import socket
@@ -35,6 +36,7 @@ __all__ = ["RETRYABLE_STATUSES", "SpanExporter", "protobuf_body", "traces_url"]
 
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
 _WARN_EVERY_SECONDS = 60.0
+_LARGE_BODY_BYTES = 1 << 20
 _log = logging.getLogger("distillguard.gateway.otlp")
 
 
@@ -137,13 +139,20 @@ class SpanExporter:
             self.spans_dropped += len(records)
             self._failed(f"cannot encode {len(records)} records as spans: {exc!r}")
             return False
+        # aiohttp warns on (and a warnings filter can raise for) bytes over 1 MiB; a file
+        # object is its own advice for large bodies
+        data = io.BytesIO(body) if len(body) > _LARGE_BODY_BYTES else body
         try:
-            async with self._session.post(self.url, data=body,
+            async with self._session.post(self.url, data=data,
                                           headers={"Content-Type": kind}) as reply:
                 status, text = reply.status, (await reply.read())[:300]
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             self._failed(f"cannot reach {self.url}: {exc or type(exc).__name__}")
             return True
+        except Exception as exc:  # the batch is out of the queue: count it, never lose it
+            self.spans_dropped += len(records)
+            self._failed(f"cannot send {len(records)} spans: {exc!r}")
+            return False
         if 200 <= status < 300:
             self.spans_sent += len(spans)
             return False
