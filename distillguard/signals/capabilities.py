@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from distillguard.signals.lexicon import Lexicon, load_lexicon
+from distillguard.signals.regex import regex_matches
 
 __all__ = ["CAPABILITIES", "capability_labels"]
 
@@ -37,9 +38,7 @@ def capability_labels(batch: pa.RecordBatch | pa.Table, text: pa.Array, tool_use
         if not unset.any():
             break
         candidates = np.flatnonzero(unset)
-        matched = pc.match_substring_regex(text.take(pa.array(candidates)), pattern)
-        hit_rows = candidates[np.asarray(matched.fill_null(False).to_numpy(
-            zero_copy_only=False), dtype=bool)]
+        hit_rows = candidates[regex_matches(text.take(pa.array(candidates)), pattern)]
         label[hit_rows] = CAPABILITIES.index(name)
         unset[hit_rows] = False
     return pa.DictionaryArray.from_arrays(pa.array(label), pa.array(CAPABILITIES))

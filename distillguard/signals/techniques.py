@@ -12,15 +12,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from distillguard.signals.lexicon import Lexicon
+from distillguard.signals.regex import regex_matches
 
 __all__ = ["technique_scores"]
-
-
-def _matches(text: pa.Array, pattern: str) -> np.ndarray:
-    if not pattern:
-        return np.zeros(len(text), dtype=bool)
-    hit = pc.match_substring_regex(text, pattern)
-    return np.asarray(hit.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def technique_scores(batch: pa.RecordBatch | pa.Table, text: pa.Array, *,
@@ -28,12 +22,12 @@ def technique_scores(batch: pa.RecordBatch | pa.Table, text: pa.Array, *,
     """Score each exchange of ``batch`` for each technique; ``text`` from ``request_text``."""
     scores: dict[str, np.ndarray] = {}
     for technique in lexicon.techniques:
-        strong = _matches(text, technique.strong)
+        strong = regex_matches(text, technique.strong)
         score = np.where(strong, 1.0, 0.0).astype(np.float32)
         if technique.weak and not strong.all():
             # the weak pattern is read only where the strong one did not match
             rest = np.flatnonzero(~strong)
-            score[rest[_matches(text.take(pa.array(rest)), technique.weak)]] = 0.5
+            score[rest[regex_matches(text.take(pa.array(rest)), technique.weak)]] = 0.5
         if technique.name == "tool_use":
             tools = batch.column("tools")
             has_tools = pc.fill_null(pc.greater(pc.list_value_length(tools), 0), False)
