@@ -4,6 +4,7 @@ the watermark's cost per strength, and the detector's false-positive rate on >= 
 unwatermarked corpus texts.
 
     python benchmarks/radioactivity.py --workdir /tmp/radioactivity [--workers 2]
+    python benchmarks/radioactivity.py --workdir /tmp/radioactivity --skip-fpr --bigram-only
 
 Every stage is cached in --workdir: run it again to resume or to print the results.
 On a shared machine run it under ``nice``.
@@ -23,12 +24,11 @@ import numpy as np
 from distillguard.corpora import find_corpora_dir
 from distillguard.safeguards import (
     DEFAULT_ALPHA,
-    black_box_test,
     corpus_texts,
     encode_texts,
     load_tokenizer,
 )
-from distillguard.safeguards.bigram_lm import bigram_counts, log_probs, sample
+from distillguard.safeguards.bigram_lm import bigram_radioactivity
 from distillguard.safeguards.detect import score_many
 from distillguard.safeguards.experiment import Experiment, ExperimentConfig, summarize
 
@@ -54,25 +54,25 @@ def false_positive_rate(corpora: Path, keys: int) -> dict[str, object]:
 
 
 def bigram_students(corpora: Path, config: ExperimentConfig) -> dict[str, object]:
-    """The black-box test's power when a student fits its data exactly: numpy bigram models
-    (teacher: teacher split; student: 300,000 tokens of its own split of which a share rho
-    are the teacher's watermarked answers), each probed with 512 prompts x 128 tokens."""
-    tokenizer, vocab = load_tokenizer(), config.model.vocab_size
+    """The whole experiment with numpy bigram models, which fit their data exactly: a
+    teacher counted on the teacher split answers 1,024 prompts with the watermark;
+    students of 300,000 tokens (20 seeds with none of those answers, 10 each with 1, 5
+    and 10 %) answer 2,048 one-token prompts x 128 tokens; the black-box test on each."""
+    tokenizer = load_tokenizer()
+
     def ids(split: str) -> list[np.ndarray]:
         texts = corpus_texts(corpora, roles=("assistant",), split=split)  # type: ignore[arg-type]
-        return encode_texts(tokenizer, [t[:1500] for t in texts[:6000]])
-    rng = np.random.default_rng(0)
-    teacher = log_probs(bigram_counts(ids("teacher"), vocab))
-    harvest = np.concatenate(sample(teacher, rng.integers(1, vocab, 1024), 200, rng,
-                                    key=config.key, params=config.params))
-    own = np.concatenate(ids("student"))
-    results = {}
-    for rho in (0.0, 0.01, 0.05, 0.10):
-        n_wm = int(rho * 300_000)
-        student = log_probs(bigram_counts([own[: 300_000 - n_wm], harvest[:n_wm]], vocab))
-        outputs = sample(student, rng.integers(1, vocab, 512), 128, rng)
-        results[f"{rho:.0%}"] = black_box_test(outputs, config.key, config.params).as_dict()
-    return results
+        return encode_texts(tokenizer, [t[:1500] for t in texts])
+
+    rows = bigram_radioactivity(ids("teacher"), ids("student"), config.key,
+                                config.model.vocab_size, config.params)
+    out: dict[str, object] = {"students": rows}
+    for rho in sorted({r["rho"] for r in rows}):
+        p = [r["p_value"] for r in rows if r["rho"] == rho]
+        out[f"{rho:.0%}"] = {"students": len(p), "max_p": max(p), "median_p": float(np.median(p)),
+                             "below_1e-5": sum(x < 1e-5 for x in p),
+                             "above_0.01": sum(x > 0.01 for x in p)}
+    return out
 
 
 def _worker(args: tuple[Path, ExperimentConfig, Path, int, int]) -> None:
@@ -94,6 +94,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="processes training students")
     parser.add_argument("--fpr-keys", type=int, default=3, help="keys for the FPR measurement")
     parser.add_argument("--skip-fpr", action="store_true")
+    parser.add_argument("--bigram-only", action="store_true",
+                        help="only the bigram teacher and students (about a minute)")
     parser.add_argument("--corpora", type=Path, default=None)
     args = parser.parse_args()
     corpora = find_corpora_dir(args.corpora)
@@ -105,8 +107,12 @@ def main() -> None:
         fpr_path.write_text(json.dumps(false_positive_rate(corpora, args.fpr_keys), indent=1))
     bigram_path = args.workdir / "bigram.json"
     if not bigram_path.is_file():
-        _log("black-box power with students that fit their data (bigram models) ...")
+        _log("radioactivity with bigram teacher and students (about a minute) ...")
         bigram_path.write_text(json.dumps(bigram_students(corpora, config), indent=1))
+    if args.bigram_only:
+        bigram = json.loads(bigram_path.read_text())
+        print(json.dumps({k: v for k, v in bigram.items() if k != "students"}, indent=1))
+        return
     experiment = Experiment(corpora, config, args.workdir, log=_log)
     experiment.prepare()
     _log(f"detection: {experiment.detection()}")

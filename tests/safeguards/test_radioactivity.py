@@ -5,15 +5,25 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from tokenizers import Tokenizer
 
 from distillguard.safeguards import (
     black_box_count_test,
     black_box_test,
     chernoff_p_value,
+    corpus_texts,
+    encode_texts,
     green_mass_test,
     open_model_test,
 )
-from distillguard.safeguards.bigram_lm import bigram_counts, log_probs, sample
+from distillguard.safeguards.bigram_lm import (
+    BigramExperiment,
+    bigram_counts,
+    bigram_radioactivity,
+    log_probs,
+    sample,
+)
+from tests.safeguards.conftest import SHARED
 
 VOCAB = 2048
 
@@ -137,3 +147,20 @@ def test_the_counted_test_weighs_each_pair_by_its_occurrences() -> None:
     ten = black_box_count_test([answer] * 10, "k", 50)
     assert (ten.scored, ten.green) == (10 * once.scored, 10 * once.green)
     assert ten.tokens == 10 * once.tokens
+
+
+@pytest.mark.slow
+def test_bigram_radioactivity_end_to_end(tokenizer: Tokenizer) -> None:
+    """The experiment of the bars with bigram teacher and students (corpora text, the
+    watermark, students on 0 and 5 % mixes, the black-box test): the 5 % students are named
+    at p < 1e-5, the clean ones are not accused."""
+    def ids(split: str) -> list[np.ndarray]:
+        texts = corpus_texts(SHARED / "corpora", roles=("assistant",), split=split)
+        return encode_texts(tokenizer, [t[:1500] for t in texts])
+
+    rows = bigram_radioactivity(ids("teacher"), ids("student"), "campaign-key", VOCAB,
+                                sizes=BigramExperiment(seeds=((0.0, 5), (0.05, 3))))
+    marked = [r["p_value"] for r in rows if r["rho"] == 0.05]
+    clean = [r["p_value"] for r in rows if r["rho"] == 0.0]
+    assert len(marked) == 3 and max(marked) < 1e-5
+    assert len(clean) == 5 and sum(p <= 0.01 for p in clean) <= 1
