@@ -116,10 +116,21 @@ def enough_own_evidence(e: AccountEvidence, policy: Policy) -> bool:
     public prompts), or a partner that lists the templates it sends for one campaign
     (the partner's attribution stands in for the behavior the scan could not link)."""
     behavior_ok = (not policy.graph.behavior_weights
-                   or (e.behavior_affinity >= policy.extraction_min_behavior_affinity
+                   or (e.behavior_affinity >= behavior_affinity_needed(e, policy)
                        and tied_to_operator(e, policy))
                    or partner_attributed(e))
     return e.sampled >= policy.extraction_min_sampled_requests and behavior_ok
+
+
+def behavior_affinity_needed(e: AccountEvidence, policy: Policy) -> float:
+    """The behavior affinity ``extraction`` needs of the account: less when its own template
+    use agrees with its campaign's (``campaign_affinity``), a second piece of evidence of
+    its own. In a campaign that holds several operators the affinity with the other
+    owners is diluted by the others' behavior; an evaluation team running only public
+    judge prompts inside it agrees little with the campaign's template mix."""
+    if e.campaign_affinity >= policy.extraction_min_content_affinity:
+        return policy.extraction_min_behavior_affinity_content_agrees
+    return policy.extraction_min_behavior_affinity
 
 
 def judge(evidence: list[AccountEvidence], community: dict[str, tuple[int, float]],

@@ -63,6 +63,8 @@ SCHEMA = Section({
     "verdict": Section({"extraction_min_campaign_template_share": _SHARE,
                         "extraction_min_sampled_requests": _COUNT,
                         "extraction_min_behavior_affinity": _SHARE,
+                        "extraction_min_content_affinity": _SHARE,
+                        "extraction_min_behavior_affinity_content_agrees": _SHARE,
                         "technique_min_share": _SHARE}),
     "reasons": Section({"multi_turn_share_below": _SHARE,
                         "hours_active_at_least": Interval(int, 0, 24)}),
@@ -95,6 +97,8 @@ class Policy:
     extraction_min_campaign_template_share: float
     extraction_min_sampled_requests: int
     extraction_min_behavior_affinity: float
+    extraction_min_content_affinity: float
+    extraction_min_behavior_affinity_content_agrees: float
     technique_min_share: float
     reason_multi_turn_share_below: float
     reason_hours_active_at_least: int
@@ -124,6 +128,9 @@ POLICY_KEYS = {
     "extraction_min_campaign_template_share": "verdict.extraction_min_campaign_template_share",
     "extraction_min_sampled_requests": "verdict.extraction_min_sampled_requests",
     "extraction_min_behavior_affinity": "verdict.extraction_min_behavior_affinity",
+    "extraction_min_content_affinity": "verdict.extraction_min_content_affinity",
+    "extraction_min_behavior_affinity_content_agrees":
+        "verdict.extraction_min_behavior_affinity_content_agrees",
     "technique_min_share": "verdict.technique_min_share",
     "reason_multi_turn_share_below": "reasons.multi_turn_share_below",
     "reason_hours_active_at_least": "reasons.hours_active_at_least",

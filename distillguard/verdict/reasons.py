@@ -6,7 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from distillguard.signals.lexicon import load_lexicon
-from distillguard.verdict.campaigns import AccountVerdict, CampaignVerdict, operator_affinity
+from distillguard.verdict.campaigns import (
+    AccountVerdict,
+    CampaignVerdict,
+    behavior_affinity_needed,
+    operator_affinity,
+)
 from distillguard.verdict.evidence import AccountEvidence
 from distillguard.verdict.partner_intel import partner_campaign_reasons, partner_reasons
 from distillguard.verdict.policy import Policy, rule_ids
@@ -56,6 +61,18 @@ _VIEW_WORDS = {"waves": "requests in the same minutes", "days": "active in the s
                "client": "client", "payment": "payment method", "ip": "IP"}
 
 
+def _content_words(e: AccountEvidence, policy: Policy) -> str:
+    """Which behavior floor applied, and why: the account's template agreement with its
+    campaign against ``extraction_min_content_affinity``."""
+    floor, bar = (policy.extraction_min_behavior_affinity_content_agrees,
+                  policy.extraction_min_content_affinity)
+    if e.campaign_affinity >= bar:
+        return (f" as its template use agrees with the campaign's at {e.campaign_affinity:.2f}, "
+                f"at least {bar:.2f}; {policy.extraction_min_behavior_affinity:.2f} otherwise")
+    return (f"; {floor:.2f} if its template use agreed with the campaign's at {bar:.2f} or "
+            f"more: {e.campaign_affinity:.2f}")
+
+
 def _evidence_reasons(v: AccountVerdict, policy: Policy) -> list[Reason]:
     """What the account's own traffic and behavior contribute, each part visible."""
     e = v.evidence
@@ -71,10 +88,12 @@ def _evidence_reasons(v: AccountVerdict, policy: Policy) -> list[Reason]:
             "its behavior agrees with the accounts of the other owners in campaign "
             f"{v.campaign.campaign_id if v.campaign else '-'} "
             f"at {e.behavior_affinity:.2f} (`extraction` needs "
-            f"{policy.extraction_min_behavior_affinity:.2f}), {operator_affinity(e):.2f} of it "
-            "in timing, creation, payment or IP (needs "
+            f"{behavior_affinity_needed(e, policy):.2f}{_content_words(e, policy)}), "
+            f"{operator_affinity(e):.2f} of it in timing, creation, payment or IP (needs "
             f"{policy.campaign_min_operator_affinity:.2f}); parts: {words}",
-            rule_ids("extraction_min_behavior_affinity", "campaign_min_operator_affinity")))
+            rule_ids("extraction_min_behavior_affinity", "extraction_min_content_affinity",
+                     "extraction_min_behavior_affinity_content_agrees",
+                     "campaign_min_operator_affinity")))
     return out
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from distillguard.verdict import AccountEvidence, build_findings, judge, load_policy
+from distillguard.verdict.reasons import account_reasons
 from distillguard.verdict.report import findings_markdown
 
 POLICY = load_policy()
@@ -60,6 +61,29 @@ def test_extraction_needs_the_accounts_own_evidence() -> None:
     verdict = {v.evidence.account_id: v.verdict for v in verdicts}
     assert verdict["team"] == verdict["kind"] == verdict["small"] == "review"
     assert {verdict[m.account_id] for m in members} == {"extraction"}
+
+
+def test_weaker_behavior_is_enough_when_the_account_asks_what_its_campaign_asks() -> None:
+    """In a campaign holding several operators, an account's agreement with the other
+    owners is diluted by the others' behavior; its own template use agreeing with the
+    campaign's is a second piece of evidence of its own and lowers the behavior it needs.
+    An evaluation team sending only a public judge prompt agrees little with the
+    campaign's template mix and keeps the higher floor."""
+    members = [_evidence(f"a{i}", f"o{i}", template=0.8) for i in range(5)]
+    diluted = _evidence("diluted", "o-d", template=0.7, behavior=0.07)
+    team = _evidence("team", "o-team", template=1.0, behavior=0.07)
+    accounts = [*members, diluted, team]
+    community = {e.account_id: (3, 0.9) for e in accounts}
+    community["team"] = (3, POLICY.extraction_min_content_affinity / 5)
+    assert POLICY.extraction_min_behavior_affinity_content_agrees <= 0.07 < \
+        POLICY.extraction_min_behavior_affinity
+    verdicts, _ = judge(accounts, community, POLICY)
+    by_id = {v.evidence.account_id: v for v in verdicts}
+    assert (by_id["diluted"].verdict, by_id["team"].verdict) == ("extraction", "review")
+    why = {name: next(r.text for r in account_reasons(by_id[name], POLICY)
+                      if "behavior agrees" in r.text) for name in ("diluted", "team")}
+    assert "needs 0.05 as its template use agrees with the campaign's at 0.90" in why["diluted"]
+    assert "needs 0.10; 0.05 if its template use agreed with the campaign's" in why["team"]
 
 
 def test_one_owner_with_many_accounts_is_not_a_campaign() -> None:
