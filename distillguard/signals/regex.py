@@ -1,7 +1,7 @@
 """Which texts a lexicon pattern matches, with the same RE2 engine on any batch size.
 
-Arrow's ``match_substring_regex`` compiles its pattern on every call (about 0.3 ms per
-pattern, some 5 ms for the lexicon) and then runs fast per row: right for the scan's
+Arrow's ``match_substring_regex`` compiles its pattern on every call (about 3 ms per
+call of ``exchange_signals`` for the lexicon's patterns) and then runs fast per row: right for the scan's
 batches of thousands, most of the cost for the gateway's scoring worker, whose batches
 hold the few requests of the last interval. Below ``SMALL_BATCH_ROWS`` rows the
 patterns run through the RE2 Python binding instead, compiled once per process. Both
