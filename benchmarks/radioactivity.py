@@ -24,6 +24,7 @@ import numpy as np
 from distillguard.corpora import find_corpora_dir
 from distillguard.safeguards import (
     DEFAULT_ALPHA,
+    answer_ids,
     corpus_texts,
     encode_texts,
     load_tokenizer,
@@ -59,13 +60,10 @@ def bigram_students(corpora: Path, config: ExperimentConfig) -> dict[str, object
     students of 300,000 tokens (20 seeds with none of those answers, 10 each with 1, 5
     and 10 %) answer 2,048 one-token prompts x 128 tokens; the black-box test on each."""
     tokenizer = load_tokenizer()
-
-    def ids(split: str) -> list[np.ndarray]:
-        texts = corpus_texts(corpora, roles=("assistant",), split=split)  # type: ignore[arg-type]
-        return encode_texts(tokenizer, [t[:1500] for t in texts])
-
-    rows = bigram_radioactivity(ids("teacher"), ids("student"), config.key,
-                                config.model.vocab_size, config.params)
+    rows = bigram_radioactivity(
+        answer_ids(corpora, tokenizer, "teacher", max_chars=config.max_chars),
+        answer_ids(corpora, tokenizer, "student", max_chars=config.max_chars),
+        config.key, config.model.vocab_size, config.params)
     out: dict[str, object] = {"students": rows}
     for rho in sorted({r["rho"] for r in rows}):
         p = [r["p_value"] for r in rows if r["rho"] == rho]

@@ -1,12 +1,11 @@
 """Online scoring: the batch scan's signal functions, run on micro-batches of requests.
 
 ``exchange_signals`` costs about 0.7 ms per call plus ~20 µs per row on small
-batches (the lexicon's patterns compiled once per process, ``signals/regex.py``; 3.5 ms
-per call when Arrow compiled them on every call), so the gateway never calls it per
-request: requests queue, and every
-``interval`` seconds (or ``batch_max`` requests) one batch is scored, in a
-worker process by default so the event loop that forwards requests never
-waits on it. The worker (``scoring_worker.py``) is a child process fed over its
+batches (the lexicon's patterns compiled once per process, ``signals/regex.py``; 3.5
+ms per call when Arrow compiled them on every call), so the gateway never calls it
+per request: requests queue, and every ``interval`` seconds (or ``batch_max``
+requests) one batch is scored, in a worker process by default so the event loop that
+forwards requests never waits on it. The worker (``scoring_worker.py``) is a child process fed over its
 stdin and stdout with length-prefixed JSON frames: no executor threads in the
 gateway (a ``ProcessPoolExecutor`` held the event loop on its lock for ~1.6 ms
 per batch, measured), and the worker ends by itself when its stdin closes, so it

@@ -24,7 +24,7 @@ from distillguard.safeguards.canaries import (
     should_mark,
     signature_suffix,
 )
-from distillguard.safeguards.corpus_text import LEGIT_CORPORA, corpus_texts, split_of
+from distillguard.safeguards.corpus_text import LEGIT_CORPORA, answer_ids, corpus_texts, split_of
 from distillguard.safeguards.detect import (
     DEFAULT_ALPHA,
     TEST_NAME,
@@ -106,6 +106,7 @@ __all__ = [
     "WatermarkParams",
     "WatermarkScore",
     "add_decoy_tool",
+    "answer_ids",
     "answer_only",
     "append_signature",
     "bias_logits",

@@ -13,9 +13,13 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Literal
 
-from distillguard.corpora import corpus_files, iter_corpus
+import numpy as np
+from tokenizers import Tokenizer
 
-__all__ = ["LEGIT_CORPORA", "Split", "corpus_texts", "split_of"]
+from distillguard.corpora import corpus_files, iter_corpus
+from distillguard.safeguards.tokenizer import encode_texts
+
+__all__ = ["LEGIT_CORPORA", "Split", "answer_ids", "corpus_texts", "split_of"]
 
 # Conversations people had with assistants: what the tokenizer and the tiny models learn from.
 LEGIT_CORPORA = ("dolly", "fastchat_bench", "hh_rlhf", "sharegpt")
@@ -72,3 +76,11 @@ def corpus_texts(corpora_dir: Path, *, corpora: Iterable[str] = LEGIT_CORPORA,
                 seen.add(text)
                 texts.append(text)
     return texts
+
+
+def answer_ids(corpora_dir: Path, tokenizer: Tokenizer, split: Split, *,
+               max_chars: int) -> list[np.ndarray]:
+    """The answers of one ``split`` of the corpora, each cut to ``max_chars`` characters,
+    as token ids: what the provenance experiments train teachers and students on."""
+    texts = corpus_texts(corpora_dir, roles=("assistant",), split=split)
+    return encode_texts(tokenizer, [t[:max_chars] for t in texts])

@@ -33,7 +33,7 @@ from distillguard.safeguards.canaries import (
     canary_queries,
     should_mark,
 )
-from distillguard.safeguards.corpus_text import corpus_texts
+from distillguard.safeguards.corpus_text import answer_ids, corpus_texts
 from distillguard.safeguards.detect import DEFAULT_ALPHA, score_many
 from distillguard.safeguards.logits_processor import WatermarkLogitsProcessor, green_table
 from distillguard.safeguards.radioactivity import black_box_test, green_mass_test, open_model_test
@@ -261,10 +261,9 @@ class Experiment:
         def make() -> dict[str, torch.Tensor]:
             blocks = {}
             for split in ("teacher", "student", "heldout"):
-                texts = corpus_texts(self.corpora_dir, roles=("assistant",), split=split)  # type: ignore[arg-type]
-                blocks[split] = pack_blocks(encode_texts(
-                    self.tokenizer, [t[: self.config.max_chars] for t in texts]),
-                    self.config.model.block)
+                blocks[split] = pack_blocks(answer_ids(
+                    self.corpora_dir, self.tokenizer, split,  # type: ignore[arg-type]
+                    max_chars=self.config.max_chars), self.config.model.block)
             prompts = corpus_texts(self.corpora_dir, roles=("user",), split="teacher")
             blocks["prompts"] = _prompt_ids(prompts, self.tokenizer, self.config.harvest_prompts,
                                             self.config.prompt_tokens)

@@ -3,11 +3,12 @@
 Arrow's ``match_substring_regex`` compiles its pattern on every call (about 3 ms per
 call of ``exchange_signals`` for the lexicon's patterns) and then runs fast per row:
 right for the scan's batches of thousands, most of the cost for the gateway's scoring
-worker, whose batches hold the few requests of the last interval. Below ``SMALL_BATCH_ROWS`` rows the
-patterns run through the RE2 Python binding instead, compiled once per process. Both
-are RE2 with its default options (UTF-8, case-sensitive unless the pattern says
-``(?i)``) and Arrow's match is RE2's partial match, i.e. ``search``: the same answer
-either way (``tests/signals/test_regex.py`` checks it on the corpora).
+worker, whose batches hold the few requests of the last interval. Below
+``SMALL_BATCH_ROWS`` rows the patterns run through the RE2 Python binding instead,
+compiled once per process. Both are RE2 with its default options (UTF-8,
+case-sensitive unless the pattern says ``(?i)``) and Arrow's match is RE2's partial
+match, i.e. ``search``: the same answer either way (``tests/signals/test_regex.py``
+checks it on the corpora).
 """
 
 from __future__ import annotations

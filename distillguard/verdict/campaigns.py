@@ -122,15 +122,20 @@ def enough_own_evidence(e: AccountEvidence, policy: Policy) -> bool:
     return e.sampled >= policy.extraction_min_sampled_requests and behavior_ok
 
 
+def content_agrees(e: AccountEvidence, policy: Policy) -> bool:
+    """Whether the account's own template use agrees with its campaign's
+    (``campaign_affinity`` at least ``extraction_min_content_affinity``): a second piece
+    of evidence of its own, so it needs less behavior (``behavior_affinity_needed``). In
+    a campaign that holds several operators the affinity with the other owners is
+    diluted by the others' behavior; an evaluation team running only public judge
+    prompts inside it agrees little with the campaign's template mix."""
+    return e.campaign_affinity >= policy.extraction_min_content_affinity
+
+
 def behavior_affinity_needed(e: AccountEvidence, policy: Policy) -> float:
-    """The behavior affinity ``extraction`` needs of the account: less when its own template
-    use agrees with its campaign's (``campaign_affinity``), a second piece of evidence of
-    its own. In a campaign that holds several operators the affinity with the other
-    owners is diluted by the others' behavior; an evaluation team running only public
-    judge prompts inside it agrees little with the campaign's template mix."""
-    if e.campaign_affinity >= policy.extraction_min_content_affinity:
-        return policy.extraction_min_behavior_affinity_content_agrees
-    return policy.extraction_min_behavior_affinity
+    """The behavior affinity ``extraction`` needs of the account."""
+    return (policy.extraction_min_behavior_affinity_content_agrees if content_agrees(e, policy)
+            else policy.extraction_min_behavior_affinity)
 
 
 def judge(evidence: list[AccountEvidence], community: dict[str, tuple[int, float]],

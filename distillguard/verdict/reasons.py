@@ -10,6 +10,7 @@ from distillguard.verdict.campaigns import (
     AccountVerdict,
     CampaignVerdict,
     behavior_affinity_needed,
+    content_agrees,
     operator_affinity,
 )
 from distillguard.verdict.evidence import AccountEvidence
@@ -66,7 +67,7 @@ def _content_words(e: AccountEvidence, policy: Policy) -> str:
     campaign against ``extraction_min_content_affinity``."""
     floor, bar = (policy.extraction_min_behavior_affinity_content_agrees,
                   policy.extraction_min_content_affinity)
-    if e.campaign_affinity >= bar:
+    if content_agrees(e, policy):
         return (f" as its template use agrees with the campaign's at {e.campaign_affinity:.2f}, "
                 f"at least {bar:.2f}; {policy.extraction_min_behavior_affinity:.2f} otherwise")
     return (f"; {floor:.2f} if its template use agreed with the campaign's at {bar:.2f} or "

@@ -8,11 +8,10 @@ import pytest
 from tokenizers import Tokenizer
 
 from distillguard.safeguards import (
+    answer_ids,
     black_box_count_test,
     black_box_test,
     chernoff_p_value,
-    corpus_texts,
-    encode_texts,
     green_mass_test,
     open_model_test,
 )
@@ -154,11 +153,9 @@ def test_bigram_radioactivity_end_to_end(tokenizer: Tokenizer) -> None:
     """The experiment of the bars with bigram teacher and students (corpora text, the
     watermark, students on 0 and 5 % mixes, the black-box test): the 5 % students are named
     at p < 1e-5, the clean ones are not accused."""
-    def ids(split: str) -> list[np.ndarray]:
-        texts = corpus_texts(SHARED / "corpora", roles=("assistant",), split=split)
-        return encode_texts(tokenizer, [t[:1500] for t in texts])
-
-    rows = bigram_radioactivity(ids("teacher"), ids("student"), "campaign-key", VOCAB,
+    teacher, student = (answer_ids(SHARED / "corpora", tokenizer, split, max_chars=1500)
+                        for split in ("teacher", "student"))
+    rows = bigram_radioactivity(teacher, student, "campaign-key", VOCAB,
                                 sizes=BigramExperiment(seeds=((0.0, 5), (0.05, 3))))
     marked = [r["p_value"] for r in rows if r["rho"] == 0.05]
     clean = [r["p_value"] for r in rows if r["rho"] == 0.0]
