@@ -35,6 +35,7 @@ from distillguard.linkage.candidates import (
     ACCOUNT_COMMUNITY_SCHEMA,
     ACCOUNT_EDGE_SCHEMA,
     CANDIDATE_ACTIVITY_SQL,
+    CANDIDATE_MODELS_SQL,
     COMMUNITY_UNITS_SCHEMA,
     behavior_affinities,
     behavior_parts,
@@ -132,12 +133,13 @@ def _link_accounts(engine: SqlEngine, evidence: list[AccountEvidence], candidate
     unit_uses = _arrow_in_parts(engine, ACCOUNT_UNITS_SQL,
                                 {"min_owners": policy.template_min_owners}, template_uses)
     activity = engine.arrow(CANDIDATE_ACTIVITY_SQL)
+    models = engine.arrow(CANDIDATE_MODELS_SQL)
     with engine.memory_lent():
         matrix = candidate_unit_matrix(candidates, unit_uses)
         del unit_uses  # the matrix is what the graph reads
-        graph = candidate_graph(candidates, matrix, policy.graph, activity,
+        graph = candidate_graph(candidates, matrix, policy.graph, activity, models=models,
                                 threads=engine.threads)
-    del matrix, activity
+    del matrix, activity, models
     engine.register("account_edges", edge_table(graph))
     membership = graph_membership(graph)
     behavior, parts = behavior_affinities(graph), behavior_parts(graph)

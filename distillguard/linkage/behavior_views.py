@@ -14,6 +14,13 @@ they agree in it:
 - ``creation``: the hour its account was opened, on two grids of
   ``creation_batch_hours`` offset by half a bin (accounts opened in one batch
   share a bin on at least one grid);
+- ``models``: per model released while the log runs, the share of the
+  account's requests since that release sent to it, on two grids of
+  ``model_share_step`` offset by half a step (an operator routes its whole fleet
+  to a new model at once and in one proportion: one sends nine in ten requests to
+  it, another half; accounts with fewer than ``model_share_min_requests`` requests
+  since a release, or none to the model, have no share for it: staying is
+  everyone's default);
 - one-hot views of the account's tier, main network (ASN), main client
   fingerprint, payment method and main IP.
 
@@ -25,7 +32,7 @@ so each view's part in it can be shown in an account's reasons.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
@@ -36,14 +43,16 @@ __all__ = ["BEHAVIOR_VIEWS", "CATEGORICAL_COLUMNS", "OPERATOR_VIEWS", "AccountAc
            "BehaviorViews", "behavior_views", "normalize_rows", "rest_cosines", "row_cosines"]
 
 # Views in the order they are stacked; ``graph.behavior_weights`` weighs each.
-BEHAVIOR_VIEWS = ("waves", "days", "creation", "tier", "network", "client", "payment", "ip")
-# Views that say *who* runs an account (when it acts, when it was opened, what
-# pays for it, where it connects from), not what kind of customer it is: a
+BEHAVIOR_VIEWS = ("waves", "days", "creation", "models", "tier", "network", "client", "payment",
+                  "ip")
+# Views that say *who* runs an account (when it acts, when it was opened, how it
+# moved to a new model, what pays for it, where it connects from), not what kind
+# of customer it is: a
 # tier, a network or a popular client is shared by every customer of its kind
 # (evaluation teams of unrelated organizations share a research tier and an
 # SDK), so agreement in those alone never says that one operator runs accounts
 # of different owners.
-OPERATOR_VIEWS = ("waves", "days", "creation", "payment", "ip")
+OPERATOR_VIEWS = ("waves", "days", "creation", "models", "payment", "ip")
 _CATEGORICAL = {"tier": "account_tier", "network": "main_asn", "client": "main_client_fingerprint",
                 "payment": "payment_fingerprint", "ip": "main_ip"}
 CATEGORICAL_COLUMNS = tuple(_CATEGORICAL.values())
@@ -52,13 +61,19 @@ CATEGORICAL_COLUMNS = tuple(_CATEGORICAL.values())
 @dataclass
 class AccountActivity:
     """Sampled requests per account and time: ``(account_position, second, count)``
-    (``second``: whole seconds since the epoch), and each account's creation time in
-    seconds since the epoch (NaN when unknown)."""
+    (``second``: whole seconds since the epoch), each account's creation time in
+    seconds since the epoch (NaN when unknown), and per account and released model
+    ``(model_account_pos, model, since_release, to_model)``: its sampled requests since
+    the model's release and how many of them went to it."""
 
     account_pos: np.ndarray
     seconds: np.ndarray
     counts: np.ndarray
     created: np.ndarray
+    model_account_pos: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    model: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    since_release: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    to_model: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
 
 
 def _binned(rows: np.ndarray, bins: np.ndarray, values: np.ndarray, n: int) -> sp.csr_matrix:
@@ -113,6 +128,33 @@ class BehaviorViews:
         for part in parts.values():
             total += part
         return total, parts
+
+    def stacked(self, leave_out: Sequence[str] = ()) -> sp.csr_matrix:
+        """The views side by side, each scaled by the square root of its share: the dot
+        product of two rows is the two accounts' behavior cosine (over the views kept)."""
+        kept = [np.float32(np.sqrt(share)) * self.views[view]
+                for view, share in self.shares.items() if view not in leave_out]
+        return sp.hstack(kept, format="csr", dtype=np.float32)
+
+    def group_agreement(self, groups: sp.csr_matrix, a: np.ndarray, b: np.ndarray,
+                        leave_out: Sequence[str] = ()) -> tuple[np.ndarray, np.ndarray]:
+        """For groups ``a[i]`` and ``b[i]`` (``groups``: groups x accounts membership), the
+        mean behavior cosine over pairs of one account of each, and per group the mean over
+        pairs of its own accounts (NaN for a group of one).
+
+        From each group's sum ``S`` of its accounts' stacked rows alone: the mean over
+        pairs across is ``S_a . S_b / (n_a n_b)``, within ``(|S|^2 - sum |x|^2) /
+        (n (n - 1))``.
+        """
+        stacked = self.stacked(leave_out)
+        sums = (groups @ stacked).tocsr()
+        sizes = np.asarray(groups.sum(axis=1)).ravel()
+        across = row_cosines(sums, a, b) / np.maximum(sizes[a] * sizes[b], 1)
+        own = np.asarray(groups @ stacked.multiply(stacked).sum(axis=1)).ravel()
+        total = np.asarray(sums.multiply(sums).sum(axis=1)).ravel()
+        pairs = sizes * (sizes - 1)
+        within = np.where(pairs > 0, (total - own) / np.maximum(pairs, 1), np.nan)
+        return across.astype(np.float64), within
 
     def centroid_cosines(self, groups: sp.csr_matrix, a: np.ndarray,
                          b: np.ndarray) -> np.ndarray:
@@ -198,13 +240,36 @@ def _dots_with_group_sums(matrix: sp.csr_matrix, group: np.ndarray
     return x_dot_sum, sum_sq
 
 
+def _offset_grids(rows: np.ndarray, groups: np.ndarray, values: np.ndarray, step: float,
+                  n: int) -> sp.csr_matrix:
+    """Unit-length rows with a one for each ``(groups[i], values[i])`` of row ``rows[i]``,
+    ``values`` binned on two grids of ``step`` offset by half a step: two values of one
+    group closer than half a step share a bin on at least one grid, two values a step
+    apart none."""
+    grid = np.floor(values / step).astype(np.int64)
+    shifted = np.floor(values / step + 0.5).astype(np.int64)
+    bins = np.stack([grid * 2, shifted * 2 + 1], axis=1).ravel()
+    keys = np.stack([np.repeat(groups, 2), bins], axis=1)
+    return _binned(np.repeat(rows, 2), _pair_codes(keys), np.ones(2 * len(rows)), n)
+
+
+def _pair_codes(keys: np.ndarray) -> np.ndarray:
+    """One integer per distinct row of ``keys`` (pairs of integers)."""
+    if not len(keys):
+        return np.zeros(0, np.int64)
+    return np.unique(keys, axis=0, return_inverse=True)[1].ravel()
+
+
 def behavior_views(activity: AccountActivity, categorical: Mapping[str, Sequence[object | None]],
                    weights: Mapping[str, float], *, wave_seconds: int,
-                   creation_batch_hours: float) -> BehaviorViews:
+                   creation_batch_hours: float, model_share_step: float = 0.2,
+                   model_share_min_requests: int = 10) -> BehaviorViews:
     """The behavior views of ``len(activity.created)`` accounts (rows), with the views of
     positive weight only.
 
     ``categorical`` maps ``CATEGORICAL_COLUMNS`` to one value per account.
+    ``model_share_step``, ``model_share_min_requests``: the ``models`` view (module
+    docstring).
     """
     n = len(activity.created)
     pos, seconds, counts = activity.account_pos, activity.seconds, activity.counts
@@ -213,12 +278,14 @@ def behavior_views(activity: AccountActivity, categorical: Mapping[str, Sequence
         "days": _binned(pos, seconds // 3600, counts, n)}
     created = activity.created
     known = np.flatnonzero(~np.isnan(created))
-    width = creation_batch_hours * 3600.0
-    grid = np.floor(created[known] / width).astype(np.int64)
-    shifted = np.floor(created[known] / width + 0.5).astype(np.int64)
-    views["creation"] = _binned(np.concatenate([known, known]),
-                                np.concatenate([grid * 2, shifted * 2 + 1]),
-                                np.ones(2 * len(known)), n)
+    views["creation"] = _offset_grids(known, np.zeros(len(known), np.int64), created[known],
+                                      creation_batch_hours * 3600.0, n)
+    # Not moving to a new model is everyone's default, not a decision that marks an
+    # operator: only accounts that sent it something have a share of it.
+    enough = (activity.since_release >= model_share_min_requests) & (activity.to_model > 0)
+    views["models"] = _offset_grids(
+        activity.model_account_pos[enough], activity.model[enough],
+        activity.to_model[enough] / activity.since_release[enough], model_share_step, n)
     for view, column in _CATEGORICAL.items():
         views[view] = _one_hot(categorical[column])
     used = {v: float(weights[v]) for v in BEHAVIOR_VIEWS if weights.get(v, 0.0) > 0}

@@ -25,6 +25,7 @@ __all__ = [
     "ACCOUNT_EDGE_SCHEMA",
     "CANDIDATE_ACTIVITY_SQL",
     "CANDIDATE_COLUMNS",
+    "CANDIDATE_MODELS_SQL",
     "COMMUNITY_UNITS_SCHEMA",
     "SHARED_VALUE_FIELDS",
     "behavior_affinities",
@@ -51,6 +52,18 @@ CANDIDATE_COLUMNS = ("account_id", "owner", "sampled", "template_share", *SHARED
 CANDIDATE_ACTIVITY_SQL = """
 SELECT c.node, CAST(floor(epoch(s.ts)) AS BIGINT) AS second, count(*) AS n
 FROM signals s JOIN graph_candidates c USING (account_id)
+GROUP BY ALL
+"""
+# Per candidate and model released while the log runs (after its first sampled
+# request): the candidate's sampled requests since the release, and how many went
+# to that model (the models view). A model released before the log began is
+# everyone's routine: its share says nothing about who moved when.
+CANDIDATE_MODELS_SQL = """
+SELECT c.node, r.model, count(*) AS since_release,
+       sum(CASE WHEN s.model = r.model THEN 1 ELSE 0 END) AS to_model
+FROM signals s JOIN graph_candidates c USING (account_id)
+JOIN releases r ON s.ts >= r.released_at
+WHERE r.released_at > (SELECT min(ts) FROM signals)
 GROUP BY ALL
 """
 # Tables the linkage SQL reads: the accounts of communities that look like
@@ -94,15 +107,26 @@ def candidate_ids(candidates: pa.Table) -> pa.Table:
                      "node": pa.array(np.arange(candidates.num_rows, dtype=np.int32))})
 
 
-def candidate_activity(candidates: pa.Table, activity: pa.Table) -> AccountActivity:
-    """``AccountActivity`` of the candidates from ``CANDIDATE_ACTIVITY_SQL``'s rows."""
+def candidate_activity(candidates: pa.Table, activity: pa.Table,
+                       models: pa.Table | None = None) -> AccountActivity:
+    """``AccountActivity`` of the candidates from the rows of ``CANDIDATE_ACTIVITY_SQL``
+    and ``CANDIDATE_MODELS_SQL`` (``models``; None: no releases known)."""
     created = pc.cast(pc.cast(candidates.column("account_created"), pa.timestamp("us")),
                       pa.int64())
-    return AccountActivity(
+    activity_of = AccountActivity(
         account_pos=activity.column("node").to_numpy().astype(np.int64),
         seconds=activity.column("second").to_numpy().astype(np.int64),
         counts=activity.column("n").to_numpy().astype(np.float32),
         created=created.to_numpy(zero_copy_only=False).astype(np.float64) / 1e6)
+    if models is not None and models.num_rows:
+        names = pc.cast(models.column("model"), pa.string()).combine_chunks()
+        activity_of.model_account_pos = models.column("node").to_numpy().astype(np.int64)
+        activity_of.model = pc.index_in(names, value_set=pc.unique(names).sort()) \
+            .to_numpy(zero_copy_only=False).astype(np.int64)
+        activity_of.since_release = models.column("since_release").to_numpy() \
+            .astype(np.float32)
+        activity_of.to_model = models.column("to_model").to_numpy().astype(np.float32)
+    return activity_of
 
 
 def _int32(column: pa.ChunkedArray) -> np.ndarray:
@@ -130,11 +154,13 @@ def candidate_unit_matrix(candidates: pa.Table, unit_uses: pa.Table) -> sp.csr_m
 
 
 def candidate_graph(candidates: pa.Table, matrix: sp.csr_matrix | None, params: GraphParams,
-                    activity: pa.Table | None = None, *, threads: int = 1) -> AccountGraph:
+                    activity: pa.Table | None = None, *, models: pa.Table | None = None,
+                    threads: int = 1) -> AccountGraph:
     """Link ``candidates`` (from ``graph_candidates``) and find their communities.
 
     ``matrix``: their template use (``candidate_unit_matrix``); ``activity`` their
-    sampled requests per second (``CANDIDATE_ACTIVITY_SQL``), which with their
+    sampled requests per second (``CANDIDATE_ACTIVITY_SQL``) and ``models`` their
+    requests to each released model (``CANDIDATE_MODELS_SQL``), which with their
     creation, tier and infrastructure weighs the links by behavior
     (``behavior_views``); each account's behavior affinity is with the accounts of
     its community's other owners. Nodes are the candidates in their order.
@@ -145,10 +171,12 @@ def candidate_graph(candidates: pa.Table, matrix: sp.csr_matrix | None, params: 
     behavior = None
     if activity is not None and params.behavior_weights:
         behavior = behavior_views(
-            candidate_activity(candidates, activity),
+            candidate_activity(candidates, activity, models),
             {c: candidates.column(c).to_pylist() for c in CATEGORICAL_COLUMNS},
             params.behavior_weights, wave_seconds=params.wave_seconds,
-            creation_batch_hours=params.creation_batch_hours)
+            creation_batch_hours=params.creation_batch_hours,
+            model_share_step=params.model_share_step,
+            model_share_min_requests=params.model_share_min_requests)
     return build_account_graph(accounts, matrix, shared, params, behavior=behavior,
                                owners=candidates.column("owner").to_pylist(), threads=threads)
 

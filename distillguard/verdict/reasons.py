@@ -58,7 +58,8 @@ def _technique_reasons(shares: dict[str, float], policy: Policy) -> list[Reason]
 
 
 _VIEW_WORDS = {"waves": "requests in the same minutes", "days": "active in the same hours",
-               "creation": "opened in the same batches", "tier": "tier", "network": "network",
+               "creation": "opened in the same batches",
+               "models": "the same share of requests to each new model", "tier": "tier", "network": "network",
                "client": "client", "payment": "payment method", "ip": "IP"}
 
 
@@ -90,7 +91,8 @@ def _evidence_reasons(v: AccountVerdict, policy: Policy) -> list[Reason]:
             f"{v.campaign.campaign_id if v.campaign else '-'} "
             f"at {e.behavior_affinity:.2f} (`extraction` needs "
             f"{behavior_affinity_needed(e, policy):.2f}{_content_words(e, policy)}), "
-            f"{operator_affinity(e):.2f} of it in timing, creation, payment or IP (needs "
+            f"{operator_affinity(e):.2f} of it in timing, creation, model moves, payment or IP "
+            f"(needs "
             f"{policy.campaign_min_operator_affinity:.2f}); parts: {words}",
             rule_ids("extraction_min_behavior_affinity", "extraction_min_content_affinity",
                      "extraction_min_behavior_affinity_content_agrees",

@@ -211,3 +211,54 @@ def test_rest_cosines_over_a_few_rows_at_a_time_are_the_same_bits(
         monkeypatch.setattr(views_module, "REST_COSINE_VALUES", values)
         assert rest_cosines(matrix, community).tobytes() == whole[0].tobytes()
         assert rest_cosines(matrix, community, own).tobytes() == whole[1].tobytes()
+
+
+def _model_views(shares: list[float], since: list[int]) -> object:
+    n = len(shares)
+    activity = AccountActivity(np.arange(n, dtype=np.int64), np.zeros(n, np.int64),
+                               np.ones(n, np.float32), np.zeros(n),
+                               model_account_pos=np.arange(n, dtype=np.int64),
+                               model=np.zeros(n, np.int64),
+                               since_release=np.array(since, np.float32),
+                               to_model=np.array(shares, np.float32) * np.array(since))
+    values = {c: [None] * n for c in CATEGORICAL_COLUMNS}
+    return behavior_views(activity, values, {"models": 1.0}, wave_seconds=60,
+                          creation_batch_hours=2.0, model_share_step=0.2,
+                          model_share_min_requests=10)
+
+
+def test_the_models_view_joins_accounts_that_moved_alike() -> None:
+    # nine in ten to the new model, twice; half; none; nine in ten of too few requests
+    views = _model_views([0.9, 0.88, 0.5, 0.0, 0.9], [100, 50, 80, 100, 5])
+    models = views.views["models"]
+    alike, apart = views.pair_cosines(np.array([0, 0]), np.array([1, 2]))
+    assert alike > 0.4 and apart == 0
+    # staying on the old model is no decision, and five requests are no share
+    assert models[3].nnz == 0 and models[4].nnz == 0
+
+
+def test_stacked_rows_give_the_pair_cosines() -> None:
+    hour = 3600
+    views = _views([[10, 20], [30, 4 * hour], [5 * hour]], [0.0, 1800.0, 90 * hour],
+                   account_tier=["pro", "pro", "free"])
+    stacked = views.stacked()
+    s, t = np.array([0, 0, 1]), np.array([1, 2, 2])
+    dots = np.asarray(stacked[s].multiply(stacked[t]).sum(axis=1)).ravel()
+    assert np.allclose(dots, views.pair_cosines(s, t), atol=1e-6)
+
+
+def test_group_agreement_is_the_mean_over_pairs() -> None:
+    import scipy.sparse as sp
+
+    hour = 3600
+    views = _views([[10], [20], [30], [9 * hour], [9 * hour + 5]],
+                   [0.0, 60.0, 120.0, 50 * hour, 50 * hour],
+                   account_tier=["a", "a", "b", "b", "b"])
+    community = np.array([0, 0, 0, 1, 1])
+    groups = sp.csr_matrix((np.ones(5), (community, np.arange(5))), shape=(2, 5))
+    across, within = views.group_agreement(groups, np.array([0]), np.array([1]))
+    pair = {(i, j): views.pair_cosines(np.array([i]), np.array([j]))[0]
+            for i in range(5) for j in range(5)}
+    assert across[0] == pytest.approx(np.mean([pair[i, j] for i in (0, 1, 2) for j in (3, 4)]))
+    assert within[0] == pytest.approx(np.mean([pair[0, 1], pair[0, 2], pair[1, 2]]))
+    assert within[1] == pytest.approx(pair[3, 4])

@@ -75,3 +75,23 @@ def test_communities_with_the_same_template_mix_are_merged() -> None:
                                  np.full(8, 5.0), np.full(4, 10.0), 6)
     merged = merge_similar_communities(matrix, np.array([0, 0, 1, 2]), 0.3)
     assert merged[0] == merged[2] and merged[3] != merged[0]
+
+
+def test_split_communities_cuts_a_community_of_two_cliques_joined_by_one_edge() -> None:
+    from distillguard.linkage.account_graph import split_communities
+
+    clique = [(a, b) for a in range(6) for b in range(a + 1, 6)]
+    edges = clique + [(a + 6, b + 6) for a, b in clique] + [(0, 6)]
+    s, t = (np.array(x) for x in zip(*edges, strict=True))
+    parts = split_communities(np.zeros(12, np.int64), s, t, np.ones(len(s), np.float32),
+                              resolution=1.0)
+    assert len(set(parts[:6])) == 1 and len(set(parts[6:])) == 1 and parts[0] != parts[6]
+
+
+def test_weak_edges_of_a_small_group_are_dropped_relative_to_its_strongest() -> None:
+    from distillguard.linkage.account_graph import _relatively_strong
+
+    s, t = np.array([0, 0, 1]), np.array([1, 2, 2])
+    w = np.array([1.0, 0.1, 0.9], np.float32)
+    kept = _relatively_strong(s, t, w, 3, 0.35)
+    assert list(zip(kept[0], kept[1], strict=True)) == [(0, 1), (1, 2)]
