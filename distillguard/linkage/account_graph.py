@@ -38,6 +38,7 @@ from distillguard.linkage.behavior_views import (
     BEHAVIOR_VIEWS,
     OPERATOR_VIEWS,
     BehaviorViews,
+    owner_codes,
     rest_cosines,
     row_cosines,
 )
@@ -146,7 +147,8 @@ def build_account_graph(accounts: list[str], matrix: sp.csr_matrix | None,
         community = merge_similar_communities(
             matrix, community, params.merge_min_cosine, behavior=behavior,
             min_behavior_cosine=params.merge_min_behavior_cosine,
-            min_behavior_ratio=params.merge_min_behavior_ratio)
+            min_behavior_ratio=params.merge_min_behavior_ratio,
+            owners=None if owners is None else owner_codes(owners))
     affinity = (community_affinity(matrix, community) if matrix is not None
                 else np.zeros(n, dtype=np.float32))
     behavior_affinity, parts = (behavior.affinity(community, owners) if behavior is not None
@@ -242,12 +244,14 @@ def _strongest_per_node(sources: np.ndarray, targets: np.ndarray, weights: np.nd
 def merge_similar_communities(matrix: sp.csr_matrix, community: np.ndarray,
                               min_cosine: float, *, behavior: BehaviorViews | None = None,
                               min_behavior_cosine: float = 0.0,
-                              min_behavior_ratio: float = 0.0) -> np.ndarray:
+                              min_behavior_ratio: float = 0.0,
+                              owners: np.ndarray | None = None) -> np.ndarray:
     """Join communities whose template use points the same way (centroid cosine), and,
     given ``behavior``, whose behavior does too: the cosine of their behavior centroids
     at least ``min_behavior_cosine``, and their accounts' mean cosine in the operator
     views (``OPERATOR_VIEWS``) across the two at least ``min_behavior_ratio`` of the
-    mean inside the more coherent one.
+    mean inside the more coherent one (``owners``: a code per account; pairs of one
+    owner do not count inside a group).
 
     Nearest-neighbour edges stay inside tight clusters: a campaign whose accounts
     each send their own re-worded variant of the same pipelines falls apart into
@@ -273,7 +277,7 @@ def merge_similar_communities(matrix: sp.csr_matrix, community: np.ndarray,
         rows, cols = rows[agree], cols[agree]
     if behavior is not None and behavior.shares and min_behavior_ratio > 0:
         across, within = behavior.group_agreement(groups, rows, cols, leave_out=[
-            view for view in BEHAVIOR_VIEWS if view not in OPERATOR_VIEWS])
+            view for view in BEHAVIOR_VIEWS if view not in OPERATOR_VIEWS], owners=owners)
         # a group of one has no inside: the other's stands for both (none: no bar)
         reference = np.fmax(within[rows], within[cols])
         agree = across >= min_behavior_ratio * np.nan_to_num(reference, nan=0.0)

@@ -39,20 +39,27 @@ import scipy.sparse as sp
 
 from distillguard.linkage.content_similarity import normalize_rows
 
-__all__ = ["BEHAVIOR_VIEWS", "CATEGORICAL_COLUMNS", "OPERATOR_VIEWS", "AccountActivity",
-           "BehaviorViews", "behavior_views", "normalize_rows", "rest_cosines", "row_cosines"]
+__all__ = ["BEHAVIOR_VIEWS", "CATEGORICAL_COLUMNS", "LINKAGE_ONLY_VIEWS", "OPERATOR_VIEWS",
+           "AccountActivity", "BehaviorViews", "behavior_views", "normalize_rows", "owner_codes",
+           "rest_cosines", "row_cosines"]
 
 # Views in the order they are stacked; ``graph.behavior_weights`` weighs each.
 BEHAVIOR_VIEWS = ("waves", "days", "creation", "models", "tier", "network", "client", "payment",
                   "ip")
 # Views that say *who* runs an account (when it acts, when it was opened, how it
 # moved to a new model, what pays for it, where it connects from), not what kind
-# of customer it is: a
-# tier, a network or a popular client is shared by every customer of its kind
+# of customer it is: a tier, a network or a popular client is shared by every
+# customer of its kind
 # (evaluation teams of unrelated organizations share a research tier and an
 # SDK), so agreement in those alone never says that one operator runs accounts
 # of different owners.
 OPERATOR_VIEWS = ("waves", "days", "creation", "models", "payment", "ip")
+# Views that tell operators apart but are no evidence that one operator runs an
+# account: many customers route about half their requests to a new model, as
+# one big operator does. They weigh edges and merges, not an account's affinity
+# with its campaign (``BehaviorViews.affinity``: the other views' weights are
+# scaled up to make up for them).
+LINKAGE_ONLY_VIEWS = ("models",)
 _CATEGORICAL = {"tier": "account_tier", "network": "main_asn", "client": "main_client_fingerprint",
                 "payment": "payment_fingerprint", "ip": "main_ip"}
 CATEGORICAL_COLUMNS = tuple(_CATEGORICAL.values())
@@ -110,8 +117,9 @@ class BehaviorViews:
 
     def affinity(self, community: np.ndarray, owners: Sequence[object] | None = None,
                  ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """Per account, the weighted mean over views of its cosine with the rest of its
-        community (the centroid of the others' rows), and each view's weighted part.
+        """Per account, the weighted mean over views (but ``LINKAGE_ONLY_VIEWS``) of its
+        cosine with the rest of its community (the centroid of the others' rows), and each
+        view's weighted part.
 
         With ``owners`` (one per account), the rest is the accounts of the community's
         other owners: accounts of one organization or one card agree on their network,
@@ -119,11 +127,13 @@ class BehaviorViews:
         that one operator runs them."""
         own = None
         if owners is not None:
-            codes = np.unique(np.array([str(o) for o in owners], dtype=object),
-                              return_inverse=True)[1].ravel()
-            own = np.unique(np.stack([community, codes]), axis=1, return_inverse=True)[1].ravel()
-        parts = {view: share * rest_cosines(self.views[view], community, own)
-                 for view, share in self.shares.items()}
+            own = np.unique(np.stack([community, owner_codes(owners)]), axis=1,
+                            return_inverse=True)[1].ravel()
+        kept = {view: share for view, share in self.shares.items()
+                if view not in LINKAGE_ONLY_VIEWS}
+        scale = 1.0 / sum(kept.values()) if kept else 0.0
+        parts = {view: share * scale * rest_cosines(self.views[view], community, own)
+                 for view, share in kept.items()}
         total = np.zeros(len(community), np.float32)
         for part in parts.values():
             total += part
@@ -137,22 +147,41 @@ class BehaviorViews:
         return sp.hstack(kept, format="csr", dtype=np.float32)
 
     def group_agreement(self, groups: sp.csr_matrix, a: np.ndarray, b: np.ndarray,
-                        leave_out: Sequence[str] = ()) -> tuple[np.ndarray, np.ndarray]:
+                        leave_out: Sequence[str] = (), owners: np.ndarray | None = None
+                        ) -> tuple[np.ndarray, np.ndarray]:
         """For groups ``a[i]`` and ``b[i]`` (``groups``: groups x accounts membership), the
         mean behavior cosine over pairs of one account of each, and per group the mean over
         pairs of its own accounts (NaN for a group of one).
 
-        From each group's sum ``S`` of its accounts' stacked rows alone: the mean over
-        pairs across is ``S_a . S_b / (n_a n_b)``, within ``(|S|^2 - sum |x|^2) /
-        (n (n - 1))``.
+        With ``owners`` (a code per account), pairs of one owner are left out of the mean
+        inside a group: accounts on one card or of one organization agree on their payment,
+        network and creation batch whoever runs them (NaN for a group of one owner).
+
+        From sums alone: over pairs across, ``S_a . S_b / (n_a n_b)`` (``S``: a group's
+        sum of its accounts' stacked rows); inside, ``(|S|^2 - sum_o |O|^2) /
+        (n^2 - sum_o n_o^2)`` (``O``: the sum of one owner's accounts in the group; without
+        owners each account is its own).
         """
         stacked = self.stacked(leave_out)
         sums = (groups @ stacked).tocsr()
         sizes = np.asarray(groups.sum(axis=1)).ravel()
         across = row_cosines(sums, a, b) / np.maximum(sizes[a] * sizes[b], 1)
-        own = np.asarray(groups @ stacked.multiply(stacked).sum(axis=1)).ravel()
         total = np.asarray(sums.multiply(sums).sum(axis=1)).ravel()
-        pairs = sizes * (sizes - 1)
+        group_of = np.asarray(groups.argmax(axis=0)).ravel()
+        if owners is None:
+            units = np.arange(len(group_of))
+        else:
+            units = np.unique(np.stack([group_of, owners]), axis=1, return_inverse=True)[1].ravel()
+        unit_sums = sp.csr_matrix((np.ones(len(units), np.float32), (units, np.arange(len(units)))),
+                                  shape=(int(units.max()) + 1 if len(units) else 0, len(units)))
+        unit_group = np.zeros(unit_sums.shape[0], np.int64)
+        unit_group[units] = group_of
+        unit_rows = (unit_sums @ stacked).tocsr()
+        own = np.bincount(unit_group, minlength=len(sizes),
+                          weights=np.asarray(unit_rows.multiply(unit_rows).sum(axis=1)).ravel())
+        unit_sizes = np.asarray(unit_sums.sum(axis=1)).ravel()
+        own_pairs = np.bincount(unit_group, weights=unit_sizes ** 2, minlength=len(sizes))
+        pairs = sizes ** 2 - own_pairs
         within = np.where(pairs > 0, (total - own) / np.maximum(pairs, 1), np.nan)
         return across.astype(np.float64), within
 
@@ -165,6 +194,12 @@ class BehaviorViews:
             centroids = normalize_rows((groups @ self.views[view]).tocsr())
             out += share * row_cosines(centroids, a, b)
         return out
+
+
+def owner_codes(owners: Sequence[object]) -> np.ndarray:
+    """A number per distinct owner, one per account."""
+    return np.unique(np.array([str(o) for o in owners], dtype=object),
+                     return_inverse=True)[1].ravel()
 
 
 def rest_cosines(matrix: sp.csr_matrix, community: np.ndarray,

@@ -91,8 +91,7 @@ def _evidence_reasons(v: AccountVerdict, policy: Policy) -> list[Reason]:
             f"{v.campaign.campaign_id if v.campaign else '-'} "
             f"at {e.behavior_affinity:.2f} (`extraction` needs "
             f"{behavior_affinity_needed(e, policy):.2f}{_content_words(e, policy)}), "
-            f"{operator_affinity(e):.2f} of it in timing, creation, model moves, payment or IP "
-            f"(needs "
+            f"{operator_affinity(e):.2f} of it in timing, creation, payment or IP (needs "
             f"{policy.campaign_min_operator_affinity:.2f}); parts: {words}",
             rule_ids("extraction_min_behavior_affinity", "extraction_min_content_affinity",
                      "extraction_min_behavior_affinity_content_agrees",

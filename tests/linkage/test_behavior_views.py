@@ -262,3 +262,15 @@ def test_group_agreement_is_the_mean_over_pairs() -> None:
     assert across[0] == pytest.approx(np.mean([pair[i, j] for i in (0, 1, 2) for j in (3, 4)]))
     assert within[0] == pytest.approx(np.mean([pair[0, 1], pair[0, 2], pair[1, 2]]))
     assert within[1] == pytest.approx(pair[3, 4])
+
+
+def test_group_agreement_inside_leaves_out_pairs_of_one_owner() -> None:
+    import scipy.sparse as sp
+
+    # a and b share a card (payment view); c is another owner with nothing in common
+    views = _views([[10], [9000], [50000]], [0.0, 1e5, 1e6], payment_fingerprint=["p", "p", "q"])
+    groups = sp.csr_matrix(np.ones((1, 3)))
+    _, alone = views.group_agreement(groups, np.array([0]), np.array([0]))
+    _, across_owners = views.group_agreement(groups, np.array([0]), np.array([0]),
+                                             owners=np.array([0, 0, 1]))
+    assert alone[0] > 0 and across_owners[0] == pytest.approx(0.0, abs=1e-6)
