@@ -126,6 +126,12 @@ def build_account_graph(accounts: list[str], matrix: sp.csr_matrix | None,
         targets.append(t)
         weights.append(w)
         kinds += ["content"] * len(s)
+    # Content edges weighed by behavior are far lighter than a content cosine; an
+    # infrastructure edge weighs infra_edge_weight times the median content edge, so that
+    # a shared card adds to the links of an operator's accounts instead of deciding them.
+    infra_weight = params.infra_edge_weight * (
+        float(np.median(weights[0])) if weights and len(weights[0]) and behavior is not None
+        else 1.0)
     for name, values in shared_values.items():
         max_group = params.shared_value_max_group.get(name, 0)
         if max_group < 2:
@@ -133,7 +139,7 @@ def build_account_graph(accounts: list[str], matrix: sp.csr_matrix | None,
         s, t = shared_value_edges(values, max_group=max_group)
         sources.append(s)
         targets.append(t)
-        weights.append(np.full(len(s), params.infra_edge_weight, dtype=np.float32))
+        weights.append(np.full(len(s), infra_weight, dtype=np.float32))
         kinds += [name] * len(s)
     src = np.concatenate(sources) if sources else np.zeros(0, dtype=np.int64)
     dst = np.concatenate(targets) if targets else np.zeros(0, dtype=np.int64)
