@@ -133,7 +133,8 @@ def _link_accounts(engine: SqlEngine, evidence: list[AccountEvidence], candidate
     unit_uses = _arrow_in_parts(engine, ACCOUNT_UNITS_SQL,
                                 {"min_owners": policy.template_min_owners}, template_uses)
     activity = engine.arrow(CANDIDATE_ACTIVITY_SQL)
-    models = engine.arrow(CANDIDATE_MODELS_SQL)
+    models = (engine.arrow(CANDIDATE_MODELS_SQL)
+              if policy.graph.behavior_weights.get("models", 0.0) > 0 else None)
     with engine.memory_lent():
         matrix = candidate_unit_matrix(candidates, unit_uses)
         del unit_uses  # the matrix is what the graph reads

@@ -77,9 +77,11 @@ class GraphParams:
     content_edge_floor: float = 1.0
     merge_min_behavior_cosine: float = 0.0
     behavior_exponent: float = 1.0
+    behavior_candidates: bool = False
     edge_min_relative_weight: float = 0.0
     split_depth: int = 0
     merge_min_behavior_ratio: float = 0.0
+    infra_edge_weight_relative: bool = False
 
 
 @dataclass
@@ -126,12 +128,13 @@ def build_account_graph(accounts: list[str], matrix: sp.csr_matrix | None,
         targets.append(t)
         weights.append(w)
         kinds += ["content"] * len(s)
-    # Content edges weighed by behavior are far lighter than a content cosine; an
-    # infrastructure edge weighs infra_edge_weight times the median content edge, so that
-    # a shared card adds to the links of an operator's accounts instead of deciding them.
+    # Content edges weighed by squared behavior are far lighter than a content cosine;
+    # with infra_edge_weight_relative an infrastructure edge weighs infra_edge_weight
+    # times the median content edge, so that a shared card adds to the links of an
+    # operator's accounts instead of deciding them.
     infra_weight = params.infra_edge_weight * (
-        float(np.median(weights[0])) if weights and len(weights[0]) and behavior is not None
-        else 1.0)
+        float(np.median(weights[0])) if params.infra_edge_weight_relative and weights
+        and len(weights[0]) else 1.0)
     for name, values in shared_values.items():
         max_group = params.shared_value_max_group.get(name, 0)
         if max_group < 2:
@@ -170,17 +173,18 @@ def _content_edges(matrix: sp.csr_matrix, params: GraphParams, behavior: Behavio
     if behavior is None:
         return content_neighbors(matrix, k=k, min_cosine=params.content_min_cosine,
                                  threads=threads)
-    s, t, _ = content_neighbors(matrix, k=k * BEHAVIOR_CANDIDATES,
-                                min_cosine=params.content_min_cosine, threads=threads)
-    bs, bt, _ = content_neighbors(behavior.stacked(CANDIDATE_SEARCH_LEAVES_OUT),
-                                  k=k * BEHAVIOR_CANDIDATES, min_cosine=0.0, threads=threads)
     n = matrix.shape[0]
-    pairs = np.unique(np.concatenate([s, bs]).astype(np.int64) * n
-                      + np.concatenate([t, bt]), return_index=False)
-    s, t = pairs // n, pairs % n
-    content = row_cosines(matrix, s, t)
-    keep = content >= params.content_min_cosine
-    s, t, content = s[keep], t[keep], content[keep]
+    s, t, content = content_neighbors(matrix, k=k * BEHAVIOR_CANDIDATES,
+                                      min_cosine=params.content_min_cosine, threads=threads)
+    if params.behavior_candidates:
+        bs, bt, _ = content_neighbors(behavior.stacked(CANDIDATE_SEARCH_LEAVES_OUT),
+                                      k=k * BEHAVIOR_CANDIDATES, min_cosine=0.0, threads=threads)
+        pairs = np.unique(np.concatenate([s, bs]).astype(np.int64) * n
+                          + np.concatenate([t, bt]))
+        s, t = pairs // n, pairs % n
+        content = row_cosines(matrix, s, t)
+        keep = content >= params.content_min_cosine
+        s, t, content = s[keep], t[keep], content[keep]
     floor = params.content_edge_floor
     agree = np.maximum(behavior.pair_cosines(s, t), 0.0)
     w = (content * (floor + (1.0 - floor) * agree) ** params.behavior_exponent) \

@@ -58,6 +58,8 @@ SCHEMA = Section({
                       "model_share_min_requests": _COUNT,
                       "content_edge_floor": _SHARE,
                       "behavior_exponent": Interval(float, 0, None),
+                      "behavior_candidates": Options((True, False)),
+                      "infra_edge_weight_relative": Options((True, False)),
                       "edge_min_relative_weight": _SHARE,
                       "split_depth": Interval(int, 0, 3),
                       "merge_min_behavior_cosine": _SHARE,

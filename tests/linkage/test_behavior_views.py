@@ -274,3 +274,17 @@ def test_group_agreement_inside_leaves_out_pairs_of_one_owner() -> None:
     _, across_owners = views.group_agreement(groups, np.array([0]), np.array([0]),
                                              owners=np.array([0, 0, 1]))
     assert alone[0] > 0 and across_owners[0] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_the_operator_separation_policy_keeps_operators_apart_and_whole() -> None:
+    from pathlib import Path
+
+    from distillguard.verdict.policy import load_policy
+
+    docs = Path(__file__).resolve().parents[2] / "docs" / "policy-operator-separation.yaml"
+    params = replace(load_policy(docs).graph, content_neighbors=10)
+    community = _communities(same_behavior=False, params=params)
+    x = {community[f"x{i}"] for i in range(20)}
+    y = {community[f"y{i}"] for i in range(20)}
+    assert len(x) == 1 and len(y) == 1 and x != y
+    assert len(set(_communities(same_behavior=True, params=params).values())) == 1
