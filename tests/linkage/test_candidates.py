@@ -71,3 +71,28 @@ def test_candidates_without_shared_units_still_get_a_community_each() -> None:
     membership = graph_membership(candidate_graph(candidates, None, PARAMS))
     assert set(membership) == {"a", "b", "d"}
     assert all(affinity == 0.0 for _, affinity in membership.values())
+
+
+def test_models_sql_counts_requests_since_each_release_during_the_log() -> None:
+    from datetime import datetime
+
+    import duckdb
+
+    from distillguard.linkage import CANDIDATE_MODELS_SQL
+
+    con = duckdb.connect()
+    day = [datetime(2026, 3, d) for d in range(1, 6)]
+    con.register("signals", pa.table({
+        "account_id": ["a", "a", "a", "a", "b"],
+        "ts": pa.array(day, pa.timestamp("us")),
+        "model": ["old", "old", "new", "old", "new"]}))
+    con.register("graph_candidates", pa.table({"account_id": ["a", "b"],
+                                               "node": pa.array([0, 1], pa.int32())}))
+    con.register("releases", pa.table({
+        "model": ["old", "new"],
+        "released_at": pa.array([datetime(2025, 1, 1), datetime(2026, 3, 2, 12)],
+                                pa.timestamp("us"))}))
+    rows = sorted(con.sql(CANDIDATE_MODELS_SQL).fetchall())
+    # the model released before the log began is nobody's move; a: 2 requests since the
+    # release (3 and 4 March), 1 to the new model; b: 1 of 1
+    assert rows == [(0, "new", 2, 1), (1, "new", 1, 1)]
