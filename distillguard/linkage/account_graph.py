@@ -36,6 +36,7 @@ import scipy.sparse as sp
 
 from distillguard.linkage.behavior_views import (
     BEHAVIOR_VIEWS,
+    LINKAGE_ONLY_VIEWS,
     OPERATOR_VIEWS,
     BehaviorViews,
     owner_codes,
@@ -259,9 +260,9 @@ def merge_similar_communities(matrix: sp.csr_matrix, community: np.ndarray,
     """Join communities whose template use points the same way (centroid cosine), and,
     given ``behavior``, whose behavior does too: the cosine of their behavior centroids
     at least ``min_behavior_cosine``, and their accounts' mean cosine in the operator
-    views (``OPERATOR_VIEWS``) across the two at least ``min_behavior_ratio`` of the
-    mean inside the more coherent one (``owners``: a code per account; pairs of one
-    owner do not count inside a group).
+    views (``OPERATOR_VIEWS`` and ``LINKAGE_ONLY_VIEWS``) across the two at least
+    ``min_behavior_ratio`` of the mean inside the more coherent one (``owners``: a
+    code per account; pairs of one owner do not count inside a group).
 
     Nearest-neighbour edges stay inside tight clusters: a campaign whose accounts
     each send their own re-worded variant of the same pipelines falls apart into
@@ -286,8 +287,9 @@ def merge_similar_communities(matrix: sp.csr_matrix, community: np.ndarray,
         agree = behavior.centroid_cosines(groups, rows, cols) >= min_behavior_cosine
         rows, cols = rows[agree], cols[agree]
     if behavior is not None and behavior.shares and min_behavior_ratio > 0:
-        across, within = behavior.group_agreement(groups, rows, cols, leave_out=[
-            view for view in BEHAVIOR_VIEWS if view not in OPERATOR_VIEWS], owners=owners)
+        merge_views = OPERATOR_VIEWS + LINKAGE_ONLY_VIEWS
+        across, within = behavior.group_agreement(community, rows, cols, leave_out=[
+            view for view in BEHAVIOR_VIEWS if view not in merge_views], owners=owners)
         # a group of one has no inside: the other's stands for both (none: no bar)
         reference = np.fmax(within[rows], within[cols])
         agree = across >= min_behavior_ratio * np.nan_to_num(reference, nan=0.0)

@@ -46,19 +46,19 @@ __all__ = ["BEHAVIOR_VIEWS", "CATEGORICAL_COLUMNS", "LINKAGE_ONLY_VIEWS", "OPERA
 # Views in the order they are stacked; ``graph.behavior_weights`` weighs each.
 BEHAVIOR_VIEWS = ("waves", "days", "creation", "models", "tier", "network", "client", "payment",
                   "ip")
-# Views that say *who* runs an account (when it acts, when it was opened, how it
-# moved to a new model, what pays for it, where it connects from), not what kind
-# of customer it is: a tier, a network or a popular client is shared by every
-# customer of its kind
+# Views that say *who* runs an account (when it acts, when it was opened, what
+# pays for it, where it connects from), not what kind of customer it is: a
+# tier, a network or a popular client is shared by every customer of its kind
 # (evaluation teams of unrelated organizations share a research tier and an
 # SDK), so agreement in those alone never says that one operator runs accounts
 # of different owners.
-OPERATOR_VIEWS = ("waves", "days", "creation", "models", "payment", "ip")
+OPERATOR_VIEWS = ("waves", "days", "creation", "payment", "ip")
 # Views that tell operators apart but are no evidence that one operator runs an
 # account: many customers route about half their requests to a new model, as
-# one big operator does. They weigh edges and merges, not an account's affinity
-# with its campaign (``BehaviorViews.affinity``: the other views' weights are
-# scaled up to make up for them).
+# one big operator does. They weigh edges and the operator test of merges
+# (``account_graph.merge_similar_communities``), not an account's affinity with
+# its campaign (``BehaviorViews.affinity``: the other views' weights are scaled
+# up to make up for them).
 LINKAGE_ONLY_VIEWS = ("models",)
 _CATEGORICAL = {"tier": "account_tier", "network": "main_asn", "client": "main_client_fingerprint",
                 "payment": "payment_fingerprint", "ip": "main_ip"}
@@ -146,10 +146,10 @@ class BehaviorViews:
                 for view, share in self.shares.items() if view not in leave_out]
         return sp.hstack(kept, format="csr", dtype=np.float32)
 
-    def group_agreement(self, groups: sp.csr_matrix, a: np.ndarray, b: np.ndarray,
+    def group_agreement(self, community: np.ndarray, a: np.ndarray, b: np.ndarray,
                         leave_out: Sequence[str] = (), owners: np.ndarray | None = None
                         ) -> tuple[np.ndarray, np.ndarray]:
-        """For groups ``a[i]`` and ``b[i]`` (``groups``: groups x accounts membership), the
+        """For groups ``a[i]`` and ``b[i]`` (``community``: a group number per account), the
         mean behavior cosine over pairs of one account of each, and per group the mean over
         pairs of its own accounts (NaN for a group of one).
 
@@ -157,30 +157,25 @@ class BehaviorViews:
         inside a group: accounts on one card or of one organization agree on their payment,
         network and creation batch whoever runs them (NaN for a group of one owner).
 
-        From sums alone: over pairs across, ``S_a . S_b / (n_a n_b)`` (``S``: a group's
-        sum of its accounts' stacked rows); inside, ``(|S|^2 - sum_o |O|^2) /
-        (n^2 - sum_o n_o^2)`` (``O``: the sum of one owner's accounts in the group; without
-        owners each account is its own).
+        From sums alone, as ``rest_cosines``: across, ``S_a . S_b / (n_a n_b)`` (``S``: a
+        group's sum of its accounts' stacked rows); inside, ``(|S|^2 - sum_o |O|^2) /
+        (n^2 - sum_o n_o^2)`` (``O``: the sum of one owner's accounts in the group).
         """
         stacked = self.stacked(leave_out)
-        sums = (groups @ stacked).tocsr()
+        n = len(community)
+        groups = sp.csr_matrix((np.ones(n, np.float32), (community, np.arange(n))),
+                               shape=(int(community.max()) + 1, n))
         sizes = np.asarray(groups.sum(axis=1)).ravel()
-        across = row_cosines(sums, a, b) / np.maximum(sizes[a] * sizes[b], 1)
-        total = np.asarray(sums.multiply(sums).sum(axis=1)).ravel()
-        group_of = np.asarray(groups.argmax(axis=0)).ravel()
-        if owners is None:
-            units = np.arange(len(group_of))
-        else:
-            units = np.unique(np.stack([group_of, owners]), axis=1, return_inverse=True)[1].ravel()
-        unit_sums = sp.csr_matrix((np.ones(len(units), np.float32), (units, np.arange(len(units)))),
-                                  shape=(int(units.max()) + 1 if len(units) else 0, len(units)))
-        unit_group = np.zeros(unit_sums.shape[0], np.int64)
-        unit_group[units] = group_of
-        unit_rows = (unit_sums @ stacked).tocsr()
-        own = np.bincount(unit_group, minlength=len(sizes),
-                          weights=np.asarray(unit_rows.multiply(unit_rows).sum(axis=1)).ravel())
-        unit_sizes = np.asarray(unit_sums.sum(axis=1)).ravel()
-        own_pairs = np.bincount(unit_group, weights=unit_sizes ** 2, minlength=len(sizes))
+        across = row_cosines((groups @ stacked).tocsr(), a, b) / np.maximum(sizes[a] * sizes[b], 1)
+        units = (np.arange(n) if owners is None else
+                 np.unique(np.stack([community, owners]), axis=1, return_inverse=True)[1].ravel())
+        # sum over a group's rows of x . S is |S|^2; of x . O, the sum of its owners' |O|^2
+        total = np.bincount(community, weights=_dots_with_group_sums(stacked, community)[0],
+                            minlength=len(sizes))
+        own = np.bincount(community, weights=_dots_with_group_sums(stacked, units)[0],
+                          minlength=len(sizes))
+        own_pairs = np.bincount(community, weights=np.bincount(units)[units].astype(float),
+                                minlength=len(sizes))
         pairs = sizes ** 2 - own_pairs
         within = np.where(pairs > 0, (total - own) / np.maximum(pairs, 1), np.nan)
         return across.astype(np.float64), within

@@ -248,15 +248,13 @@ def test_stacked_rows_give_the_pair_cosines() -> None:
 
 
 def test_group_agreement_is_the_mean_over_pairs() -> None:
-    import scipy.sparse as sp
 
     hour = 3600
     views = _views([[10], [20], [30], [9 * hour], [9 * hour + 5]],
                    [0.0, 60.0, 120.0, 50 * hour, 50 * hour],
                    account_tier=["a", "a", "b", "b", "b"])
     community = np.array([0, 0, 0, 1, 1])
-    groups = sp.csr_matrix((np.ones(5), (community, np.arange(5))), shape=(2, 5))
-    across, within = views.group_agreement(groups, np.array([0]), np.array([1]))
+    across, within = views.group_agreement(community, np.array([0]), np.array([1]))
     pair = {(i, j): views.pair_cosines(np.array([i]), np.array([j]))[0]
             for i in range(5) for j in range(5)}
     assert across[0] == pytest.approx(np.mean([pair[i, j] for i in (0, 1, 2) for j in (3, 4)]))
@@ -265,13 +263,12 @@ def test_group_agreement_is_the_mean_over_pairs() -> None:
 
 
 def test_group_agreement_inside_leaves_out_pairs_of_one_owner() -> None:
-    import scipy.sparse as sp
 
     # a and b share a card (payment view); c is another owner with nothing in common
     views = _views([[10], [9000], [50000]], [0.0, 1e5, 1e6], payment_fingerprint=["p", "p", "q"])
-    groups = sp.csr_matrix(np.ones((1, 3)))
-    _, alone = views.group_agreement(groups, np.array([0]), np.array([0]))
-    _, across_owners = views.group_agreement(groups, np.array([0]), np.array([0]),
+    community = np.zeros(3, np.int64)
+    _, alone = views.group_agreement(community, np.array([0]), np.array([0]))
+    _, across_owners = views.group_agreement(community, np.array([0]), np.array([0]),
                                              owners=np.array([0, 0, 1]))
     assert alone[0] > 0 and across_owners[0] == pytest.approx(0.0, abs=1e-6)
 
