@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -41,6 +42,7 @@ from distillguard.linkage.candidates import (
     behavior_parts,
     candidate_graph,
     candidate_ids,
+    candidate_operators,
     candidate_unit_matrix,
     community_table,
     edge_table,
@@ -119,42 +121,53 @@ def _evidence_of(rows: pa.Table, accounts: pa.ChunkedArray | list[str]) -> list[
 
 
 def _link_accounts(engine: SqlEngine, evidence: list[AccountEvidence], candidates: pa.Table,
-                   policy: Policy) -> dict[str, tuple[int, float]]:
+                   policy: Policy) -> tuple[dict[str, tuple[int, float]], dict[str, int]]:
     """Link the graph candidates; set campaign template shares; return each candidate's
-    community and affinity (empty when no account qualifies)."""
+    community and affinity (empty when no account qualifies), and the operator of each
+    account of a community that looks like a campaign (``linkage.operators``)."""
     engine.register("account_community", ACCOUNT_COMMUNITY_SCHEMA.empty_table())
     engine.register("community_units", COMMUNITY_UNITS_SCHEMA.empty_table())
     engine.register("account_edges", ACCOUNT_EDGE_SCHEMA.empty_table())
     if not candidates.num_rows:
-        return {}
+        return {}, {}
     engine.register("graph_candidates", candidate_ids(candidates))
     engine.materialize("unit_columns", UNIT_COLUMNS_SQL)
     template_uses = _template_use_rows(engine)
     unit_uses = _arrow_in_parts(engine, ACCOUNT_UNITS_SQL,
                                 {"min_owners": policy.template_min_owners}, template_uses)
     activity = engine.arrow(CANDIDATE_ACTIVITY_SQL)
-    models = (engine.arrow(CANDIDATE_MODELS_SQL)
-              if policy.graph.behavior_weights.get("models", 0.0) > 0 else None)
+    # the graph and the attribution read it only where they weigh the models view
+    models = (engine.arrow(CANDIDATE_MODELS_SQL) if _weighs_models(policy) else None)
     with engine.memory_lent():
         matrix = candidate_unit_matrix(candidates, unit_uses)
         del unit_uses  # the matrix is what the graph reads
         graph = candidate_graph(candidates, matrix, policy.graph, activity, models=models,
                                 threads=engine.threads)
+        membership = graph_membership(graph)
+        behavior, parts = behavior_affinities(graph), behavior_parts(graph)
+        for e in evidence:
+            e.behavior_affinity = behavior.get(e.account_id, 0.0)
+            e.behavior_parts = parts.get(e.account_id, {})
+        provisional = campaign_communities(
+            evidence, {a: c for a, (c, _) in membership.items()}, policy)
+        operators = ({} if matrix is None else candidate_operators(
+            candidates, matrix, graph, np.flatnonzero(np.isin(graph.community, list(provisional))),
+            activity, models, policy.attribution, policy.graph, threads=engine.threads))
     del matrix, activity, models
     engine.register("account_edges", edge_table(graph))
-    membership = graph_membership(graph)
-    behavior, parts = behavior_affinities(graph), behavior_parts(graph)
-    for e in evidence:
-        e.behavior_affinity = behavior.get(e.account_id, 0.0)
-        e.behavior_parts = parts.get(e.account_id, {})
-    provisional = campaign_communities(evidence, {a: c for a, (c, _) in membership.items()},
-                                       policy)
     engine.register("account_community", community_table(graph, provisional))
     _materialize_in_parts(engine, "community_units", COMMUNITY_UNITS_SQL,
                           {"min_inside_share": policy.community_unit_min_inside_share,
                            "min_owners": policy.template_min_owners}, template_uses)
     set_campaign_template_shares(evidence, dict(engine.rows(ACCOUNT_CAMPAIGN_TEMPLATE_SQL)))
-    return membership
+    return membership, operators
+
+
+def _weighs_models(policy: Policy) -> bool:
+    attribution = policy.attribution
+    return (policy.graph.behavior_weights.get("models", 0.0) > 0
+            or (attribution.min_agreement_ratio > 0
+                and attribution.behavior_weights.get("models", 0.0) > 0))
 
 
 # DuckDB's memory per row in the distinct counts of the template queries run in parts
@@ -287,7 +300,7 @@ def run_scan(engine: SqlEngine, *, policy: Policy, releases: list[dict[str, str]
     # (and below, accounts partners' indicators match); the rest stay Arrow rows.
     evidence = _evidence_of(evidence_rows, candidates.column("account_id"))
     t = step("templates", t)
-    community = _link_accounts(engine, evidence, candidates, policy)
+    community, operators = _link_accounts(engine, evidence, candidates, policy)
     t = step("linkage", t)
     if intel is not None:
         matches = intel(engine, policy)
@@ -295,7 +308,7 @@ def run_scan(engine: SqlEngine, *, policy: Policy, releases: list[dict[str, str]
             matches.accounts() - {e.account_id for e in evidence}))
         community = corroborate(evidence, community, matches, policy)
         t = step("intel", t)
-    verdicts, campaigns = judge(evidence, community, policy)
+    verdicts, campaigns = judge(evidence, community, policy, operators)
     profiles = _profiles(engine, campaigns, policy)
     t = step("verdict", t)
     read = dict(zip(EXCHANGES_SUMMARY_COLUMNS, engine.rows(EXCHANGES_SUMMARY_SQL)[0],

@@ -20,6 +20,7 @@ from distillguard.linkage.candidates import (
     behavior_parts,
     candidate_graph,
     candidate_ids,
+    candidate_operators,
     candidate_unit_matrix,
     community_table,
     edge_table,
@@ -28,6 +29,7 @@ from distillguard.linkage.candidates import (
 )
 from distillguard.linkage.communities import leiden_communities
 from distillguard.linkage.content_similarity import account_unit_matrix, content_neighbors
+from distillguard.linkage.operators import AttributionParams
 from distillguard.linkage.shared_values import shared_value_edges
 
 __all__ = [
@@ -42,6 +44,7 @@ __all__ = [
     "SHARED_VALUE_FIELDS",
     "AccountActivity",
     "AccountGraph",
+    "AttributionParams",
     "BehaviorViews",
     "GraphParams",
     "account_unit_matrix",
@@ -51,6 +54,7 @@ __all__ = [
     "build_account_graph",
     "candidate_graph",
     "candidate_ids",
+    "candidate_operators",
     "candidate_unit_matrix",
     "community_table",
     "content_neighbors",

@@ -108,7 +108,7 @@ def build_account_graph(accounts: list[str], matrix: sp.csr_matrix | None,
                         shared_values: dict[str, Sequence[object | None]],
                         params: GraphParams, *, behavior: BehaviorViews | None = None,
                         owners: Sequence[object] | None = None, seed: int = 0,
-                        threads: int = 1) -> AccountGraph:
+                        threads: int = 1, merge: bool = True) -> AccountGraph:
     """Link candidate accounts and find communities.
 
     ``matrix`` is the accounts' template use (``content_similarity.account_unit_matrix``,
@@ -118,6 +118,7 @@ def build_account_graph(accounts: list[str], matrix: sp.csr_matrix | None,
     (one per account) makes each account's behavior affinity the one with its
     community's other owners.
     ``threads``: how many blocks of the nearest-neighbour search run at once.
+    ``merge``: False leaves out step 4 (the communities Leiden finds are kept).
     """
     n = len(accounts)
     sources, targets, weights, kinds = [], [], [], []
@@ -153,7 +154,7 @@ def build_account_graph(accounts: list[str], matrix: sp.csr_matrix | None,
     for _ in range(params.split_depth):
         community = split_communities(community, src, dst, w,
                                       resolution=params.leiden_resolution, seed=seed)
-    if matrix is not None:
+    if matrix is not None and merge:
         community = merge_similar_communities(
             matrix, community, params.merge_min_cosine, behavior=behavior,
             min_behavior_cosine=params.merge_min_behavior_cosine,

@@ -139,6 +139,11 @@ class BehaviorViews:
             total += part
         return total, parts
 
+    def rows(self, rows: np.ndarray) -> BehaviorViews:
+        """The views of the accounts ``rows`` only."""
+        return BehaviorViews({view: matrix[rows] for view, matrix in self.views.items()},
+                             self.shares)
+
     def stacked(self, leave_out: Sequence[str] = ()) -> sp.csr_matrix:
         """The views side by side, each scaled by the square root of its share: the dot
         product of two rows is the two accounts' behavior cosine (over the views kept)."""

@@ -16,9 +16,11 @@ from distillguard.linkage.account_graph import AccountGraph, GraphParams, build_
 from distillguard.linkage.behavior_views import (
     CATEGORICAL_COLUMNS,
     AccountActivity,
+    BehaviorViews,
     behavior_views,
 )
 from distillguard.linkage.content_similarity import account_unit_matrix
+from distillguard.linkage.operators import AttributionParams, attribute_operators
 
 __all__ = [
     "ACCOUNT_COMMUNITY_SCHEMA",
@@ -30,8 +32,10 @@ __all__ = [
     "SHARED_VALUE_FIELDS",
     "behavior_affinities",
     "behavior_parts",
+    "candidate_behavior",
     "candidate_graph",
     "candidate_ids",
+    "candidate_operators",
     "candidate_unit_matrix",
     "community_table",
     "edge_table",
@@ -168,17 +172,56 @@ def candidate_graph(candidates: pa.Table, matrix: sp.csr_matrix | None, params: 
     """
     accounts = candidates.column("account_id").to_pylist()
     shared = {name: candidates.column(name).to_pylist() for name in SHARED_VALUE_FIELDS}
-    behavior = None
-    if activity is not None and params.behavior_weights:
-        behavior = behavior_views(
-            candidate_activity(candidates, activity, models),
-            {c: candidates.column(c).to_pylist() for c in CATEGORICAL_COLUMNS},
-            params.behavior_weights, wave_seconds=params.wave_seconds,
-            creation_batch_hours=params.creation_batch_hours,
-            model_share_step=params.model_share_step,
-            model_share_min_requests=params.model_share_min_requests)
+    behavior = (candidate_behavior(candidates, activity, models, params)
+                if activity is not None and params.behavior_weights else None)
     return build_account_graph(accounts, matrix, shared, params, behavior=behavior,
                                owners=candidates.column("owner").to_pylist(), threads=threads)
+
+
+def candidate_behavior(candidates: pa.Table, activity: pa.Table, models: pa.Table | None,
+                       params: GraphParams) -> BehaviorViews:
+    """The candidates' behavior views weighed by ``params.behavior_weights``, from the rows
+    of ``CANDIDATE_ACTIVITY_SQL`` and ``CANDIDATE_MODELS_SQL``."""
+    return behavior_views(
+        candidate_activity(candidates, activity, models),
+        {c: candidates.column(c).to_pylist() for c in CATEGORICAL_COLUMNS},
+        params.behavior_weights, wave_seconds=params.wave_seconds,
+        creation_batch_hours=params.creation_batch_hours,
+        model_share_step=params.model_share_step,
+        model_share_min_requests=params.model_share_min_requests)
+
+
+def _of_nodes(rows: pa.Table, nodes: np.ndarray, count: int) -> pa.Table:
+    """The rows of ``rows`` (a ``node`` column among ``count`` candidates) of ``nodes``,
+    each node renumbered by its position in ``nodes``."""
+    position = np.full(count, -1, np.int64)
+    position[nodes] = np.arange(len(nodes))
+    new = position[rows.column("node").to_numpy()]
+    keep = new >= 0
+    return rows.filter(pa.array(keep)).set_column(
+        rows.schema.get_field_index("node"), "node", pa.array(new[keep].astype(np.int32)))
+
+
+def candidate_operators(candidates: pa.Table, matrix: sp.csr_matrix, graph: AccountGraph,
+                        members: np.ndarray, activity: pa.Table, models: pa.Table | None,
+                        params: AttributionParams, graph_params: GraphParams, *,
+                        threads: int = 1) -> dict[str, int]:
+    """Which operator runs each candidate of ``members`` (their node numbers: the accounts
+    of communities that look like campaigns), as ``operators.attribute_operators``."""
+    if not len(members) or params.min_agreement_ratio <= 0:
+        return {}
+    chosen = candidates.take(pa.array(members))
+    n = candidates.num_rows
+    behavior = candidate_behavior(
+        chosen, _of_nodes(activity, members, n),
+        None if models is None else _of_nodes(models, members, n),
+        params.fragment_params(graph_params))
+    accounts = chosen.column("account_id").to_pylist()
+    operator = attribute_operators(accounts, matrix[members], behavior,
+                                   graph.community[members],
+                                   chosen.column("owner").to_pylist(), params, graph_params,
+                                   threads=threads)
+    return dict(zip(accounts, operator.tolist(), strict=True))
 
 
 def community_table(graph: AccountGraph, communities: set[int]) -> pa.Table:

@@ -23,8 +23,17 @@ from distillguard.verdict.evidence import AccountEvidence
 from distillguard.verdict.partner_intel import partner_attributed
 from distillguard.verdict.policy import Policy
 
-__all__ = ["AccountVerdict", "CampaignVerdict", "campaign_communities", "enough_own_evidence",
-           "judge", "operator_affinity", "operator_owners", "tied_to_operator"]
+__all__ = [
+    "AccountVerdict",
+    "CampaignVerdict",
+    "by_operator",
+    "campaign_communities",
+    "enough_own_evidence",
+    "judge",
+    "operator_affinity",
+    "operator_owners",
+    "tied_to_operator",
+]
 
 
 @dataclass
@@ -138,12 +147,39 @@ def behavior_affinity_needed(e: AccountEvidence, policy: Policy) -> float:
             else policy.extraction_min_behavior_affinity)
 
 
+def _strong(e: AccountEvidence, policy: Policy) -> bool:
+    """Enough of the campaign's templates and enough evidence of its own for ``extraction``."""
+    return (e.campaign_template_share_low >= policy.extraction_min_campaign_template_share
+            and enough_own_evidence(e, policy))
+
+
+def by_operator(members: list[AccountEvidence], operators: dict[str, int]
+                ) -> list[list[AccountEvidence]]:
+    """The members of one campaign community by the operator that runs them
+    (``linkage.operators``); a member without one (linked by a partner's indicators
+    only) goes with the largest group."""
+    groups: dict[int, list[AccountEvidence]] = {}
+    unknown = []
+    for m in members:
+        if m.account_id in operators:
+            groups.setdefault(operators[m.account_id], []).append(m)
+        else:
+            unknown.append(m)
+    if not groups:
+        return [members]
+    max(groups.values(), key=len).extend(unknown)
+    return list(groups.values())
+
+
 def judge(evidence: list[AccountEvidence], community: dict[str, tuple[int, float]],
-          policy: Policy) -> tuple[list[AccountVerdict], list[CampaignVerdict]]:
+          policy: Policy, operators: dict[str, int] | None = None
+          ) -> tuple[list[AccountVerdict], list[CampaignVerdict]]:
     """Verdicts for accounts worth listing, and the campaigns they form.
 
     ``community`` maps candidate accounts to their community number and their
-    affinity with it (cosine with the rest of the community's template use).
+    affinity with it (cosine with the rest of the community's template use). A
+    community is judged whole; with ``operators`` (an operator number per account,
+    ``linkage.operators``) each operator's part of it is one campaign.
     """
     groups: dict[int, list[AccountEvidence]] = {}
     by_id = {e.account_id: e for e in evidence}
@@ -155,29 +191,30 @@ def judge(evidence: list[AccountEvidence], community: dict[str, tuple[int, float
         if e.campaign_template_share > 0:
             groups.setdefault(number, []).append(e)
     campaigns: list[CampaignVerdict] = []
-    member_of: dict[str, CampaignVerdict] = {}
+    unattributed: list[CampaignVerdict] = []
     for members in groups.values():
         candidate = _campaign(members, policy)
-        if (_enough_owners(members, policy)
+        if not (_enough_owners(members, policy)
                 and candidate.template_share >= policy.campaign_min_template_share
                 and candidate.technique_share >= policy.campaign_min_technique_share):
-            campaigns.append(candidate)
+            continue
+        for part in ([_campaign(p, policy) for p in by_operator(members, operators)]
+                     if operators else [candidate]):
+            # An operator's part without one account to act on (evaluation teams that
+            # send the pipelines' public prompts, say) is no campaign: its accounts
+            # are listed for review, in no campaign.
+            (campaigns if any(_strong(m, policy) for m in part.members)
+             or not operators else unattributed).append(part)
     campaigns.sort(key=lambda c: (-c.score, -sum(m.exchanges for m in c.members)))
     for i, c in enumerate(campaigns, start=1):
         c.campaign_id = f"C{i}"
-        for m in c.members:
-            member_of[m.account_id] = c
     verdicts: list[AccountVerdict] = []
-    for e in evidence:
-        c = member_of.get(e.account_id)
-        if c is None:
-            continue
-        strong = (e.campaign_template_share_low
-                  >= policy.extraction_min_campaign_template_share
-                  and enough_own_evidence(e, policy))
-        own = min(1.0, e.campaign_template_share
-                  / max(policy.extraction_min_campaign_template_share, 1e-9))
-        verdicts.append(AccountVerdict(e, "extraction" if strong else "review",
-                                       round(c.score * min(own, 1.0), 6), c))
+    for c in campaigns + unattributed:
+        for e in c.members:
+            own = min(1.0, e.campaign_template_share
+                      / max(policy.extraction_min_campaign_template_share, 1e-9))
+            verdicts.append(AccountVerdict(
+                e, "extraction" if _strong(e, policy) else "review",
+                round(c.score * own, 6), c if c.campaign_id else None))
     verdicts.sort(key=lambda v: (-v.score, v.evidence.account_id))
     return verdicts, campaigns

@@ -11,13 +11,14 @@ load with one line naming the file, the key and what is allowed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from distillguard.linkage.account_graph import GraphParams
 from distillguard.linkage.behavior_views import BEHAVIOR_VIEWS
 from distillguard.linkage.candidates import SHARED_VALUE_FIELDS
+from distillguard.linkage.operators import AttributionParams
 from distillguard.signals.near_duplicates import SketchParams
 from distillguard.validation import (
     Interval,
@@ -64,6 +65,14 @@ SCHEMA = Section({
                       "split_depth": Interval(int, 0, 3),
                       "merge_min_behavior_cosine": _SHARE,
                       "merge_min_behavior_ratio": Interval(float, 0, None)}),
+    "attribution": Section({"min_agreement_ratio": Interval(float, 0, None),
+                            "behavior_weights": MappingOf(Options(BEHAVIOR_VIEWS),
+                                                          Interval(float, 0, None)),
+                            "content_edge_floor": _SHARE,
+                            "behavior_exponent": Interval(float, 0, None),
+                            "behavior_candidates": Options((True, False)),
+                            "edge_min_relative_weight": _SHARE,
+                            "split_depth": Interval(int, 0, 3)}),
     "campaign": Section({"unit_min_inside_share": _SHARE, "min_owners": _COUNT,
                          "min_template_share": _SHARE, "min_technique_share": _SHARE,
                          "owner_saturation": Interval(int, 2, None),
@@ -114,6 +123,7 @@ class Policy:
     profile_max_templates: int
     profile_sample_prompts: int
     profile_sample_prompt_chars: int
+    attribution: AttributionParams = field(default_factory=AttributionParams)
     decisions_same_campaign_min_account_share: float = 0.5
     decisions_new_templates_min_share: float = 0.5
 
@@ -179,4 +189,7 @@ def load_policy(path: str | Path | None = None) -> Policy:
     graph = GraphParams(**{f.name: data["graph"][f.name] for f in fields(GraphParams)})
     sketch = SketchParams(**{f.name: data["near_duplicates"][f.name]
                              for f in fields(SketchParams)})
-    return Policy(graph=graph, sketch=sketch, **{name: _at(data, key) for name, key in POLICY_KEYS.items()})
+    attribution = AttributionParams(**{f.name: data["attribution"][f.name]
+                                       for f in fields(AttributionParams)})
+    return Policy(graph=graph, sketch=sketch, attribution=attribution,
+                  **{name: _at(data, key) for name, key in POLICY_KEYS.items()})

@@ -87,8 +87,8 @@ def _evidence_reasons(v: AccountVerdict, policy: Policy) -> list[Reason]:
         words = ", ".join(f"{_VIEW_WORDS.get(view, view)} {part:.2f}"
                           for view, part in parts if part >= 0.005) or "none"
         out.append(Reason(
-            "its behavior agrees with the accounts of the other owners in campaign "
-            f"{v.campaign.campaign_id if v.campaign else '-'} "
+            "its behavior agrees with the accounts of the other owners in the community of "
+            f"campaign {v.campaign.campaign_id if v.campaign else '-'} "
             f"at {e.behavior_affinity:.2f} (`extraction` needs "
             f"{behavior_affinity_needed(e, policy):.2f}{_content_words(e, policy)}), "
             f"{operator_affinity(e):.2f} of it in timing, creation, payment or IP (needs "
@@ -120,6 +120,13 @@ def account_reasons(v: AccountVerdict, policy: Policy) -> list[Reason]:
             f"campaign {c.campaign_id} by the templates they share (and payment methods); "
             f"{c.template_share:.0%} of the campaign's sampled requests are shared templates",
             _CAMPAIGN_RULES))
+        if policy.attribution.min_agreement_ratio > 0:
+            reasons.append(Reason(
+                f"attributed to the operator of campaign {c.campaign_id}: of the accounts "
+                "linked with it, those whose pools agree in timing, creation, model routing, "
+                "tiers, networks, clients, payment and IP across pools at least "
+                f"{policy.attribution.min_agreement_ratio:.2f} of how much each pool agrees "
+                "inside", ("attribution.min_agreement_ratio",)))
         reasons += _evidence_reasons(v, policy)
     reasons += _technique_reasons(e.technique_shares, policy)
     if e.multi_turn < policy.reason_multi_turn_share_below:
