@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
+import scipy.sparse as sp
 
 from distillguard.linkage import (
     GraphParams,
@@ -95,3 +97,44 @@ def test_weak_edges_of_a_small_group_are_dropped_relative_to_its_strongest() -> 
     w = np.array([1.0, 0.1, 0.9], np.float32)
     kept = _relatively_strong(s, t, w, 3, 0.35)
     assert list(zip(kept[0], kept[1], strict=True)) == [(0, 1), (1, 2)]
+
+
+def _pools(rows_per_pool: int, operators: list[int], seed: int = 0) -> sp.csr_matrix:
+    """Behavior rows (unit length), a pool per item of ``operators``: each row spreads over
+    its operator's ten columns at random and has one column of its pool's own (its pools
+    agree inside at about 0.8 and with each other's at about 0.6)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for pool, operator in enumerate(operators):
+        for _ in range(rows_per_pool):
+            row = np.zeros(40)
+            row[operator * 10:(operator + 1) * 10] = rng.random(10)
+            row[30 + pool] = 1.0
+            rows.append(row / np.linalg.norm(row))
+    return sp.csr_matrix(np.array(rows, dtype=np.float32))
+
+
+def test_fragments_of_one_operator_are_joined_and_two_operators_kept_apart() -> None:
+    from distillguard.linkage.operators import merge_fragments
+
+    stacked = _pools(6, [0, 0, 1, 1])
+    fragment = np.repeat(np.arange(4), 6)
+    joined = merge_fragments(stacked, fragment, np.zeros(24, np.int64), min_ratio=0.35)
+    assert len(set(joined[:12])) == 1 and len(set(joined[12:])) == 1
+    assert joined[0] != joined[12]
+    # fragments of different communities are never joined
+    apart = merge_fragments(stacked, fragment, np.repeat([0, 1, 0, 1], 6), min_ratio=0.0)
+    assert len(set(apart)) == 2 and set(apart[:6]) == set(apart[12:18])
+
+
+def test_group_agreement_ratio_is_across_over_the_more_coherent_inside() -> None:
+    from distillguard.linkage.operators import _fragment_sums, group_agreement_ratio
+
+    # group 0: two identical rows (inside 1.0); group 1: two rows of cosine 0.36
+    rows = sp.csr_matrix(np.array([[1, 0, 0], [1, 0, 0], [0.6, 0.8, 0], [0.6, 0, 0.8]]))
+    ratio = group_agreement_ratio(*_fragment_sums(rows, np.array([0, 0, 1, 1])))
+    # across: the mean of the four cosines of one row of each (0.6), over 1.0
+    assert ratio[0, 1] == ratio[1, 0] == pytest.approx(0.6)
+    # a group of one has no inside: the other's stands for both
+    alone = group_agreement_ratio(*_fragment_sums(rows[1:], np.array([0, 1, 1])))
+    assert alone[0, 1] == pytest.approx(0.6 / 0.36)

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from distillguard.cli import app
 from distillguard.errors import RuleValidationError
-from distillguard.linkage import GraphParams
+from distillguard.linkage import AttributionParams, GraphParams
 from distillguard.signals.near_duplicates import SketchParams
 from distillguard.validation import Section
 from distillguard.verdict.policy import POLICY_KEYS, SCHEMA, Policy, load_policy
@@ -50,9 +50,11 @@ def test_the_packaged_policy_loads_and_every_key_is_a_policy_value() -> None:
     policy = load_policy()
     assert isinstance(policy, Policy)
     covered = set(POLICY_KEYS.values()) | {f"graph.{f.name}" for f in fields(GraphParams)} \
-        | {f"near_duplicates.{f.name}" for f in fields(SketchParams)}
+        | {f"near_duplicates.{f.name}" for f in fields(SketchParams)} \
+        | {f"attribution.{f.name}" for f in fields(AttributionParams)}
     assert _all_keys(SCHEMA) - {"version"} == covered
-    assert set(POLICY_KEYS) | {"graph", "sketch"} == {f.name for f in fields(Policy)}
+    assert set(POLICY_KEYS) | {"graph", "sketch", "attribution"} == {
+        f.name for f in fields(Policy)}
 
 
 def test_the_packaged_file_holds_every_key_of_the_schema() -> None:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import fields, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -200,11 +200,13 @@ def test_context_reasons_follow_their_policy_thresholds() -> None:
 
 
 def test_every_cited_rule_is_a_key_of_the_policy() -> None:
+    from distillguard.linkage import AttributionParams
     from distillguard.verdict.policy import POLICY_KEYS
 
     findings = _judged(0.05, sampled=20)
     cited = {r for f in findings["accounts"] + findings["campaigns"] for r in f["rules"]}
-    assert cited and cited <= set(POLICY_KEYS.values())
+    assert cited and cited <= set(POLICY_KEYS.values()) | {
+        f"attribution.{f.name}" for f in fields(AttributionParams)}
 
 
 def test_owner_saturation_is_policy() -> None:
@@ -213,3 +215,27 @@ def test_owner_saturation_is_policy() -> None:
     _, (default,) = judge(members, community, POLICY)
     _, (saturated,) = judge(members, community, replace(POLICY, campaign_owner_saturation=4))
     assert default.score < saturated.score == pytest.approx(0.8)
+
+
+def test_each_operator_of_a_community_is_its_own_campaign() -> None:
+    """Two operators sending the same public pipelines share a community and its verdict;
+    attribution (an operator per account) makes each its own campaign, and the part where
+    no account has enough evidence of its own (evaluation teams) is no campaign: its
+    accounts stay `review`, in none."""
+    first = [_evidence(f"a{i}", f"o{i}", template=0.8) for i in range(5)]
+    second = [_evidence(f"b{i}", f"p{i}", template=0.8) for i in range(4)]
+    teams = [_evidence(f"t{i}", f"q{i}", template=0.9, behavior=0.02) for i in range(3)]
+    accounts = [*first, *second, *teams]
+    community = {e.account_id: (3, 0.9) for e in accounts}
+    operators = {e.account_id: (0 if e in first else 1 if e in second else 2)
+                 for e in accounts}
+    whole, campaigns = judge(accounts, community, POLICY)
+    assert len(campaigns) == 1
+    verdicts, campaigns = judge(accounts, community, POLICY, operators)
+    assert sorted(len(c.members) for c in campaigns) == [4, 5]
+    assert {v.evidence.account_id: v.verdict for v in verdicts} == {
+        v.evidence.account_id: v.verdict for v in whole}
+    campaign_of = {v.evidence.account_id: v.campaign for v in verdicts}
+    assert len({id(campaign_of[e.account_id]) for e in first}) == 1
+    assert campaign_of["a0"] is not campaign_of["b0"]
+    assert all(campaign_of[e.account_id] is None for e in teams)
