@@ -198,13 +198,17 @@ def judge(evidence: list[AccountEvidence], community: dict[str, tuple[int, float
                 and candidate.template_share >= policy.campaign_min_template_share
                 and candidate.technique_share >= policy.campaign_min_technique_share):
             continue
-        for part in ([_campaign(p, policy) for p in by_operator(members, operators)]
-                     if operators else [candidate]):
+        if not operators:
+            campaigns.append(candidate)
+            continue
+        for part in (_campaign(p, policy) for p in by_operator(members, operators)):
             # An operator's part without one account to act on (evaluation teams that
             # send the pipelines' public prompts, say) is no campaign: its accounts
             # are listed for review, in no campaign.
-            (campaigns if any(_strong(m, policy) for m in part.members)
-             or not operators else unattributed).append(part)
+            if any(_strong(m, policy) for m in part.members):
+                campaigns.append(part)
+            else:
+                unattributed.append(part)
     campaigns.sort(key=lambda c: (-c.score, -sum(m.exchanges for m in c.members)))
     for i, c in enumerate(campaigns, start=1):
         c.campaign_id = f"C{i}"
