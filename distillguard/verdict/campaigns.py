@@ -190,6 +190,7 @@ def judge(evidence: list[AccountEvidence], community: dict[str, tuple[int, float
         # none of its traffic is what campaigns ask for, so it is no member.
         if e.campaign_template_share > 0:
             groups.setdefault(number, []).append(e)
+    strong = {e.account_id: _strong(e, policy) for members in groups.values() for e in members}
     campaigns: list[CampaignVerdict] = []
     unattributed: list[CampaignVerdict] = []
     for members in groups.values():
@@ -205,7 +206,7 @@ def judge(evidence: list[AccountEvidence], community: dict[str, tuple[int, float
             # An operator's part without one account to act on (evaluation teams that
             # send the pipelines' public prompts, say) is no campaign: its accounts
             # are listed for review, in no campaign.
-            if any(_strong(m, policy) for m in part.members):
+            if any(strong[m.account_id] for m in part.members):
                 campaigns.append(part)
             else:
                 unattributed.append(part)
@@ -218,7 +219,7 @@ def judge(evidence: list[AccountEvidence], community: dict[str, tuple[int, float
             own = min(1.0, e.campaign_template_share
                       / max(policy.extraction_min_campaign_template_share, 1e-9))
             verdicts.append(AccountVerdict(
-                e, "extraction" if _strong(e, policy) else "review",
+                e, "extraction" if strong[e.account_id] else "review",
                 round(c.score * own, 6), c if c.campaign_id else None))
     verdicts.sort(key=lambda v: (-v.score, v.evidence.account_id))
     return verdicts, campaigns
