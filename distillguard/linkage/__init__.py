@@ -28,7 +28,11 @@ from distillguard.linkage.candidates import (
     graph_membership,
 )
 from distillguard.linkage.communities import leiden_communities
-from distillguard.linkage.content_similarity import account_unit_matrix, content_neighbors
+from distillguard.linkage.content_similarity import (
+    account_unit_matrix,
+    content_neighbors,
+    neighbors_and_pair_cosines,
+)
 from distillguard.linkage.operators import AttributionParams
 from distillguard.linkage.shared_values import shared_value_edges
 
@@ -62,5 +66,6 @@ __all__ = [
     "graph_candidates",
     "graph_membership",
     "leiden_communities",
+    "neighbors_and_pair_cosines",
     "shared_value_edges",
 ]

@@ -41,11 +41,11 @@ from distillguard.linkage.behavior_views import (
     BehaviorViews,
     owner_codes,
     rest_cosines,
-    row_cosines,
 )
 from distillguard.linkage.communities import leiden_communities
 from distillguard.linkage.content_similarity import (
     content_neighbors,
+    neighbors_and_pair_cosines,
     normalize_rows,
 )
 from distillguard.linkage.shared_values import shared_value_edges
@@ -176,15 +176,18 @@ def _content_edges(matrix: sp.csr_matrix, params: GraphParams, behavior: Behavio
         return content_neighbors(matrix, k=k, min_cosine=params.content_min_cosine,
                                  threads=threads)
     n = matrix.shape[0]
-    s, t, content = content_neighbors(matrix, k=k * BEHAVIOR_CANDIDATES,
-                                      min_cosine=params.content_min_cosine, threads=threads)
+    bs = bt = np.zeros(0, dtype=np.int64)
     if params.behavior_candidates:
         bs, bt, _ = content_neighbors(behavior.stacked(CANDIDATE_SEARCH_LEAVES_OUT),
                                       k=k * BEHAVIOR_CANDIDATES, min_cosine=0.0, threads=threads)
-        pairs = np.unique(np.concatenate([s, bs]).astype(np.int64) * n
-                          + np.concatenate([t, bt]))
+    s, t, content, behavior_pairs_content = neighbors_and_pair_cosines(
+        matrix, bs, bt, k=k * BEHAVIOR_CANDIDATES, min_cosine=params.content_min_cosine,
+        threads=threads)
+    if len(bs):
+        keys = np.concatenate([s, bs]).astype(np.int64) * n + np.concatenate([t, bt])
+        pairs, first = np.unique(keys, return_index=True)
+        content = np.concatenate([content, behavior_pairs_content])[first]
         s, t = pairs // n, pairs % n
-        content = row_cosines(matrix, s, t)
         keep = content >= params.content_min_cosine
         s, t, content = s[keep], t[keep], content[keep]
     floor = params.content_edge_floor

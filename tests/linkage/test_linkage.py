@@ -10,6 +10,7 @@ from distillguard.linkage import (
     build_account_graph,
     content_neighbors,
     leiden_communities,
+    neighbors_and_pair_cosines,
     shared_value_edges,
 )
 
@@ -39,6 +40,22 @@ def test_block_size_sets_memory_not_neighbours() -> None:
         small = content_neighbors(matrix, k=4, min_cosine=0.1, block_rows=block_rows,
                                   threads=threads)
         assert all(np.array_equal(a, b) for a, b in zip(small, edges, strict=True))
+
+
+def test_pair_cosines_from_the_search_are_the_rows_dot_products() -> None:
+    rng = np.random.default_rng(5)
+    pairs = rng.integers(0, 40, size=(900, 2))
+    matrix = account_unit_matrix(pairs[:, 0] % 120, pairs[:, 1], rng.random(900) + 0.5,
+                                 np.full(120, 10.0), 40)
+    sources, targets = rng.integers(0, 120, 300), rng.integers(0, 120, 300)
+    expected = np.asarray(matrix[sources].multiply(matrix[targets]).sum(axis=1)).ravel()
+    for block_rows, threads in ((7, 1), (50, 2), (None, 1)):
+        *edges, cosines = neighbors_and_pair_cosines(matrix, sources, targets, k=4,
+                                                     min_cosine=0.1, block_rows=block_rows,
+                                                     threads=threads)
+        np.testing.assert_allclose(cosines, expected, rtol=1e-5, atol=1e-6)
+        assert all(np.array_equal(a, b) for a, b in
+                   zip(edges, content_neighbors(matrix, k=4, min_cosine=0.1), strict=True))
 
 
 def test_shared_values_chain_groups_and_skip_crowds() -> None:
