@@ -64,13 +64,53 @@ def normalize_rows(matrix: sp.csr_matrix) -> sp.csr_matrix:
 BLOCK_CELLS = 4_000_000
 
 
-def _block_neighbors(matrix: sp.csr_matrix, transposed: sp.csr_matrix, start: int, stop: int,
-                     k: int, min_cosine: float, pair_sources: np.ndarray, pair_targets: np.ndarray
+# Columns (template units) shared by at least this share of the accounts are multiplied
+# as dense arrays: a sparse product pays per pair of accounts sharing a column (a unit
+# every campaign account uses costs accounts^2 lookups), a dense one pays per cell
+# but far faster (BLAS). At most ``DENSE_CELLS`` accounts x columns floats (64 MB),
+# the most shared columns first, and only when they hold at least
+# ``DENSE_MIN_PRODUCT_SHARE`` of the sparse product's work (the sum of squared column
+# counts): otherwise the split costs a copy of the matrix and saves nothing. Measured
+# (2 threads): a campaign community's 2,500 members (7,000 units each) 20.5 -> 10.0 s;
+# all 11,164 accounts of the same log, where the budget covers a third of the work,
+# 20.0 vs 21.1 s, hence the bar.
+DENSE_MIN_SHARE = 0.1
+DENSE_CELLS = 16_000_000
+DENSE_MIN_PRODUCT_SHARE = 0.5
+
+
+def _split_dense_columns(transposed: sp.csr_matrix) -> tuple[sp.csr_matrix, np.ndarray]:
+    """``transposed`` (columns x accounts) without its most shared columns, and those
+    columns as a dense array (columns x accounts)."""
+    n_columns, n = transposed.shape
+    df = np.diff(transposed.indptr)
+    limit = min(DENSE_CELLS // max(n, 1), n_columns)
+    top = np.argsort(-df, kind="stable")[:limit]
+    dense_columns = np.sort(top[df[top] >= max(2, DENSE_MIN_SHARE * n)])
+    work = df.astype(np.float64) ** 2
+    if not len(dense_columns) or work[dense_columns].sum() < DENSE_MIN_PRODUCT_SHARE * work.sum():
+        return transposed, np.zeros((0, n), np.float32)
+    dense = transposed[dense_columns].toarray().astype(np.float32, copy=False)
+    kept = np.ones(n_columns, bool)
+    kept[dense_columns] = False
+    per_row = np.where(kept, df, 0)
+    values = np.repeat(kept, df)
+    sparse = sp.csr_matrix((transposed.data[values], transposed.indices[values],
+                            np.concatenate([[0], np.cumsum(per_row)])), shape=transposed.shape)
+    return sparse, dense
+
+
+def _block_neighbors(matrix: sp.csr_matrix, transposed: sp.csr_matrix, dense: np.ndarray,
+                     start: int, stop: int, k: int, min_cosine: float, pair_sources: np.ndarray,
+                     pair_targets: np.ndarray
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The ``k`` most similar accounts of rows ``start:stop`` (``k`` < the accounts), and
     the cosines of the pairs ``pair_sources[i]``, ``pair_targets[i]`` whose source is one
-    of those rows (``pair_sources`` sorted)."""
+    of those rows (``pair_sources`` sorted). ``transposed`` and ``dense``: the matrix's
+    columns (``_split_dense_columns``)."""
     sims = (matrix[start:stop] @ transposed).toarray()
+    if len(dense):
+        sims += dense[:, start:stop].T @ dense
     lo, hi = np.searchsorted(pair_sources, [start, stop])
     wanted = sims[pair_sources[lo:hi] - start, pair_targets[lo:hi]]
     rows = np.arange(stop - start)
@@ -119,11 +159,11 @@ def neighbors_and_pair_cosines(matrix: sp.csr_matrix, sources: np.ndarray, targe
     pair_targets = np.asarray(targets, np.int64)[order]
     # CSR, converted once: scipy turns a CSC right operand into CSR on every product,
     # a copy of the whole matrix per block (most of the time at 64,745 accounts)
-    transposed = matrix.T.tocsr()
+    transposed, dense = _split_dense_columns(matrix.T.tocsr())
 
     def block(start: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        return _block_neighbors(matrix, transposed, start, min(start + block_rows, n), kk,
-                                min_cosine, pair_sources, pair_targets)
+        return _block_neighbors(matrix, transposed, dense, start, min(start + block_rows, n),
+                                kk, min_cosine, pair_sources, pair_targets)
 
     starts = range(0, n, block_rows)
     if threads == 1:

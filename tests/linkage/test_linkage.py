@@ -58,6 +58,22 @@ def test_pair_cosines_from_the_search_are_the_rows_dot_products() -> None:
                    zip(edges, content_neighbors(matrix, k=4, min_cosine=0.1), strict=True))
 
 
+def test_columns_multiplied_dense_give_the_sparse_products_neighbours(monkeypatch) -> None:
+    rng = np.random.default_rng(6)
+    # a few units every account uses (dense), many rare ones (sparse)
+    common = np.repeat(np.arange(200), 3), np.tile(np.arange(3), 200)
+    rare = rng.integers(0, 200, 800), rng.integers(3, 400, 800)
+    rows, units = np.concatenate([common[0], rare[0]]), np.concatenate([common[1], rare[1]])
+    matrix = account_unit_matrix(rows, units, rng.random(len(rows)) + 0.5,
+                                 np.full(200, 10.0), 400)
+    split = content_neighbors(matrix, k=5, min_cosine=0.1)
+    monkeypatch.setattr("distillguard.linkage.content_similarity.DENSE_CELLS", 0)
+    whole = content_neighbors(matrix, k=5, min_cosine=0.1)
+    assert len(split[0]) > 100
+    assert np.array_equal(split[0], whole[0]) and np.array_equal(split[1], whole[1])
+    np.testing.assert_allclose(split[2], whole[2], rtol=1e-5)
+
+
 def test_shared_values_chain_groups_and_skip_crowds() -> None:
     src, dst = shared_value_edges(["p1", "p1", "p1", None, "p2", "crowd", "crowd", "crowd",
                                    "crowd"], max_group=3)
