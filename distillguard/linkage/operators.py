@@ -9,13 +9,21 @@ members only (legitimate traffic no longer competes for the links):
    (edges weighed by squared behavior agreement, only the relatively strong ones,
    Leiden inside each community again) and no merge: each fragment is one pool,
    pathway or batch of one operator, rarely more;
-2. *greedy average linkage*: the two fragments of one community whose accounts agree
-   most in behavior (mean behavior cosine over pairs of one account of each, in every
-   view) relative to how much the more coherent of the two agrees inside
-   (``group_agreement_ratio``) are joined, again and again, while that ratio is at
-   least ``min_ratio``. An operator's pools share its infrastructure (proxy vendor's
-   networks, client builds, tiers), its model routing and its schedule, if loosely;
-   another operator's pool shares none of them.
+2. *greedy average linkage*: the two fragments whose accounts agree most in behavior
+   (mean behavior cosine over pairs of one account of each, in every view) relative
+   to how much the more coherent of the two agrees inside (``group_agreement_ratio``)
+   are joined, again and again, while that ratio is at least ``min_ratio``. An
+   operator's pools share its infrastructure (proxy vendor's networks, client builds,
+   tiers), its model routing and its schedule, if loosely; another operator's pool
+   shares none of them. Fragments of different communities
+   may be joined (one operator's pathways can ask for different pipelines' templates
+   and fall in different communities) unless ``within_communities``;
+3. *vetoes*: a pair is not joined when, in a view of ``veto_min_ratio`` (model
+   routing), the two disagree (their ratio in that view alone under its bar) while
+   both show in it (an account with no model share says nothing) and at least one
+   agrees inside in it (``veto_min_inside``). A mean over views lets agreement
+   everyone shares (human hours with timing evasion, the one SDK everyone uses)
+   outvote the view that tells operators apart.
 
 Joining the best pair first and measuring the joined fragment as a whole is what
 keeps a loose operator (a proxy network's many pools) together without letting a
@@ -34,7 +42,7 @@ import scipy.sparse as sp
 from distillguard.linkage.account_graph import GraphParams, build_account_graph
 from distillguard.linkage.behavior_views import BehaviorViews
 
-__all__ = ["AttributionParams", "attribute_operators", "group_agreement_ratio",
+__all__ = ["AttributionParams", "Veto", "attribute_operators", "group_agreement_ratio",
            "merge_fragments"]
 
 # A community this small is one fragment: Leiden has nothing to cut.
@@ -53,6 +61,9 @@ class AttributionParams:
     behavior_candidates: bool = True
     edge_min_relative_weight: float = 0.35
     split_depth: int = 1
+    veto_min_ratio: dict[str, float] = field(default_factory=dict)
+    veto_min_inside: float = 0.05
+    within_communities: bool = False
 
     def fragment_params(self, graph: GraphParams) -> GraphParams:
         """``graph`` with this section's keys, and no infrastructure edges (payment and
@@ -69,8 +80,7 @@ def attribute_operators(accounts: Sequence[str], matrix: sp.csr_matrix,
                         behavior: BehaviorViews, community: np.ndarray,
                         owners: Sequence[object], params: AttributionParams,
                         graph: GraphParams, *, threads: int = 1) -> np.ndarray:
-    """An operator number per account (steps 1 and 2 of the module docstring), never
-    shared by accounts of two communities.
+    """An operator number per account (steps 1 to 3 of the module docstring).
 
     ``matrix``, ``behavior``: the accounts' template use and behavior views (weighed by
     ``params.behavior_weights``); ``community``: their community in the account graph.
@@ -88,8 +98,22 @@ def attribute_operators(accounts: Sequence[str], matrix: sp.csr_matrix,
                 threads=threads, merge=False).community
         fragment[rows] = parts + offset
         offset += int(parts.max()) + 1
-    return merge_fragments(behavior.stacked(), fragment, community,
-                           params.min_agreement_ratio)
+    vetoes = [Veto(behavior.views[view], bar, params.veto_min_inside)
+              for view, bar in params.veto_min_ratio.items() if view in behavior.views]
+    block = community if params.within_communities else np.zeros_like(community)
+    return merge_fragments(behavior.stacked(), fragment, block,
+                           params.min_agreement_ratio, vetoes)
+
+
+@dataclass(frozen=True)
+class Veto:
+    """One view that can forbid a join (module docstring, step 3): ``matrix`` its rows
+    (unit length), ``min_ratio`` the bar of its own ratio, ``min_inside`` the agreement
+    inside that makes the view count for a group."""
+
+    matrix: sp.csr_matrix
+    min_ratio: float
+    min_inside: float
 
 
 def _fragment_sums(stacked: sp.csr_matrix, fragment: np.ndarray
@@ -106,6 +130,21 @@ def _fragment_sums(stacked: sp.csr_matrix, fragment: np.ndarray
     return dots, squares, np.bincount(fragment, minlength=k).astype(np.float64)
 
 
+def _shown_sums(matrix: sp.csr_matrix, fragment: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``_fragment_sums`` counting only the accounts that show in ``matrix`` (a row not
+    empty): an account with no model share says nothing of its operator's routing."""
+    dots, squares, _ = _fragment_sums(matrix, fragment)
+    shown = np.bincount(fragment, weights=np.diff(matrix.indptr) > 0, minlength=len(squares))
+    return dots, squares, shown
+
+
+def _within(dots: np.ndarray, squares: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Per group, the mean cosine over pairs of its own accounts (NaN for a group of one)."""
+    pairs = sizes ** 2 - sizes
+    return np.where(pairs > 0, (np.diag(dots) - squares) / np.maximum(pairs, 1), np.nan)
+
+
 def group_agreement_ratio(dots: np.ndarray, squares: np.ndarray, sizes: np.ndarray,
                           rows: np.ndarray | None = None) -> np.ndarray:
     """For pairs of groups (``rows`` x all groups; None: all x all), the mean cosine over
@@ -116,9 +155,8 @@ def group_agreement_ratio(dots: np.ndarray, squares: np.ndarray, sizes: np.ndarr
     ``dots``: the dot products of the groups' row sums, ``squares``: per group the sum
     of its rows' squared lengths, ``sizes``: its accounts (``_fragment_sums``)."""
     rows = np.arange(len(sizes)) if rows is None else rows
-    pairs = sizes ** 2 - sizes
+    within = _within(dots, squares, sizes)
     with np.errstate(invalid="ignore", divide="ignore"):
-        within = np.where(pairs > 0, (np.diag(dots) - squares) / np.maximum(pairs, 1), np.nan)
         across = dots[rows] / np.outer(sizes[rows], sizes)
         reference = np.fmax(within[rows, None], within[None, :])
         ratio = np.where(reference > 0, across / reference, 0.0)
@@ -126,9 +164,9 @@ def group_agreement_ratio(dots: np.ndarray, squares: np.ndarray, sizes: np.ndarr
 
 
 def merge_fragments(stacked: sp.csr_matrix, fragment: np.ndarray, block: np.ndarray,
-                    min_ratio: float) -> np.ndarray:
-    """Join fragments greedily (module docstring, step 2); return a group number per
-    account (the lowest fragment number of its group).
+                    min_ratio: float, vetoes: Sequence[Veto] = ()) -> np.ndarray:
+    """Join fragments greedily (module docstring, steps 2 and 3); return a group number
+    per account (the lowest fragment number of its group).
 
     ``stacked``: each account's behavior views side by side, scaled so that the dot
     product of two rows is their behavior cosine (``BehaviorViews.stacked``);
@@ -137,29 +175,45 @@ def merge_fragments(stacked: sp.csr_matrix, fragment: np.ndarray, block: np.ndar
     """
     if not len(fragment):
         return fragment.copy()
-    dots, squares, sizes = _fragment_sums(stacked, fragment)
+    sums = [_fragment_sums(stacked, fragment)] + [_shown_sums(veto.matrix, fragment)
+                                                   for veto in vetoes]
+    dots, squares, sizes = sums[0]
     k = len(sizes)
     fragment_block = np.zeros(k, np.int64)
     fragment_block[fragment] = block
     allowed = fragment_block[:, None] == fragment_block[None, :]
     np.fill_diagonal(allowed, False)
-    ratio = np.where(allowed, group_agreement_ratio(dots, squares, sizes), -np.inf)
+
+    def ratios(rows: np.ndarray | None = None) -> np.ndarray:
+        ratio = group_agreement_ratio(dots, squares, sizes, rows)
+        for veto, (v_dots, v_squares, v_sizes) in zip(vetoes, sums[1:], strict=True):
+            within = _within(v_dots, v_squares, v_sizes)
+            own = within if rows is None else within[rows]
+            shown = v_sizes > 0
+            counts = ((np.fmax(own[:, None], within[None, :]) > veto.min_inside)
+                      & (shown if rows is None else shown[rows])[:, None] & shown[None, :])
+            apart = group_agreement_ratio(v_dots, v_squares, v_sizes, rows) < veto.min_ratio
+            ratio = np.where(counts & apart, -1.0, ratio)
+        return ratio
+
+    ratio = np.where(allowed, ratios(), -np.inf)
     root = np.arange(k)
     while True:
         a, b = divmod(int(np.argmax(ratio)), k)
         if not ratio[a, b] >= min_ratio:
             break
         a, b = min(a, b), max(a, b)
-        dots[a, :] += dots[b, :]
-        dots[:, a] += dots[:, b]
-        squares[a] += squares[b]
-        sizes[a] += sizes[b]
+        for s_dots, s_squares, s_sizes in sums:
+            s_dots[a, :] += s_dots[b, :]
+            s_dots[:, a] += s_dots[:, b]
+            s_squares[a] += s_squares[b]
+            s_sizes[a] += s_sizes[b]
         root[root == b] = a
         allowed[a] &= allowed[b]
         allowed[b] = False
         allowed[:, b] = False
         allowed[:, a] = allowed[a]
         ratio[b, :] = ratio[:, b] = -np.inf
-        ratio[a, :] = ratio[:, a] = np.where(
-            allowed[a], group_agreement_ratio(dots, squares, sizes, np.array([a]))[0], -np.inf)
+        ratio[a, :] = ratio[:, a] = np.where(allowed[a], ratios(np.array([a]))[0], -np.inf)
     return root[fragment]
+

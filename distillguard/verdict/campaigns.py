@@ -154,10 +154,10 @@ def _strong(e: AccountEvidence, policy: Policy) -> bool:
 
 
 def by_operator(members: list[AccountEvidence], operators: dict[str, int]
-                ) -> list[list[AccountEvidence]]:
+                ) -> dict[int, list[AccountEvidence]]:
     """The members of one campaign community by the operator that runs them
     (``linkage.operators``); a member without one (linked by a partner's indicators
-    only) goes with the largest group."""
+    only) goes with the largest group (-1 when no member has one)."""
     groups: dict[int, list[AccountEvidence]] = {}
     unknown = []
     for m in members:
@@ -166,9 +166,9 @@ def by_operator(members: list[AccountEvidence], operators: dict[str, int]
         else:
             unknown.append(m)
     if not groups:
-        return [members]
+        return {-1: members}
     max(groups.values(), key=len).extend(unknown)
-    return list(groups.values())
+    return groups
 
 
 def judge(evidence: list[AccountEvidence], community: dict[str, tuple[int, float]],
@@ -193,7 +193,10 @@ def judge(evidence: list[AccountEvidence], community: dict[str, tuple[int, float
     strong = {e.account_id: _strong(e, policy) for members in groups.values() for e in members}
     campaigns: list[CampaignVerdict] = []
     unattributed: list[CampaignVerdict] = []
-    for members in groups.values():
+    # One operator's accounts may sit in several campaign communities (its pathways ask
+    # for different pipelines' templates): its parts of all of them are one campaign.
+    by_number: dict[tuple[int, int], list[AccountEvidence]] = {}
+    for number, members in groups.items():
         candidate = _campaign(members, policy)
         if not (_enough_owners(members, policy)
                 and candidate.template_share >= policy.campaign_min_template_share
@@ -202,14 +205,17 @@ def judge(evidence: list[AccountEvidence], community: dict[str, tuple[int, float
         if not operators:
             campaigns.append(candidate)
             continue
-        for part in (_campaign(p, policy) for p in by_operator(members, operators)):
-            # An operator's part without one account to act on (evaluation teams that
-            # send the pipelines' public prompts, say) is no campaign: its accounts
-            # are listed for review, in no campaign.
-            if any(strong[m.account_id] for m in part.members):
-                campaigns.append(part)
-            else:
-                unattributed.append(part)
+        for operator, part in by_operator(members, operators).items():
+            key = (operator, number) if operator < 0 else (operator, -1)
+            by_number.setdefault(key, []).extend(part)
+    for part in (_campaign(p, policy) for p in by_number.values()):
+        # An operator's part without one account to act on (evaluation teams that
+        # send the pipelines' public prompts, say) is no campaign: its accounts
+        # are listed for review, in no campaign.
+        if any(strong[m.account_id] for m in part.members):
+            campaigns.append(part)
+        else:
+            unattributed.append(part)
     campaigns.sort(key=lambda c: (-c.score, -sum(m.exchanges for m in c.members)))
     for i, c in enumerate(campaigns, start=1):
         c.campaign_id = f"C{i}"

@@ -160,6 +160,26 @@ def test_fragments_of_one_operator_are_joined_and_two_operators_kept_apart() -> 
     assert len(set(apart)) == 2 and set(apart[:6]) == set(apart[12:18])
 
 
+def test_a_view_that_tells_two_groups_apart_vetoes_their_join() -> None:
+    from distillguard.linkage.operators import Veto, merge_fragments
+
+    stacked = _pools(6, [0, 0, 0, 0])  # all four pools alike: one operator by the mean
+    fragment = np.repeat(np.arange(4), 6)
+    block = np.zeros(24, np.int64)
+    assert len(set(merge_fragments(stacked, fragment, block, min_ratio=0.35))) == 1
+    # a creation view: pools 0-1 opened in one batch, pools 2-3 in another
+    batches = sp.csr_matrix(np.repeat(np.eye(2, dtype=np.float32), 12, axis=0))
+    vetoed = merge_fragments(stacked, fragment, block, min_ratio=0.35,
+                             vetoes=[Veto(batches, min_ratio=0.1, min_inside=0.05)])
+    assert len(set(vetoed[:12])) == 1 and len(set(vetoed[12:])) == 1
+    assert vetoed[0] != vetoed[12]
+    # a view in which no group agrees inside (each account its own batch) vetoes nothing
+    scattered = sp.csr_matrix(np.eye(24, dtype=np.float32))
+    kept = merge_fragments(stacked, fragment, block, min_ratio=0.35,
+                           vetoes=[Veto(scattered, min_ratio=0.1, min_inside=0.05)])
+    assert len(set(kept)) == 1
+
+
 def test_group_agreement_ratio_is_across_over_the_more_coherent_inside() -> None:
     from distillguard.linkage.operators import _fragment_sums, group_agreement_ratio
 

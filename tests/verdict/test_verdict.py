@@ -239,3 +239,24 @@ def test_each_operator_of_a_community_is_its_own_campaign() -> None:
     assert len({id(campaign_of[e.account_id]) for e in first}) == 1
     assert campaign_of["a0"] is not campaign_of["b0"]
     assert all(campaign_of[e.account_id] is None for e in teams)
+
+
+def test_one_operator_in_two_communities_is_one_campaign() -> None:
+    """An operator whose pathways ask for different pipelines falls in two communities;
+    attribution gives its accounts one operator number, and its parts of both are one
+    campaign while each account keeps its own community's verdict."""
+    first = [_evidence(f"a{i}", f"o{i}", template=0.8) for i in range(4)]
+    second = [_evidence(f"b{i}", f"p{i}", template=0.8) for i in range(4)]
+    other = [_evidence(f"c{i}", f"q{i}", template=0.8) for i in range(4)]
+    community = {e.account_id: (1 if e in first else 2, 0.9) for e in first + second + other}
+    operators = {e.account_id: (0 if e in other else 1) for e in first + second + other}
+    verdicts, campaigns = judge(first + second + other, community, POLICY, operators)
+    assert sorted(len(c.members) for c in campaigns) == [4, 8]
+    campaign_of = {v.evidence.account_id: v.campaign for v in verdicts}
+    assert campaign_of["a0"] is campaign_of["b0"] is not campaign_of["c0"]
+    assert {v.evidence.account_id: v.verdict for v in verdicts} == dict.fromkeys(
+        community, "extraction")
+    # without attribution each community is its own campaign
+    whole, _ = judge(first + second + other, community, POLICY)
+    campaign_of = {v.evidence.account_id: v.campaign for v in whole}
+    assert campaign_of["a0"] is not campaign_of["b0"] is campaign_of["c0"]
