@@ -21,9 +21,13 @@ members only (legitimate traffic no longer competes for the links):
 3. *vetoes*: a pair is not joined when, in a view of ``veto_min_ratio`` (model
    routing), the two disagree (their ratio in that view alone under its bar) while
    both show in it (an account with no model share says nothing) and at least one
-   agrees inside in it (``veto_min_inside``). A mean over views lets agreement
+   agrees inside in it (``view_min_inside``). A mean over views lets agreement
    everyone shares (human hours with timing evasion, the one SDK everyone uses)
-   outvote the view that tells operators apart.
+   outvote the view that tells operators apart;
+4. *supports*: a pair is joined, whatever the mean, when it agrees in every view of
+   ``support_min_ratio`` (creation batches and model routing) at least that view's bar,
+   both groups agreeing inside in it: one operator's pathways, each with its own
+   network, client and cards, are still opened in the same batches and routed alike.
 
 Joining the best pair first and measuring the joined fragment as a whole is what
 keeps a loose operator (a proxy network's many pools) together without letting a
@@ -42,7 +46,7 @@ import scipy.sparse as sp
 from distillguard.linkage.account_graph import GraphParams, build_account_graph
 from distillguard.linkage.behavior_views import BehaviorViews
 
-__all__ = ["AttributionParams", "Veto", "attribute_operators", "group_agreement_ratio",
+__all__ = ["AttributionParams", "ViewBar", "attribute_operators", "group_agreement_ratio",
            "merge_fragments"]
 
 # A community this small is one fragment: Leiden has nothing to cut.
@@ -62,7 +66,8 @@ class AttributionParams:
     edge_min_relative_weight: float = 0.35
     split_depth: int = 1
     veto_min_ratio: dict[str, float] = field(default_factory=dict)
-    veto_min_inside: float = 0.05
+    support_min_ratio: dict[str, float] = field(default_factory=dict)
+    view_min_inside: float = 0.05
     within_communities: bool = False
 
     def fragment_params(self, graph: GraphParams) -> GraphParams:
@@ -98,22 +103,39 @@ def attribute_operators(accounts: Sequence[str], matrix: sp.csr_matrix,
                 threads=threads, merge=False).community
         fragment[rows] = parts + offset
         offset += int(parts.max()) + 1
-    vetoes = [Veto(behavior.views[view], bar, params.veto_min_inside)
-              for view, bar in params.veto_min_ratio.items() if view in behavior.views]
+    def bars(ratios: dict[str, float]) -> list[ViewBar]:
+        return [ViewBar(behavior.views[view], bar, params.view_min_inside)
+                for view, bar in ratios.items() if view in behavior.views]
+
     block = community if params.within_communities else np.zeros_like(community)
-    return merge_fragments(behavior.stacked(), fragment, block,
-                           params.min_agreement_ratio, vetoes)
+    return merge_fragments(behavior.stacked(), fragment, block, params.min_agreement_ratio,
+                           vetoes=bars(params.veto_min_ratio),
+                           supports=bars(params.support_min_ratio))
 
 
 @dataclass(frozen=True)
-class Veto:
-    """One view that can forbid a join (module docstring, step 3): ``matrix`` its rows
-    (unit length), ``min_ratio`` the bar of its own ratio, ``min_inside`` the agreement
-    inside that makes the view count for a group."""
+class ViewBar:
+    """One view with a bar of its own (module docstring, steps 3 and 4): ``matrix`` its
+    rows (unit length), ``min_ratio`` the bar of the two groups' ratio in it alone,
+    ``min_inside`` how much a group must agree inside in it for the view to count."""
 
     matrix: sp.csr_matrix
     min_ratio: float
     min_inside: float
+
+
+def _view_ratio(bar: ViewBar, sums: tuple[np.ndarray, np.ndarray, np.ndarray],
+                rows: np.ndarray | None, *, both: bool) -> np.ndarray:
+    """The groups' ratio in ``bar``'s view alone (``rows`` x all groups; ``sums`` from
+    ``_shown_sums``), NaN where the view says nothing of the pair: a group with no
+    account showing in it, or no group (``both``: not both) agreeing inside more than
+    ``bar.min_inside``."""
+    dots, squares, shown = sums
+    within = _within(dots, squares, shown)
+    picked = slice(None) if rows is None else rows
+    inside = (np.fmin if both else np.fmax)(within[picked, None], within[None, :])
+    counts = (inside > bar.min_inside) & (shown[picked] > 0)[:, None] & (shown > 0)[None, :]
+    return np.where(counts, group_agreement_ratio(dots, squares, shown, rows), np.nan)
 
 
 def _fragment_sums(stacked: sp.csr_matrix, fragment: np.ndarray
@@ -164,8 +186,9 @@ def group_agreement_ratio(dots: np.ndarray, squares: np.ndarray, sizes: np.ndarr
 
 
 def merge_fragments(stacked: sp.csr_matrix, fragment: np.ndarray, block: np.ndarray,
-                    min_ratio: float, vetoes: Sequence[Veto] = ()) -> np.ndarray:
-    """Join fragments greedily (module docstring, steps 2 and 3); return a group number
+                    min_ratio: float, vetoes: Sequence[ViewBar] = (),
+                    supports: Sequence[ViewBar] = ()) -> np.ndarray:
+    """Join fragments greedily (module docstring, steps 2 to 4); return a group number
     per account (the lowest fragment number of its group).
 
     ``stacked``: each account's behavior views side by side, scaled so that the dot
@@ -175,8 +198,9 @@ def merge_fragments(stacked: sp.csr_matrix, fragment: np.ndarray, block: np.ndar
     """
     if not len(fragment):
         return fragment.copy()
-    sums = [_fragment_sums(stacked, fragment)] + [_shown_sums(veto.matrix, fragment)
-                                                   for veto in vetoes]
+    bars = [*vetoes, *supports]
+    sums = [_fragment_sums(stacked, fragment)] + [_shown_sums(bar.matrix, fragment)
+                                                   for bar in bars]
     dots, squares, sizes = sums[0]
     k = len(sizes)
     fragment_block = np.zeros(k, np.int64)
@@ -186,14 +210,14 @@ def merge_fragments(stacked: sp.csr_matrix, fragment: np.ndarray, block: np.ndar
 
     def ratios(rows: np.ndarray | None = None) -> np.ndarray:
         ratio = group_agreement_ratio(dots, squares, sizes, rows)
-        for veto, (v_dots, v_squares, v_sizes) in zip(vetoes, sums[1:], strict=True):
-            within = _within(v_dots, v_squares, v_sizes)
-            own = within if rows is None else within[rows]
-            shown = v_sizes > 0
-            counts = ((np.fmax(own[:, None], within[None, :]) > veto.min_inside)
-                      & (shown if rows is None else shown[rows])[:, None] & shown[None, :])
-            apart = group_agreement_ratio(v_dots, v_squares, v_sizes, rows) < veto.min_ratio
-            ratio = np.where(counts & apart, -1.0, ratio)
+        if supports:
+            agree = np.logical_and.reduce([
+                _view_ratio(bar, view_sums, rows, both=True) >= bar.min_ratio
+                for bar, view_sums in zip(supports, sums[1 + len(vetoes):], strict=True)])
+            ratio = np.where(agree, np.maximum(ratio, min_ratio), ratio)
+        for bar, view_sums in zip(vetoes, sums[1:1 + len(vetoes)], strict=True):
+            ratio = np.where(_view_ratio(bar, view_sums, rows, both=False) < bar.min_ratio,
+                             -1.0, ratio)
         return ratio
 
     ratio = np.where(allowed, ratios(), -np.inf)

@@ -161,7 +161,7 @@ def test_fragments_of_one_operator_are_joined_and_two_operators_kept_apart() -> 
 
 
 def test_a_view_that_tells_two_groups_apart_vetoes_their_join() -> None:
-    from distillguard.linkage.operators import Veto, merge_fragments
+    from distillguard.linkage.operators import ViewBar, merge_fragments
 
     stacked = _pools(6, [0, 0, 0, 0])  # all four pools alike: one operator by the mean
     fragment = np.repeat(np.arange(4), 6)
@@ -170,13 +170,13 @@ def test_a_view_that_tells_two_groups_apart_vetoes_their_join() -> None:
     # a creation view: pools 0-1 opened in one batch, pools 2-3 in another
     batches = sp.csr_matrix(np.repeat(np.eye(2, dtype=np.float32), 12, axis=0))
     vetoed = merge_fragments(stacked, fragment, block, min_ratio=0.35,
-                             vetoes=[Veto(batches, min_ratio=0.1, min_inside=0.05)])
+                             vetoes=[ViewBar(batches, min_ratio=0.1, min_inside=0.05)])
     assert len(set(vetoed[:12])) == 1 and len(set(vetoed[12:])) == 1
     assert vetoed[0] != vetoed[12]
     # a view in which no group agrees inside (each account its own batch) vetoes nothing
     scattered = sp.csr_matrix(np.eye(24, dtype=np.float32))
     kept = merge_fragments(stacked, fragment, block, min_ratio=0.35,
-                           vetoes=[Veto(scattered, min_ratio=0.1, min_inside=0.05)])
+                           vetoes=[ViewBar(scattered, min_ratio=0.1, min_inside=0.05)])
     assert len(set(kept)) == 1
 
 
@@ -191,3 +191,21 @@ def test_group_agreement_ratio_is_across_over_the_more_coherent_inside() -> None
     # a group of one has no inside: the other's stands for both
     alone = group_agreement_ratio(*_fragment_sums(rows[1:], np.array([0, 1, 1])))
     assert alone[0, 1] == pytest.approx(0.6 / 0.36)
+
+
+def test_groups_opened_together_and_routed_alike_are_joined_whatever_the_mean() -> None:
+    from distillguard.linkage.operators import ViewBar, merge_fragments
+
+    stacked = _pools(6, [0, 1])  # two pools that agree in nothing else
+    fragment = np.repeat(np.arange(2), 6)
+    block = np.zeros(12, np.int64)
+    assert len(set(merge_fragments(stacked, fragment, block, min_ratio=0.35))) == 2
+    together = sp.csr_matrix(np.ones((12, 1), np.float32))  # one batch, one routing
+    joined = merge_fragments(stacked, fragment, block, min_ratio=0.35,
+                             supports=[ViewBar(together, 0.4, 0.05), ViewBar(together, 0.4, 0.05)])
+    assert len(set(joined)) == 1
+    # every support view must agree: one that does not keeps them apart
+    apart = sp.csr_matrix(np.repeat(np.eye(2, dtype=np.float32), 6, axis=0))
+    kept = merge_fragments(stacked, fragment, block, min_ratio=0.35,
+                           supports=[ViewBar(together, 0.4, 0.05), ViewBar(apart, 0.4, 0.05)])
+    assert len(set(kept)) == 2
