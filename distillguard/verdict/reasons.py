@@ -49,6 +49,25 @@ def _sample_words(e: AccountEvidence) -> str:
     return f"a sample of {e.sampled:,} of its {e.exchanges:,} requests"
 
 
+def _attribution_reason(campaign_id: str | None, policy: Policy) -> tuple[str, tuple[str, ...]]:
+    """How the accounts of campaign ``campaign_id`` were told from other operators'."""
+    attribution = policy.attribution
+    text = (f"attributed to the operator of campaign {campaign_id}: of the accounts linked "
+            "with it, those whose pools agree in timing, creation, model routing, tiers, "
+            "networks, clients, payment and IP across pools at least "
+            f"{attribution.min_agreement_ratio:.2f} of how much each pool agrees inside")
+    rules = ["attribution.min_agreement_ratio"]
+    if attribution.veto_min_ratio:
+        text += ("; never joining pools that differ in: " + ", ".join(
+            _VIEW_WORDS.get(v, v) for v in attribution.veto_min_ratio))
+        rules.append("attribution.veto_min_ratio")
+    if attribution.support_min_ratio:
+        text += ("; always joining pools alike in all of: " + ", ".join(
+            _VIEW_WORDS.get(v, v) for v in attribution.support_min_ratio))
+        rules.append("attribution.support_min_ratio")
+    return text, tuple(rules)
+
+
 def _technique_reasons(shares: dict[str, float], policy: Policy) -> list[Reason]:
     words = load_lexicon().technique_reasons
     return [Reason(f"{share:.0%} of sampled requests {words[technique]}",
@@ -121,12 +140,7 @@ def account_reasons(v: AccountVerdict, policy: Policy) -> list[Reason]:
             f"{c.template_share:.0%} of the campaign's sampled requests are shared templates",
             _CAMPAIGN_RULES))
         if policy.attribution.min_agreement_ratio > 0:
-            reasons.append(Reason(
-                f"attributed to the operator of campaign {c.campaign_id}: of the accounts "
-                "linked with it, those whose pools agree in timing, creation, model routing, "
-                "tiers, networks, clients, payment and IP across pools at least "
-                f"{policy.attribution.min_agreement_ratio:.2f} of how much each pool agrees "
-                "inside", ("attribution.min_agreement_ratio",)))
+            reasons.append(Reason(*_attribution_reason(c.campaign_id, policy)))
         reasons += _evidence_reasons(v, policy)
     reasons += _technique_reasons(e.technique_shares, policy)
     if e.multi_turn < policy.reason_multi_turn_share_below:
