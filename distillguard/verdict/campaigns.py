@@ -209,10 +209,12 @@ def judge(evidence: list[AccountEvidence], community: dict[str, tuple[int, float
             key = (operator, number) if operator < 0 else (operator, -1)
             by_number.setdefault(key, []).extend(part)
     for part in (_campaign(p, policy) for p in by_number.values()):
-        # An operator's part without one account to act on (evaluation teams that
-        # send the pipelines' public prompts, say) is no campaign: its accounts
-        # are listed for review, in no campaign.
-        if any(strong[m.account_id] for m in part.members):
+        # An operator's part without one account to act on, or of fewer owners than a
+        # campaign needs (an evaluation team sending the pipelines' public prompts,
+        # whose community held campaign accounts of other owners), is no campaign: its
+        # accounts are listed for review, in no campaign.
+        if (part.owners >= policy.campaign_min_owners
+                and any(strong[m.account_id] for m in part.members)):
             campaigns.append(part)
         else:
             unattributed.append(part)
@@ -225,7 +227,7 @@ def judge(evidence: list[AccountEvidence], community: dict[str, tuple[int, float
             own = min(1.0, e.campaign_template_share
                       / max(policy.extraction_min_campaign_template_share, 1e-9))
             verdicts.append(AccountVerdict(
-                e, "extraction" if strong[e.account_id] else "review",
+                e, "extraction" if strong[e.account_id] and c.campaign_id else "review",
                 round(c.score * own, 6), c if c.campaign_id else None))
     verdicts.sort(key=lambda v: (-v.score, v.evidence.account_id))
     return verdicts, campaigns

@@ -260,3 +260,19 @@ def test_one_operator_in_two_communities_is_one_campaign() -> None:
     whole, _ = judge(first + second + other, community, POLICY)
     campaign_of = {v.evidence.account_id: v.campaign for v in whole}
     assert campaign_of["a0"] is not campaign_of["b0"] is campaign_of["c0"]
+
+
+def test_an_operator_part_of_one_owner_is_no_campaign_and_not_extraction() -> None:
+    """An evaluation team (three accounts, one organization) sending a pipeline's public
+    judge prompt shares a community with the operator that runs the pipeline: the
+    community has owners enough, the team's own part has one. Its accounts, strong as
+    they look on their own, are listed for review in no campaign."""
+    operator = [_evidence(f"a{i}", f"o{i}", template=0.8) for i in range(4)]
+    team = [_evidence(f"t{i}", "team", template=0.9) for i in range(3)]
+    community = {e.account_id: (5, 0.9) for e in operator + team}
+    operators = {e.account_id: (0 if e in operator else 1) for e in operator + team}
+    verdicts, campaigns = judge(operator + team, community, POLICY, operators)
+    assert [len(c.members) for c in campaigns] == [4]
+    verdict_of = {v.evidence.account_id: (v.verdict, v.campaign) for v in verdicts}
+    assert all(verdict_of[e.account_id] == ("review", None) for e in team)
+    assert all(verdict_of[e.account_id][0] == "extraction" for e in operator)
