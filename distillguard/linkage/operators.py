@@ -15,9 +15,9 @@ members only (legitimate traffic no longer competes for the links):
    are joined, again and again, while that ratio is at least ``min_ratio``. An
    operator's pools share its infrastructure (proxy vendor's networks, client builds,
    tiers), its model routing and its schedule, if loosely; another operator's pool
-   shares none of them. Fragments of different communities
-   may be joined (one operator's pathways can ask for different pipelines' templates
-   and fall in different communities) unless ``within_communities``;
+   shares none of them. Fragments of different communities may be joined (one
+   operator's pathways can ask for different pipelines' templates and fall in
+   different communities) unless ``within_communities``;
 3. *vetoes*: a pair is not joined when, in a view of ``veto_min_ratio`` (model
    routing), the two disagree (their ratio in that view alone under its bar) while
    both show in it (an account with no model share says nothing) and at least one
@@ -26,8 +26,9 @@ members only (legitimate traffic no longer competes for the links):
    outvote the view that tells operators apart;
 4. *supports*: a pair is joined, whatever the mean, when it agrees in every view of
    ``support_min_ratio`` (creation batches and model routing) at least that view's bar,
-   both groups agreeing inside in it: one operator's pathways, each with its own
-   network, client and cards, are still opened in the same batches and routed alike.
+   both groups agreeing inside in it (a veto still forbids it): one operator's
+   pathways, each with its own network, client and cards, are still opened in the
+   same batches and routed alike.
 
 Joining the best pair first and measuring the joined fragment as a whole is what
 keeps a loose operator (a proxy network's many pools) together without letting a
@@ -85,7 +86,7 @@ def attribute_operators(accounts: Sequence[str], matrix: sp.csr_matrix,
                         behavior: BehaviorViews, community: np.ndarray,
                         owners: Sequence[object], params: AttributionParams,
                         graph: GraphParams, *, threads: int = 1) -> np.ndarray:
-    """An operator number per account (steps 1 to 3 of the module docstring).
+    """An operator number per account (steps 1 to 4 of the module docstring).
 
     ``matrix``, ``behavior``: the accounts' template use and behavior views (weighed by
     ``params.behavior_weights``); ``community``: their community in the account graph.
