@@ -69,6 +69,7 @@ class AttributionParams:
     veto_min_ratio: dict[str, float] = field(default_factory=dict)
     support_min_ratio: dict[str, float] = field(default_factory=dict)
     view_min_inside: float = 0.05
+    view_min_shown_share: float = 0.5
     within_communities: bool = False
 
     def fragment_params(self, graph: GraphParams) -> GraphParams:
@@ -105,7 +106,8 @@ def attribute_operators(accounts: Sequence[str], matrix: sp.csr_matrix,
         fragment[rows] = parts + offset
         offset += int(parts.max()) + 1
     def bars(ratios: dict[str, float]) -> list[ViewBar]:
-        return [ViewBar(behavior.views[view], bar, params.view_min_inside)
+        return [ViewBar(behavior.views[view], bar, params.view_min_inside,
+                        params.view_min_shown_share)
                 for view, bar in ratios.items() if view in behavior.views]
 
     block = community if params.within_communities else np.zeros_like(community)
@@ -118,24 +120,28 @@ def attribute_operators(accounts: Sequence[str], matrix: sp.csr_matrix,
 class ViewBar:
     """One view with a bar of its own (module docstring, steps 3 and 4): ``matrix`` its
     rows (unit length), ``min_ratio`` the bar of the two groups' ratio in it alone,
-    ``min_inside`` how much a group must agree inside in it for the view to count."""
+    ``min_inside`` how much a group must agree inside in it for the view to count, and
+    ``min_shown`` the share of a group's accounts that must show in it (six accounts
+    with a model share out of fifty are too few to say how the fifty are routed)."""
 
     matrix: sp.csr_matrix
     min_ratio: float
     min_inside: float
+    min_shown: float = 0.5
 
 
-def _view_ratio(bar: ViewBar, sums: tuple[np.ndarray, np.ndarray, np.ndarray],
-                rows: np.ndarray | None, *, both: bool) -> np.ndarray:
+def _view_ratio(bar: ViewBar, sums: tuple[np.ndarray, ...], rows: np.ndarray | None, *,
+                both: bool) -> np.ndarray:
     """The groups' ratio in ``bar``'s view alone (``rows`` x all groups; ``sums`` from
-    ``_shown_sums``), NaN where the view says nothing of the pair: a group with no
-    account showing in it, or no group (``both``: not both) agreeing inside more than
-    ``bar.min_inside``."""
-    dots, squares, shown = sums
+    ``_shown_sums``), NaN where the view says nothing of the pair: a group where fewer
+    than ``bar.min_shown`` of the accounts show in it, or no group (``both``: not both) agreeing
+    inside more than ``bar.min_inside``."""
+    dots, squares, shown, sizes = sums
     within = _within(dots, squares, shown)
     picked = slice(None) if rows is None else rows
     inside = (np.fmin if both else np.fmax)(within[picked, None], within[None, :])
-    counts = (inside > bar.min_inside) & (shown[picked] > 0)[:, None] & (shown > 0)[None, :]
+    speaks = (shown > 0) & (shown >= bar.min_shown * sizes)
+    counts = (inside > bar.min_inside) & speaks[picked, None] & speaks[None, :]
     return np.where(counts, group_agreement_ratio(dots, squares, shown, rows), np.nan)
 
 
@@ -154,12 +160,13 @@ def _fragment_sums(stacked: sp.csr_matrix, fragment: np.ndarray
 
 
 def _shown_sums(matrix: sp.csr_matrix, fragment: np.ndarray
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``_fragment_sums`` counting only the accounts that show in ``matrix`` (a row not
-    empty): an account with no model share says nothing of its operator's routing."""
-    dots, squares, _ = _fragment_sums(matrix, fragment)
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``_fragment_sums`` with the accounts that show in ``matrix`` (a row not empty)
+    counted apart: an account with no model share says nothing of its operator's
+    routing. Dots, squares, accounts shown, accounts."""
+    dots, squares, sizes = _fragment_sums(matrix, fragment)
     shown = np.bincount(fragment, weights=np.diff(matrix.indptr) > 0, minlength=len(squares))
-    return dots, squares, shown
+    return dots, squares, shown, sizes
 
 
 def _within(dots: np.ndarray, squares: np.ndarray, sizes: np.ndarray) -> np.ndarray:
@@ -228,11 +235,11 @@ def merge_fragments(stacked: sp.csr_matrix, fragment: np.ndarray, block: np.ndar
         if not ratio[a, b] >= min_ratio:
             break
         a, b = min(a, b), max(a, b)
-        for s_dots, s_squares, s_sizes in sums:
+        for s_dots, *per_group in sums:
             s_dots[a, :] += s_dots[b, :]
             s_dots[:, a] += s_dots[:, b]
-            s_squares[a] += s_squares[b]
-            s_sizes[a] += s_sizes[b]
+            for values in per_group:
+                values[a] += values[b]
         root[root == b] = a
         allowed[a] &= allowed[b]
         allowed[b] = False

@@ -78,6 +78,7 @@ SCHEMA = Section({
                             "support_min_ratio": MappingOf(Options(BEHAVIOR_VIEWS),
                                                            Interval(float, 0, None)),
                             "view_min_inside": _SHARE,
+                            "view_min_shown_share": _SHARE,
                             "within_communities": Options((True, False))}),
     "campaign": Section({"unit_min_inside_share": _SHARE, "min_owners": _COUNT,
                          "min_template_share": _SHARE, "min_technique_share": _SHARE,

@@ -173,6 +173,15 @@ def test_a_view_that_tells_two_groups_apart_vetoes_their_join() -> None:
                              vetoes=[ViewBar(batches, min_ratio=0.1, min_inside=0.05)])
     assert len(set(vetoed[:12])) == 1 and len(set(vetoed[12:])) == 1
     assert vetoed[0] != vetoed[12]
+    # nor one that only a few accounts of a group show in: pools 0-2 opened in one
+    # batch, 2 of pool 3's 6 accounts in another, the rest unknown
+    few_shown = np.zeros((24, 2), np.float32)
+    few_shown[:18, 0] = 1.0
+    few_shown[18:20, 1] = 1.0
+    few = merge_fragments(stacked, fragment, block, min_ratio=0.35,
+                          vetoes=[ViewBar(sp.csr_matrix(few_shown), min_ratio=0.1,
+                                          min_inside=0.05)])
+    assert len(set(few)) == 1
     # a view in which no group agrees inside (each account its own batch) vetoes nothing
     scattered = sp.csr_matrix(np.eye(24, dtype=np.float32))
     kept = merge_fragments(stacked, fragment, block, min_ratio=0.35,
