@@ -20,8 +20,9 @@ members only (legitimate traffic no longer competes for the links):
    different communities) unless ``within_communities``;
 3. *vetoes*: a pair is not joined when, in a view of ``veto_min_ratio`` (model
    routing), the two disagree (their ratio in that view alone under its bar) while
-   both show in it (an account with no model share says nothing) and at least one
-   agrees inside in it (``view_min_inside``). A mean over views lets agreement
+   both show in it (an account with no model share says nothing; a group where fewer
+   than ``view_min_shown_share`` of the accounts have one is not judged by it) and at
+   least one agrees inside in it (``view_min_inside``). A mean over views lets agreement
    everyone shares (human hours with timing evasion, the one SDK everyone uses)
    outvote the view that tells operators apart;
 4. *supports*: a pair is joined, whatever the mean, when it agrees in every view of
@@ -105,6 +106,7 @@ def attribute_operators(accounts: Sequence[str], matrix: sp.csr_matrix,
                 threads=threads, merge=False).community
         fragment[rows] = parts + offset
         offset += int(parts.max()) + 1
+
     def bars(ratios: dict[str, float]) -> list[ViewBar]:
         return [ViewBar(behavior.views[view], bar, params.view_min_inside,
                         params.view_min_shown_share)
@@ -134,8 +136,8 @@ def _view_ratio(bar: ViewBar, sums: tuple[np.ndarray, ...], rows: np.ndarray | N
                 both: bool) -> np.ndarray:
     """The groups' ratio in ``bar``'s view alone (``rows`` x all groups; ``sums`` from
     ``_shown_sums``), NaN where the view says nothing of the pair: a group where fewer
-    than ``bar.min_shown`` of the accounts show in it, or no group (``both``: not both) agreeing
-    inside more than ``bar.min_inside``."""
+    than ``bar.min_shown`` of the accounts show in it, or no group (``both``: not both)
+    agreeing inside more than ``bar.min_inside``."""
     dots, squares, shown, sizes = sums
     within = _within(dots, squares, shown)
     picked = slice(None) if rows is None else rows
