@@ -250,4 +250,3 @@ def merge_fragments(stacked: sp.csr_matrix, fragment: np.ndarray, block: np.ndar
         ratio[b, :] = ratio[:, b] = -np.inf
         ratio[a, :] = ratio[:, a] = np.where(allowed[a], ratios(np.array([a]))[0], -np.inf)
     return root[fragment]
-
