@@ -83,7 +83,7 @@ FROM exchanges ORDER BY account_id, ts, request_id
 # Per campaign account: the characteristic template units its sample carries.
 MEMBER_UNITS_SQL = """
 SELECT s.account_id, s.unit
-FROM (SELECT account_id, unnest(list_distinct(units)) AS unit FROM signals
+FROM (SELECT account_id, unnest(units) AS unit FROM signals
       SEMI JOIN dashboard_members USING (account_id)) s
 SEMI JOIN community_units USING (unit)
 """

@@ -18,7 +18,7 @@ EXCHANGE_COLUMNS = {"ip": "ip", "asn": "asn", "client_fingerprint": "client_fing
 # sample size (the crowd test reads them).
 PARTNER_UNIT_USES_SQL = """
 WITH uses AS (
-    SELECT account_id, owner, unnest(list_distinct(units)) AS unit FROM signals
+    SELECT account_id, owner, unnest(units) AS unit FROM signals
 ),
 sampled AS (
     SELECT account_id, count(*) AS sampled FROM signals GROUP BY account_id
@@ -34,7 +34,7 @@ GROUP BY u.account_id, u.unit
 # Per account and partner campaign: sampled requests carrying any of its units.
 PARTNER_TEMPLATE_REQUESTS_SQL = """
 WITH uses AS (
-    SELECT account_id, row_id, unnest(list_distinct(units)) AS unit FROM signals
+    SELECT account_id, row_id, unnest(units) AS unit FROM signals
 )
 SELECT u.account_id, p.campaign, count(DISTINCT u.row_id) AS requests,
        count(DISTINCT u.unit) AS units

@@ -31,7 +31,7 @@ __all__ = ["ACCOUNT_CAMPAIGN_TEMPLATE_SQL", "ACCOUNT_TEMPLATE_SQL", "ACCOUNT_UNI
 UNIT_STATS_SQL = """
 WITH uses AS (
     SELECT hash(owner) AS owner_key, text_hash, prior_turns,
-           unnest(list_distinct(units)) AS unit
+           unnest(units) AS unit
     FROM signals
 )
 SELECT unit,
@@ -58,7 +58,7 @@ UNIT_USES_SQL = "SELECT coalesce(sum(array_length(units)), 0) FROM signals"
 TEMPLATE_USES_SQL = """
 SELECT row_id, account_id, owner_key, unit
 FROM (SELECT row_id, account_id, hash(owner) AS owner_key,
-             unnest(list_distinct(units)) AS unit
+             unnest(units) AS unit
       FROM signals)
 SEMI JOIN unit_stats USING (unit)
 """

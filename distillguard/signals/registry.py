@@ -31,7 +31,7 @@ SIGNALS: tuple[SignalSpec, ...] = (
     SignalSpec("prior_turns", pa.int32(), 1, "messages before the new turn"),
     SignalSpec("prompt_chars", pa.int32(), 1, "characters in the new turn"),
     SignalSpec("text_hash", pa.int64(), 2, "hash of the whole normalized request"),
-    SignalSpec("units", pa.list_(pa.int64()), 2, "hashes of the request's text units"),
+    SignalSpec("units", pa.list_(pa.int64()), 2, "distinct hashes of the request's text units"),
 )
 
 SIGNAL_SCHEMA = pa.schema([(s.name, s.type) for s in SIGNALS])

@@ -27,7 +27,7 @@ _SPLIT = r"\n+|[.!?;]\s+"
 
 
 class TemplateUnits:
-    """Per request: its unit hashes (``units``, a list<int64> array) and ``text_hash``,
+    """Per request: its distinct unit hashes (``units``, a list<int64> array) and ``text_hash``,
     the hash of the whole normalized request (equal for verbatim repeats).
 
     Hashes are 64-bit XXH3 read as signed integers: every engine (DuckDB, Spark,
@@ -43,6 +43,24 @@ def _normalize(text: pa.Array) -> pa.Array:
     text = pc.utf8_lower(text)
     text = pc.replace_substring_regex(text, r"\d+", "0")
     return text
+
+
+def _distinct_per_request(parents: np.ndarray, hashes: np.ndarray
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """Each request's hashes once, first occurrences in order (``parents`` sorted).
+
+    A request's lines repeat, and so do the near-duplicate tokens of its units; the
+    queries that count units across requests read each request's units as a set, and
+    dropping repeats here, once per batch, spared DuckDB's ``list_distinct`` on every
+    sampled request (twice 4 s on a scale-0.1 store). Request and hash are mixed into
+    one 64-bit key: two different pairs share one with a chance of 1 in 2^64.
+    """
+    if not len(parents):
+        return parents, hashes
+    keys = hashes.view(np.uint64) ^ (parents.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15))
+    _, first = np.unique(keys, return_index=True)
+    first.sort()
+    return parents[first], hashes[first]
 
 
 def template_units(batch: pa.RecordBatch | pa.Table, *, last: pa.Array | None = None,
@@ -95,6 +113,7 @@ def template_units(batch: pa.RecordBatch | pa.Table, *, last: pa.Array | None = 
         order = np.argsort(parents, kind="stable")
         parents = parents[order]
         hashes = np.concatenate([hashes, tokens])[order]
+    parents, hashes = _distinct_per_request(parents, hashes)
     counts = np.bincount(parents, minlength=n) if len(parents) else np.zeros(n, dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
     units = pa.ListArray.from_arrays(pa.array(offsets), pa.array(hashes, pa.int64()))
