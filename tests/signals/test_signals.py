@@ -9,6 +9,7 @@ from distillguard.signals.lexicon import load_lexicon
 from distillguard.signals.techniques import technique_scores
 from distillguard.signals.template_units import template_units
 from distillguard.signals.text import last_message_text, request_text, window
+from distillguard.verdict.policy import load_policy
 
 
 def _batch(prompts: list[str], systems: list[str | None] | None = None,
@@ -83,6 +84,17 @@ def test_digits_are_folded_so_numbered_fill_ins_share_a_unit() -> None:
                     "Write exactly 40 new quiz questions about the history of Rome."])
     a, b = template_units(batch).units.to_pylist()
     assert a == b and a
+
+
+def test_a_request_lists_each_unit_once_in_the_order_first_seen() -> None:
+    line = "Grade the answer below on a scale of one to ten, with reasons."
+    other = "Then rewrite the answer so that it would earn a perfect score."
+    sketch = load_policy().sketch
+    repeated, single = template_units(
+        _batch([f"{line}\n{other}\n{line}\n", f"{line}\n{other}\n"]), sketch=sketch
+    ).units.to_pylist()
+    assert len(repeated) == len(set(repeated))
+    assert repeated == single
 
 
 def test_exchange_signals_has_one_row_per_exchange() -> None:
