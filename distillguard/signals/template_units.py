@@ -13,6 +13,7 @@ to everyone.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -24,6 +25,14 @@ from distillguard.signals.text import last_message_text, window
 __all__ = ["TemplateUnits", "template_units"]
 
 _SPLIT = r"\n+|[.!?;]\s+"
+# What ``_SPLIT`` means byte by byte in RE2, for the compiled splitter: ``\s`` is
+# ASCII ``[\t\n\f\r ]`` (no ``\v``), ``\d`` ASCII ``[0-9]``.
+_SENTENCE_ENDS = np.zeros(256, np.bool_)
+_SENTENCE_ENDS[list(b".!?;")] = True
+_SPACES = np.zeros(256, np.bool_)
+_SPACES[list(b"\t\n\f\r ")] = True
+_SPLIT_OR_DIGIT = _SENTENCE_ENDS.copy()
+_SPLIT_OR_DIGIT[list(b"\n0123456789")] = True
 
 
 class TemplateUnits:
@@ -39,10 +48,127 @@ class TemplateUnits:
         self.text_hash = text_hash
 
 
-def _normalize(text: pa.Array) -> pa.Array:
-    text = pc.utf8_lower(text)
-    text = pc.replace_substring_regex(text, r"\d+", "0")
-    return text
+@numba.njit(nogil=True, cache=True)
+def _fold_digits_and_split(offsets: np.ndarray, data: np.ndarray, valid: np.ndarray,
+                           sentence_ends: np.ndarray, spaces: np.ndarray, special: np.ndarray
+                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                      np.ndarray]:
+    """Each string with its digit runs folded to ``0`` (``\\d+`` -> ``0``), and the folded
+    strings cut at ``_SPLIT`` (leftmost-first: a newline run, or a sentence end with the
+    whitespace after it), in one pass over the UTF-8 bytes.
+
+    Returns the folded strings' offsets and bytes, then the pieces' offsets and bytes
+    (pieces concatenated, separators dropped, empty pieces kept as RE2's split keeps
+    them) and each piece's string. Invalid (null) strings fold to empty and give no
+    piece, as a null's split is a null list.
+    """
+    n = len(offsets) - 1
+    folded_offsets = np.zeros(n + 1, offsets.dtype)
+    folded = np.empty(offsets[n] - offsets[0], np.uint8)
+    piece_offsets = np.empty(len(folded) + n + 1, offsets.dtype)
+    piece_offsets[0] = 0
+    pieces = np.empty(len(folded), np.uint8)
+    piece_parents = np.empty(len(folded) + n, np.int64)
+    out = 0
+    piece_out = 0
+    n_pieces = 0
+    for i in range(n):
+        if valid[i]:
+            in_digits = False
+            # 0: inside a piece; 1: a newline run; 2: a sentence end (held back until the
+            # next byte says whether it ends the piece); 3: the whitespace after one
+            state = 0
+            j = offsets[i]
+            end = offsets[i + 1]
+            while j < end:
+                if state <= 1:
+                    # most bytes: copied in runs up to the next digit, newline or end mark
+                    run = j
+                    while run < end and not special[data[run]]:
+                        run += 1
+                    if run > j:
+                        length = run - j
+                        folded[out:out + length] = data[j:run]
+                        pieces[piece_out:piece_out + length] = data[j:run]
+                        out += length
+                        piece_out += length
+                        in_digits = False
+                        state = 0
+                        j = run
+                        continue
+                byte = data[j]
+                j += 1
+                if 48 <= byte <= 57:
+                    if in_digits:
+                        continue
+                    in_digits = True
+                    byte = 48
+                else:
+                    in_digits = False
+                folded[out] = byte
+                out += 1
+                if state == 1:
+                    if byte == 10:
+                        continue
+                    state = 0
+                elif state == 3:
+                    if spaces[byte]:
+                        continue
+                    state = 0
+                elif state == 2:
+                    if spaces[byte]:
+                        piece_parents[n_pieces] = i
+                        n_pieces += 1
+                        piece_offsets[n_pieces] = piece_out
+                        state = 3
+                        continue
+                    pieces[piece_out] = folded[out - 2]
+                    piece_out += 1
+                    state = 0
+                if byte == 10:
+                    piece_parents[n_pieces] = i
+                    n_pieces += 1
+                    piece_offsets[n_pieces] = piece_out
+                    state = 1
+                elif sentence_ends[byte]:
+                    state = 2
+                else:
+                    pieces[piece_out] = byte
+                    piece_out += 1
+            if state == 2:
+                pieces[piece_out] = folded[out - 1]
+                piece_out += 1
+            piece_parents[n_pieces] = i
+            n_pieces += 1
+            piece_offsets[n_pieces] = piece_out
+        folded_offsets[i + 1] = out
+    return (folded_offsets, folded[:out], piece_offsets[:n_pieces + 1], pieces[:piece_out],
+            piece_parents[:n_pieces])
+
+
+def _normalize_and_split(text: pa.Array) -> tuple[pa.Array, pa.Array, np.ndarray]:
+    """``text`` lowercased with digit runs folded to ``0`` (the normalized requests), its
+    pieces at ``_SPLIT`` and each piece's request: what ``utf8_lower``, then RE2's
+    ``replace_substring_regex`` and ``split_pattern_regex`` give, at a fraction of the
+    regex engine's cost (the two regexes were a fifth of the template units' time)."""
+    lower = pc.utf8_lower(text)
+    if pa.types.is_large_string(lower.type):
+        kind, offset_type = pa.large_string(), np.int64
+    else:
+        kind, offset_type = pa.string(), np.int32
+    n = len(lower)
+    buffers = lower.buffers()
+    offsets = np.frombuffer(buffers[1], offset_type)[lower.offset:lower.offset + n + 1]
+    data = np.frombuffer(buffers[2], np.uint8) if buffers[2] is not None else np.zeros(0, np.uint8)
+    valid = np.asarray(lower.is_valid())
+    folded_offsets, folded, piece_offsets, pieces, parents = _fold_digits_and_split(
+        offsets, data, valid, _SENTENCE_ENDS, _SPACES, _SPLIT_OR_DIGIT)
+    validity = pa.array(valid).buffers()[1] if lower.null_count else None
+    normalized = pa.Array.from_buffers(kind, n, [validity, pa.py_buffer(folded_offsets),
+                                                 pa.py_buffer(folded)], null_count=lower.null_count)
+    split = pa.Array.from_buffers(kind, len(parents), [None, pa.py_buffer(piece_offsets),
+                                                      pa.py_buffer(pieces)])
+    return normalized, split, parents
 
 
 def _distinct_per_request(parents: np.ndarray, hashes: np.ndarray
@@ -88,13 +214,10 @@ def template_units(batch: pa.RecordBatch | pa.Table, *, last: pa.Array | None = 
         system = system.combine_chunks()
     if last is None:
         last = last_message_text(batch)
-    text = _normalize(pc.binary_join_element_wise(system.fill_null(""),
-                                                  window(last, head, tail, chars=last_chars),
-                                                  "\n"))
+    text, pieces, parents = _normalize_and_split(pc.binary_join_element_wise(
+        system.fill_null(""), window(last, head, tail, chars=last_chars), "\n"))
     text_hash = hash_strings(text).view(np.int64)
-    pieces = pc.split_pattern_regex(text, _SPLIT)
-    flat = pc.utf8_trim_whitespace(pc.list_flatten(pieces))
-    parents = np.asarray(pc.list_parent_indices(pieces))
+    flat = pc.utf8_trim_whitespace(pieces)
     keep = np.asarray(pc.greater_equal(pc.utf8_length(flat), min_chars).to_numpy(
         zero_copy_only=False), dtype=bool)
     flat = flat.filter(pa.array(keep))

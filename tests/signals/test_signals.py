@@ -1,13 +1,16 @@
 from __future__ import annotations
 
+import random
+
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from distillguard.logs.schema import MESSAGE_TYPE
 from distillguard.signals import exchange_signals, hash_strings, keep_probability, sample_mask
 from distillguard.signals.lexicon import load_lexicon
 from distillguard.signals.techniques import technique_scores
-from distillguard.signals.template_units import template_units
+from distillguard.signals.template_units import _SPLIT, _normalize_and_split, template_units
 from distillguard.signals.text import last_message_text, request_text, window
 from distillguard.verdict.policy import load_policy
 
@@ -95,6 +98,28 @@ def test_a_request_lists_each_unit_once_in_the_order_first_seen() -> None:
     ).units.to_pylist()
     assert len(repeated) == len(set(repeated))
     assert repeated == single
+
+
+def test_compiled_normalize_and_split_equals_the_regexes() -> None:
+    """The byte-level splitter must cut exactly where RE2 does: unit hashes are compared
+    across scans, engines and the gateway."""
+    alphabet = [*"abcXYZ 0123456789.!?;\n\t\r\f\v", "é", "٣", "\u00a0", "\u2003", "Σ", "İ"]
+    rng = random.Random(7)
+    for trial in range(200):
+        texts = [None if rng.random() < 0.1 else
+                 "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40)))
+                 for _ in range(rng.randint(0, 30))]
+        text = pa.array(texts, pa.string())
+        if trial % 3 == 0 and len(text) > 2:
+            text = text.slice(1)
+        expected = pc.replace_substring_regex(pc.utf8_lower(text), r"\d+", "0")
+        expected_pieces = pc.split_pattern_regex(expected, _SPLIT)
+        normalized, pieces, parents = _normalize_and_split(text)
+        normalized.validate(full=True)
+        pieces.validate(full=True)
+        assert normalized.equals(expected), texts
+        assert pieces.equals(pc.list_flatten(expected_pieces)), texts
+        assert parents.tolist() == pc.list_parent_indices(expected_pieces).to_pylist(), texts
 
 
 def test_exchange_signals_has_one_row_per_exchange() -> None:
