@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-import numba
 import numpy as np
 import scipy.sparse as sp
+
+from distillguard.compiled import compiled
 
 __all__ = ["account_unit_matrix", "content_neighbors", "neighbors_and_pair_cosines",
            "normalize_rows"]
@@ -58,11 +59,12 @@ def normalize_rows(matrix: sp.csr_matrix) -> sp.csr_matrix:
 
 
 # Similarities computed at once (all blocks in flight together): a block of rows times
-# every account. About 24 bytes each while a block is worked on (the dense products,
-# the negated copy, the partition's 64-bit positions and the dense columns' product),
-# so about 100 MB; rows per block follow from the accounts. 8M cells put the 15.6M scan's
-# account graph (64,745 accounts) 6 MB over a 2 GiB peak.
-BLOCK_CELLS = 4_000_000
+# every account. About 16 bytes each while a block is worked on (the dense products, the
+# negated copy and the partition's 64-bit positions; more with dense columns), so about
+# 32 MB; rows per block follow from the accounts. 8M cells put the 15.6M scan's
+# account graph (64,745 accounts) 6 MB over a 2 GiB peak; 2M cost no more time than
+# 4M on a scale-0.1 candidate graph (3.5-3.9 s either way, compiled products).
+BLOCK_CELLS = 2_000_000
 
 
 # Columns (template units) shared by at least this share of the accounts are multiplied
@@ -101,7 +103,6 @@ def _split_dense_columns(transposed: sp.csr_matrix) -> tuple[sp.csr_matrix, np.n
     return sparse, dense
 
 
-@numba.njit(nogil=True, cache=True)
 def _sparse_rows_times_sparse(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray,
                               right_indptr: np.ndarray, right_indices: np.ndarray,
                               right_data: np.ndarray, start: int, out: np.ndarray) -> None:
@@ -133,8 +134,9 @@ def _block_neighbors(matrix: sp.csr_matrix, transposed: sp.csr_matrix, dense: np
     columns (``_split_dense_columns``)."""
     sims = np.zeros((stop - start, matrix.shape[0]),
                     np.result_type(matrix.dtype, transposed.dtype))
-    _sparse_rows_times_sparse(matrix.indptr, matrix.indices, matrix.data, transposed.indptr,
-                              transposed.indices, transposed.data, start, sims)
+    compiled(_sparse_rows_times_sparse)(matrix.indptr, matrix.indices, matrix.data,
+                                        transposed.indptr, transposed.indices, transposed.data,
+                                        start, sims)
     if len(dense):
         sims += dense[:, start:stop].T @ dense
     lo, hi = np.searchsorted(pair_sources, [start, stop])

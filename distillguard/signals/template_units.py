@@ -13,13 +13,14 @@ to everyone.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from distillguard.compiled import compiled
 from distillguard.signals.hashing import hash_strings
 from distillguard.signals.near_duplicates import SketchParams, near_duplicate_tokens
+from distillguard.signals.regex import SMALL_BATCH_ROWS
 from distillguard.signals.text import last_message_text, window
 
 __all__ = ["TemplateUnits", "template_units"]
@@ -48,7 +49,6 @@ class TemplateUnits:
         self.text_hash = text_hash
 
 
-@numba.njit(nogil=True, cache=True)
 def _fold_digits_and_split(offsets: np.ndarray, data: np.ndarray, valid: np.ndarray,
                            sentence_ends: np.ndarray, spaces: np.ndarray, special: np.ndarray
                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
@@ -148,10 +148,25 @@ def _fold_digits_and_split(offsets: np.ndarray, data: np.ndarray, valid: np.ndar
 
 def _normalize_and_split(text: pa.Array) -> tuple[pa.Array, pa.Array, np.ndarray]:
     """``text`` lowercased with digit runs folded to ``0`` (the normalized requests), its
-    pieces at ``_SPLIT`` and each piece's request: what ``utf8_lower``, then RE2's
-    ``replace_substring_regex`` and ``split_pattern_regex`` give, at a fraction of the
-    regex engine's cost (the two regexes were a fifth of the template units' time)."""
+    pieces at ``_SPLIT`` and each piece's request.
+
+    Small batches (the gateway's) take RE2's regexes; the scan's batches the compiled
+    splitter, which gives the same strings and pieces at a fraction of the regex
+    engine's cost (the two regexes were a fifth of the template units' time).
+    """
     lower = pc.utf8_lower(text)
+    if len(lower) < SMALL_BATCH_ROWS:
+        return _fold_and_split_by_regex(lower)
+    return _fold_and_split_compiled(lower)
+
+
+def _fold_and_split_by_regex(lower: pa.Array) -> tuple[pa.Array, pa.Array, np.ndarray]:
+    normalized = pc.replace_substring_regex(lower, r"\d+", "0")
+    pieces = pc.split_pattern_regex(normalized, _SPLIT)
+    return normalized, pc.list_flatten(pieces), np.asarray(pc.list_parent_indices(pieces))
+
+
+def _fold_and_split_compiled(lower: pa.Array) -> tuple[pa.Array, pa.Array, np.ndarray]:
     if pa.types.is_large_string(lower.type):
         kind, offset_type = pa.large_string(), np.int64
     else:
@@ -161,7 +176,7 @@ def _normalize_and_split(text: pa.Array) -> tuple[pa.Array, pa.Array, np.ndarray
     offsets = np.frombuffer(buffers[1], offset_type)[lower.offset:lower.offset + n + 1]
     data = np.frombuffer(buffers[2], np.uint8) if buffers[2] is not None else np.zeros(0, np.uint8)
     valid = np.asarray(lower.is_valid())
-    folded_offsets, folded, piece_offsets, pieces, parents = _fold_digits_and_split(
+    folded_offsets, folded, piece_offsets, pieces, parents = compiled(_fold_digits_and_split)(
         offsets, data, valid, _SENTENCE_ENDS, _SPACES, _SPLIT_OR_DIGIT)
     validity = pa.array(valid).buffers()[1] if lower.null_count else None
     normalized = pa.Array.from_buffers(kind, n, [validity, pa.py_buffer(folded_offsets),
