@@ -217,10 +217,9 @@ def candidate_operators(candidates: pa.Table, matrix: sp.csr_matrix, graph: Acco
         None if models is None else _of_nodes(models, members, n),
         params.fragment_params(graph_params))
     accounts = chosen.column("account_id").to_pylist()
-    operator = attribute_operators(accounts, matrix[members], behavior,
-                                   graph.community[members],
+    operator = attribute_operators(accounts, matrix, behavior, graph.community[members],
                                    chosen.column("owner").to_pylist(), params, graph_params,
-                                   threads=threads)
+                                   threads=threads, matrix_rows=members)
     return dict(zip(accounts, operator.tolist(), strict=True))
 
 
