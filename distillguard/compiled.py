@@ -1,9 +1,9 @@
 """Loops compiled to machine code on first use, for the few kernels numpy has no
 whole-array form for (``linkage.content_similarity``, ``signals.template_units``).
 
-Numba is imported only when a kernel is first called: loading it maps LLVM, about
-100 MB resident and 0.3 s, which commands and processes that never run a kernel
-(the gateway's small batches, ``--help``) should not pay. Compiled code is cached
+Numba is imported only when a kernel is first called: loading it and the first
+kernel maps LLVM, about 140 MB resident and 0.3 s, which commands and processes
+that never run a kernel (the gateway, ``--help``) should not pay. Compiled code is cached
 next to the module (``cache=True``), so a process compiles a kernel once per
 installation, not once per run.
 """

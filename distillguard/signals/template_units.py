@@ -146,8 +146,9 @@ def _fold_digits_and_split(offsets: np.ndarray, data: np.ndarray, valid: np.ndar
             n_pieces += 1
             piece_offsets[n_pieces] = piece_out
         folded_offsets[i + 1] = out
-    return (folded_offsets, folded[:out], piece_offsets[:n_pieces + 1], pieces[:piece_out],
-            piece_parents[:n_pieces])
+    # the pieces' offsets and parents were sized for the worst case (a piece per byte)
+    return (folded_offsets, folded[:out], piece_offsets[:n_pieces + 1].copy(),
+            pieces[:piece_out], piece_parents[:n_pieces].copy())
 
 
 def _normalize_and_split(text: pa.Array) -> tuple[pa.Array, pa.Array, np.ndarray]:
