@@ -259,12 +259,33 @@ class DuckDBEngine:
         """DuckDB keeps its buffer pool's pages up to ``memory_limit`` (``--memory``)
         resident; lowering the limit evicts them, so the account graph's arrays get
         that memory (measured on a scale-0.1 store: 420 -> 82 MB resident). The
-        limit is put back after."""
+        limit is put back after.
+
+        Lending is a saving, never a condition: when DuckDB holds more than the floor
+        in pages it cannot evict (an in-memory store with no temp directory, pinned
+        blocks; seen on a 27M-exchange scan, which then failed after 14 minutes), the
+        limit goes as low as what it holds, else stays as it is."""
         if self.memory is None:
             yield
             return
-        self._set_memory_limit(f"{LENT_MEMORY_FLOOR}B")
+        self._lower_memory_limit()
         try:
             yield
         finally:
             self._set_memory_limit(self.memory)
+
+    def _lower_memory_limit(self) -> None:
+        """Set the limit to ``LENT_MEMORY_FLOOR``, or to what DuckDB holds if it cannot
+        free that much, or leave it."""
+        try:
+            self._set_memory_limit(f"{LENT_MEMORY_FLOOR}B")
+            return
+        except ResourceError:
+            pass
+        with map_duckdb_errors("cannot read the engine's memory use"):
+            held = int(self.con.execute(
+                "SELECT coalesce(sum(memory_usage_bytes), 0) FROM duckdb_memory()"
+            ).fetchall()[0][0])
+        if held * 5 // 4 < parse_memory(self.memory):
+            with suppress(ResourceError):
+                self._set_memory_limit(f"{max(held * 5 // 4, LENT_MEMORY_FLOOR)}B")

@@ -124,6 +124,23 @@ def test_memory_lent_while_python_works_then_given_back() -> None:
     assert engine.rows(setting)[0][0] == before
 
 
+def test_memory_lent_when_duckdb_cannot_free_its_pages_does_not_fail() -> None:
+    """An in-memory store with no temp directory cannot evict its tables' pages: the
+    limit goes down to what DuckDB holds instead of the floor, and nothing fails."""
+    from distillguard.engines.sql_engine import LENT_MEMORY_FLOOR, DuckDBEngine
+
+    con = duckdb.connect(config={"memory_limit": "2GB", "temp_directory": ""})
+    con.execute("CREATE TABLE held AS SELECT range AS a, range * 2 AS b FROM range(20000000)")
+    engine = DuckDBEngine(con, memory="2GB")
+    setting = "SELECT value FROM duckdb_settings() WHERE name = 'memory_limit'"
+    before = engine.rows(setting)[0][0]
+    with engine.memory_lent():
+        lent = parse_memory(engine.rows(setting)[0][0])
+        assert LENT_MEMORY_FLOOR < lent < parse_memory("2GB")
+        assert engine.rows("SELECT count(*) FROM held") == [(20_000_000,)]
+    assert engine.rows(setting)[0][0] == before
+
+
 class _FailingOnce:
     """A DuckDB connection whose queries containing ``marker`` run out of memory the first
     ``times`` times; every statement is recorded."""
