@@ -159,7 +159,10 @@ def content_neighbors(matrix: sp.csr_matrix, *, k: int, min_cosine: float,
     across ``threads`` blocks at a time, at most 1,024) sets the memory, not the
     result; nor do ``threads`` (the compiled product and numpy's partition let
     go of the interpreter lock, so blocks run side by side: 19 -> 12 s for 10,628
-    accounts on 2 busy cores).
+    accounts on 2 busy cores). One exception, to the last bit: the most shared
+    columns' product (BLAS) may round differently for blocks of other shapes on
+    some CPUs (OpenBLAS's kernels for small matrices), so a cosine can differ in
+    float32's last place, and an edge only where two candidates tie to that place.
     """
     none = np.zeros(0, dtype=np.int64)
     return neighbors_and_pair_cosines(matrix, none, none, k=k, min_cosine=min_cosine,
