@@ -80,6 +80,11 @@ BLOCK_CELLS = 2_000_000
 DENSE_MIN_SHARE = 0.1
 DENSE_CELLS = 16_000_000
 DENSE_MIN_PRODUCT_SHARE = 0.5
+# The dense product is taken this many rows at a time, at the same row offsets whatever
+# the block size (blocks are whole chunks): BLAS may round a product's last float32 bit
+# differently for matrices of other shapes (OpenBLAS's kernels for small ones), and
+# the cosines, hence the edges, must not depend on ``block_rows`` or ``threads``.
+DENSE_CHUNK_ROWS = 64
 
 
 def _split_dense_columns(transposed: sp.csr_matrix) -> tuple[sp.csr_matrix, np.ndarray]:
@@ -138,7 +143,9 @@ def _block_neighbors(matrix: sp.csr_matrix, transposed: sp.csr_matrix, dense: np
                                         transposed.indptr, transposed.indices, transposed.data,
                                         start, sims)
     if len(dense):
-        sims += dense[:, start:stop].T @ dense
+        for chunk in range(start, stop, DENSE_CHUNK_ROWS):
+            end = min(chunk + DENSE_CHUNK_ROWS, stop)
+            sims[chunk - start:end - start] += dense[:, chunk:end].T @ dense
     lo, hi = np.searchsorted(pair_sources, [start, stop])
     wanted = sims[pair_sources[lo:hi] - start, pair_targets[lo:hi]]
     rows = np.arange(stop - start)
@@ -156,13 +163,11 @@ def content_neighbors(matrix: sp.csr_matrix, *, k: int, min_cosine: float,
 
     Returns edge arrays ``(source, target, cosine)`` with ``source < target``
     and no duplicates. ``block_rows`` (default: as many as ``BLOCK_CELLS`` allows
-    across ``threads`` blocks at a time, at most 1,024) sets the memory, not the
+    across ``threads`` blocks at a time, at most 1,024; rounded up to whole
+    ``DENSE_CHUNK_ROWS``) sets the memory, not the
     result; nor do ``threads`` (the compiled product and numpy's partition let
     go of the interpreter lock, so blocks run side by side: 19 -> 12 s for 10,628
-    accounts on 2 busy cores). One exception, to the last bit: the most shared
-    columns' product (BLAS) may round differently for blocks of other shapes on
-    some CPUs (OpenBLAS's kernels for small matrices), so a cosine can differ in
-    float32's last place, and an edge only where two candidates tie to that place.
+    accounts on 2 busy cores).
     """
     none = np.zeros(0, dtype=np.int64)
     return neighbors_and_pair_cosines(matrix, none, none, k=k, min_cosine=min_cosine,
@@ -185,6 +190,7 @@ def neighbors_and_pair_cosines(matrix: sp.csr_matrix, sources: np.ndarray, targe
     threads = max(1, threads)
     if block_rows is None:
         block_rows = max(16, min(1024, BLOCK_CELLS // threads // max(n, 1)))
+    block_rows = -(-block_rows // DENSE_CHUNK_ROWS) * DENSE_CHUNK_ROWS
     order = np.argsort(sources, kind="stable")
     pair_sources = np.asarray(sources, np.int64)[order]
     pair_targets = np.asarray(targets, np.int64)[order]
