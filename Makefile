@@ -41,12 +41,12 @@ lint: setup
 	$(BIN)/ruff check distillguard tests benchmarks
 
 test: lint $(SPARK_STAMP) $(PROVENANCE_STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 # The inner loop: everything but the tests marked slow (whole simulations and
 # scans, Spark, servers); `make test` stays the full suite.
 test-fast: lint $(SPARK_STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -n 2 -m "not slow"
 
 bench: setup
 	$(BIN)/python benchmarks/ingest.py
