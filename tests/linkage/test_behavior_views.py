@@ -170,7 +170,7 @@ def test_affinity_with_owners_ignores_what_one_owner_shares() -> None:
     assert alone[0] > 0 and across[0] == pytest.approx(0.0)
 
 
-def test_row_cosines_in_small_steps_match_the_dense_dot_products() -> None:
+def test_row_cosines_are_the_dot_products_in_float64_rounded_once() -> None:
     import scipy.sparse as sp
 
     from distillguard.linkage.behavior_views import normalize_rows, row_cosines
@@ -179,11 +179,48 @@ def test_row_cosines_in_small_steps_match_the_dense_dot_products() -> None:
     matrix = normalize_rows(sp.random(200, 40, density=0.3, format="csr", random_state=2,
                                       dtype=np.float32))
     sources, targets = rng.integers(0, 200, 5000), rng.integers(0, 200, 5000)
-    dense = matrix.toarray()
+    dense = matrix.toarray().astype(np.float64)
     expected = (dense[sources] * dense[targets]).sum(axis=1)
-    stepped = row_cosines(matrix, sources, targets, max_cells=100)
-    assert np.allclose(stepped, expected, atol=1e-5)
-    assert np.array_equal(stepped, row_cosines(matrix, sources, targets))
+    cosines = row_cosines(matrix, sources, targets)
+    assert cosines.dtype == np.float32
+    # float64 sums in another order differ far below float32's last bit
+    assert np.array_equal(cosines, expected.astype(np.float32))
+
+
+def test_row_cosines_of_rows_with_unsorted_or_repeated_columns() -> None:
+    import scipy.sparse as sp
+
+    from distillguard.linkage.behavior_views import row_cosines
+
+    # row 0: column 2 twice (0.5 + 0.25) and columns out of order; row 1 sorted
+    matrix = sp.csr_matrix((np.array([0.5, 1.0, 0.25, 2.0, 4.0], np.float32),
+                            np.array([2, 0, 2, 0, 2]), np.array([0, 3, 5])), shape=(2, 3))
+    assert not matrix.has_canonical_format
+    assert row_cosines(matrix, np.array([0, 1, 0]), np.array([1, 1, 0])).tolist() == [
+        1.0 * 2.0 + 0.75 * 4.0, 2.0 * 2.0 + 4.0 * 4.0, 1.0 + 0.75 * 0.75]
+    assert row_cosines(matrix, np.array([], np.int64), np.array([], np.int64)).shape == (0,)
+
+
+def test_row_cosines_of_rows_in_descending_column_order() -> None:
+    import scipy.sparse as sp
+
+    from distillguard.linkage.behavior_views import normalize_rows, row_cosines
+
+    rng = np.random.default_rng(5)
+    matrix = sp.random(300, 50, density=0.2, format="csr", random_state=4, dtype=np.float32)
+    matrix.sum_duplicates()
+    reversed_rows = matrix.copy()
+    for row in range(matrix.shape[0]):  # the same rows, their values stored back to front
+        part = slice(matrix.indptr[row], matrix.indptr[row + 1])
+        reversed_rows.indices[part] = matrix.indices[part][::-1]
+        reversed_rows.data[part] = matrix.data[part][::-1]
+    sources, targets = rng.integers(0, 300, 4000), rng.integers(0, 300, 4000)
+    assert np.array_equal(row_cosines(reversed_rows, sources, targets),
+                          row_cosines(matrix, sources, targets))
+    normalized = normalize_rows(matrix)
+    dense = normalized.toarray().astype(np.float64)
+    assert np.array_equal(row_cosines(normalized, sources, targets),
+                          (dense[sources] * dense[targets]).sum(axis=1).astype(np.float32))
 
 
 def test_rest_cosines_over_a_few_rows_at_a_time_are_the_same_bits(
